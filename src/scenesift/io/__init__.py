@@ -1,0 +1,1 @@
+"""Dataset formats: importers turn files into FrameRecords, exporters turn them into files."""

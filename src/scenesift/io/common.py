@@ -1,0 +1,190 @@
+"""Helpers every importer shares: image probing, box clipping, located JSON validation.
+
+Importers validate everything before anything is written, so that a bad file raises one
+:class:`FormatError` naming where it is bad and the store is left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from scenesift.io.errors import FormatError
+from scenesift.records import Box, ImportReport
+
+#: Images larger than this (in pixels) are treated as corrupt rather than decoded.
+MAX_IMAGE_PIXELS = 100_000_000
+
+
+class ImageProblem(Exception):
+    """An image that cannot be used; the message is the reason shown in the import summary."""
+
+
+def probe_image(path: Path, verify: bool = True) -> tuple[int, int]:
+    """Return (width, height) of a usable image, or raise :class:`ImageProblem`.
+
+    With ``verify`` the image is decoded too, at 1/8 scale for JPEG (``draft``), which catches
+    truncated files for a fraction of a full decode's cost.
+    """
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        raise ImageProblem("missing") from None
+    if size == 0:
+        raise ImageProblem("empty file")
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            if width <= 0 or height <= 0 or width * height > MAX_IMAGE_PIXELS:
+                raise ImageProblem(f"absurd dimensions {width}x{height}")
+            if verify:
+                if im.format == "JPEG":
+                    im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                im.load()
+    except ImageProblem:
+        raise
+    except UnidentifiedImageError:
+        raise ImageProblem("not an image") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageProblem(f"corrupt ({e})") from None
+    return width, height
+
+
+def clip_box(box: Box, width: int, height: int, report: ImportReport) -> Box | None:
+    """Clip a box to the image, counting what was clipped; None (counted) if nothing is left."""
+    coords = (box.x1, box.y1, box.x2, box.y2)
+    if not all(math.isfinite(c) for c in coords):
+        report.dropped_boxes += 1
+        return None
+    x1, y1 = min(max(box.x1, 0.0), width), min(max(box.y1, 0.0), height)
+    x2, y2 = min(max(box.x2, 0.0), width), min(max(box.y2, 0.0), height)
+    if x2 - x1 < 1e-6 or y2 - y1 < 1e-6:
+        report.dropped_boxes += 1
+        return None
+    if (x1, y1, x2, y2) != coords:
+        report.clipped_boxes += 1
+        return replace(box, x1=x1, y1=y1, x2=x2, y2=y2)
+    return box
+
+
+def read_json(path: Path) -> Any:
+    """Load JSON, turning a decode error into a FormatError with line and column."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FormatError(path, "file", "an existing file", "missing") from None
+    except UnicodeDecodeError as e:
+        raise FormatError(path, f"byte {e.start}", "UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FormatError(
+            path, f"line {e.lineno} column {e.colno}", f"valid JSON ({e.msg})"
+        ) from None
+
+
+class JsonCursor:
+    """A value inside a JSON document that knows its file and JSON path, for error messages.
+
+    ``cur["labels"][0]["box2d"].number("x1")`` either returns the number or raises a
+    FormatError like ``labels.json: $[3].labels[0].box2d.x1: expected a number, got 'abc'``.
+    """
+
+    __slots__ = ("path", "value", "where")
+
+    def __init__(self, value: Any, path: Path | str, where: str = "$") -> None:
+        self.value = value
+        self.path = path
+        self.where = where
+
+    def error(self, expected: str, got: object | None = None, key: str | int | None = None):
+        return FormatError(
+            self.path, self._sub(key) if key is not None else self.where, expected, got
+        )
+
+    def _sub(self, key: str | int) -> str:
+        return f"{self.where}[{key}]" if isinstance(key, int) else f"{self.where}.{key}"
+
+    def __getitem__(self, key: str | int) -> JsonCursor:
+        if isinstance(key, int):
+            if not isinstance(self.value, list):
+                raise self.error("a list", type(self.value).__name__)
+            return JsonCursor(self.value[key], self.path, self._sub(key))
+        if not isinstance(self.value, dict):
+            raise self.error("an object", type(self.value).__name__)
+        if key not in self.value:
+            raise self.error("this field to be present", None, key)
+        return JsonCursor(self.value[key], self.path, self._sub(key))
+
+    def has(self, key: str) -> bool:
+        return isinstance(self.value, dict) and self.value.get(key) is not None
+
+    def get(self, key: str) -> JsonCursor | None:
+        return self[key] if self.has(key) else None
+
+    def items(self) -> Iterator[JsonCursor]:
+        if not isinstance(self.value, list):
+            raise self.error("a list", type(self.value).__name__)
+        for i, v in enumerate(self.value):
+            yield JsonCursor(v, self.path, self._sub(i))
+
+    def obj(self) -> dict:
+        if not isinstance(self.value, dict):
+            raise self.error("an object", type(self.value).__name__)
+        return self.value
+
+    def number(self, key: str | None = None) -> float:
+        cur = self[key] if key is not None else self
+        v = cur.value
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise cur.error("a finite number", v)
+        return float(v)
+
+    def string(self, key: str | None = None) -> str:
+        cur = self[key] if key is not None else self
+        if not isinstance(cur.value, str) or not cur.value:
+            raise cur.error("a non-empty string", cur.value)
+        return cur.value
+
+    def boolean(self, key: str | None = None) -> bool:
+        cur = self[key] if key is not None else self
+        if not isinstance(cur.value, bool):
+            raise cur.error("true or false", cur.value)
+        return cur.value
+
+
+@contextmanager
+def atomic_write(path: Path, mode: str = "w") -> Iterator[Any]:
+    """Write a file so that readers see the old content or the new, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    with atomic_write(path) as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """A frame name: the image path relative to its root, with forward slashes."""
+    return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()

@@ -1,0 +1,218 @@
+"""KITTI object detection: ``image_2/`` images with ``label_2/<stem>.txt`` box files.
+
+Lines read ``type truncated occluded alpha x1 y1 x2 y2 h w l x y z ry [score]``. Only the 2D
+box, the class, truncation, occlusion and depth matter to scenesift; the rest of the 3D fields
+are written back as KITTI's "unknown" defaults so the files stay valid for KITTI tools.
+KITTI object detection has no drives: every frame is its own drive.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from scenesift.io.common import ImageProblem, atomic_write, clip_box, probe_image
+from scenesift.io.errors import FormatError
+from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
+from scenesift.taxonomy import Taxonomy
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+#: KITTI type -> project class; None means "not an object we model" (ignored, not counted).
+DEFAULT_CLASS_MAP: dict[str, str | None] = {
+    "Car": "car",
+    "Van": "car",
+    "Truck": "truck",
+    "Pedestrian": "pedestrian",
+    "Person_sitting": "pedestrian",
+    "Cyclist": "cyclist",
+    "Misc": None,
+    "Tram": None,
+    "DontCare": None,
+}
+
+#: Project class -> KITTI type when writing; classes not listed keep their own name.
+REVERSE_CLASS_MAP = {
+    "car": "Car",
+    "truck": "Truck",
+    "pedestrian": "Pedestrian",
+    "cyclist": "Cyclist",
+}
+
+_FIELDS = ("truncated", "occluded", "alpha", "x1", "y1", "x2", "y2")
+_FIELDS += ("h", "w", "l", "x", "y", "z", "ry", "score")
+_TRUNCATION_THRESHOLD = 0.1
+
+
+def read_kitti(
+    root: Path,
+    taxonomy: Taxonomy,
+    *,
+    verify_images: bool = True,
+    class_map: Mapping[str, str | None] | None = None,
+    as_predictions: bool = False,
+) -> ImportBatch:
+    """Read a KITTI split folder (``root/image_2``, ``root/label_2``) into a batch.
+
+    ``class_map`` maps KITTI types to project classes (default :data:`DEFAULT_CLASS_MAP`);
+    types mapped to None are ignored and ``DontCare`` is ignored unless mapped. An image
+    without a label file gets ``boxes=None`` (not labelled). With ``as_predictions`` the
+    files are read as detector output (16th field = score) into ``predicted_boxes``.
+    """
+    root = Path(root).resolve()
+    image_dir, label_dir = root / "image_2", root / "label_2"
+    if not image_dir.is_dir():
+        raise FormatError(root, "image_2", "a KITTI folder with image_2/ (and label_2/)")
+    mapping = {"DontCare": None, **(DEFAULT_CLASS_MAP if class_map is None else class_map)}
+    report = ImportReport(source=f"kitti:{root}")
+    images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    _report_orphan_labels(label_dir, {p.stem for p in images}, report)
+    frames = []
+    for image in images:
+        label_file = label_dir / f"{image.stem}.txt"
+        parsed = _parse_label_file(label_file, root) if label_file.is_file() else None
+        try:
+            width, height = probe_image(image, verify_images)
+        except ImageProblem as e:
+            report.skipped_images.append((str(image), str(e)))
+            continue
+        boxes = None
+        if parsed is not None:
+            boxes = _keep_boxes(parsed, mapping, taxonomy, width, height, report)
+        frame = FrameRecord(
+            name=image.name, path=image, drive=image.name, width=width, height=height
+        )
+        if as_predictions:
+            frame.predicted_boxes = boxes or []
+        else:
+            frame.boxes = boxes
+        report.boxes += len(boxes or ())
+        frames.append(frame)
+    report.frames = len(frames)
+    return ImportBatch(frames=frames, image_root=image_dir, report=report)
+
+
+def _report_orphan_labels(label_dir: Path, stems: set[str], report: ImportReport) -> None:
+    """A label file without its image usually means a broken copy: show it in the summary."""
+    if not label_dir.is_dir():
+        return
+    for label in sorted(label_dir.glob("*.txt")):
+        if label.stem not in stems:
+            report.skipped_images.append((str(label), "label file without an image"))
+
+
+def _parse_label_file(path: Path, root: Path) -> list[Box]:
+    """All boxes of a label file with their raw KITTI type; FormatError on the first bad line."""
+    shown = path.relative_to(root).as_posix()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(shown, f"byte {e.start}", "UTF-8 text") from None
+    return [
+        _parse_line(line, shown, n)
+        for n, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def _parse_line(line: str, shown: str, n: int) -> Box:
+    parts = line.split()
+    if len(parts) not in (15, 16):
+        raise FormatError(shown, f"line {n}", "15 or 16 whitespace-separated fields", len(parts))
+    values: dict[str, float] = {}
+    for name, text in zip(_FIELDS, parts[1:], strict=False):
+        try:
+            values[name] = float(text)
+        except ValueError:
+            raise FormatError(shown, f"line {n}", f"a number for {name}", text) from None
+        if not math.isfinite(values[name]):
+            raise FormatError(shown, f"line {n}", f"a finite number for {name}", text)
+    kitti_type = parts[0]
+    if kitti_type == "DontCare":  # DontCare lines carry -1 truncation/occlusion by convention
+        return Box(kitti_type, values["x1"], values["y1"], values["x2"], values["y2"])
+    t, o = values["truncated"], values["occluded"]
+    if not 0.0 <= t <= 1.0:
+        raise FormatError(shown, f"line {n}", "truncated between 0 and 1", parts[1])
+    if o not in (0.0, 1.0, 2.0, 3.0):
+        raise FormatError(shown, f"line {n}", "occluded as 0, 1, 2 or 3", parts[2])
+    attributes: dict[str, float | int] = {"truncation": t, "kitti_occlusion": int(o)}
+    if values["z"] > 0:  # -1000 marks an unknown location; a visible object is in front
+        attributes["distance"] = values["z"]
+    return Box(
+        category=kitti_type,
+        x1=values["x1"],
+        y1=values["y1"],
+        x2=values["x2"],
+        y2=values["y2"],
+        occluded=o >= 1,
+        truncated=t > _TRUNCATION_THRESHOLD,
+        score=values.get("score"),
+        attributes=attributes,
+    )
+
+
+def _keep_boxes(
+    parsed: list[Box],
+    mapping: Mapping[str, str | None],
+    taxonomy: Taxonomy,
+    width: int,
+    height: int,
+    report: ImportReport,
+) -> list[Box]:
+    """Map KITTI types to classes, drop ignored and unknown ones, clip to the image."""
+    kept = []
+    for box in parsed:
+        category = mapping.get(box.category, box.category)
+        if category is None:
+            continue
+        if category not in taxonomy.classes:
+            report.count_unknown_category(box.category)
+            continue
+        clipped = clip_box(box, width, height, report)
+        if clipped is not None:
+            kept.append(replace(clipped, category=category))
+    return kept
+
+
+def write_kitti(
+    frames: Iterable[FrameRecord], out_dir: Path, *, predictions: bool = False
+) -> list[Path]:
+    """Write ``out_dir/label_2/<stem>.txt`` for every frame with labelled boxes.
+
+    Frames with ``boxes=None`` get no file (so they read back as unlabelled); fields
+    scenesift does not know are KITTI's defaults. With ``predictions`` the frames'
+    ``predicted_boxes`` are written with their score as the 16th field.
+    """
+    label_dir = Path(out_dir) / "label_2"
+    written: dict[str, str] = {}
+    paths = []
+    for frame in frames:
+        boxes = frame.predicted_boxes if predictions else frame.boxes
+        if boxes is None:
+            continue
+        stem = Path(frame.name).stem
+        if stem in written:
+            raise ValueError(
+                f"frames {written[stem]!r} and {frame.name!r} would both be written to "
+                f"label_2/{stem}.txt; KITTI folders are flat"
+            )
+        written[stem] = frame.name
+        path = label_dir / f"{stem}.txt"
+        with atomic_write(path) as f:
+            f.writelines(_format_line(box, with_score=predictions) + "\n" for box in boxes)
+        paths.append(path)
+    return paths
+
+
+def _format_line(box: Box, with_score: bool) -> str:
+    attrs = box.attributes
+    truncation = float(attrs.get("truncation", 1.0 if box.truncated else 0.0))
+    occlusion = int(attrs.get("kitti_occlusion", 1 if box.occluded else 0))
+    kitti_type = REVERSE_CLASS_MAP.get(box.category, box.category)
+    coords = " ".join(f"{v:.4f}" for v in (box.x1, box.y1, box.x2, box.y2))
+    line = f"{kitti_type} {truncation:.2f} {occlusion} -10 {coords} -1 -1 -1 -1000 -1000 -1000 -10"
+    if with_score:
+        line += f" {box.score if box.score is not None else 1.0:.6f}"
+    return line

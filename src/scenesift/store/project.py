@@ -1,0 +1,468 @@
+"""The project store: one folder holding the SQLite catalog and the array shards.
+
+Every multi-row write happens in one ``BEGIN IMMEDIATE`` transaction, so an import that
+fails (or is killed) leaves the catalog exactly as it was, and re-importing the same data is
+idempotent (frames are keyed by name, labels by (frame, situation, source), boxes replaced
+per (frame, source)).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
+from scenesift.store import schema
+from scenesift.store.arrays import ArrayStore
+from scenesift.store.errors import StoreError
+from scenesift.store.splits import assign_splits
+from scenesift.taxonomy import Situation, Taxonomy, default_taxonomy
+
+CATALOG = "catalog.sqlite"
+ARRAYS = "arrays"
+
+#: Which source counts as a frame's labels when several exist: a person beats an import,
+#: an import beats the simulated oracle.
+TRUTH_PRIORITY = ("human", "import", "oracle")
+LABEL_SOURCES = frozenset(TRUTH_PRIORITY)
+
+Progress = Callable[[int], None]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _chunks(seq: Sequence, size: int = 900) -> Iterator[Sequence]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+class Store:
+    """A scenesift project. Open with :meth:`open`, create with :meth:`init`."""
+
+    def __init__(self, root: Path, conn: sqlite3.Connection) -> None:
+        self.root = Path(root)
+        self.conn = conn
+        self.arrays = ArrayStore(self.root / ARRAYS, self)
+        self._depth = 0
+
+    # ----------------------------------------------------------------- lifecycle
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    @classmethod
+    def init(
+        cls,
+        root: Path,
+        taxonomy: Taxonomy | None = None,
+        split_fractions: Sequence[float] = (0.7, 0.1, 0.2),
+        seed: int = 0,
+    ) -> Store:
+        """Create a project in ``root`` (which may exist but must not be a project yet)."""
+        root = Path(root)
+        if (root / CATALOG).exists():
+            raise StoreError(f"{root} is already a scenesift project")
+        if len(split_fractions) != 3 or min(split_fractions) < 0 or sum(split_fractions) <= 0:
+            raise StoreError(f"split fractions must be 3 non-negative numbers: {split_fractions}")
+        taxonomy = taxonomy or default_taxonomy()
+        root.mkdir(parents=True, exist_ok=True)
+        (root / ARRAYS).mkdir(exist_ok=True)
+        tmp = root / (CATALOG + ".init")
+        tmp.unlink(missing_ok=True)
+        conn = cls._connect(tmp)
+        try:
+            schema.migrate(conn)
+            store = cls(root, conn)
+            with store.transaction() as c:
+                settings = {
+                    "created_at": now(),
+                    "split_fractions": json.dumps(list(split_fractions)),
+                    "split_seed": str(seed),
+                }
+                c.executemany("INSERT INTO project VALUES (?, ?)", settings.items())
+                store._write_taxonomy(c, taxonomy)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
+            # Rename last: a crash during init leaves no half-made project behind.
+            tmp.rename(root / CATALOG)
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(tmp) + suffix).unlink(missing_ok=True)
+        return cls.open(root)
+
+    @classmethod
+    def open(cls, root: Path) -> Store:
+        root = Path(root)
+        path = root / CATALOG
+        if not path.exists():
+            raise StoreError(
+                f"{root} is not a scenesift project (no {CATALOG}); create one with "
+                f"`scenesift init {root}`"
+            )
+        conn = cls._connect(path)
+        schema.migrate(conn)
+        (root / ARRAYS).mkdir(exist_ok=True)
+        return cls(root, conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of work; nested calls join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # ----------------------------------------------------------------- settings
+    def setting(self, key: str) -> str:
+        row = self.conn.execute("SELECT value FROM project WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise StoreError(f"project setting {key!r} is missing")
+        return row[0]
+
+    @property
+    def split_fractions(self) -> tuple[float, float, float]:
+        a, b, c = json.loads(self.setting("split_fractions"))
+        return (a, b, c)
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        rows = self.conn.execute(
+            "SELECT name, grp, description FROM situations ORDER BY position"
+        ).fetchall()
+        classes = [r[0] for r in self.conn.execute("SELECT name FROM classes ORDER BY position")]
+        return Taxonomy([Situation(n, g, d) for n, g, d in rows], classes)
+
+    @staticmethod
+    def _write_taxonomy(conn: sqlite3.Connection, taxonomy: Taxonomy) -> None:
+        conn.executemany(
+            "INSERT INTO situations (name, grp, description, position) VALUES (?, ?, ?, ?)",
+            [(s.name, s.group, s.description, i) for i, s in enumerate(taxonomy.situations)],
+        )
+        conn.executemany(
+            "INSERT INTO classes (name, position) VALUES (?, ?)",
+            [(c, i) for i, c in enumerate(taxonomy.classes)],
+        )
+
+    # ----------------------------------------------------------------- writing
+    def ingest(
+        self,
+        batch: ImportBatch,
+        label_source: str = "import",
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Write a parsed batch in one transaction and return its report.
+
+        ``label_source`` is ``import`` (labels that arrive with data: frames become
+        labelled), ``human`` (a finished labelling round trip) or ``oracle`` (ground truth
+        held back for simulated labelling: frames stay unlabelled until revealed).
+        """
+        if label_source not in LABEL_SOURCES:
+            raise StoreError(f"label source must be one of {sorted(LABEL_SOURCES)}")
+        taxonomy = self.taxonomy
+        self._validate(batch, taxonomy)
+        stamp = now()
+        frames = batch.frames
+        with self.transaction() as c:
+            root_id = self._root_id(c, batch.image_root)
+            self._add_drives(c, frames)
+            ids = self._upsert_frames(c, frames, root_id, stamp)
+            labelled: set[int] = set()
+            sit_rows, set_rows, box_rows, cleared = [], [], [], []
+            for rec in frames:
+                fid = ids[rec.name]
+                values = taxonomy.complete_groups(rec.situations)
+                for sit, value in values.items():
+                    sit_rows.append((fid, sit, label_source, int(bool(value)), None, stamp))
+                if rec.boxes is not None:
+                    cleared.append((fid, label_source))
+                    set_rows.append((fid, label_source, stamp))
+                    box_rows.extend(_box_row(fid, label_source, b) for b in rec.boxes)
+                if values or rec.boxes is not None:
+                    labelled.add(fid)
+            c.executemany(
+                "INSERT INTO situation_labels "
+                "(frame_id, situation, source, value, confidence, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (frame_id, situation, source) DO UPDATE "
+                "SET value = excluded.value, confidence = excluded.confidence, "
+                "created_at = excluded.created_at",
+                sit_rows,
+            )
+            c.executemany("DELETE FROM box_sets WHERE frame_id = ? AND source = ?", cleared)
+            c.executemany(
+                "INSERT INTO box_sets (frame_id, source, created_at) VALUES (?, ?, ?)", set_rows
+            )
+            c.executemany(
+                "INSERT INTO boxes (frame_id, source, category, x1, y1, x2, y2, occluded, "
+                "truncated, score, class_probs, attributes) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                box_rows,
+            )
+            if label_source != "oracle" and labelled:
+                c.executemany(
+                    "UPDATE frames SET state = 'labelled', updated_at = ? WHERE id = ?",
+                    [(stamp, fid) for fid in labelled],
+                )
+            c.execute(
+                "INSERT INTO imports (source, label_source, report, created_at) VALUES (?,?,?,?)",
+                (batch.report.source, label_source, json.dumps(asdict(batch.report)), stamp),
+            )
+            if progress:
+                progress(len(frames))
+        return batch.report
+
+    @staticmethod
+    def _validate(batch: ImportBatch, tax: Taxonomy) -> None:
+        """Reject a batch that names situations or classes outside the project's taxonomy."""
+        known_classes = set(tax.classes)
+        seen: set[str] = set()
+        for rec in batch.frames:
+            if rec.name in seen:
+                raise StoreError(f"frame {rec.name!r} appears twice in {batch.report.source}")
+            seen.add(rec.name)
+            for sit in rec.situations:
+                if sit not in tax:
+                    raise StoreError(
+                        f"frame {rec.name!r}: unknown situation {sit!r}; the project knows "
+                        f"{', '.join(tax.names)}"
+                    )
+            for box in rec.boxes or ():
+                if box.category not in known_classes:
+                    raise StoreError(
+                        f"frame {rec.name!r}: unknown class {box.category!r}; the project "
+                        f"knows {', '.join(tax.classes)}"
+                    )
+
+    def _root_id(self, c: sqlite3.Connection, root: Path) -> int:
+        path = os.path.abspath(root)
+        c.execute("INSERT OR IGNORE INTO image_roots (path) VALUES (?)", (path,))
+        return c.execute("SELECT id FROM image_roots WHERE path = ?", (path,)).fetchone()[0]
+
+    def _add_drives(self, c: sqlite3.Connection, frames: list[FrameRecord]) -> None:
+        """Give every new drive a split; drives already in the project keep theirs."""
+        names = sorted({f.drive for f in frames})
+        known = set()
+        for chunk in _chunks(names):
+            q = f"SELECT name FROM drives WHERE name IN ({','.join('?' * len(chunk))})"
+            known.update(r[0] for r in c.execute(q, chunk))
+        new = [d for d in names if d not in known]
+        if not new:
+            return
+        sizes: Counter[str] = Counter()
+        labels: dict[str, Counter[str]] = defaultdict(Counter)
+        new_set = set(new)
+        for f in frames:
+            if f.drive not in new_set:
+                continue
+            sizes[f.drive] += 1
+            for sit, value in f.situations.items():
+                if value:
+                    labels[f.drive][f"situation:{sit}"] += 1
+            for cat in {b.category for b in f.boxes or ()}:
+                labels[f.drive][f"class:{cat}"] += 1
+        seed = int(self.setting("split_seed"))
+        splits = assign_splits(labels, sizes, self.split_fractions, seed)
+        c.executemany("INSERT INTO drives (name, split) VALUES (?, ?)", sorted(splits.items()))
+
+    def _upsert_frames(
+        self, c: sqlite3.Connection, frames: list[FrameRecord], root_id: int, stamp: str
+    ) -> dict[str, int]:
+        names = [f.name for f in frames]
+        existing: dict[str, str] = {}
+        for chunk in _chunks(names):
+            q = f"SELECT name, drive FROM frames WHERE name IN ({','.join('?' * len(chunk))})"
+            existing.update(c.execute(q, chunk).fetchall())
+        for f in frames:
+            if f.name in existing and existing[f.name] != f.drive:
+                raise StoreError(
+                    f"frame {f.name!r} belongs to drive {existing[f.name]!r} in the project "
+                    f"but to drive {f.drive!r} in this import; a frame cannot change drive"
+                )
+        c.executemany(
+            "INSERT INTO frames (name, root_id, path, width, height, drive, timestamp, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "root_id = excluded.root_id, path = excluded.path, "
+            "width = coalesce(excluded.width, width), height = coalesce(excluded.height, height),"
+            " timestamp = coalesce(excluded.timestamp, timestamp)",
+            [
+                (
+                    f.name,
+                    root_id,
+                    _relative(f.path, self._root_path(c, root_id)),
+                    f.width,
+                    f.height,
+                    f.drive,
+                    f.timestamp,
+                    stamp,
+                )
+                for f in frames
+            ],
+        )
+        ids: dict[str, int] = {}
+        for chunk in _chunks(names):
+            q = f"SELECT name, id FROM frames WHERE name IN ({','.join('?' * len(chunk))})"
+            ids.update(c.execute(q, chunk).fetchall())
+        return ids
+
+    def _root_path(self, c: sqlite3.Connection, root_id: int) -> str:
+        cache = self.__dict__.setdefault("_roots", {})
+        if root_id not in cache:
+            row = c.execute("SELECT path FROM image_roots WHERE id = ?", (root_id,)).fetchone()
+            cache[root_id] = row[0]
+        return cache[root_id]
+
+    # ----------------------------------------------------------------- reading
+    def count_frames(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM frames").fetchone()[0]
+
+    def records(
+        self,
+        split: str | None = None,
+        state: str | None = None,
+        source: str | None = None,
+        names: Iterable[str] | None = None,
+    ) -> list[FrameRecord]:
+        """Frames with their labels, for exporters and training.
+
+        ``source=None`` gives each frame's *truth*: per situation and for boxes, the first
+        source present in human > import > oracle. Otherwise only that source's labels.
+        """
+        where, args = [], []
+        if split:
+            where.append("d.split = ?")
+            args.append(split)
+        if state:
+            where.append("f.state = ?")
+            args.append(state)
+        sql = (
+            "SELECT f.id, f.name, r.path, f.path, f.drive, f.width, f.height, f.timestamp, "
+            "d.split FROM frames f JOIN drives d ON d.name = f.drive "
+            "JOIN image_roots r ON r.id = f.root_id"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY f.drive, f.timestamp, f.name"
+        rows = self.conn.execute(sql, args).fetchall()
+        if names is not None:
+            wanted = set(names)
+            rows = [r for r in rows if r[1] in wanted]
+        sources = TRUTH_PRIORITY if source is None else (source,)
+        rank = {s: i for i, s in enumerate(sources)}
+        placeholders = ",".join("?" * len(sources))
+
+        sit: dict[int, dict[str, tuple[int, bool]]] = defaultdict(dict)
+        for fid, name, src, value in self.conn.execute(
+            f"SELECT frame_id, situation, source, value FROM situation_labels "
+            f"WHERE source IN ({placeholders})",
+            sources,
+        ):
+            best = sit[fid].get(name)
+            if best is None or rank[src] < best[0]:
+                sit[fid][name] = (rank[src], bool(value))
+        box_source: dict[int, str] = {}
+        for fid, src in self.conn.execute(
+            f"SELECT frame_id, source FROM box_sets WHERE source IN ({placeholders})", sources
+        ):
+            if fid not in box_source or rank[src] < rank[box_source[fid]]:
+                box_source[fid] = src
+        boxes: dict[int, list[Box]] = defaultdict(list)
+        for row in self.conn.execute(
+            "SELECT frame_id, source, category, x1, y1, x2, y2, occluded, truncated, score, "
+            f"class_probs, attributes FROM boxes WHERE source IN ({placeholders}) ORDER BY id",
+            sources,
+        ):
+            if box_source.get(row[0]) == row[1]:
+                boxes[row[0]].append(_box_from_row(row[2:]))
+
+        out = []
+        for fid, name, root, rel, drive, w, h, ts, split_ in rows:
+            out.append(
+                FrameRecord(
+                    name=name,
+                    path=Path(root) / rel,
+                    drive=drive,
+                    width=w,
+                    height=h,
+                    timestamp=ts,
+                    split=split_,
+                    situations={k: v for k, (_, v) in sit.get(fid, {}).items()},
+                    boxes=boxes.get(fid, []) if fid in box_source else None,
+                )
+            )
+        return out
+
+
+def _relative(path: Path, root: str) -> str:
+    # abspath, not resolve: a symlinked image keeps its in-root name (serving checks links).
+    rel = os.path.relpath(os.path.abspath(path), root)
+    if rel.startswith(os.pardir):
+        raise StoreError(f"image {path} is not under its dataset root {root}")
+    return Path(rel).as_posix()
+
+
+def _box_row(fid: int, source: str, b: Box) -> tuple:
+    return (
+        fid,
+        source,
+        b.category,
+        b.x1,
+        b.y1,
+        b.x2,
+        b.y2,
+        int(b.occluded),
+        int(b.truncated),
+        b.score,
+        json.dumps(list(b.class_probs)) if b.class_probs is not None else None,
+        json.dumps(dict(b.attributes), sort_keys=True),
+    )
+
+
+def _box_from_row(row: Sequence) -> Box:
+    cat, x1, y1, x2, y2, occ, trunc, score, probs, attrs = row
+    return Box(
+        category=cat,
+        x1=x1,
+        y1=y1,
+        x2=x2,
+        y2=y2,
+        occluded=bool(occ),
+        truncated=bool(trunc),
+        score=score,
+        class_probs=tuple(json.loads(probs)) if probs else None,
+        attributes=json.loads(attrs) if attrs else {},
+    )

@@ -1,0 +1,71 @@
+"""Assign train/val/test splits by drive, stratified over situations and classes.
+
+Neighbouring frames of a drive are near-duplicates, so a split is a property of a drive: a
+frame-level split would leak almost-identical images between train and test. Within that
+constraint we want every rare situation represented in each split in proportion.
+
+Written by hand because no well-kept library does *grouped multi-label* stratification:
+scikit-learn's StratifiedGroupKFold handles one label, iterative-stratification packages
+ignore groups. This is Sechidis et al.'s iterative stratification (2011) applied to drives:
+drives holding the rarest label are placed first, each into the split that lacks that label
+most relative to its target share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+def assign_splits(
+    drive_labels: Mapping[str, Mapping[str, int]],
+    drive_sizes: Mapping[str, int],
+    fractions: Sequence[float] = (0.7, 0.1, 0.2),
+    seed: int = 0,
+) -> dict[str, str]:
+    """Map each drive to a split.
+
+    ``drive_labels[drive][label]`` counts the drive's frames that are positive for a label
+    (situations and classes alike); ``drive_sizes[drive]`` is its frame count. Deterministic
+    for a given input and seed, independent of dict order.
+    """
+    if len(fractions) != len(SPLITS) or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise ValueError(f"split fractions must be three non-negative numbers, got {fractions}")
+    share = np.asarray(fractions, dtype=float) / float(sum(fractions))
+    drives = sorted(drive_sizes)
+    if not drives:
+        return {}
+    rng = np.random.default_rng(seed)
+    tiebreak = dict(zip(drives, rng.permutation(len(drives)), strict=True))
+
+    labels = sorted({lab for d in drives for lab, n in drive_labels.get(d, {}).items() if n > 0})
+    total = {lab: sum(drive_labels.get(d, {}).get(lab, 0) for d in drives) for lab in labels}
+    wanted = {lab: share * total[lab] for lab in labels}
+    wanted_frames = share * sum(drive_sizes[d] for d in drives)
+    got = {lab: np.zeros(len(SPLITS)) for lab in labels}
+    got_frames = np.zeros(len(SPLITS))
+
+    def rarest(d: str) -> tuple[float, int]:
+        present = [total[lab] for lab, n in drive_labels.get(d, {}).items() if n > 0]
+        return (min(present) if present else float("inf"), tiebreak[d])
+
+    out: dict[str, str] = {}
+    for d in sorted(drives, key=rarest):
+        present = [lab for lab, n in drive_labels.get(d, {}).items() if n > 0]
+        frame_need = wanted_frames - got_frames
+        if present:
+            key = min(present, key=lambda lab: (total[lab], lab))
+            need = wanted[key] - got[key]
+            # Prefer the split that lacks this label most, then the one that lacks frames.
+            order = sorted(range(len(SPLITS)), key=lambda s: (-need[s], -frame_need[s], s))
+        else:
+            order = sorted(range(len(SPLITS)), key=lambda s: (-frame_need[s], s))
+        choice = next((s for s in order if share[s] > 0), order[0])
+        out[d] = SPLITS[choice]
+        got_frames[choice] += drive_sizes[d]
+        for lab in present:
+            got[lab][choice] += drive_labels[d][lab]
+    return out

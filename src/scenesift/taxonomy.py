@@ -1,0 +1,108 @@
+"""Situation taxonomy and object classes of a project.
+
+A taxonomy is declared once (TOML) and stored in the project; every importer validates
+against it, so a typo in a CSV header is an error, not a silent new situation.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from scenesift.io.errors import FormatError
+
+
+@dataclass(frozen=True)
+class Situation:
+    name: str
+    group: str | None = None
+    description: str = ""
+
+
+@dataclass
+class Taxonomy:
+    situations: list[Situation]
+    classes: list[str]
+    _by_name: dict[str, Situation] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_name = {}
+        for s in self.situations:
+            if s.name in self._by_name:
+                raise ValueError(f"situation {s.name!r} declared twice")
+            self._by_name[s.name] = s
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"duplicate class names in {self.classes}")
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.situations]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def get(self, name: str) -> Situation:
+        return self._by_name[name]
+
+    def groups(self) -> dict[str, list[str]]:
+        """Mutually exclusive groups, in declaration order."""
+        out: dict[str, list[str]] = {}
+        for s in self.situations:
+            if s.group:
+                out.setdefault(s.group, []).append(s.name)
+        return out
+
+    def group_members(self, name: str) -> list[str]:
+        """The other situations that exclude ``name`` (empty when it has no group)."""
+        group = self._by_name[name].group
+        if group is None:
+            return []
+        return [s.name for s in self.situations if s.group == group and s.name != name]
+
+    def complete_groups(self, values: dict[str, bool]) -> dict[str, bool]:
+        """Add the negatives implied by a positive group member (night => not day, not dusk)."""
+        out = dict(values)
+        for name, value in values.items():
+            if value and name in self._by_name:
+                for other in self.group_members(name):
+                    out.setdefault(other, False)
+        return out
+
+    @classmethod
+    def from_toml(cls, path: Path) -> Taxonomy:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise FormatError(path, str(e), "a valid TOML taxonomy") from None
+        return cls.from_dict(data, origin=path)
+
+    @classmethod
+    def from_dict(cls, data: dict, origin: Path | str = "<taxonomy>") -> Taxonomy:
+        situations = []
+        for i, item in enumerate(data.get("situations", [])):
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise FormatError(origin, f"situations[{i}]", "a table with a string 'name'")
+            situations.append(
+                Situation(item["name"], item.get("group"), item.get("description", ""))
+            )
+        classes = data.get("classes", [])
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise FormatError(origin, "classes", "a list of class names")
+        return cls(situations=situations, classes=list(classes))
+
+    def to_dict(self) -> dict:
+        return {
+            "classes": list(self.classes),
+            "situations": [
+                {"name": s.name, "group": s.group, "description": s.description}
+                for s in self.situations
+            ],
+        }
+
+
+def default_taxonomy() -> Taxonomy:
+    """The driving taxonomy of the synthetic world and of BDD100K-like data."""
+    text = resources.files("scenesift").joinpath("data/taxonomy.toml").read_text("utf-8")
+    return Taxonomy.from_dict(tomllib.loads(text), origin="scenesift/data/taxonomy.toml")
