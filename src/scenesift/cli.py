@@ -1,0 +1,255 @@
+"""The ``scenesift`` command line: init, synth, import, export, info."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from scenesift.io.errors import FormatError
+from scenesift.records import ImportReport
+from scenesift.store import Store, StoreError
+from scenesift.ui import console, err_console
+
+app = typer.Typer(
+    help="scenesift: which driving frames to label next, and why.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+PROJECT = typer.Option(
+    Path("."), "--project", "-p", help="Project folder (made by `scenesift init`).",
+    envvar="SCENESIFT_PROJECT",
+)  # fmt: skip
+
+
+class ImportFormat(StrEnum):
+    bdd = "bdd"
+    kitti = "kitti"
+    coco = "coco"
+    csv = "csv"
+    labelstudio = "labelstudio"
+
+
+class ExportFormat(StrEnum):
+    bdd = "bdd"
+    kitti = "kitti"
+    coco = "coco"
+    csv = "csv"
+    labelstudio = "labelstudio"
+
+
+class LabelSource(StrEnum):
+    import_ = "import"
+    oracle = "oracle"
+    human = "human"
+
+
+@app.command()
+def init(
+    directory: Path = typer.Argument(..., help="Folder for the new project."),
+    taxonomy: Path | None = typer.Option(
+        None, help="TOML file declaring situations and classes (default: the driving one)."
+    ),
+    split: str = typer.Option("0.7,0.1,0.2", help="train,val,test fractions (by drive)."),
+    seed: int = typer.Option(0, help="Seed of the drive-level split assignment."),
+) -> None:
+    """Create a project: a SQLite catalog (frames, situations, labels, boxes, campaigns) and
+    a folder of array shards keyed by content fingerprint."""
+    from scenesift.taxonomy import Taxonomy
+
+    fractions = _parse_fractions(split)
+    tax = Taxonomy.from_toml(taxonomy) if taxonomy else None
+    store = Store.init(directory, taxonomy=tax, split_fractions=fractions, seed=seed)
+    t = store.taxonomy
+    console.print(
+        f"Created project [bold]{directory}[/] with {len(t.situations)} situations and "
+        f"{len(t.classes)} classes; splits {fractions} by drive."
+    )
+    store.close()
+
+
+@app.command()
+def synth(
+    out: Path = typer.Argument(..., help="Output folder (images/ + labels.json + world.toml)."),
+    frames: int = typer.Option(5000, "--frames", "-n", min=1, help="Number of frames."),
+    seed: int = typer.Option(0, help="World seed: the same seed gives the same bytes."),
+    config: Path | None = typer.Option(None, help="World config TOML (priors, sizes, ...)."),
+    workers: int = typer.Option(1, min=1, help="Processes rendering drives in parallel."),
+    sheet: bool = typer.Option(True, help="Also write contact_sheet.png with boxes drawn."),
+) -> None:
+    """Generate a synthetic driving world in BDD100K/Scalabel format.
+
+    Drives of near-duplicate frames with day/dusk/night, rain/fog/snow, city/highway/
+    residential/tunnel, roadworks and close/far participants; rare situations and a rare
+    golf_cart class, as in real fleet data. Import it with `scenesift import bdd OUT/labels.json`.
+    """
+    from scenesift.synth import WorldConfig, contact_sheet, generate
+
+    cfg = WorldConfig.from_toml(config) if config else None
+    summary = generate(out, frames, seed=seed, config=cfg, workers=workers, progress=True)
+    console.print(
+        f"Wrote {summary.n_frames} frames in {summary.n_drives} drives to [bold]{out}[/] "
+        f"in {summary.seconds:.1f} s ({summary.n_frames / max(summary.seconds, 1e-9):.0f} "
+        "frames/s)."
+    )
+    if sheet:
+        path = contact_sheet(out, Path(out) / "contact_sheet.png")
+        console.print(f"Contact sheet: {path}")
+
+
+@app.command("import")
+def import_(
+    fmt: ImportFormat = typer.Argument(..., help="Format of SOURCE."),
+    source: Path = typer.Argument(
+        ...,
+        help="bdd: labels JSON; kitti: folder with image_2/ and label_2/; coco: instances "
+        "JSON; csv: CSV of situation tags; labelstudio: a Label Studio JSON export.",
+    ),
+    project: Path = PROJECT,
+    images: Path | None = typer.Option(None, help="Image folder, where the format allows."),
+    mapping: Path | None = typer.Option(
+        None, help="bdd: TOML mapping of attributes/categories (default: built in)."
+    ),
+    labels_as: LabelSource = typer.Option(
+        LabelSource.import_,
+        "--as",
+        help="import: labels arrive with the data (frames become labelled); oracle: hold "
+        "them back for simulated labelling (frames stay unlabelled); human: a finished "
+        "labelling round.",
+    ),
+    verify: bool = typer.Option(
+        True, help="Decode every image (fast, reduced-size for JPEG) to catch corrupt files."
+    ),
+) -> None:
+    """Import a dataset into the project: validated first, then written in one transaction,
+    so a bad file changes nothing and re-importing the same data changes nothing."""
+    from scenesift.io.formats import read_dataset
+    from scenesift.ui import tracker
+
+    store = Store.open(project)
+    batch = read_dataset(
+        fmt.value, source, store.taxonomy, images=images, mapping=mapping, verify=verify,
+        track=tracker(f"reading {fmt.value}"),
+    )  # fmt: skip
+    with console.status("writing to the catalog"):
+        report = store.ingest(batch, label_source=labels_as.value)
+    _print_report(report, labels_as.value)
+    store.close()
+
+
+@app.command()
+def export(
+    fmt: ExportFormat = typer.Argument(..., help="Output format."),
+    out: Path = typer.Argument(
+        ..., help="bdd/coco: a JSON file; kitti: a folder; csv: a CSV file; labelstudio: a folder."
+    ),
+    project: Path = PROJECT,
+    split: str | None = typer.Option(None, help="Only this split (train, val or test)."),
+    state: str | None = typer.Option(None, help="Only frames in this label state."),
+    source: str | None = typer.Option(
+        None, help="Labels from this source only (default: human > import > oracle)."
+    ),
+) -> None:
+    """Export frames and their labels (ground truth) from the project."""
+    from scenesift.io.formats import write_dataset
+
+    store = Store.open(project)
+    records = store.records(split=split, state=state, source=source)
+    path = write_dataset(fmt.value, records, store.taxonomy, out)
+    console.print(f"Wrote {len(records)} frames to [bold]{path}[/]")
+    store.close()
+
+
+@app.command()
+def info(project: Path = PROJECT) -> None:
+    """Summarise the project: frames per split and label state, and the coverage table of
+    situations and classes x labelled / unlabelled / predicted."""
+    from scenesift.store.coverage import coverage
+
+    store = Store.open(project)
+    console.print(_summary_table(store))
+    console.print(_coverage_table(coverage(store)))
+    store.close()
+
+
+def _summary_table(store: Store) -> Table:
+    rows = store.conn.execute(
+        "SELECT d.split, f.state, count(*), count(DISTINCT f.drive) FROM frames f "
+        "JOIN drives d ON d.name = f.drive GROUP BY d.split, f.state"
+    ).fetchall()
+    table = Table(title=f"Project {store.root}")
+    for col in ("split", "state", "frames", "drives"):
+        table.add_column(col, justify="right" if col in ("frames", "drives") else "left")
+    order = {"train": 0, "val": 1, "test": 2}
+    for split, state, n, drives in sorted(rows, key=lambda r: (order[r[0]], r[1])):
+        table.add_row(split, state, f"{n:,}", f"{drives:,}")
+    return table
+
+
+def _coverage_table(cov) -> Table:
+    predicted_title = f"predicted ({cov.model_source})" if cov.model_source else "predicted"
+    table = Table(
+        title=f"Coverage: {cov.frames:,} frames, {cov.labelled_frames:,} labelled, "
+        f"{cov.unlabelled_frames:,} unlabelled",
+        caption="labelled: labelled frames where present (of frames where it was labelled); "
+        "unlabelled: held-back truth (oracle) in unlabelled frames; predicted: unlabelled "
+        "frames the latest model predicts. Red: fewer than 100 labelled positives.",
+    )
+    for col in ("kind", "group", "name", "labelled", "of", "unlabelled", predicted_title, "boxes"):
+        table.add_column(col, justify="left" if col in ("kind", "group", "name") else "right")
+    for r in cov.rows:
+        style = "red" if r.labelled < 100 and r.known else None
+        table.add_row(
+            r.kind, r.group or "", r.name, f"{r.labelled:,}", f"{r.known:,}", f"{r.hidden:,}",
+            "-" if r.predicted is None else f"{r.predicted:,}",
+            "" if r.boxes is None else f"{r.boxes:,}", style=style,
+        )  # fmt: skip
+    return table
+
+
+def _print_report(report: ImportReport, label_source: str) -> None:
+    table = Table(title=f"Imported {report.source} as {label_source}", show_header=False)
+    table.add_row("frames", f"{report.frames:,}")
+    table.add_row("boxes", f"{report.boxes:,}")
+    table.add_row("situation values", f"{report.situation_values:,}")
+    table.add_row("boxes clipped to the image", f"{report.clipped_boxes:,}")
+    table.add_row("boxes dropped (empty after clipping)", f"{report.dropped_boxes:,}")
+    table.add_row("images skipped", f"{len(report.skipped_images):,}")
+    for name, n in sorted(report.unknown_categories.items()):
+        table.add_row(f"unknown category {name!r} (skipped)", f"{n:,}")
+    for name, n in sorted(report.unknown_attributes.items()):
+        table.add_row(f"unknown attribute {name!r} (ignored)", f"{n:,}")
+    console.print(table)
+    for path, reason in report.skipped_images[:20]:
+        console.print(f"  [yellow]skipped[/] {path}: {reason}")
+    if len(report.skipped_images) > 20:
+        console.print(f"  ... and {len(report.skipped_images) - 20} more")
+
+
+def _parse_fractions(text: str) -> tuple[float, float, float]:
+    try:
+        a, b, c = (float(x) for x in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"expected three numbers like 0.7,0.1,0.2, got {text!r}") from None
+    return (a, b, c)
+
+
+def main() -> None:
+    """Entry point: user errors are one red line and exit code 2, never a traceback."""
+    try:
+        app()
+    except (FormatError, StoreError) as e:
+        err_console.print(f"[red]error:[/] {e}")
+        sys.exit(2)
+    except FileNotFoundError as e:
+        err_console.print(f"[red]error:[/] {e.filename}: no such file or directory")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

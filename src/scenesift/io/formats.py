@@ -1,0 +1,75 @@
+"""One place that maps a format name to its reader and writer (used by the CLI and the demo)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from scenesift.records import FrameRecord, ImportBatch
+from scenesift.taxonomy import Taxonomy
+
+IMPORT_FORMATS = ("bdd", "kitti", "coco", "csv", "labelstudio")
+EXPORT_FORMATS = ("bdd", "kitti", "coco", "csv", "labelstudio")
+
+
+def read_dataset(
+    fmt: str,
+    source: Path,
+    taxonomy: Taxonomy,
+    *,
+    images: Path | None = None,
+    mapping: Path | None = None,
+    verify: bool = True,
+    track: Callable | None = None,
+) -> ImportBatch:
+    """Parse and validate ``source`` in format ``fmt``; nothing is written."""
+    if fmt == "bdd":
+        from scenesift.io.bdd import BddMapping, read_bdd
+
+        return read_bdd(
+            source, taxonomy, image_dir=images, verify_images=verify, track=track,
+            mapping=BddMapping.from_toml(mapping) if mapping else None,
+        )  # fmt: skip
+    if fmt == "kitti":
+        from scenesift.io.kitti import read_kitti
+
+        return read_kitti(source, taxonomy, verify_images=verify)
+    if fmt == "coco":
+        from scenesift.io.coco import read_coco
+
+        return read_coco(source, taxonomy, image_dir=images, verify_images=verify)
+    if fmt == "csv":
+        from scenesift.io.csv_folder import read_csv_folder
+
+        return read_csv_folder(source, taxonomy, image_dir=images, verify_images=verify)
+    if fmt == "labelstudio":
+        from scenesift.io.labelstudio import read_labelstudio_export
+
+        return read_labelstudio_export(source, taxonomy, verify_images=verify)
+    raise ValueError(f"unknown import format {fmt!r}; expected one of {IMPORT_FORMATS}")
+
+
+def write_dataset(fmt: str, frames: Iterable[FrameRecord], taxonomy: Taxonomy, out: Path) -> Path:
+    """Write frames in format ``fmt``; returns the file or folder written."""
+    frames = list(frames)
+    if fmt == "bdd":
+        from scenesift.io.bdd import write_bdd
+
+        return write_bdd(frames, out)
+    if fmt == "kitti":
+        from scenesift.io.kitti import write_kitti
+
+        return write_kitti(frames, out)
+    if fmt == "coco":
+        from scenesift.io.coco import write_coco
+
+        return write_coco(frames, taxonomy, out)
+    if fmt == "csv":
+        from scenesift.io.csv_folder import write_csv_folder
+
+        return write_csv_folder(frames, taxonomy, out)
+    if fmt == "labelstudio":
+        from scenesift.io.labelstudio import write_labelstudio_tasks
+
+        return write_labelstudio_tasks(frames, taxonomy, out)
+    raise ValueError(f"unknown export format {fmt!r}; expected one of {EXPORT_FORMATS}")

@@ -1,0 +1,249 @@
+"""The project store: durable, transactional, idempotent, split by drive."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
+from scenesift.store import Store, StoreError, fingerprint, schema
+from scenesift.store.coverage import coverage
+from scenesift.store.splits import assign_splits
+
+
+def make_batch(root: Path, spec: dict[str, list[dict]]) -> ImportBatch:
+    """spec: drive -> list of {situations, boxes}; images are not needed by the store."""
+    frames = []
+    for drive, items in spec.items():
+        for i, item in enumerate(items):
+            name = f"{drive}/{i:03d}.jpg"
+            frames.append(
+                FrameRecord(
+                    name=name,
+                    path=root / name,
+                    drive=drive,
+                    width=64,
+                    height=48,
+                    timestamp=i * 0.25,
+                    situations=dict(item.get("situations", {})),
+                    boxes=item.get("boxes"),
+                )
+            )
+    return ImportBatch(frames, root, ImportReport(source="test", frames=len(frames)))
+
+
+def car(x1=1.0, y1=2.0, x2=20.0, y2=30.0) -> Box:
+    return Box("car", x1, y1, x2, y2, occluded=True, attributes={"distance": 12.5})
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.init(tmp_path / "proj")
+    yield s
+    s.close()
+
+
+def table_counts(store: Store) -> dict[str, int]:
+    tables = ["frames", "drives", "situation_labels", "boxes", "box_sets", "image_roots"]
+    return {t: store.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+def test_init_creates_a_wal_catalog_with_foreign_keys_and_the_latest_schema(tmp_path):
+    s = Store.init(tmp_path / "p")
+    assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert s.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert schema.version(s.conn) == schema.LATEST
+    assert (tmp_path / "p" / "arrays").is_dir()
+    assert "night" in s.taxonomy and "golf_cart" in s.taxonomy.classes
+    with pytest.raises(StoreError, match="already a scenesift project"):
+        Store.init(tmp_path / "p")
+
+
+def test_opening_a_folder_that_is_not_a_project_says_how_to_make_one(tmp_path):
+    with pytest.raises(StoreError, match="scenesift init"):
+        Store.open(tmp_path)
+
+
+def test_migrations_run_in_order_and_a_failing_one_changes_nothing(tmp_path):
+    conn = sqlite3.connect(tmp_path / "c.sqlite", isolation_level=None)
+    steps = ["CREATE TABLE a (x INTEGER);", "CREATE TABLE b (y INTEGER);"]
+    assert schema.migrate(conn, steps[:1]) == 1
+    assert schema.migrate(conn, steps) == 1
+    assert schema.version(conn) == 2
+
+    def broken(c):
+        c.execute("CREATE TABLE c (z INTEGER)")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        schema.migrate(conn, [*steps, broken])
+    assert schema.version(conn) == 2
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "c" not in tables
+
+
+def test_a_catalog_from_a_newer_scenesift_is_refused(tmp_path):
+    s = Store.init(tmp_path / "p")
+    s.conn.execute(f"PRAGMA user_version = {schema.LATEST + 1}")
+    s.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store.open(tmp_path / "p")
+
+
+def test_ingest_writes_frames_labels_and_boxes_and_completes_exclusive_groups(store, tmp_path):
+    batch = make_batch(
+        tmp_path, {"d1": [{"situations": {"night": True, "rain": True}, "boxes": [car()]}]}
+    )
+    store.ingest(batch)
+    [rec] = store.records()
+    assert rec.situations == {
+        "night": True, "day": False, "dusk": False,
+        "rain": True, "clear": False, "fog": False, "snow": False,
+    }  # fmt: skip
+    assert rec.boxes == [car()]
+    assert rec.split in ("train", "val", "test")
+    state = store.conn.execute("SELECT state FROM frames").fetchone()[0]
+    assert state == "labelled"
+
+
+def test_frames_without_box_labels_differ_from_frames_labelled_empty(store, tmp_path):
+    store.ingest(make_batch(tmp_path, {"d": [{"boxes": None}, {"boxes": []}]}))
+    a, b = store.records()
+    assert a.boxes is None and b.boxes == []
+
+
+def test_reimporting_the_same_data_is_idempotent(store, tmp_path):
+    spec = {f"d{i}": [{"situations": {"day": True}, "boxes": [car(), car(5, 5, 9, 9)]}] * 3
+            for i in range(4)}  # fmt: skip
+    store.ingest(make_batch(tmp_path, spec))
+    before = table_counts(store)
+    records_before = store.records()
+    store.ingest(make_batch(tmp_path, spec))
+    assert table_counts(store) == before
+    assert store.records() == records_before
+
+
+def test_reimport_replaces_a_frames_boxes_from_the_same_source(store, tmp_path):
+    store.ingest(make_batch(tmp_path, {"d": [{"boxes": [car(), car()]}]}))
+    store.ingest(make_batch(tmp_path, {"d": [{"boxes": [car(3, 3, 8, 8)]}]}))
+    [rec] = store.records()
+    assert rec.boxes == [car(3, 3, 8, 8)]
+
+
+def test_a_failed_import_leaves_the_store_exactly_as_before(store, tmp_path):
+    store.ingest(make_batch(tmp_path, {"d0": [{"situations": {"day": True}}]}))
+    before = table_counts(store)
+
+    def crash(_n):
+        raise KeyboardInterrupt  # e.g. Ctrl-C at the last moment before commit
+
+    with pytest.raises(KeyboardInterrupt):
+        store.ingest(make_batch(tmp_path, {"d1": [{"boxes": [car()]}] * 5}), progress=crash)
+    assert table_counts(store) == before
+
+    bad = make_batch(tmp_path, {"d2": [{"boxes": [Box("spaceship", 0, 0, 5, 5)]}]})
+    with pytest.raises(StoreError, match="unknown class 'spaceship'"):
+        store.ingest(bad)
+    assert table_counts(store) == before
+
+
+def test_unknown_situations_are_rejected_with_the_known_ones_listed(store, tmp_path):
+    with pytest.raises(StoreError, match=r"unknown situation 'moonlight'.*night"):
+        store.ingest(make_batch(tmp_path, {"d": [{"situations": {"moonlight": True}}]}))
+
+
+def test_a_frame_cannot_move_to_another_drive(store, tmp_path):
+    store.ingest(make_batch(tmp_path, {"d1": [{}]}))
+    moved = make_batch(tmp_path, {"d1": [{}]})
+    moved.frames[0].drive = "d2"
+    with pytest.raises(StoreError, match="cannot change drive"):
+        store.ingest(moved)
+
+
+def test_oracle_labels_are_held_back_and_frames_stay_unlabelled(store, tmp_path):
+    spec = {"d": [{"situations": {"fog": True}, "boxes": [car()]}] * 2}
+    store.ingest(make_batch(tmp_path, spec), label_source="oracle")
+    assert {r[0] for r in store.conn.execute("SELECT state FROM frames")} == {"unlabelled"}
+    cov = {r.name: r for r in coverage(store).rows}
+    assert cov["fog"].hidden == 2 and cov["fog"].labelled == 0
+    assert cov["car"].hidden == 2 and cov["car"].labelled == 0
+    assert cov["fog"].predicted is None
+
+
+def test_truth_prefers_human_over_import_over_oracle(store, tmp_path):
+    store.ingest(make_batch(tmp_path, {"d": [{"situations": {"rain": True}}]}), "oracle")
+    store.ingest(make_batch(tmp_path, {"d": [{"situations": {"rain": False}}]}), "import")
+    assert store.records()[0].situations["rain"] is False
+    store.ingest(make_batch(tmp_path, {"d": [{"situations": {"rain": True}}]}), "human")
+    assert store.records()[0].situations["rain"] is True
+    assert store.records(source="import")[0].situations["rain"] is False
+
+
+def test_coverage_counts_labelled_positives_and_boxes(store, tmp_path):
+    spec = {
+        "a": [{"situations": {"night": True}, "boxes": [car(), car()]}] * 3,
+        "b": [{"situations": {"day": True}, "boxes": []}] * 2,
+    }
+    store.ingest(make_batch(tmp_path, spec))
+    cov = coverage(store)
+    rows = {r.name: r for r in cov.rows}
+    assert cov.frames == 5 and cov.labelled_frames == 5
+    assert rows["night"].labelled == 3 and rows["night"].known == 5
+    assert rows["day"].labelled == 2
+    assert rows["rain"].known == 0  # weather never labelled: missing, not negative
+    assert rows["car"].labelled == 3 and rows["car"].boxes == 6 and rows["car"].known == 5
+
+
+def test_every_drive_lies_in_exactly_one_split(store, tmp_path):
+    spec = {f"drive{i:02d}": [{"situations": {"day": True}}] * (5 + i % 7) for i in range(40)}
+    store.ingest(make_batch(tmp_path, spec))
+    splits = defaultdict(set)
+    for rec in store.records():
+        splits[rec.drive].add(rec.split)
+    assert all(len(s) == 1 for s in splits.values())
+    assert {next(iter(s)) for s in splits.values()} == {"train", "val", "test"}
+
+
+def test_new_frames_of_a_known_drive_join_its_split(store, tmp_path):
+    store.ingest(make_batch(tmp_path, {"d": [{}] * 2}))
+    first = store.records()[0].split
+    store.ingest(make_batch(tmp_path, {"d": [{}] * 4}))
+    assert {r.split for r in store.records()} == {first}
+
+
+def test_split_assignment_spreads_rare_labels_over_splits():
+    # 60 drives; "snow" in only 5 of them. Random assignment often puts none in test.
+    sizes = {f"d{i}": 30 for i in range(60)}
+    labels = {f"d{i}": {"situation:day": 30} for i in range(60)}
+    for i in range(5):
+        labels[f"d{i}"]["situation:snow"] = 30
+    out = assign_splits(labels, sizes, (0.6, 0.2, 0.2), seed=3)
+    snow_splits = {out[f"d{i}"] for i in range(5)}
+    assert snow_splits == {"train", "val", "test"}
+    counts = {s: sum(1 for v in out.values() if v == s) for s in ("train", "val", "test")}
+    assert counts == {"train": 36, "val": 12, "test": 12}
+    assert assign_splits(labels, sizes, (0.6, 0.2, 0.2), seed=3) == out
+    assert assign_splits(dict(reversed(labels.items())), sizes, (0.6, 0.2, 0.2), 3) == out
+
+
+def test_arrays_are_keyed_by_the_fingerprint_of_what_made_them(store):
+    spec = {"model": "efficientnet_lite0", "weights": "abc", "size": [192, 320], "layer": 5}
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.arange(12, dtype=np.float32).reshape(3, 4)
+
+    a = store.arrays.get_or_compute(spec, compute, kind="features")
+    b = store.arrays.get_or_compute(dict(reversed(spec.items())), compute, kind="features")
+    assert len(calls) == 1 and np.array_equal(a, b)
+    other = store.arrays.get_or_compute({**spec, "size": [96, 160]}, compute, kind="features")
+    assert len(calls) == 2 and np.array_equal(a, other)
+    assert fingerprint(spec) != fingerprint({**spec, "size": [96, 160]})
+    with pytest.raises(KeyError):
+        store.arrays.get("0" * 16)
+    assert not list((store.root / "arrays").rglob("*.tmp"))
