@@ -196,16 +196,22 @@ def _coverage_table(cov) -> Table:
     table = Table(
         title=f"Coverage: {cov.frames:,} frames, {cov.labelled_frames:,} labelled, "
         f"{cov.unlabelled_frames:,} unlabelled",
-        caption="labelled: labelled frames where present (of frames where it was labelled); "
+        caption="labelled: labelled frames where present, of those where it was labelled; "
         "unlabelled: held-back truth (oracle) in unlabelled frames; predicted: unlabelled "
         "frames the latest model predicts. Red: fewer than 100 labelled positives.",
     )
-    for col in ("kind", "group", "name", "labelled", "of", "unlabelled", predicted_title, "boxes"):
-        table.add_column(col, justify="left" if col in ("kind", "group", "name") else "right")
+    table.add_column("situation / class", no_wrap=True)
+    table.add_column("group", no_wrap=True)
+    for col in ("labelled", "of", "unlabelled", predicted_title, "boxes"):
+        table.add_column(col, justify="right")
+    kind = None
     for r in cov.rows:
+        if kind is not None and r.kind != kind:
+            table.add_section()
+        kind = r.kind
         style = "red" if r.labelled < 100 and r.known else None
         table.add_row(
-            r.kind, r.group or "", r.name, f"{r.labelled:,}", f"{r.known:,}", f"{r.hidden:,}",
+            r.name, r.group or "", f"{r.labelled:,}", f"{r.known:,}", f"{r.hidden:,}",
             "-" if r.predicted is None else f"{r.predicted:,}",
             "" if r.boxes is None else f"{r.boxes:,}", style=style,
         )  # fmt: skip
