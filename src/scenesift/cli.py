@@ -7,11 +7,10 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from scenesift.io.errors import FormatError
-from scenesift.records import ImportReport
 from scenesift.store import Store, StoreError
+from scenesift.tables import coverage_table, import_report_table, skipped_lines, summary_table
 from scenesift.ui import console, err_console
 
 app = typer.Typer(
@@ -138,7 +137,9 @@ def import_(
     )  # fmt: skip
     with console.status("writing to the catalog"):
         report = store.ingest(batch, label_source=labels_as.value)
-    _print_report(report, labels_as.value)
+    console.print(import_report_table(report, labels_as.value))
+    for line in skipped_lines(report):
+        console.print(line)
     store.close()
 
 
@@ -172,69 +173,9 @@ def info(project: Path = PROJECT) -> None:
     from scenesift.store.coverage import coverage
 
     store = Store.open(project)
-    console.print(_summary_table(store))
-    console.print(_coverage_table(coverage(store)))
+    console.print(summary_table(store))
+    console.print(coverage_table(coverage(store)))
     store.close()
-
-
-def _summary_table(store: Store) -> Table:
-    rows = store.conn.execute(
-        "SELECT d.split, f.state, count(*), count(DISTINCT f.drive) FROM frames f "
-        "JOIN drives d ON d.name = f.drive GROUP BY d.split, f.state"
-    ).fetchall()
-    table = Table(title=f"Project {store.root}")
-    for col in ("split", "state", "frames", "drives"):
-        table.add_column(col, justify="right" if col in ("frames", "drives") else "left")
-    order = {"train": 0, "val": 1, "test": 2}
-    for split, state, n, drives in sorted(rows, key=lambda r: (order[r[0]], r[1])):
-        table.add_row(split, state, f"{n:,}", f"{drives:,}")
-    return table
-
-
-def _coverage_table(cov) -> Table:
-    predicted_title = f"predicted ({cov.model_source})" if cov.model_source else "predicted"
-    table = Table(
-        title=f"Coverage: {cov.frames:,} frames, {cov.labelled_frames:,} labelled, "
-        f"{cov.unlabelled_frames:,} unlabelled",
-        caption="labelled: labelled frames where present, of those where it was labelled; "
-        "unlabelled: held-back truth (oracle) in unlabelled frames; predicted: unlabelled "
-        "frames the latest model predicts. Red: fewer than 100 labelled positives.",
-    )
-    table.add_column("situation / class", no_wrap=True)
-    table.add_column("group", no_wrap=True)
-    for col in ("labelled", "of", "unlabelled", predicted_title, "boxes"):
-        table.add_column(col, justify="right")
-    kind = None
-    for r in cov.rows:
-        if kind is not None and r.kind != kind:
-            table.add_section()
-        kind = r.kind
-        style = "red" if r.labelled < 100 and r.known else None
-        table.add_row(
-            r.name, r.group or "", f"{r.labelled:,}", f"{r.known:,}", f"{r.hidden:,}",
-            "-" if r.predicted is None else f"{r.predicted:,}",
-            "" if r.boxes is None else f"{r.boxes:,}", style=style,
-        )  # fmt: skip
-    return table
-
-
-def _print_report(report: ImportReport, label_source: str) -> None:
-    table = Table(title=f"Imported {report.source} as {label_source}", show_header=False)
-    table.add_row("frames", f"{report.frames:,}")
-    table.add_row("boxes", f"{report.boxes:,}")
-    table.add_row("situation values", f"{report.situation_values:,}")
-    table.add_row("boxes clipped to the image", f"{report.clipped_boxes:,}")
-    table.add_row("boxes dropped (empty after clipping)", f"{report.dropped_boxes:,}")
-    table.add_row("images skipped", f"{len(report.skipped_images):,}")
-    for name, n in sorted(report.unknown_categories.items()):
-        table.add_row(f"unknown category {name!r} (skipped)", f"{n:,}")
-    for name, n in sorted(report.unknown_attributes.items()):
-        table.add_row(f"unknown attribute {name!r} (ignored)", f"{n:,}")
-    console.print(table)
-    for path, reason in report.skipped_images[:20]:
-        console.print(f"  [yellow]skipped[/] {path}: {reason}")
-    if len(report.skipped_images) > 20:
-        console.print(f"  ... and {len(report.skipped_images) - 20} more")
 
 
 def _parse_fractions(text: str) -> tuple[float, float, float]:
