@@ -247,3 +247,17 @@ def test_arrays_are_keyed_by_the_fingerprint_of_what_made_them(store):
     with pytest.raises(KeyError):
         store.arrays.get("0" * 16)
     assert not list((store.root / "arrays").rglob("*.tmp"))
+
+
+def test_labels_only_ingest_needs_known_frames_and_keeps_their_paths(store, tmp_path):
+    store.ingest(make_batch(tmp_path / "data", {"d": [{}, {}]}))
+    human = make_batch(tmp_path / "elsewhere", {"d": [{"situations": {"snow": True}}]})
+    store.ingest(human, label_source="human", labels_only=True)
+    rec = store.records()[0]
+    assert rec.situations["snow"] is True
+    assert rec.path == tmp_path / "data" / "d" / "000.jpg"
+    unknown = make_batch(tmp_path, {"other": [{"situations": {"snow": True}}]})
+    before = table_counts(store)
+    with pytest.raises(StoreError, match=r"not in the project: 'other/000\.jpg'"):
+        store.ingest(unknown, label_source="human", labels_only=True)
+    assert table_counts(store) == before

@@ -136,7 +136,9 @@ def import_(
         track=tracker(f"reading {fmt.value}"),
     )  # fmt: skip
     with console.status("writing to the catalog"):
-        report = store.ingest(batch, label_source=labels_as.value)
+        # A Label Studio export brings labels for frames the project already has.
+        labels_only = fmt is ImportFormat.labelstudio
+        report = store.ingest(batch, label_source=labels_as.value, labels_only=labels_only)
     console.print(import_report_table(report, labels_as.value))
     for line in skipped_lines(report):
         console.print(line)

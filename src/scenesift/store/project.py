@@ -185,12 +185,15 @@ class Store:
         batch: ImportBatch,
         label_source: str = "import",
         progress: Progress | None = None,
+        labels_only: bool = False,
     ) -> ImportReport:
         """Write a parsed batch in one transaction and return its report.
 
         ``label_source`` is ``import`` (labels that arrive with data: frames become
         labelled), ``human`` (a finished labelling round trip) or ``oracle`` (ground truth
         held back for simulated labelling: frames stay unlabelled until revealed).
+        With ``labels_only`` (a labelling round trip) every frame must already be in the
+        project and only its labels are written; its path and drive are left alone.
         """
         if label_source not in LABEL_SOURCES:
             raise StoreError(f"label source must be one of {sorted(LABEL_SOURCES)}")
@@ -199,9 +202,12 @@ class Store:
         stamp = now()
         frames = batch.frames
         with self.transaction() as c:
-            root_id = self._root_id(c, batch.image_root)
-            self._add_drives(c, frames)
-            ids = self._upsert_frames(c, frames, root_id, stamp)
+            if labels_only:
+                ids = self._existing_ids(c, [f.name for f in frames], batch.report.source)
+            else:
+                root_id = self._root_id(c, batch.image_root)
+                self._add_drives(c, frames)
+                ids = self._upsert_frames(c, frames, root_id, stamp)
             labelled: set[int] = set()
             sit_rows, set_rows, box_rows, cleared = [], [], [], []
             for rec in frames:
@@ -333,10 +339,21 @@ class Store:
                 for f in frames
             ],
         )
+        return self._existing_ids(c, names, "import")
+
+    def _existing_ids(self, c: sqlite3.Connection, names: list[str], origin: str) -> dict:
         ids: dict[str, int] = {}
         for chunk in _chunks(names):
             q = f"SELECT name, id FROM frames WHERE name IN ({','.join('?' * len(chunk))})"
             ids.update(c.execute(q, chunk).fetchall())
+        missing = [n for n in names if n not in ids]
+        if missing:
+            shown = ", ".join(repr(n) for n in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise StoreError(
+                f"{origin}: {len(missing)} frame(s) are not in the project: {shown}{more}; "
+                "labels can only be imported for frames the project has"
+            )
         return ids
 
     def _root_path(self, c: sqlite3.Connection, root_id: int) -> str:
