@@ -186,5 +186,11 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def relative_name(path: Path, root: Path) -> str:
-    """A frame name: the image path relative to its root, with forward slashes."""
-    return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    """A frame name: the image path relative to its root, with forward slashes.
+
+    ``abspath``, not ``resolve``: a symlinked image keeps its in-root name.
+    """
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    if rel.startswith(os.pardir):
+        raise ValueError(f"{path} is not under {root}")
+    return Path(rel).as_posix()

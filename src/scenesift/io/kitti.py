@@ -72,7 +72,7 @@ def read_kitti(
     frames = []
     for image in images:
         label_file = label_dir / f"{image.stem}.txt"
-        parsed = _parse_label_file(label_file, root) if label_file.is_file() else None
+        parsed = _parse_label_file(label_file) if label_file.is_file() else None
         try:
             width, height = probe_image(image, verify_images)
         except ImageProblem as e:
@@ -103,21 +103,20 @@ def _report_orphan_labels(label_dir: Path, stems: set[str], report: ImportReport
             report.skipped_images.append((str(label), "label file without an image"))
 
 
-def _parse_label_file(path: Path, root: Path) -> list[Box]:
+def _parse_label_file(path: Path) -> list[Box]:
     """All boxes of a label file with their raw KITTI type; FormatError on the first bad line."""
-    shown = path.relative_to(root).as_posix()
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise FormatError(shown, f"byte {e.start}", "UTF-8 text") from None
+        raise FormatError(path, f"byte {e.start}", "UTF-8 text") from None
     return [
-        _parse_line(line, shown, n)
+        _parse_line(line, path, n)
         for n, line in enumerate(text.splitlines(), start=1)
         if line.strip()
     ]
 
 
-def _parse_line(line: str, shown: str, n: int) -> Box:
+def _parse_line(line: str, shown: Path, n: int) -> Box:
     parts = line.split()
     if len(parts) not in (15, 16):
         raise FormatError(shown, f"line {n}", "15 or 16 whitespace-separated fields", len(parts))
@@ -176,18 +175,16 @@ def _keep_boxes(
     return kept
 
 
-def write_kitti(
-    frames: Iterable[FrameRecord], out_dir: Path, *, predictions: bool = False
-) -> list[Path]:
-    """Write ``out_dir/label_2/<stem>.txt`` for every frame with labelled boxes.
+def write_kitti(frames: Iterable[FrameRecord], out_dir: Path, *, predictions: bool = False) -> Path:
+    """Write ``out_dir/label_2/<stem>.txt`` for every frame with labelled boxes; return label_2.
 
     Frames with ``boxes=None`` get no file (so they read back as unlabelled); fields
     scenesift does not know are KITTI's defaults. With ``predictions`` the frames'
     ``predicted_boxes`` are written with their score as the 16th field.
     """
     label_dir = Path(out_dir) / "label_2"
+    label_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, str] = {}
-    paths = []
     for frame in frames:
         boxes = frame.predicted_boxes if predictions else frame.boxes
         if boxes is None:
@@ -202,8 +199,7 @@ def write_kitti(
         path = label_dir / f"{stem}.txt"
         with atomic_write(path) as f:
             f.writelines(_format_line(box, with_score=predictions) + "\n" for box in boxes)
-        paths.append(path)
-    return paths
+    return label_dir
 
 
 def _format_line(box: Box, with_score: bool) -> str:
