@@ -84,3 +84,44 @@ def test_bad_input_is_one_clear_line_and_exit_code_2(tmp_path):
         text=True,
     )
     assert proc.returncode == 2 and "scenesift init" in proc.stderr
+
+
+def test_label_studio_round_trip_writes_human_labels(tmp_path):
+    project = tmp_path / "proj"
+    run("init", project)
+    run("import", "bdd", small_bdd(tmp_path / "data"), "-p", project, "--as", "oracle")
+    out = tmp_path / "ls"
+    assert run("export", "labelstudio", out, "-p", project).exit_code == 0
+    tasks = json.loads((out / "tasks.json").read_text())
+    assert (out / "labeling_config.xml").exists() and len(tasks) == 18
+    task = tasks[0]
+    task["id"] = 1
+    task["annotations"] = [
+        {
+            "id": 7,
+            "was_cancelled": False,
+            "result": [
+                {"from_name": "situations", "to_name": "image", "type": "choices",
+                 "value": {"choices": ["dusk", "snow"]}},
+                {"from_name": "boxes", "to_name": "image", "type": "rectanglelabels",
+                 "original_width": 64, "original_height": 48,
+                 "value": {"x": 10, "y": 25, "width": 50, "height": 50, "rotation": 0,
+                           "rectanglelabels": ["pedestrian"]}},
+            ],
+        }
+    ]  # fmt: skip
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps([task]))
+    result = run("import", "labelstudio", export, "-p", project, "--as", "human")
+    assert result.exit_code == 0, result.output
+
+    from scenesift.store import Store
+
+    with Store.open(project) as store:
+        [rec] = store.records(state="labelled")
+        assert rec.name == task["data"]["frame"]
+        assert rec.situations["dusk"] and rec.situations["snow"] and not rec.situations["night"]
+        [box] = rec.boxes
+        assert box.category == "pedestrian"
+        assert (box.x1, box.y1, box.x2, box.y2) == (6.4, 12.0, 38.4, 36.0)
+        assert len(store.records(state="unlabelled")) == 17
