@@ -13,22 +13,20 @@ from pathlib import Path
 from scenesift.io.bdd import read_bdd
 from scenesift.store import Store
 from scenesift.store.coverage import coverage
-from scenesift.synth import contact_sheet, generate
+from scenesift.synth import contact_sheet, default_world_config, generate, read_generation
 from scenesift.tables import coverage_table, import_report_table, summary_table
 from scenesift.ui import console, tracker
 
 
 def _world_is_current(world: Path, frames: int, seed: int) -> bool:
-    """True when ``world`` was fully written with these settings (labels.json is written last)."""
-    cfg, labels = world / "world.toml", world / "labels.json"
-    if not (cfg.exists() and labels.exists()):
+    """True when ``world`` holds a finished default world made with these settings."""
+    if not (world / "labels.json").exists():
         return False
     try:
-        written = tomllib.loads(cfg.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError:
+        config, written_seed, written_frames = read_generation(world / "world.toml")
+    except (OSError, ValueError, tomllib.TOMLDecodeError):
         return False
-    meta = written.get("generation", written)
-    return meta.get("n_frames") == frames and meta.get("seed") == seed
+    return (written_seed, written_frames) == (seed, frames) and config == default_world_config()
 
 
 def run(out: Path, frames: int = 2000, seed: int = 0, workers: int = 2) -> Path:
