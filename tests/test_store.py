@@ -230,6 +230,19 @@ def test_split_assignment_spreads_rare_labels_over_splits():
     assert assign_splits(dict(reversed(labels.items())), sizes, (0.6, 0.2, 0.2), 3) == out
 
 
+def test_a_rare_label_is_spread_even_when_its_drives_hold_a_rarer_one():
+    # snow in 2 drives; one of them also holds the even rarer "tunnel" (as in the synth world)
+    sizes = {f"d{i}": 30 for i in range(60)}
+    labels = {f"d{i}": {"situation:day": 30} for i in range(60)}
+    labels["d0"]["situation:snow"] = 30
+    labels["d1"]["situation:snow"] = 30
+    labels["d1"]["situation:tunnel"] = 10
+    labels["d2"]["situation:tunnel"] = 10
+    out = assign_splits(labels, sizes, (0.7, 0.1, 0.2), seed=0)
+    assert out["d0"] != out["d1"]
+    assert out["d1"] != out["d2"]
+
+
 def test_arrays_are_keyed_by_the_fingerprint_of_what_made_them(store):
     spec = {"model": "efficientnet_lite0", "weights": "abc", "size": [192, 320], "layer": 5}
     calls = []

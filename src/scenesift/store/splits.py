@@ -6,9 +6,11 @@ constraint we want every rare situation represented in each split in proportion.
 
 Written by hand because no well-kept library does *grouped multi-label* stratification:
 scikit-learn's StratifiedGroupKFold handles one label, iterative-stratification packages
-ignore groups. This is Sechidis et al.'s iterative stratification (2011) applied to drives:
-drives holding the rarest label are placed first, each into the split that lacks that label
-most relative to its target share.
+ignore groups. This follows Sechidis et al.'s iterative stratification (2011), applied to
+drives: drives holding the rarest labels are placed first, each into the split that lacks
+its labels most. Unlike the original (which looks at the rarest label only), every label of
+the drive votes, weighted by rarity, because a drive often holds two rare labels (snow in a
+tunnel) and the rarer one alone would decide where the other goes.
 """
 
 from __future__ import annotations
@@ -52,18 +54,17 @@ def assign_splits(
         present = [total[lab] for lab, n in drive_labels.get(d, {}).items() if n > 0]
         return (min(present) if present else float("inf"), tiebreak[d])
 
+    usable = [s for s in range(len(SPLITS)) if share[s] > 0]
     out: dict[str, str] = {}
     for d in sorted(drives, key=rarest):
         present = [lab for lab, n in drive_labels.get(d, {}).items() if n > 0]
-        frame_need = wanted_frames - got_frames
-        if present:
-            key = min(present, key=lambda lab: (total[lab], lab))
-            need = wanted[key] - got[key]
-            # Prefer the split that lacks this label most, then the one that lacks frames.
-            order = sorted(range(len(SPLITS)), key=lambda s: (-need[s], -frame_need[s], s))
-        else:
-            order = sorted(range(len(SPLITS)), key=lambda s: (-frame_need[s], s))
-        choice = next((s for s in order if share[s] > 0), order[0])
+        # How much of its target each split still lacks, as a fraction of that target;
+        # each label weighted by 1/total so that rare labels dominate common ones.
+        score = np.zeros(len(SPLITS))
+        for lab in present:
+            score += (wanted[lab] - got[lab]) / np.maximum(wanted[lab], 1e-9) / total[lab]
+        frame_need = (wanted_frames - got_frames) / np.maximum(wanted_frames, 1e-9)
+        choice = max(usable, key=lambda s: (round(score[s], 12), frame_need[s], -s))
         out[d] = SPLITS[choice]
         got_frames[choice] += drive_sizes[d]
         for lab in present:
