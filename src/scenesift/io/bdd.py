@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,16 +18,16 @@ from pathlib import Path
 from scenesift.io.common import (
     ImageProblem,
     JsonCursor,
+    Track,
     clip_box,
     probe_image,
     read_json,
+    tracked,
     write_json,
 )
 from scenesift.io.errors import FormatError
 from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
 from scenesift.taxonomy import Taxonomy
-
-Track = Callable[[Iterable, int], Iterable]
 
 #: Box attributes with a column of their own in the store; the rest go to ``attributes``.
 _FLAG_ATTRIBUTES = ("occluded", "truncated")
@@ -114,7 +114,7 @@ def read_bdd(
     records: list[FrameRecord] = []
     seen: dict[str, str] = {}
     items = list(frames_cur.items())
-    for cur in track(items, len(items)) if track else items:
+    for cur in tracked(items, track):
         rec = _parse_frame(cur, taxonomy, mapping, image_dir, report)
         if rec.name in seen:
             raise cur.error(f"a unique frame name ({rec.name!r} is also at {seen[rec.name]})")

@@ -18,9 +18,11 @@ from typing import Any
 from scenesift.io.common import (
     ImageProblem,
     JsonCursor,
+    Track,
     clip_box,
     probe_image,
     read_json,
+    tracked,
     write_json,
 )
 from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
@@ -48,6 +50,7 @@ def read_coco(
     taxonomy: Taxonomy,
     *,
     verify_images: bool = True,
+    track: Track | None = None,
     image_dir: Path | None = None,
     category_map: Mapping[str, str | None] | None = None,
 ) -> ImportBatch:
@@ -70,7 +73,7 @@ def read_coco(
     root = _find_image_dir(path, images) if image_dir is None else Path(image_dir).resolve()
     report = ImportReport(source=f"coco:{path}")
     frames = []
-    for image in images.values():
+    for image in tracked(list(images.values()), track):
         frame = _to_frame(image, root, taxonomy, category_map or {}, verify_images, report)
         if frame is None:
             continue

@@ -10,16 +10,27 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
 from scenesift.io.errors import FormatError
 from scenesift.records import Box, ImportReport
+
+T = TypeVar("T")
+
+#: ``track(items, total)`` yields the items while showing progress (the CLI passes a rich
+#: progress bar); importers call it around their per-image loop, the slow part.
+Track = Callable[[Iterable, int], Iterable]
+
+
+def tracked(items: Sequence[T], track: Track | None) -> Iterable[T]:
+    return track(items, len(items)) if track else items
+
 
 #: Images larger than this (in pixels) are treated as corrupt rather than decoded.
 MAX_IMAGE_PIXELS = 100_000_000

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scenesift.io.common import ImageProblem, atomic_write, probe_image
+from scenesift.io.common import ImageProblem, Track, atomic_write, probe_image, tracked
 from scenesift.io.errors import FormatError
 from scenesift.records import FrameRecord, ImportBatch, ImportReport
 from scenesift.taxonomy import Taxonomy
@@ -37,6 +37,7 @@ def read_csv_folder(
     taxonomy: Taxonomy,
     *,
     verify_images: bool = True,
+    track: Track | None = None,
     image_dir: Path | None = None,
 ) -> ImportBatch:
     """Read the CSV and its images (under ``image_dir``, default the CSV's folder)."""
@@ -45,7 +46,7 @@ def read_csv_folder(
     records = [_parse_row(row, path, taxonomy) for row in _unique_rows(path, taxonomy)]
     report = ImportReport(source=f"csv:{path}")
     frames = []
-    for frame in records:
+    for frame in tracked(records, track):
         frame.path = root / frame.name
         try:
             frame.width, frame.height = probe_image(frame.path, verify_images)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
+from scenesift.io.common import Track
 from scenesift.records import FrameRecord, ImportBatch
 from scenesift.taxonomy import Taxonomy
 
@@ -20,7 +21,7 @@ def read_dataset(
     images: Path | None = None,
     mapping: Path | None = None,
     verify: bool = True,
-    track: Callable | None = None,
+    track: Track | None = None,
 ) -> ImportBatch:
     """Parse and validate ``source`` in format ``fmt``; nothing is written."""
     if fmt == "bdd":
@@ -33,19 +34,21 @@ def read_dataset(
     if fmt == "kitti":
         from scenesift.io.kitti import read_kitti
 
-        return read_kitti(source, taxonomy, verify_images=verify)
+        return read_kitti(source, taxonomy, verify_images=verify, track=track)
     if fmt == "coco":
         from scenesift.io.coco import read_coco
 
-        return read_coco(source, taxonomy, image_dir=images, verify_images=verify)
+        return read_coco(source, taxonomy, image_dir=images, verify_images=verify, track=track)
     if fmt == "csv":
         from scenesift.io.csv_folder import read_csv_folder
 
-        return read_csv_folder(source, taxonomy, image_dir=images, verify_images=verify)
+        return read_csv_folder(
+            source, taxonomy, image_dir=images, verify_images=verify, track=track
+        )
     if fmt == "labelstudio":
         from scenesift.io.labelstudio import read_labelstudio_export
 
-        return read_labelstudio_export(source, taxonomy, verify_images=verify)
+        return read_labelstudio_export(source, taxonomy, verify_images=verify, track=track)
     raise ValueError(f"unknown import format {fmt!r}; expected one of {IMPORT_FORMATS}")
 
 

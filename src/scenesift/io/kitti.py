@@ -13,7 +13,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from scenesift.io.common import ImageProblem, atomic_write, clip_box, probe_image
+from scenesift.io.common import (
+    ImageProblem,
+    Track,
+    atomic_write,
+    clip_box,
+    probe_image,
+    tracked,
+)
 from scenesift.io.errors import FormatError
 from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
 from scenesift.taxonomy import Taxonomy
@@ -51,6 +58,7 @@ def read_kitti(
     taxonomy: Taxonomy,
     *,
     verify_images: bool = True,
+    track: Track | None = None,
     class_map: Mapping[str, str | None] | None = None,
     as_predictions: bool = False,
 ) -> ImportBatch:
@@ -70,7 +78,7 @@ def read_kitti(
     images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     _report_orphan_labels(label_dir, {p.stem for p in images}, report)
     frames = []
-    for image in images:
+    for image in tracked(images, track):
         label_file = label_dir / f"{image.stem}.txt"
         parsed = _parse_label_file(label_file) if label_file.is_file() else None
         try:

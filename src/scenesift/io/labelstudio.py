@@ -18,10 +18,12 @@ from typing import Any
 from scenesift.io.common import (
     ImageProblem,
     JsonCursor,
+    Track,
     atomic_write,
     clip_box,
     probe_image,
     read_json,
+    tracked,
     write_json,
 )
 from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
@@ -173,6 +175,7 @@ def read_labelstudio_export(
     taxonomy: Taxonomy,
     *,
     verify_images: bool = True,
+    track: Track | None = None,
     image_root: Path | None = None,
     situations_labelled: bool = True,
 ) -> ImportBatch:
@@ -192,7 +195,7 @@ def read_labelstudio_export(
     parsed = _parse_tasks(tasks, taxonomy, situations_labelled)
     report = ImportReport(source=f"labelstudio:{path}")
     frames = []
-    for name, frame, local in parsed:
+    for name, frame, local in tracked(parsed, track):
         if frame is None:
             report.skipped_images.append((name, "no annotation"))
             continue
