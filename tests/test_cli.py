@@ -125,3 +125,30 @@ def test_label_studio_round_trip_writes_human_labels(tmp_path):
         assert box.category == "pedestrian"
         assert (box.x1, box.y1, box.x2, box.y2) == (6.4, 12.0, 38.4, 36.0)
         assert len(store.records(state="unlabelled")) == 17
+
+
+def test_export_with_predictions_writes_pre_annotations_and_coco_results(tmp_path):
+    project = tmp_path / "proj"
+    run("init", project)
+    run("import", "bdd", small_bdd(tmp_path / "data"), "-p", project)
+    from scenesift.records import Box
+    from scenesift.store import Store
+
+    with Store.open(project) as store:
+        names = [r.name for r in store.records()]
+        store.write_situation_scores("model:t1", names, ["night"], [[0.9]] * len(names))
+        store.write_box_predictions(
+            "model:t1", {n: [Box("truck", 2, 2, 20, 20, score=0.6)] for n in names}
+        )
+    out = tmp_path / "ls"
+    assert (
+        run("export", "labelstudio", out, "-p", project, "--predictions", "latest").exit_code == 0
+    )
+    task = json.loads((out / "tasks.json").read_text())[0]
+    results = task["predictions"][0]["result"]
+    assert {r["type"] for r in results} == {"rectanglelabels", "choices"}
+    assert ["night"] in [r["value"].get("choices") for r in results]
+    res = tmp_path / "results.json"
+    assert run("export", "coco-results", res, "-p", project).exit_code == 0
+    detections = json.loads(res.read_text())
+    assert len(detections) == 18 and detections[0]["score"] == 0.6

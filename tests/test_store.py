@@ -274,3 +274,30 @@ def test_labels_only_ingest_needs_known_frames_and_keeps_their_paths(store, tmp_
     with pytest.raises(StoreError, match=r"not in the project: 'other/000\.jpg'"):
         store.ingest(unknown, label_source="human", labels_only=True)
     assert table_counts(store) == before
+
+
+def test_model_predictions_are_stored_per_model_and_read_back(store, tmp_path):
+    store.ingest(make_batch(tmp_path, {"d": [{"situations": {"night": True}}, {}]}))
+    names = ["d/000.jpg", "d/001.jpg"]
+    store.write_situation_scores(
+        "model:abc", names, ["night", "fog"], [[0.9, 0.2], [0.4, 0.7]], {"fog": 0.8}
+    )
+    store.write_box_predictions("model:abc", {names[0]: [Box("car", 1, 1, 9, 9, score=0.8)],
+                                              names[1]: []})  # fmt: skip
+    a, b = store.records(predictions="latest")
+    assert a.situation_scores == {"night": 0.9, "fog": 0.2}
+    assert a.predicted_boxes[0].score == 0.8 and b.predicted_boxes == []
+    assert a.situations["night"] is True  # truth is untouched by predictions
+    fog = store.conn.execute(
+        "SELECT value FROM situation_labels WHERE source = 'model:abc' AND situation = 'fog' "
+        "ORDER BY frame_id"
+    ).fetchall()
+    assert fog == [(0,), (0,)]  # 0.7 is below fog's threshold of 0.8
+    # a second run of the same model replaces, never duplicates
+    store.write_situation_scores("model:abc", names[:1], ["night"], [[0.1]])
+    assert store.records(predictions="model:abc")[0].situation_scores["night"] == 0.1
+    assert store.model_sources() == ["model:abc"]
+    with pytest.raises(StoreError, match="model:<fingerprint>"):
+        store.write_situation_scores("human", names, ["night"], [[1.0], [1.0]])
+    with pytest.raises(StoreError, match="not in the project"):
+        store.write_box_predictions("model:abc", {"nope.jpg": []})

@@ -1,4 +1,4 @@
-"""The ``scenesift`` command line: init, synth, import, export, info."""
+"""The ``scenesift`` command line: init, synth, import, export, info, embed."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ class ExportFormat(StrEnum):
     bdd = "bdd"
     kitti = "kitti"
     coco = "coco"
+    coco_results = "coco-results"
     csv = "csv"
     labelstudio = "labelstudio"
 
@@ -157,12 +158,22 @@ def export(
     source: str | None = typer.Option(
         None, help="Labels from this source only (default: human > import > oracle)."
     ),
+    predictions: str | None = typer.Option(
+        None,
+        help="A model's predictions to include: 'latest' or model:<fingerprint>. "
+        "labelstudio: pre-annotations; coco-results: the detections written.",
+    ),
 ) -> None:
-    """Export frames and their labels (ground truth) from the project."""
+    """Export frames with their labels (ground truth) and, optionally, a model's predictions.
+
+    coco-results writes a model's detections as a COCO results list (image ids match a
+    coco export of the same frames)."""
     from scenesift.io.formats import write_dataset
 
     store = Store.open(project)
-    records = store.records(split=split, state=state, source=source)
+    if fmt is ExportFormat.coco_results and predictions is None:
+        predictions = "latest"
+    records = store.records(split=split, state=state, source=source, predictions=predictions)
     path = write_dataset(fmt.value, records, store.taxonomy, out)
     console.print(f"Wrote {len(records)} frames to [bold]{path}[/]")
     store.close()
@@ -178,6 +189,54 @@ def info(project: Path = PROJECT) -> None:
     console.print(summary_table(store))
     console.print(coverage_table(coverage(store)))
     store.close()
+
+
+@app.command()
+def embed(
+    project: Path = PROJECT,
+    backbone: str = typer.Option(
+        "efficientnet_lite0", help="Backbone: efficientnet_lite0, resnet50 or tiny."
+    ),
+    layer: str = typer.Option(
+        "pooled", help="pooled: one vector per frame; map: the stride-32 feature map (float16)."
+    ),
+    split: str | None = typer.Option(None, help="Only this split (train, val or test)."),
+    batch_size: int = typer.Option(32, min=1, help="Frames per forward pass."),
+    workers: int = typer.Option(1, min=0, help="Processes decoding images (0: none)."),
+) -> None:
+    """Compute backbone features for the project's frames into the feature cache.
+
+    Frames already cached for this backbone, weights, preprocessing and layer are not
+    computed again; the cache is keyed by the fingerprint printed at the end."""
+    from scenesift.models import (
+        BackboneUnavailable,
+        ImageLoadError,
+        UnknownBackbone,
+        get_backbone,
+    )
+    from scenesift.models import embed as embed_frames
+    from scenesift.models.features import keep_freed_memory
+
+    keep_freed_memory()  # this process is ours: ~2x faster forward passes on CPU
+    store = Store.open(project)
+    try:
+        model = get_backbone(backbone)
+        result = embed_frames(
+            store, model, layer=layer, split=split, batch_size=batch_size, workers=workers
+        )
+    except (BackboneUnavailable, ImageLoadError, UnknownBackbone, ValueError) as e:
+        err_console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    h, w = model.preprocessing.size
+    speed = f"{result.throughput:.1f} frames/s" if result.computed else "nothing to compute"
+    console.print(
+        f"Embedded {len(result)} frames with [bold]{backbone}[/] ({layer}, {h}x{w}): "
+        f"{result.computed} computed, {result.cached} from the cache; {speed}.\n"
+        f"Feature cache: [bold]{result.fingerprint}[/] (array {tuple(result.array.shape)} "
+        f"{result.array.dtype})"
+    )
 
 
 def _parse_fractions(text: str) -> tuple[float, float, float]:

@@ -10,7 +10,7 @@ from scenesift.records import FrameRecord, ImportBatch
 from scenesift.taxonomy import Taxonomy
 
 IMPORT_FORMATS = ("bdd", "kitti", "coco", "csv", "labelstudio")
-EXPORT_FORMATS = ("bdd", "kitti", "coco", "csv", "labelstudio")
+EXPORT_FORMATS = ("bdd", "kitti", "coco", "coco-results", "csv", "labelstudio")
 
 
 def read_dataset(
@@ -67,6 +67,10 @@ def write_dataset(fmt: str, frames: Iterable[FrameRecord], taxonomy: Taxonomy, o
         from scenesift.io.coco import write_coco
 
         return write_coco(frames, taxonomy, out)
+    if fmt == "coco-results":
+        from scenesift.io.coco import write_coco_predictions
+
+        return write_coco_predictions(frames, taxonomy, out)
     if fmt == "csv":
         from scenesift.io.csv_folder import write_csv_folder
 

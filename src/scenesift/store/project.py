@@ -363,6 +363,80 @@ class Store:
             cache[root_id] = row[0]
         return cache[root_id]
 
+    # ----------------------------------------------------------------- predictions
+    def write_situation_scores(
+        self,
+        source: str,
+        names: Sequence[str],
+        situations: Sequence[str],
+        scores: Sequence[Sequence[float]],
+        thresholds: dict[str, float] | None = None,
+    ) -> int:
+        """Store a model's situation scores (value = score >= threshold, confidence = score),
+        replacing that model's earlier scores for these frames. Returns rows written."""
+        _check_model_source(source)
+        tax = self.taxonomy
+        unknown = [s for s in situations if s not in tax]
+        if unknown:
+            raise StoreError(f"unknown situations {unknown}; the project knows {tax.names}")
+        thresholds = thresholds or {}
+        stamp = now()
+        with self.transaction() as c:
+            ids = self._existing_ids(c, list(names), source)
+            rows = []
+            for name, row in zip(names, scores, strict=True):
+                for sit, score in zip(situations, row, strict=True):
+                    score = float(score)
+                    value = int(score >= thresholds.get(sit, 0.5))
+                    rows.append((ids[name], sit, source, value, score, stamp))
+            c.executemany(
+                "INSERT INTO situation_labels "
+                "(frame_id, situation, source, value, confidence, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (frame_id, situation, source) DO UPDATE "
+                "SET value = excluded.value, confidence = excluded.confidence, "
+                "created_at = excluded.created_at",
+                rows,
+            )
+        return len(rows)
+
+    def write_box_predictions(self, source: str, boxes: dict[str, list[Box]]) -> int:
+        """Store a model's detections per frame name (an empty list: it found nothing),
+        replacing that model's earlier detections for these frames."""
+        _check_model_source(source)
+        classes = set(self.taxonomy.classes)
+        stamp = now()
+        with self.transaction() as c:
+            ids = self._existing_ids(c, list(boxes), source)
+            rows = []
+            for name, frame_boxes in boxes.items():
+                for b in frame_boxes:
+                    if b.category not in classes:
+                        raise StoreError(f"{source}: frame {name!r}: unknown class {b.category!r}")
+                    rows.append(_box_row(ids[name], source, b))
+            pairs = [(ids[n], source) for n in boxes]
+            c.executemany("DELETE FROM box_sets WHERE frame_id = ? AND source = ?", pairs)
+            c.executemany(
+                "INSERT INTO box_sets (frame_id, source, created_at) VALUES (?, ?, ?)",
+                [(fid, src, stamp) for fid, src in pairs],
+            )
+            c.executemany(
+                "INSERT INTO boxes (frame_id, source, category, x1, y1, x2, y2, occluded, "
+                "truncated, score, class_probs, attributes) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def model_sources(self) -> list[str]:
+        """Every model that wrote predictions, most recent first."""
+        rows = self.conn.execute(
+            "SELECT source, max(created_at) AS t FROM ("
+            " SELECT source, created_at FROM situation_labels WHERE source LIKE 'model:%'"
+            " UNION ALL SELECT source, created_at FROM box_sets WHERE source LIKE 'model:%')"
+            " GROUP BY source ORDER BY t DESC, source"
+        ).fetchall()
+        return [r[0] for r in rows]
+
     # ----------------------------------------------------------------- reading
     def count_frames(self) -> int:
         return self.conn.execute("SELECT count(*) FROM frames").fetchone()[0]
@@ -373,11 +447,14 @@ class Store:
         state: str | None = None,
         source: str | None = None,
         names: Iterable[str] | None = None,
+        predictions: str | None = None,
     ) -> list[FrameRecord]:
         """Frames with their labels, for exporters and training.
 
         ``source=None`` gives each frame's *truth*: per situation and for boxes, the first
         source present in human > import > oracle. Otherwise only that source's labels.
+        ``predictions`` (a ``model:*`` source, or ``latest``) fills ``situation_scores`` and
+        ``predicted_boxes`` from that model.
         """
         where, args = [], []
         if split:
@@ -426,6 +503,25 @@ class Store:
             if box_source.get(row[0]) == row[1]:
                 boxes[row[0]].append(_box_from_row(row[2:]))
 
+        scores: dict[int, dict[str, float]] = defaultdict(dict)
+        predicted: dict[int, list[Box]] = defaultdict(list)
+        if predictions == "latest":
+            models = self.model_sources()
+            predictions = models[0] if models else None
+        if predictions is not None:
+            _check_model_source(predictions)
+            for fid, situation, conf in self.conn.execute(
+                "SELECT frame_id, situation, confidence FROM situation_labels WHERE source = ?",
+                (predictions,),
+            ):
+                scores[fid][situation] = conf
+            for row in self.conn.execute(
+                "SELECT frame_id, source, category, x1, y1, x2, y2, occluded, truncated, score, "
+                "class_probs, attributes FROM boxes WHERE source = ? ORDER BY id",
+                (predictions,),
+            ):
+                predicted[row[0]].append(_box_from_row(row[2:]))
+
         out = []
         for fid, name, root, rel, drive, w, h, ts, split_ in rows:
             out.append(
@@ -439,9 +535,16 @@ class Store:
                     split=split_,
                     situations={k: v for k, (_, v) in sit.get(fid, {}).items()},
                     boxes=boxes.get(fid, []) if fid in box_source else None,
+                    situation_scores=scores.get(fid, {}),
+                    predicted_boxes=predicted.get(fid, []),
                 )
             )
         return out
+
+
+def _check_model_source(source: str) -> None:
+    if not source.startswith("model:") or len(source) <= len("model:"):
+        raise StoreError(f"a model source looks like 'model:<fingerprint>', got {source!r}")
 
 
 def _relative(path: Path, root: str) -> str:

@@ -122,10 +122,23 @@ CREATE TABLE imports (
 );
 """
 
+#: Feature cache index (scenesift.models.features): which shard row holds a frame's
+#: features under a cache spec (fingerprint of backbone, weights, preprocessing, layer).
+V2 = """
+CREATE TABLE features (
+    spec     TEXT NOT NULL,
+    frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+    shard    TEXT NOT NULL,
+    row      INTEGER NOT NULL CHECK (row >= 0),
+    PRIMARY KEY (spec, frame_id)
+) WITHOUT ROWID;
+CREATE INDEX features_by_frame ON features(frame_id);
+"""
+
 Migration = str | Callable[[sqlite3.Connection], None]
 
 #: MIGRATIONS[i] takes a catalog from version i to version i + 1.
-MIGRATIONS: list[Migration] = [V1]
+MIGRATIONS: list[Migration] = [V1, V2]
 
 LATEST = len(MIGRATIONS)
 
