@@ -202,7 +202,9 @@ def embed(
     ),
     split: str | None = typer.Option(None, help="Only this split (train, val or test)."),
     batch_size: int = typer.Option(32, min=1, help="Frames per forward pass."),
-    workers: int = typer.Option(1, min=0, help="Processes decoding images (0: none)."),
+    workers: int = typer.Option(
+        0, min=0, help="Processes decoding images (0: this one; best on 2 cores)."
+    ),
 ) -> None:
     """Compute backbone features for the project's frames into the feature cache.
 

@@ -1,0 +1,305 @@
+"""Backbone features for frames, cached per frame by the fingerprint of what produced them.
+
+The cache key (``spec``) is the fingerprint of the backbone (architecture + weights +
+preprocessing) and the layer, so stale features cannot be served and no frame is ever
+embedded twice for the same spec: ``embed`` computes only the frames the cache lacks.
+
+Layout: each run writes its new features as array shards (``store.arrays``) and, in the
+same transaction that registers a shard, one ``features`` row per frame (spec, frame,
+shard, row). The shard file is written before that transaction, so a killed run leaves at
+most an unregistered file, never rows pointing at nothing. Reading gathers rows from the
+memory-mapped shards.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from scenesift.models.backbones import Backbone
+from scenesift.models.images import make_loader
+from scenesift.store import Store, StoreError, fingerprint
+
+LAYERS = ("pooled", "map")
+KIND = "features"
+#: Bump when the way features are computed changes without the spec noticing.
+FORMAT = 1
+#: A shard is written every this many frames (or 512 MB), so a killed run keeps its work.
+SHARD_FRAMES = 4096
+SHARD_BYTES = 512 * 2**20
+#: Processes decoding images beside the forward pass. On 2 cores the forward pass already
+#: uses both, and decoding in this process (1.2 ms of ~10 ms per frame) beats workers,
+#: which only add contention and IPC (bench_embed.py); use more where cores are spare.
+DEFAULT_WORKERS = 0
+
+
+@dataclass
+class FeatureSet:
+    """Features of ``names`` in that order: (N, C) float32 for ``pooled``, (N, C, h, w)
+    float16 for ``map``; plus what the call cost."""
+
+    names: list[str]
+    array: np.ndarray
+    spec: dict[str, Any]
+    fingerprint: str
+    computed: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+
+    @property
+    def throughput(self) -> float:
+        """Frames computed per second (decode + preprocess + forward)."""
+        return self.computed / self.seconds if self.seconds > 0 else 0.0
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def cache_spec(backbone: Backbone, layer: str) -> dict[str, Any]:
+    """Everything that determines a frame's cached features (the cache key's content)."""
+    if layer not in LAYERS:
+        raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
+    return {
+        "kind": KIND,
+        "format": FORMAT,
+        "backbone": backbone.name,
+        "backbone_fingerprint": backbone.fingerprint,
+        "preprocessing": backbone.preprocessing.spec(),
+        "layer": layer,
+        "dtype": "float32" if layer == "pooled" else "float16",
+    }
+
+
+def embed(
+    store: Store,
+    backbone: Backbone,
+    names: Sequence[str] | None = None,
+    layer: str = "pooled",
+    batch_size: int = 32,
+    workers: int = DEFAULT_WORKERS,
+    progress: bool = True,
+    split: str | None = None,
+) -> FeatureSet:
+    """Features of ``names`` (default: every frame, optionally of one ``split``), computing
+    only the frames not cached yet for this backbone, preprocessing and layer.
+
+    New features are written as a shard every ``SHARD_FRAMES`` frames, so an interrupted
+    run keeps what it finished; an unreadable image raises :class:`ImageLoadError` naming
+    the file, and the frames of the unfinished shard are not cached.
+    """
+    spec = cache_spec(backbone, layer)
+    fp = fingerprint(spec)
+    frames = _frames(store, names, split)
+    cached = _cached_rows(store, fp, [fid for fid, _, _ in frames])
+    missing = list({f[0]: f for f in frames if f[0] not in cached}.values())  # each once
+    started = time.perf_counter()
+    if missing:
+        _compute(store, backbone, spec, fp, missing, layer, batch_size, workers, progress)
+    seconds = time.perf_counter() - started
+    rows = _cached_rows(store, fp, [fid for fid, _, _ in frames]) if missing else cached
+    array = _gather(store, rows, [fid for fid, _, _ in frames], _empty_shape(backbone, layer))
+    return FeatureSet(
+        names=[name for _, name, _ in frames],
+        array=array.astype(np.float32 if layer == "pooled" else np.float16, copy=False),
+        spec=spec,
+        fingerprint=fp,
+        computed=len(missing),
+        cached=len(frames) - len(missing),
+        seconds=seconds if missing else 0.0,
+    )
+
+
+def feature_caches(store: Store) -> list[dict[str, Any]]:
+    """One entry per cache spec in the project: what made it and how many frames it has."""
+    out = []
+    for fp, n, shards in store.conn.execute(
+        "SELECT spec, count(*), count(DISTINCT shard) FROM features GROUP BY spec ORDER BY spec"
+    ).fetchall():
+        row = store.conn.execute(
+            "SELECT a.meta FROM arrays a JOIN features f ON f.shard = a.fingerprint "
+            "WHERE f.spec = ? LIMIT 1",
+            (fp,),
+        ).fetchone()
+        spec = json.loads(row[0])["spec"]["cache"] if row else {}
+        out.append({"fingerprint": fp, "frames": n, "shards": shards, **spec})
+    return out
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of unmapping it.
+
+    A convnet on CPU allocates activations of ~100 MB per layer and batch; by default glibc
+    serves each with a fresh ``mmap`` and unmaps it when freed, so every batch page-faults
+    all its activations in again (half the forward time in the kernel on 2 cores). Keeping
+    the memory doubles Lite0's forward rate for ~20% more peak memory. It is process-wide,
+    so only entry points that own their process call it (the CLI, benchmarks); returns
+    whether it applied (False off glibc).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**30))
+
+
+# --------------------------------------------------------------------------- computing
+@torch.inference_mode()
+def forward_features(backbone: Backbone, images: torch.Tensor, layer: str) -> np.ndarray:
+    """The cached quantity for a batch: pooled (N, C) float32 or the map as float16."""
+    fmap = backbone(images)
+    if layer == "pooled":
+        return fmap.mean(dim=(2, 3)).float().numpy()
+    return fmap.to(torch.float16).contiguous().numpy()
+
+
+def _compute(
+    store: Store,
+    backbone: Backbone,
+    spec: dict[str, Any],
+    fp: str,
+    missing: list[tuple[int, str, str]],
+    layer: str,
+    batch_size: int,
+    workers: int,
+    progress: bool,
+) -> None:
+    loader = make_loader([p for _, _, p in missing], backbone.preprocessing, batch_size, workers)
+    model = backbone.for_inference()  # BN folded, channels_last: ~2x faster, same features
+    pending_ids: list[int] = []
+    pending: list[np.ndarray] = []
+    with _progress(progress, len(missing), f"embedding ({backbone.name}, {layer})") as step:
+        for batch in loader:
+            out = forward_features(model, batch.images, layer)
+            pending_ids.extend(missing[i][0] for i in batch.index.tolist())
+            pending.append(out)
+            step(len(out))
+            if len(pending_ids) >= SHARD_FRAMES or sum(a.nbytes for a in pending) >= SHARD_BYTES:
+                _write_shard(store, spec, fp, pending_ids, pending)
+                pending_ids, pending = [], []
+    if pending_ids:
+        _write_shard(store, spec, fp, pending_ids, pending)
+
+
+def _write_shard(
+    store: Store, spec: dict[str, Any], fp: str, ids: list[int], arrays: list[np.ndarray]
+) -> None:
+    """Register a shard and index its rows atomically (the file is written first)."""
+    array = np.concatenate(arrays)
+    shard_spec = {"cache": spec, "cache_fingerprint": fp, "frames": fingerprint(json.dumps(ids))}
+    with store.transaction() as c:
+        shard = store.arrays.put(shard_spec, array, kind=KIND)  # joins this transaction
+        c.executemany(
+            "INSERT OR REPLACE INTO features (spec, frame_id, shard, row) VALUES (?, ?, ?, ?)",
+            [(fp, fid, shard, row) for row, fid in enumerate(ids)],
+        )
+
+
+class _progress:
+    """A progress bar with ETA (or nothing); yields a ``step(n)`` callable."""
+
+    def __init__(self, enabled: bool, total: int, description: str) -> None:
+        self.enabled, self.total, self.description = enabled, total, description
+        self.bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from scenesift.ui import progress_bar
+
+        self.bar = progress_bar()
+        self.bar.__enter__()
+        task = self.bar.add_task(self.description, total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+# --------------------------------------------------------------------------- catalog
+def _frames(
+    store: Store, names: Sequence[str] | None, split: str | None
+) -> list[tuple[int, str, str]]:
+    """(frame id, name, image path) in the order of ``names`` (default: catalog order)."""
+    sql = (
+        "SELECT f.id, f.name, r.path, f.path FROM frames f JOIN drives d ON d.name = f.drive "
+        "JOIN image_roots r ON r.id = f.root_id"
+    )
+    args: list[str] = []
+    if split:
+        sql += " WHERE d.split = ?"
+        args.append(split)
+    sql += " ORDER BY f.drive, f.timestamp, f.name"
+    rows = [(fid, name, os.path.join(root, rel)) for fid, name, root, rel in
+            store.conn.execute(sql, args)]  # fmt: skip
+    if names is None:
+        return rows
+    by_name = {r[1]: r for r in rows}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        shown = ", ".join(repr(n) for n in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        where = f" in split {split!r}" if split else ""
+        raise StoreError(f"{len(unknown)} frame(s) are not in the project{where}: {shown}{more}")
+    return [by_name[n] for n in names]
+
+
+def _cached_rows(store: Store, fp: str, ids: list[int]) -> dict[int, tuple[str, int]]:
+    """frame id -> (shard, row) for the frames cached under ``fp`` whose shard exists."""
+    wanted = set(ids)
+    rows: dict[int, tuple[str, int]] = {}
+    if len(wanted) <= 900:  # one query with the ids bound (SQLite's limit is 999)
+        chunk = sorted(wanted)
+        if chunk:
+            q = (
+                "SELECT frame_id, shard, row FROM features WHERE spec = ? "
+                f"AND frame_id IN ({','.join('?' * len(chunk))})"
+            )
+            rows.update((fid, (s, r)) for fid, s, r in store.conn.execute(q, (fp, *chunk)))
+    else:
+        for fid, s, r in store.conn.execute(
+            "SELECT frame_id, shard, row FROM features WHERE spec = ?", (fp,)
+        ):
+            if fid in wanted:
+                rows[fid] = (s, r)
+    present = {s for s in {s for s, _ in rows.values()} if store.arrays.has(s)}
+    return {fid: sr for fid, sr in rows.items() if sr[0] in present}  # lost files: recompute
+
+
+def _gather(
+    store: Store,
+    rows: dict[int, tuple[str, int]],
+    ids: list[int],
+    empty_shape: tuple[int, ...],
+) -> np.ndarray:
+    """Stack the cached rows of ``ids`` in order, reading each shard once (memory-mapped)."""
+    by_shard: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+    for pos, fid in enumerate(ids):
+        shard, row = rows[fid]
+        by_shard[shard][0].append(pos)
+        by_shard[shard][1].append(row)
+    out: np.ndarray | None = None
+    for shard, (positions, shard_rows) in by_shard.items():
+        data = store.arrays.get(shard)
+        if out is None:
+            out = np.empty((len(ids), *data.shape[1:]), dtype=data.dtype)
+        order = np.argsort(shard_rows)  # ascending rows read the memory map sequentially
+        out[np.asarray(positions)[order]] = data[np.asarray(shard_rows)[order]]
+    return out if out is not None else np.empty(empty_shape, dtype=np.float32)
+
+
+def _empty_shape(backbone: Backbone, layer: str) -> tuple[int, ...]:
+    h, w = backbone.preprocessing.size
+    if layer == "pooled":
+        return (0, backbone.out_channels)
+    return (0, backbone.out_channels, h // 32, w // 32)

@@ -1,0 +1,362 @@
+"""The situation tagger as an estimator: ``fit`` on labelled frames, ``predict_proba`` on any.
+
+Configuration lives in :class:`TaggerConfig` (scikit-learn style: no hidden global state).
+Training follows seed 000: all situations at once, masked binary cross-entropy, the new
+layer alone for the first epoch, then one more block group of the backbone per epoch.
+While the backbone is frozen, the head trains on cached pooled features (exactly
+equivalent, see ``TaggerNet.head_on_pooled``), so that epoch costs seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scenesift.models.backbones import Backbone, get_backbone
+from scenesift.models.features import embed
+from scenesift.models.images import make_loader
+from scenesift.models.tagger_net import (
+    SCHEDULES,
+    TaggerNet,
+    auto_pos_weight,
+    masked_bce,
+    set_train_mode,
+    set_trainable,
+    trainable_groups,
+)
+from scenesift.records import FrameRecord
+from scenesift.store import Store, fingerprint
+from scenesift.ui import progress_bar
+
+
+@dataclass(frozen=True)
+class TaggerConfig:
+    backbone: str = "efficientnet_lite0"
+    schedule: str = "gradual"  # gradual | frozen | full
+    epochs: int = 5
+    head_lr: float = 3e-3
+    backbone_lr: float = 3e-4  # top group; each lower group gets lr_decay times less
+    lr_decay: float = 0.5
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    pos_weight: bool = True
+    patience: int = 2  # epochs without validation-loss improvement before stopping
+    seed: int = 0
+    workers: int = 1
+    head_passes: int = 20  # passes over cached features in a head-only epoch (cheap)
+    #: Frames drawn (afresh, at random) for each epoch that runs the backbone; None: all.
+    #: Neighbouring frames of a drive are near-duplicates, so a subset loses little and a
+    #: fine-tuning epoch on 2 CPU cores drops from minutes to seconds.
+    samples_per_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.epochs < 1:
+            raise ValueError("epochs must be >= 1")
+
+
+def label_matrix(
+    records: Sequence[FrameRecord], situations: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Targets (N, S) and mask (N, S): mask is 1 where the situation is labelled."""
+    y = np.zeros((len(records), len(situations)), dtype=np.float32)
+    m = np.zeros_like(y)
+    col = {s: j for j, s in enumerate(situations)}
+    for i, rec in enumerate(records):
+        for name, value in rec.situations.items():
+            j = col.get(name)
+            if j is not None:
+                y[i, j] = float(value)
+                m[i, j] = 1.0
+    return y, m
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    trainable_groups: int
+    train_loss: float
+    val_loss: float
+    seconds: float
+
+
+@dataclass
+class SituationTagger:
+    """Multi-label situation tagger (backbone -> 1x1 conv per pixel -> GAP)."""
+
+    situations: list[str]
+    config: TaggerConfig = field(default_factory=TaggerConfig)
+    history: list[EpochLog] = field(default_factory=list, init=False)
+    net: TaggerNet | None = field(default=None, init=False, repr=False)
+    data_fingerprint: str | None = field(default=None, init=False)
+    #: How many backbone groups were ever trained: 0 means the backbone is the pretrained
+    #: one, so its cached features stay valid for prediction.
+    groups_trained: int = field(default=0, init=False)
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        train: Sequence[FrameRecord],
+        val: Sequence[FrameRecord],
+        store: Store | None = None,
+        backbone: Backbone | None = None,
+        progress: bool = True,
+    ) -> SituationTagger:
+        """Train on ``train``, early-stop on the loss over ``val``. With a ``store``,
+        frozen-backbone features come from (and go to) its fingerprinted cache."""
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        backbone = backbone or get_backbone(cfg.backbone)
+        self.net = TaggerNet(backbone, len(self.situations)).to(memory_format=torch.channels_last)
+        self.history = []
+        self.groups_trained = 0
+        y_tr, m_tr = (torch.from_numpy(a) for a in label_matrix(train, self.situations))
+        y_va, m_va = (torch.from_numpy(a) for a in label_matrix(val, self.situations))
+        self.data_fingerprint = fingerprint(
+            {
+                "train": [(r.name, sorted(r.situations.items())) for r in train],
+                "val": [r.name for r in val],
+            }
+        )
+        pos_weight = auto_pos_weight(y_tr, m_tr) if cfg.pos_weight else None
+        pooled_cache: dict[str, torch.Tensor] = {}
+
+        def pooled(records: Sequence[FrameRecord], key: str) -> torch.Tensor:
+            if key not in pooled_cache:
+                pooled_cache[key] = self._pooled(records, store, backbone, progress)
+            return pooled_cache[key]
+
+        groups = backbone.block_groups()
+        best, best_loss, stale = None, float("inf"), 0
+        for epoch in range(cfg.epochs):
+            started = time.perf_counter()
+            n_groups = trainable_groups(groups, cfg.schedule, epoch)
+            head_only = n_groups == 0 and self.groups_trained == 0
+            if head_only:
+                train_loss = self._fit_head(pooled(train, "train"), y_tr, m_tr, pos_weight, rng)
+            else:
+                train_loss = self._fit_epoch(train, y_tr, m_tr, n_groups, pos_weight, rng, progress)
+                self.groups_trained = max(self.groups_trained, n_groups)
+            if not len(val):  # nothing to early-stop on: keep training, keep the last epoch
+                self.history.append(EpochLog(epoch, n_groups, train_loss, float("nan"),
+                                             time.perf_counter() - started))  # fmt: skip
+                continue
+            with torch.inference_mode():
+                logits = (
+                    self.net.head_on_pooled(pooled(val, "val"))
+                    if head_only
+                    else torch.from_numpy(self._logits(val, progress, "validating"))
+                )
+                val_loss = float(masked_bce(logits, y_va, m_va, pos_weight))
+            self.history.append(
+                EpochLog(epoch, n_groups, train_loss, val_loss, time.perf_counter() - started)
+            )
+            if val_loss < best_loss - 1e-4:
+                best_loss, stale = val_loss, 0
+                best = (copy.deepcopy(self.net.state_dict()), self.groups_trained)
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+        if best is not None:
+            self.net.load_state_dict(best[0])
+            self.groups_trained = best[1]
+        self.net.eval()
+        return self
+
+    def _fit_head(self, feats, y, m, pos_weight, rng) -> float:
+        """One head-only epoch on pooled features (several cheap passes, minibatched)."""
+        cfg = self.config
+        net = self.net
+        set_trainable(net, 0)
+        opt = torch.optim.AdamW(
+            net.head.parameters(), lr=cfg.head_lr, weight_decay=cfg.weight_decay
+        )
+        losses = []
+        for _ in range(cfg.head_passes):
+            order = torch.from_numpy(rng.permutation(len(feats)))
+            for i in range(0, len(order), cfg.batch_size):
+                idx = order[i : i + cfg.batch_size]
+                loss = masked_bce(net.head_on_pooled(feats[idx]), y[idx], m[idx], pos_weight)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+        return float(np.mean(losses[-max(1, len(losses) // cfg.head_passes) :]))
+
+    def _fit_epoch(self, train, y, m, n_groups, pos_weight, rng, progress) -> float:
+        """One epoch over the images, the head and the top ``n_groups`` groups training."""
+        cfg = self.config
+        net = self.net
+        groups = set_trainable(net, n_groups)
+        param_groups = [{"params": list(net.head.parameters()), "lr": cfg.head_lr}]
+        for i, params in enumerate(groups):
+            param_groups.append({"params": params, "lr": cfg.backbone_lr * cfg.lr_decay**i})
+        opt = torch.optim.AdamW(param_groups, weight_decay=cfg.weight_decay)
+        set_train_mode(net, n_groups)
+        order = rng.permutation(len(train))[: cfg.samples_per_epoch or len(train)]
+        loader = make_loader(
+            [train[i].path for i in order], net.backbone.preprocessing, cfg.batch_size, cfg.workers
+        )
+        losses = []
+        with _bar(progress, f"epoch: {n_groups} group(s) + head", len(order)) as advance:
+            for batch in loader:
+                idx = torch.from_numpy(order[batch.index.numpy()])
+                loss = masked_bce(net(batch.images), y[idx], m[idx], pos_weight)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                advance(len(idx))
+        net.eval()
+        return float(np.mean(losses)) if losses else 0.0
+
+    def _pooled(self, records, store, backbone, progress) -> torch.Tensor:
+        """Pooled features of the (frozen, pretrained) backbone, from the cache if any."""
+        if not records:
+            return torch.zeros((0, backbone.out_channels))
+        if store is not None:
+            feats = embed(
+                store, backbone, [r.name for r in records], layer="pooled",
+                batch_size=self.config.batch_size, workers=self.config.workers,
+                progress=progress,
+            )  # fmt: skip
+            return torch.from_numpy(np.asarray(feats.array, dtype=np.float32))
+        out = []
+        fast = backbone.for_inference()
+        loader = make_loader([r.path for r in records], backbone.preprocessing,
+                             self.config.batch_size, self.config.workers)  # fmt: skip
+        with torch.inference_mode(), _bar(progress, "features", len(records)) as advance:
+            for batch in loader:
+                out.append(fast(batch.images).mean(dim=(2, 3)))
+                advance(len(batch.index))
+        return torch.cat(out)
+
+    # ------------------------------------------------------------------ inference
+    def _check_fitted(self) -> TaggerNet:
+        if self.net is None:
+            raise RuntimeError("the tagger is not fitted: call fit() or load() first")
+        return self.net
+
+    def _logits(self, records, progress: bool, description: str = "predicting") -> np.ndarray:
+        net = self._check_fitted()
+        fast = copy.deepcopy(net).eval()
+        fast.backbone = fast.backbone.for_inference()
+        loader = make_loader([r.path for r in records], net.backbone.preprocessing,
+                             self.config.batch_size, self.config.workers)  # fmt: skip
+        out = np.zeros((len(records), len(self.situations)), dtype=np.float32)
+        with torch.inference_mode(), _bar(progress, description, len(records)) as advance:
+            for batch in loader:
+                out[batch.index.numpy()] = fast(batch.images).numpy()
+                advance(len(batch.index))
+        return out
+
+    def predict_proba(
+        self, records: Sequence[FrameRecord], store: Store | None = None, progress: bool = True
+    ) -> np.ndarray:
+        """Probability (N, S) per situation. With a store and a backbone that was never
+        fine-tuned, pooled features come from the cache."""
+        net = self._check_fitted()
+        if store is not None and self.groups_trained == 0:
+            feats = self._pooled(records, store, net.backbone, progress)
+            with torch.inference_mode():
+                return torch.sigmoid(net.head_on_pooled(feats)).numpy()
+        return 1.0 / (1.0 + np.exp(-self._logits(records, progress)))
+
+    def cam(self, images: torch.Tensor) -> np.ndarray:
+        """Class activation maps: per-pixel logits (N, S, h, w) before pooling."""
+        net = self._check_fitted()
+        with torch.inference_mode():
+            return net.cam(images.contiguous(memory_format=torch.channels_last)).numpy()
+
+    # ------------------------------------------------------------------ identity & disk
+    @property
+    def fingerprint(self) -> str:
+        """What made this model: config, situations, backbone weights and training data."""
+        net = self._check_fitted()
+        return fingerprint(
+            {
+                "config": asdict(self.config),
+                "situations": self.situations,
+                "backbone": net.backbone.spec(),
+                "head": _tensor_digest(net.head.state_dict()),
+                "data": self.data_fingerprint,
+            }
+        )
+
+    def save(self, path: Path) -> Path:
+        """Write-then-rename, so a crash never leaves a half-written checkpoint."""
+        net = self._check_fitted()
+        state = {
+            "situations": self.situations,
+            "config": asdict(self.config),
+            "history": [asdict(h) for h in self.history],
+            "data_fingerprint": self.data_fingerprint,
+            "groups_trained": self.groups_trained,
+            "net": net.state_dict(),
+            "fingerprint": self.fingerprint,
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: Path, backbone: Backbone | None = None) -> SituationTagger:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        config = TaggerConfig(**state["config"])
+        tagger = cls(list(state["situations"]), config)
+        backbone = backbone or get_backbone(config.backbone)
+        tagger.net = TaggerNet(backbone, len(tagger.situations))
+        tagger.net.load_state_dict(state["net"])
+        tagger.net = tagger.net.to(memory_format=torch.channels_last).eval()
+        tagger.history = [EpochLog(**h) for h in state["history"]]
+        tagger.data_fingerprint = state["data_fingerprint"]
+        tagger.groups_trained = state["groups_trained"]
+        return tagger
+
+
+def _tensor_digest(state: dict[str, Any]) -> str:
+    buf = io.BytesIO()
+    for k in sorted(state):
+        buf.write(k.encode())
+        buf.write(state[k].detach().cpu().contiguous().numpy().tobytes())
+    return fingerprint(buf.getvalue())
+
+
+class _bar:
+    """A progress bar (or nothing) whose ``advance(n)`` moves it by n frames."""
+
+    def __init__(self, enabled: bool, description: str, total: int) -> None:
+        self.enabled, self.description, self.total = enabled, description, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        self.bar = progress_bar(transient=True)
+        self.bar.__enter__()
+        task = self.bar.add_task(self.description, total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.bar.__exit__(*exc)
