@@ -145,9 +145,11 @@ def test_frozen_tagger_uses_the_feature_cache_and_save_load_round_trips(tmp_path
     np.testing.assert_allclose(cached, direct, atol=1e-4)
 
     path = tagger.save(tmp_path / "tagger.pt")
-    again = SituationTagger.load(path, backbone=tiny())
+    again = SituationTagger.load(path)  # rebuilds the backbone with the trained preprocessing
     np.testing.assert_allclose(again.predict_proba(recs, progress=False), direct, atol=1e-5)
     assert again.fingerprint == tagger.fingerprint
+    with pytest.raises(ValueError, match="preprocessing"):
+        SituationTagger.load(path, backbone=get_backbone("tiny"))
     other = SituationTagger(SITUATIONS, TaggerConfig(backbone="tiny", schedule="frozen",
                                                      epochs=2, workers=0, seed=1))  # fmt: skip
     other.fit(recs[:16], recs[16:], store=store, backbone=tiny(), progress=False)

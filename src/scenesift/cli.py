@@ -5,12 +5,23 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich.table import Table
 
 from scenesift.io.errors import FormatError
+
+if TYPE_CHECKING:
+    from scenesift.models.tagger import TaggerConfig
 from scenesift.store import Store, StoreError
-from scenesift.tables import coverage_table, import_report_table, skipped_lines, summary_table
+from scenesift.tables import (
+    coverage_table,
+    import_report_table,
+    schedule_table,
+    skipped_lines,
+    summary_table,
+)
 from scenesift.ui import console, err_console
 
 app = typer.Typer(
@@ -247,6 +258,158 @@ def _parse_fractions(text: str) -> tuple[float, float, float]:
     except ValueError:
         raise typer.BadParameter(f"expected three numbers like 0.7,0.1,0.2, got {text!r}") from None
     return (a, b, c)
+
+
+tagger_app = typer.Typer(
+    help="Situation tagger (seed 000): ImageNet backbone -> 1x1 conv per pixel -> global "
+    "average pooling, masked BCE over all situations, gradual unfreezing.",
+    no_args_is_help=True,
+)
+app.add_typer(tagger_app, name="tagger")
+
+
+def _tagger_config(**kw) -> TaggerConfig:
+    from scenesift.models.tagger import TaggerConfig
+
+    return TaggerConfig(**kw)
+
+
+@tagger_app.command("train")
+def tagger_train(
+    project: Path = PROJECT,
+    backbone: str = typer.Option("efficientnet_lite0", help="Backbone from the registry."),
+    schedule: str = typer.Option(
+        "gradual",
+        help="gradual: head alone, then one more block group per epoch; "
+        "frozen: head only; full: everything from the start.",
+    ),
+    epochs: int = typer.Option(5, min=1),
+    samples_per_epoch: int | None = typer.Option(
+        None, help="Frames per backbone-training epoch (random each epoch; default all)."
+    ),
+    batch_size: int = typer.Option(32, min=1),
+    head_lr: float = typer.Option(3e-3, help="Learning rate of the new 1x1 conv head."),
+    backbone_lr: float = typer.Option(
+        1e-4, help="Learning rate of the top backbone group; each lower one gets --lr-decay x."
+    ),
+    finetune_head_lr: float = typer.Option(
+        3e-4, help="Learning rate of the head in epochs where backbone groups train too."
+    ),
+    lr_decay: float = typer.Option(0.5),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train on the labelled train split, early-stop on val, save a checkpoint."""
+    from scenesift.models.features import keep_freed_memory
+    from scenesift.pipelines import tagger as pipe
+
+    keep_freed_memory()
+    cfg = _tagger_config(
+        backbone=backbone, schedule=schedule, epochs=epochs, batch_size=batch_size, seed=seed,
+        samples_per_epoch=samples_per_epoch, head_lr=head_lr, backbone_lr=backbone_lr,
+        lr_decay=lr_decay, finetune_head_lr=finetune_head_lr,
+    )  # fmt: skip
+    with Store.open(project) as store:
+        tagger, path = pipe.train(store, cfg)
+    table = Table(title=f"Tagger {tagger.fingerprint} ({schedule})")
+    for col in ("epoch", "groups training", "train loss", "val loss", "seconds"):
+        table.add_column(col, justify="right")
+    for h in tagger.history:
+        table.add_row(str(h.epoch), str(h.trainable_groups), f"{h.train_loss:.4f}",
+                      f"{h.val_loss:.4f}", f"{h.seconds:.1f}")  # fmt: skip
+    console.print(table)
+    console.print(f"Checkpoint: [bold]{path}[/]")
+
+
+@tagger_app.command("eval")
+def tagger_eval(
+    project: Path = PROJECT,
+    checkpoint: Path | None = typer.Option(None, help="Default: the latest trained tagger."),
+    split: str = typer.Option("test"),
+    plots: bool = typer.Option(True, help="Write ROC and PR curves per situation (PNG)."),
+    ci: bool = typer.Option(True, help="Bootstrap 95% confidence intervals of ROC-AUC."),
+) -> None:
+    """Per-situation ROC-AUC and PR-AUC (average precision) with test positives; undefined
+    where the split has no positives or no negatives."""
+    from scenesift.models.features import keep_freed_memory
+    from scenesift.pipelines import tagger as pipe
+
+    keep_freed_memory()
+    with Store.open(project) as store:
+        tagger, path = pipe.load(store, checkpoint)
+        out = store.root / pipe.REPORTS_DIR / tagger.fingerprint if plots else None
+        results = pipe.evaluate(store, tagger, split=split, plots=out)
+    console.print(results.to_table(title=f"Tagger {tagger.fingerprint} on {split}",
+                                   ci=results.ci() if ci else None))  # fmt: skip
+    pipe.update_sidecar(path, **{f"{split}_metrics": results.metrics()})
+    if out:
+        console.print(f"Curves: [bold]{out}[/]")
+
+
+@tagger_app.command("predict")
+def tagger_predict(
+    project: Path = PROJECT,
+    checkpoint: Path | None = typer.Option(None, help="Default: the latest trained tagger."),
+    precision: float = typer.Option(
+        0.9, help="Per-situation thresholds reach this precision on the val split."
+    ),
+    state: str | None = typer.Option(None, help="Only frames in this label state."),
+) -> None:
+    """Pre-label: write situation scores and thresholded values into the store as
+    model:<fingerprint> (used by `info`, selection, and `export labelstudio --predictions`)."""
+    from scenesift.models.features import keep_freed_memory
+    from scenesift.pipelines import tagger as pipe
+
+    keep_freed_memory()
+    with Store.open(project) as store:
+        tagger, path = pipe.load(store, checkpoint)
+        summary = pipe.prelabel(store, tagger, path, precision, state=state)
+    table = Table(title=f"Pre-labels written as {summary.source} ({summary.frames:,} frames)")
+    for col in ("situation", "threshold", "rule", "predicted positive"):
+        table.add_column(col)
+    for s, t in summary.thresholds.items():
+        table.add_row(s, f"{t:.3f}", summary.rules[s], f"{summary.positives[s]:,}")
+    console.print(table)
+
+
+@tagger_app.command("cam")
+def tagger_cam(
+    project: Path = PROJECT,
+    checkpoint: Path | None = typer.Option(None, help="Default: the latest trained tagger."),
+    situation: list[str] = typer.Option(
+        None, "--situation", "-s", help="Situations to show (repeat; default: all)."
+    ),
+    per_situation: int = typer.Option(3, min=1),
+    out: Path | None = typer.Option(None, help="PNG path (default: in the project's reports)."),
+) -> None:
+    """Class activation maps: where in the image the tagger sees each situation."""
+    from scenesift.pipelines import tagger as pipe
+
+    with Store.open(project) as store:
+        tagger, _ = pipe.load(store, checkpoint)
+        out = out or store.root / pipe.REPORTS_DIR / tagger.fingerprint / "cams.png"
+        path = pipe.class_activation_maps(store, tagger, out, situation or None, per_situation)
+    console.print(f"Class activation maps: [bold]{path}[/]")
+
+
+@tagger_app.command("compare")
+def tagger_compare(
+    project: Path = PROJECT,
+    backbone: str = typer.Option("efficientnet_lite0"),
+    epochs: int = typer.Option(5, min=1),
+    samples_per_epoch: int | None = typer.Option(None),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train the frozen, gradual and full schedules on the same split and print their
+    per-situation test ROC-AUC side by side."""
+    from scenesift.models.features import keep_freed_memory
+    from scenesift.pipelines import tagger as pipe
+
+    keep_freed_memory()
+    cfg = _tagger_config(backbone=backbone, epochs=epochs, seed=seed,
+                         samples_per_epoch=samples_per_epoch)  # fmt: skip
+    with Store.open(project) as store:
+        results = pipe.compare_schedules(store, cfg)
+    console.print(schedule_table(results))
 
 
 def main() -> None:

@@ -70,3 +70,25 @@ def skipped_lines(report: ImportReport, limit: int = 20) -> list[str]:
     if len(report.skipped_images) > limit:
         lines.append(f"  ... and {len(report.skipped_images) - limit} more")
     return lines
+
+
+def schedule_table(results: dict) -> Table:
+    """Per-situation test ROC-AUC of several tagger schedules, side by side."""
+    names = list(results)
+    first = next(iter(results.values()))
+    table = Table(title="Unfreezing schedules: test ROC-AUC per situation")
+    table.add_column("situation")
+    table.add_column("positives", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for s in first.situations:
+        cells = []
+        for name in names:
+            r = results[name][s]
+            cells.append("undefined" if r.roc_auc is None else f"{r.roc_auc:.3f}")
+        table.add_row(s, str(first[s].positives), *cells)
+    table.add_section()
+    table.add_row("mean (defined)", "", *(
+        "-" if results[n].mean_auc is None else f"{results[n].mean_auc:.3f}" for n in names
+    ))  # fmt: skip
+    return table

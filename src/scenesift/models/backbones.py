@@ -76,6 +76,14 @@ class Preprocessing:
         d["std"] = [round(float(v), 8) for v in self.std]
         return d
 
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Preprocessing:
+        """Inverse of :meth:`spec` (for checkpoints)."""
+        return cls(
+            size=tuple(spec["size"]), mean=tuple(spec["mean"]), std=tuple(spec["std"]),
+            resize=spec["resize"],
+        )  # fmt: skip
+
     def with_size(self, height: int, width: int) -> Preprocessing:
         return replace(self, size=(int(height), int(width)))
 

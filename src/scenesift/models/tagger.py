@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scenesift.models.backbones import Backbone, get_backbone
+from scenesift.models.backbones import Backbone, Preprocessing, get_backbone
 from scenesift.models.features import embed
 from scenesift.models.images import make_loader
 from scenesift.models.tagger_net import (
@@ -44,8 +44,9 @@ class TaggerConfig:
     backbone: str = "efficientnet_lite0"
     schedule: str = "gradual"  # gradual | frozen | full
     epochs: int = 5
-    head_lr: float = 3e-3
-    backbone_lr: float = 3e-4  # top group; each lower group gets lr_decay times less
+    head_lr: float = 3e-3  # head-only epochs (on cached features)
+    finetune_head_lr: float = 3e-4  # the head while backbone groups train with it
+    backbone_lr: float = 1e-4  # top group; each lower group gets lr_decay times less
     lr_decay: float = 0.5
     weight_decay: float = 1e-4
     batch_size: int = 32
@@ -201,7 +202,7 @@ class SituationTagger:
         cfg = self.config
         net = self.net
         groups = set_trainable(net, n_groups)
-        param_groups = [{"params": list(net.head.parameters()), "lr": cfg.head_lr}]
+        param_groups = [{"params": list(net.head.parameters()), "lr": cfg.finetune_head_lr}]
         for i, params in enumerate(groups):
             param_groups.append({"params": params, "lr": cfg.backbone_lr * cfg.lr_decay**i})
         opt = torch.optim.AdamW(param_groups, weight_decay=cfg.weight_decay)
@@ -306,6 +307,7 @@ class SituationTagger:
             "data_fingerprint": self.data_fingerprint,
             "groups_trained": self.groups_trained,
             "net": net.state_dict(),
+            "preprocessing": net.backbone.preprocessing.spec(),
             "fingerprint": self.fingerprint,
         }
         path = Path(path)
@@ -325,7 +327,14 @@ class SituationTagger:
         state = torch.load(path, map_location="cpu", weights_only=True)
         config = TaggerConfig(**state["config"])
         tagger = cls(list(state["situations"]), config)
-        backbone = backbone or get_backbone(config.backbone)
+        # The state dict holds every weight; the preprocessing must be the trained one too.
+        pre = Preprocessing.from_spec(state["preprocessing"])
+        backbone = backbone or get_backbone(config.backbone, pretrained=False, preprocessing=pre)
+        if backbone.preprocessing != pre:
+            raise ValueError(
+                f"{path}: trained with preprocessing {pre}, given a backbone with "
+                f"{backbone.preprocessing}"
+            )
         tagger.net = TaggerNet(backbone, len(tagger.situations))
         tagger.net.load_state_dict(state["net"])
         tagger.net = tagger.net.to(memory_format=torch.channels_last).eval()

@@ -99,9 +99,17 @@ def set_trainable(net: TaggerNet, n_groups: int) -> list[list[nn.Parameter]]:
 
 
 def set_train_mode(net: TaggerNet, n_groups: int) -> None:
-    """train() for the head and the unfrozen groups, eval() for everything frozen."""
+    """train() for the head and the unfrozen groups, eval() for everything frozen.
+
+    BatchNorm stays in eval mode everywhere (its affine weights still train): batches of
+    32 on a CPU give noisy statistics, and the head was fitted on features normalised with
+    the pretrained running statistics, so switching to batch statistics would pull the
+    features out from under it (the "frozen BN" of detection fine-tuning)."""
     net.eval()
     net.head.train()
     for group in net.backbone.block_groups()[:n_groups]:
         for m in group:
             m.train()
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
