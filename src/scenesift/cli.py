@@ -252,6 +252,14 @@ def embed(
     )
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"expected HxW like 384x640, got {text!r}") from None
+    return (h, w)
+
+
 def _parse_fractions(text: str) -> tuple[float, float, float]:
     try:
         a, b, c = (float(x) for x in text.split(","))
@@ -278,6 +286,9 @@ def _tagger_config(**kw) -> TaggerConfig:
 def tagger_train(
     project: Path = PROJECT,
     backbone: str = typer.Option("efficientnet_lite0", help="Backbone from the registry."),
+    input_size: str | None = typer.Option(
+        None, help="Network input HxW, multiples of 32 (default: the backbone's, 192x320)."
+    ),
     schedule: str = typer.Option(
         "gradual",
         help="gradual: head alone, then one more block group per epoch; "
@@ -307,6 +318,7 @@ def tagger_train(
         backbone=backbone, schedule=schedule, epochs=epochs, batch_size=batch_size, seed=seed,
         samples_per_epoch=samples_per_epoch, head_lr=head_lr, backbone_lr=backbone_lr,
         lr_decay=lr_decay, finetune_head_lr=finetune_head_lr,
+        input_size=_parse_size(input_size) if input_size else None,
     )  # fmt: skip
     with Store.open(project) as store:
         tagger, path = pipe.train(store, cfg)

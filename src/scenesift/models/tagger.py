@@ -42,6 +42,9 @@ from scenesift.ui import progress_bar
 @dataclass(frozen=True)
 class TaggerConfig:
     backbone: str = "efficientnet_lite0"
+    #: (H, W) network input; None: the backbone's default (192, 320). Larger inputs keep
+    #: far, small objects visible in the stride-32 map at ~(H*W) cost.
+    input_size: tuple[int, int] | None = None
     schedule: str = "gradual"  # gradual | frozen | full
     epochs: int = 5
     head_lr: float = 3e-3  # head-only epochs (on cached features)
@@ -120,6 +123,8 @@ class SituationTagger:
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         backbone = backbone or get_backbone(cfg.backbone)
+        if cfg.input_size is not None:
+            backbone.preprocessing = backbone.preprocessing.with_size(*cfg.input_size)
         self.net = TaggerNet(backbone, len(self.situations)).to(memory_format=torch.channels_last)
         self.history = []
         self.groups_trained = 0
@@ -325,7 +330,10 @@ class SituationTagger:
     @classmethod
     def load(cls, path: Path, backbone: Backbone | None = None) -> SituationTagger:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        config = TaggerConfig(**state["config"])
+        saved = dict(state["config"])
+        if saved.get("input_size") is not None:
+            saved["input_size"] = tuple(saved["input_size"])
+        config = TaggerConfig(**saved)
         tagger = cls(list(state["situations"]), config)
         # The state dict holds every weight; the preprocessing must be the trained one too.
         pre = Preprocessing.from_spec(state["preprocessing"])
