@@ -1,0 +1,248 @@
+"""Situation tagger workflows on a project: train, evaluate, pre-label, explain.
+
+Checkpoints live in ``<project>/models/tagger/<fingerprint>.pt`` with a JSON sidecar
+(config, history, thresholds, metrics); ``latest`` names the newest. Predictions go into the
+store as source ``model:<fingerprint>``, so coverage, selection and the Label Studio export
+read them from there, never from files on the side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scenesift.io.common import atomic_write, write_json
+from scenesift.metrics.tagging import TaggingResults, evaluate_tagging, thresholds_for_precision
+from scenesift.models.backbones import Backbone
+from scenesift.models.images import make_loader
+from scenesift.models.tagger import SituationTagger, TaggerConfig, label_matrix
+from scenesift.records import FrameRecord
+from scenesift.store import Store, StoreError
+
+MODELS_DIR = Path("models") / "tagger"
+REPORTS_DIR = Path("reports") / "tagger"
+
+
+def model_dir(store: Store) -> Path:
+    return store.root / MODELS_DIR
+
+
+def labelled(store: Store, split: str) -> list[FrameRecord]:
+    """Labelled frames of a split that carry at least one situation label (their truth)."""
+    return [r for r in store.records(split=split, state="labelled") if r.situations]
+
+
+def train(
+    store: Store,
+    config: TaggerConfig,
+    backbone: Backbone | None = None,
+    progress: bool = True,
+) -> tuple[SituationTagger, Path]:
+    """Fit on the labelled train split, early-stop on val, save; returns (tagger, path)."""
+    tr, va = labelled(store, "train"), labelled(store, "val")
+    if not tr:
+        raise StoreError(
+            "no labelled frames with situation labels in the train split: import labels "
+            "(`scenesift import ... --as import`) or finish a labelling round first"
+        )
+    tagger = SituationTagger(store.taxonomy.names, config)
+    tagger.fit(tr, va, store=store, backbone=backbone, progress=progress)
+    path = save(store, tagger)
+    return tagger, path
+
+
+def save(store: Store, tagger: SituationTagger, extra: dict | None = None) -> Path:
+    directory = model_dir(store)
+    path = tagger.save(directory / f"{tagger.fingerprint}.pt")
+    sidecar = {
+        "fingerprint": tagger.fingerprint,
+        "situations": tagger.situations,
+        "config": asdict(tagger.config),
+        "history": [asdict(h) for h in tagger.history],
+        "groups_trained": tagger.groups_trained,
+        **(extra or {}),
+    }
+    write_json(path.with_suffix(".json"), sidecar)
+    with atomic_write(directory / "latest") as f:
+        f.write(path.name + "\n")
+    return path
+
+
+def sidecar(path: Path) -> dict:
+    side = Path(path).with_suffix(".json")
+    return json.loads(side.read_text(encoding="utf-8")) if side.exists() else {}
+
+
+def update_sidecar(path: Path, **values) -> None:
+    data = sidecar(path)
+    data.update(values)
+    write_json(Path(path).with_suffix(".json"), data)
+
+
+def latest_path(store: Store) -> Path:
+    pointer = model_dir(store) / "latest"
+    if not pointer.exists():
+        raise StoreError("no trained tagger in this project: run `scenesift tagger train` first")
+    return model_dir(store) / pointer.read_text(encoding="utf-8").strip()
+
+
+def load(store: Store, path: Path | None = None, backbone: Backbone | None = None):
+    path = Path(path) if path else latest_path(store)
+    if not path.exists():
+        raise StoreError(f"tagger checkpoint {path} does not exist")
+    return SituationTagger.load(path, backbone=backbone), path
+
+
+def scores(
+    store: Store, tagger: SituationTagger, records: Sequence[FrameRecord], progress: bool = True
+) -> np.ndarray:
+    return tagger.predict_proba(records, store=store, progress=progress)
+
+
+def evaluate(
+    store: Store,
+    tagger: SituationTagger,
+    split: str = "test",
+    plots: Path | None = None,
+    progress: bool = True,
+) -> TaggingResults:
+    """Per-label ROC-AUC / AP on a split's labelled frames; ROC and PR plots if asked."""
+    records = labelled(store, split)
+    if not records:
+        raise StoreError(f"no labelled frames with situation labels in the {split} split")
+    y, m = label_matrix(records, tagger.situations)
+    tax = store.taxonomy
+    results = evaluate_tagging(
+        y, scores(store, tagger, records, progress), m.astype(bool), tagger.situations,
+        groups={s: tax.get(s).group for s in tagger.situations if s in tax},
+    )  # fmt: skip
+    if plots is not None:
+        results.plot_curves(plots)
+        results.plot_summary(Path(plots) / "summary.png")
+    return results
+
+
+@dataclass
+class PrelabelSummary:
+    source: str
+    frames: int
+    thresholds: dict[str, float]
+    rules: dict[str, str]
+    positives: dict[str, int]
+
+
+def prelabel(
+    store: Store,
+    tagger: SituationTagger,
+    path: Path,
+    target_precision: float = 0.9,
+    state: str | None = None,
+    progress: bool = True,
+) -> PrelabelSummary:
+    """Score frames (default: all) and write them to the store as ``model:<fingerprint>``,
+    thresholded per situation for ``target_precision`` on the validation split."""
+    val = labelled(store, "val")
+    if val:
+        y, m = label_matrix(val, tagger.situations)
+        thresholds, rules = thresholds_for_precision(
+            y, scores(store, tagger, val, progress), m.astype(bool), tagger.situations,
+            target_precision,
+        )  # fmt: skip
+    else:
+        thresholds = dict.fromkeys(tagger.situations, 0.5)
+        rules = dict.fromkeys(tagger.situations, "0.5 (no labelled validation frames)")
+    records = store.records(state=state)
+    proba = scores(store, tagger, records, progress)
+    source = f"model:{tagger.fingerprint}"
+    store.write_situation_scores(
+        source, [r.name for r in records], tagger.situations, proba, thresholds
+    )
+    update_sidecar(path, thresholds=thresholds, threshold_rules=rules,
+                   target_precision=target_precision)  # fmt: skip
+    positives = {
+        s: int((proba[:, j] >= thresholds[s]).sum()) for j, s in enumerate(tagger.situations)
+    }
+    return PrelabelSummary(source, len(records), thresholds, rules, positives)
+
+
+def compare_schedules(
+    store: Store,
+    config: TaggerConfig,
+    schedules: Sequence[str] = ("frozen", "gradual", "full"),
+    backbone_factory=None,
+    progress: bool = True,
+) -> dict[str, TaggingResults]:
+    """Train each schedule on the same split and seed; evaluate each on the test split."""
+    out = {}
+    for schedule in schedules:
+        backbone = backbone_factory() if backbone_factory else None
+        tagger, _ = train(store, replace(config, schedule=schedule), backbone, progress)
+        out[schedule] = evaluate(store, tagger, progress=progress)
+    return out
+
+
+def class_activation_maps(
+    store: Store,
+    tagger: SituationTagger,
+    out: Path,
+    situations: Sequence[str] | None = None,
+    per_situation: int = 3,
+    split: str = "test",
+    progress: bool = True,
+) -> Path:
+    """A grid of heat maps: for each situation, the frames scored highest, with the map of
+    where the per-pixel logits put it. Also stores the raw maps as an array shard."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    records = store.records(split=split)
+    if not records:
+        raise StoreError(f"no frames in the {split} split")
+    situations = list(situations or tagger.situations)
+    unknown = [s for s in situations if s not in tagger.situations]
+    if unknown:
+        raise StoreError(f"the tagger does not know {unknown}")
+    proba = scores(store, tagger, records, progress)
+    picks: list[tuple[str, FrameRecord, float]] = []
+    for s in situations:
+        j = tagger.situations.index(s)
+        for i in np.argsort(-proba[:, j])[:per_situation]:
+            picks.append((s, records[i], float(proba[i, j])))
+    pre = tagger.net.backbone.preprocessing
+    images = torch.cat([b.images for b in make_loader([r.path for _, r, _ in picks], pre, 16)])
+    maps = tagger.cam(images)  # (N, S, h, w)
+    store.arrays.put(
+        {"kind": "cam", "tagger": tagger.fingerprint, "frames": [r.name for _, r, _ in picks]},
+        maps.astype(np.float16),
+        kind="cam",
+    )
+    fig, axes = plt.subplots(
+        len(situations), per_situation, figsize=(3.2 * per_situation, 2.2 * len(situations)),
+        squeeze=False,
+    )  # fmt: skip
+    for k, (s, rec, p) in enumerate(picks):
+        ax = axes[k // per_situation][k % per_situation]
+        with Image.open(rec.path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        heat = maps[k, tagger.situations.index(s)]
+        heat = torch.sigmoid(torch.from_numpy(heat))[None, None]
+        heat = torch.nn.functional.interpolate(heat, size=rgb.shape[:2], mode="bilinear")
+        ax.imshow(rgb)
+        ax.imshow(heat[0, 0].numpy(), cmap="inferno", alpha=0.45, vmin=0, vmax=1)
+        ax.set_title(f"{s}: p={p:.2f}\n{rec.name}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(f"Class activation maps of tagger {tagger.fingerprint}", fontsize=10)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
