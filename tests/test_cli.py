@@ -136,7 +136,8 @@ def test_export_with_predictions_writes_pre_annotations_and_coco_results(tmp_pat
 
     with Store.open(project) as store:
         names = [r.name for r in store.records()]
-        store.write_situation_scores("model:t1", names, ["night"], [[0.9]] * len(names))
+        scores = [[0.9, 0.3]] * (len(names) - 1) + [[0.2, 0.3]]
+        store.write_situation_scores("model:t1", names, ["night", "fog"], scores, {"fog": 0.25})
         store.write_box_predictions(
             "model:t1", {n: [Box("truck", 2, 2, 20, 20, score=0.6)] for n in names}
         )
@@ -144,10 +145,13 @@ def test_export_with_predictions_writes_pre_annotations_and_coco_results(tmp_pat
     assert (
         run("export", "labelstudio", out, "-p", project, "--predictions", "latest").exit_code == 0
     )
-    task = json.loads((out / "tasks.json").read_text())[0]
-    results = task["predictions"][0]["result"]
+    tasks = json.loads((out / "tasks.json").read_text())
+    results = tasks[0]["predictions"][0]["result"]
     assert {r["type"] for r in results} == {"rectanglelabels", "choices"}
-    assert ["night"] in [r["value"].get("choices") for r in results]
+    # fog at 0.3 is positive under its stored threshold of 0.25, not under 0.5
+    assert ["night", "fog"] in [r["value"].get("choices") for r in results]
+    last = [r["value"].get("choices") for r in tasks[-1]["predictions"][0]["result"]]
+    assert ["fog"] in last
     res = tmp_path / "results.json"
     assert run("export", "coco-results", res, "-p", project).exit_code == 0
     detections = json.loads(res.read_text())

@@ -293,6 +293,7 @@ def test_model_predictions_are_stored_per_model_and_read_back(store, tmp_path):
         "ORDER BY frame_id"
     ).fetchall()
     assert fog == [(0,), (0,)]  # 0.7 is below fog's threshold of 0.8
+    assert store.decision_thresholds("model:abc") == {"night": 0.9, "fog": float("inf")}
     # a second run of the same model replaces, never duplicates
     store.write_situation_scores("model:abc", names[:1], ["night"], [[0.1]])
     assert store.records(predictions="model:abc")[0].situation_scores["night"] == 0.1

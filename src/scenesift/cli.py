@@ -184,8 +184,19 @@ def export(
     store = Store.open(project)
     if fmt is ExportFormat.coco_results and predictions is None:
         predictions = "latest"
+    if predictions == "latest":
+        models = store.model_sources()
+        predictions = models[0] if models else None
     records = store.records(split=split, state=state, source=source, predictions=predictions)
-    path = write_dataset(fmt.value, records, store.taxonomy, out)
+    if fmt is ExportFormat.labelstudio and predictions:
+        # pre-select exactly the situations the model's stored values call positive
+        from scenesift.io.labelstudio import write_labelstudio_tasks
+
+        thresholds = store.decision_thresholds(predictions)
+        path = write_labelstudio_tasks(records, store.taxonomy, out, thresholds=thresholds,
+                                       model_version=predictions)  # fmt: skip
+    else:
+        path = write_dataset(fmt.value, records, store.taxonomy, out)
     console.print(f"Wrote {len(records)} frames to [bold]{path}[/]")
     store.close()
 

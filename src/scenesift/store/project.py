@@ -427,6 +427,18 @@ class Store:
             )
         return len(rows)
 
+    def decision_thresholds(self, source: str) -> dict[str, float]:
+        """Per situation, the lowest score a model's stored positives have: selecting scores
+        >= it reproduces exactly the stored values (value = score >= threshold). A situation
+        the model never called positive gets +inf."""
+        _check_model_source(source)
+        rows = self.conn.execute(
+            "SELECT situation, min(CASE WHEN value = 1 THEN confidence END) "
+            "FROM situation_labels WHERE source = ? GROUP BY situation",
+            (source,),
+        ).fetchall()
+        return {sit: (thr if thr is not None else float("inf")) for sit, thr in rows}
+
     def model_sources(self) -> list[str]:
         """Every model that wrote predictions, most recent first."""
         rows = self.conn.execute(
