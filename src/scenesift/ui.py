@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from rich.console import Console
@@ -46,3 +47,16 @@ def tracker(description: str):
                 bar.advance(task)
 
     return track
+
+
+@contextmanager
+def steps(
+    description: str, total: int, enabled: bool = True, transient: bool = False
+) -> Iterator[Callable[[int], None]]:
+    """A progress bar with ETA (or nothing when disabled) moved by ``advance(n)``."""
+    if not enabled:
+        yield lambda n: None
+        return
+    with progress_bar(transient) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)

@@ -11,7 +11,7 @@ Images without a drive are each their own drive.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from scenesift.io.common import (
     ImageProblem,
     JsonCursor,
     Track,
-    clip_box,
+    keep_boxes,
     probe_image,
     read_json,
     tracked,
@@ -237,17 +237,7 @@ def _to_frame(
         reason = f"image is {width}x{height} but the annotations say {declared[0]}x{declared[1]}"
         report.skipped_images.append((str(file), reason))
         return None
-    boxes = []
-    for box in image.boxes:
-        category = category_map.get(box.category, box.category)
-        if category is None:
-            continue
-        if category not in taxonomy.classes:
-            report.count_unknown_category(box.category)
-            continue
-        clipped = clip_box(box, width, height, report)
-        if clipped is not None:
-            boxes.append(replace(clipped, category=category))
+    boxes = keep_boxes(image.boxes, category_map, taxonomy.classes, width, height, report)
     return FrameRecord(
         name=name,
         path=file,

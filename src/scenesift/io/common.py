@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
+from scenesift.files import atomic_write, write_json  # noqa: F401 (re-exported)
 from scenesift.io.errors import FormatError
 from scenesift.records import Box, ImportReport
 
@@ -85,6 +84,30 @@ def clip_box(box: Box, width: int, height: int, report: ImportReport) -> Box | N
         report.clipped_boxes += 1
         return replace(box, x1=x1, y1=y1, x2=x2, y2=y2)
     return box
+
+
+def keep_boxes(
+    boxes: Iterable[Box],
+    category_map: Mapping[str, str | None],
+    classes: Collection[str],
+    width: int,
+    height: int,
+    report: ImportReport,
+) -> list[Box]:
+    """Map each box's category (None: ignore it silently), count and drop categories that
+    are not project classes, and clip the rest to the image (counted)."""
+    kept = []
+    for box in boxes:
+        category = category_map.get(box.category, box.category)
+        if category is None:
+            continue
+        if category not in classes:
+            report.count_unknown_category(box.category)
+            continue
+        clipped = clip_box(box, width, height, report)
+        if clipped is not None:
+            kept.append(replace(clipped, category=category))
+    return kept
 
 
 def read_json(path: Path) -> Any:
@@ -171,29 +194,6 @@ class JsonCursor:
         if not isinstance(cur.value, bool):
             raise cur.error("true or false", cur.value)
         return cur.value
-
-
-@contextmanager
-def atomic_write(path: Path, mode: str = "w") -> Iterator[Any]:
-    """Write a file so that readers see the old content or the new, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: Any) -> None:
-    with atomic_write(path) as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
 
 
 def relative_name(path: Path, root: Path) -> str:

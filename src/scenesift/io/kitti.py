@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from pathlib import Path
 
 from scenesift.io.common import (
     ImageProblem,
     Track,
     atomic_write,
-    clip_box,
+    keep_boxes,
     probe_image,
     tracked,
 )
@@ -169,18 +168,7 @@ def _keep_boxes(
     report: ImportReport,
 ) -> list[Box]:
     """Map KITTI types to classes, drop ignored and unknown ones, clip to the image."""
-    kept = []
-    for box in parsed:
-        category = mapping.get(box.category, box.category)
-        if category is None:
-            continue
-        if category not in taxonomy.classes:
-            report.count_unknown_category(box.category)
-            continue
-        clipped = clip_box(box, width, height, report)
-        if clipped is not None:
-            kept.append(replace(clipped, category=category))
-    return kept
+    return keep_boxes(parsed, mapping, taxonomy.classes, width, height, report)
 
 
 def write_kitti(frames: Iterable[FrameRecord], out_dir: Path, *, predictions: bool = False) -> Path:

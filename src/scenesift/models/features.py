@@ -28,6 +28,7 @@ import torch
 from scenesift.models.backbones import Backbone
 from scenesift.models.images import make_loader
 from scenesift.store import Store, StoreError, fingerprint
+from scenesift.ui import steps
 
 LAYERS = ("pooled", "map")
 KIND = "features"
@@ -177,7 +178,7 @@ def _compute(
     model = backbone.for_inference()  # BN folded, channels_last: ~2x faster, same features
     pending_ids: list[int] = []
     pending: list[np.ndarray] = []
-    with _progress(progress, len(missing), f"embedding ({backbone.name}, {layer})") as step:
+    with steps(f"embedding ({backbone.name}, {layer})", len(missing), progress) as step:
         for batch in loader:
             out = forward_features(model, batch.images, layer)
             pending_ids.extend(missing[i][0] for i in batch.index.tolist())
@@ -202,28 +203,6 @@ def _write_shard(
             "INSERT OR REPLACE INTO features (spec, frame_id, shard, row) VALUES (?, ?, ?, ?)",
             [(fp, fid, shard, row) for row, fid in enumerate(ids)],
         )
-
-
-class _progress:
-    """A progress bar with ETA (or nothing); yields a ``step(n)`` callable."""
-
-    def __init__(self, enabled: bool, total: int, description: str) -> None:
-        self.enabled, self.total, self.description = enabled, total, description
-        self.bar = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from scenesift.ui import progress_bar
-
-        self.bar = progress_bar()
-        self.bar.__enter__()
-        task = self.bar.add_task(self.description, total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 # --------------------------------------------------------------------------- catalog

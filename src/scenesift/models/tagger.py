@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from scenesift.files import atomic_write
 from scenesift.models.backbones import Backbone, Preprocessing, get_backbone
 from scenesift.models.features import embed
 from scenesift.models.images import make_loader
@@ -36,7 +35,7 @@ from scenesift.models.tagger_net import (
 )
 from scenesift.records import FrameRecord
 from scenesift.store import Store, fingerprint
-from scenesift.ui import progress_bar
+from scenesift.ui import steps
 
 
 @dataclass(frozen=True)
@@ -217,7 +216,9 @@ class SituationTagger:
             [train[i].path for i in order], net.backbone.preprocessing, cfg.batch_size, cfg.workers
         )
         losses = []
-        with _bar(progress, f"epoch: {n_groups} group(s) + head", len(order)) as advance:
+        with steps(
+            f"epoch: {n_groups} group(s) + head", len(order), progress, transient=True
+        ) as advance:
             for batch in loader:
                 idx = torch.from_numpy(order[batch.index.numpy()])
                 loss = masked_bce(net(batch.images), y[idx], m[idx], pos_weight)
@@ -244,7 +245,10 @@ class SituationTagger:
         fast = backbone.for_inference()
         loader = make_loader([r.path for r in records], backbone.preprocessing,
                              self.config.batch_size, self.config.workers)  # fmt: skip
-        with torch.inference_mode(), _bar(progress, "features", len(records)) as advance:
+        with (
+            torch.inference_mode(),
+            steps("features", len(records), progress, transient=True) as advance,
+        ):
             for batch in loader:
                 out.append(fast(batch.images).mean(dim=(2, 3)))
                 advance(len(batch.index))
@@ -263,7 +267,10 @@ class SituationTagger:
         loader = make_loader([r.path for r in records], net.backbone.preprocessing,
                              self.config.batch_size, self.config.workers)  # fmt: skip
         out = np.zeros((len(records), len(self.situations)), dtype=np.float32)
-        with torch.inference_mode(), _bar(progress, description, len(records)) as advance:
+        with (
+            torch.inference_mode(),
+            steps(description, len(records), progress, transient=True) as advance,
+        ):
             for batch in loader:
                 out[batch.index.numpy()] = fast(batch.images).numpy()
                 advance(len(batch.index))
@@ -316,15 +323,8 @@ class SituationTagger:
             "fingerprint": self.fingerprint,
         }
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, "wb") as f:
+            torch.save(state, f)
         return path
 
     @classmethod
@@ -358,22 +358,3 @@ def _tensor_digest(state: dict[str, Any]) -> str:
         buf.write(k.encode())
         buf.write(state[k].detach().cpu().contiguous().numpy().tobytes())
     return fingerprint(buf.getvalue())
-
-
-class _bar:
-    """A progress bar (or nothing) whose ``advance(n)`` moves it by n frames."""
-
-    def __init__(self, enabled: bool, description: str, total: int) -> None:
-        self.enabled, self.description, self.total = enabled, description, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        self.bar = progress_bar(transient=True)
-        self.bar.__enter__()
-        task = self.bar.add_task(self.description, total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.bar.__exit__(*exc)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scenesift.io.common import atomic_write, write_json
+from scenesift.files import atomic_write, write_json
 from scenesift.metrics.tagging import TaggingResults, evaluate_tagging, thresholds_for_precision
 from scenesift.models.backbones import Backbone
 from scenesift.models.images import make_loader

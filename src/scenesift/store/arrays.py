@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from scenesift.files import atomic_write
 
 
 def fingerprint(spec: Mapping[str, Any] | str | bytes, length: int = 16) -> str:
@@ -53,17 +53,8 @@ class ArrayStore:
         """Store ``array`` under the fingerprint of ``spec``; return the fingerprint."""
         fp = fingerprint(spec)
         path = self.path_for(fp)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, np.ascontiguousarray(array))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, "wb") as f:
+            np.save(f, np.ascontiguousarray(array))
         meta = {"spec": spec, "shape": list(array.shape), "dtype": str(array.dtype)}
         with self._catalog.transaction() as conn:
             conn.execute(

@@ -35,6 +35,29 @@ LABEL_SOURCES = frozenset(TRUTH_PRIORITY)
 
 Progress = Callable[[int], None]
 
+_UPSERT_SITUATION_LABEL = (
+    "INSERT INTO situation_labels (frame_id, situation, source, value, confidence, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (frame_id, situation, source) DO UPDATE "
+    "SET value = excluded.value, confidence = excluded.confidence, "
+    "created_at = excluded.created_at"
+)
+_INSERT_BOX = (
+    "INSERT INTO boxes (frame_id, source, category, x1, y1, x2, y2, occluded, truncated, "
+    "score, class_probs, attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _replace_box_sets(
+    c: sqlite3.Connection, sets: list[tuple[int, str]], box_rows: list[tuple], stamp: str
+) -> None:
+    """Replace whole box sets: a source's boxes for a frame are always written together."""
+    c.executemany("DELETE FROM box_sets WHERE frame_id = ? AND source = ?", sets)
+    c.executemany(
+        "INSERT INTO box_sets (frame_id, source, created_at) VALUES (?, ?, ?)",
+        [(fid, src, stamp) for fid, src in sets],
+    )
+    c.executemany(_INSERT_BOX, box_rows)
+
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -209,36 +232,19 @@ class Store:
                 self._add_drives(c, frames)
                 ids = self._upsert_frames(c, frames, root_id, stamp)
             labelled: set[int] = set()
-            sit_rows, set_rows, box_rows, cleared = [], [], [], []
+            sit_rows, box_rows, sets = [], [], []
             for rec in frames:
                 fid = ids[rec.name]
                 values = taxonomy.complete_groups(rec.situations)
                 for sit, value in values.items():
                     sit_rows.append((fid, sit, label_source, int(bool(value)), None, stamp))
                 if rec.boxes is not None:
-                    cleared.append((fid, label_source))
-                    set_rows.append((fid, label_source, stamp))
+                    sets.append((fid, label_source))
                     box_rows.extend(_box_row(fid, label_source, b) for b in rec.boxes)
                 if values or rec.boxes is not None:
                     labelled.add(fid)
-            c.executemany(
-                "INSERT INTO situation_labels "
-                "(frame_id, situation, source, value, confidence, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (frame_id, situation, source) DO UPDATE "
-                "SET value = excluded.value, confidence = excluded.confidence, "
-                "created_at = excluded.created_at",
-                sit_rows,
-            )
-            c.executemany("DELETE FROM box_sets WHERE frame_id = ? AND source = ?", cleared)
-            c.executemany(
-                "INSERT INTO box_sets (frame_id, source, created_at) VALUES (?, ?, ?)", set_rows
-            )
-            c.executemany(
-                "INSERT INTO boxes (frame_id, source, category, x1, y1, x2, y2, occluded, "
-                "truncated, score, class_probs, attributes) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                box_rows,
-            )
+            c.executemany(_UPSERT_SITUATION_LABEL, sit_rows)
+            _replace_box_sets(c, sets, box_rows, stamp)
             if label_source != "oracle" and labelled:
                 c.executemany(
                     "UPDATE frames SET state = 'labelled', updated_at = ? WHERE id = ?",
@@ -389,14 +395,7 @@ class Store:
                     score = float(score)
                     value = int(score >= thresholds.get(sit, 0.5))
                     rows.append((ids[name], sit, source, value, score, stamp))
-            c.executemany(
-                "INSERT INTO situation_labels "
-                "(frame_id, situation, source, value, confidence, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (frame_id, situation, source) DO UPDATE "
-                "SET value = excluded.value, confidence = excluded.confidence, "
-                "created_at = excluded.created_at",
-                rows,
-            )
+            c.executemany(_UPSERT_SITUATION_LABEL, rows)
         return len(rows)
 
     def write_box_predictions(self, source: str, boxes: dict[str, list[Box]]) -> int:
@@ -413,18 +412,7 @@ class Store:
                     if b.category not in classes:
                         raise StoreError(f"{source}: frame {name!r}: unknown class {b.category!r}")
                     rows.append(_box_row(ids[name], source, b))
-            pairs = [(ids[n], source) for n in boxes]
-            c.executemany("DELETE FROM box_sets WHERE frame_id = ? AND source = ?", pairs)
-            c.executemany(
-                "INSERT INTO box_sets (frame_id, source, created_at) VALUES (?, ?, ?)",
-                [(fid, src, stamp) for fid, src in pairs],
-            )
-            c.executemany(
-                "INSERT INTO boxes (frame_id, source, category, x1, y1, x2, y2, occluded, "
-                "truncated, score, class_probs, attributes) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            _replace_box_sets(c, [(ids[n], source) for n in boxes], rows, stamp)
         return len(rows)
 
     def decision_thresholds(self, source: str) -> dict[str, float]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,9 +16,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from scenesift.files import atomic_write
 from scenesift.synth.config import WorldConfig
 from scenesift.synth.render import Label, frame_attributes, render_frame, situations_of
 from scenesift.synth.world import CLASSES, FrameState, drive_length, drive_name, simulate_drive
+from scenesift.ui import steps
 
 #: Random stream of per-frame sensor noise; distinct from the drive's world streams.
 _STREAM_RENDER = 7
@@ -118,18 +119,20 @@ def generate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    _write_atomic(out / CONFIG_FILE, cfg.to_toml({"seed": seed, "n_frames": n_frames}))
+    with atomic_write(out / CONFIG_FILE) as f:
+        f.write(cfg.to_toml({"seed": seed, "n_frames": n_frames}))
     lengths = drive_plan_lengths(cfg, seed, n_frames)
     tasks = [(cfg, seed, i, n, str(out)) for i, n in enumerate(lengths)]
     records: list[dict] = []
     counts: Counter = Counter()
-    with _progress_bar(progress, n_frames) as advance:
+    with steps("synth world", n_frames, progress) as advance:
         for recs, cnt in _map(tasks, workers):
             records += recs
             counts += cnt
             advance(len(recs))
     text = "[\n" + ",\n".join(json.dumps(r, separators=(", ", ": ")) for r in records) + "\n]\n"
-    _write_atomic(out / LABELS_FILE, text)
+    with atomic_write(out / LABELS_FILE) as f:
+        f.write(text)
     situations = _situation_names()
     return SynthSummary(
         out_dir=out,
@@ -154,45 +157,3 @@ def _map(tasks: list, workers: int):
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(min(workers, len(tasks))) as pool:
         yield from pool.imap(_render_drive, tasks, chunksize=1)
-
-
-class _progress_bar:
-    """A rich progress bar with ETA, or nothing."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
-        self._progress = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("synth world"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-        )
-        self._progress.__enter__()
-        task = self._progress.add_task("frames", total=self.total)
-        return lambda n: self._progress.advance(task, n)
-
-    def __exit__(self, *exc) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
