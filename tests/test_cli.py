@@ -152,6 +152,8 @@ def test_export_with_predictions_writes_pre_annotations_and_coco_results(tmp_pat
     assert ["night", "fog"] in [r["value"].get("choices") for r in results]
     last = [r["value"].get("choices") for r in tasks[-1]["predictions"][0]["result"]]
     assert ["fog"] in last
+    info = run("info", "-p", project).output
+    assert "model:t1" in info and "18 scored, 18 with detections" in info
     res = tmp_path / "results.json"
     assert run("export", "coco-results", res, "-p", project).exit_code == 0
     detections = json.loads(res.read_text())

@@ -18,6 +18,7 @@ from scenesift.store import Store, StoreError
 from scenesift.tables import (
     coverage_table,
     import_report_table,
+    inventory_table,
     schedule_table,
     skipped_lines,
     summary_table,
@@ -206,11 +207,14 @@ def info(project: Path = PROJECT) -> None:
     """Summarise the project: frames per split and label state, and the coverage table of
     situations and classes x labelled / unlabelled / predicted."""
     from scenesift.store.coverage import coverage
+    from scenesift.store.inventory import feature_caches, model_predictions
 
-    store = Store.open(project)
-    console.print(summary_table(store))
-    console.print(coverage_table(coverage(store)))
-    store.close()
+    with Store.open(project) as store:
+        console.print(summary_table(store))
+        console.print(coverage_table(coverage(store)))
+        inventory = inventory_table(feature_caches(store), model_predictions(store))
+        if inventory is not None:
+            console.print(inventory)
 
 
 @app.command()

@@ -92,3 +92,22 @@ def schedule_table(results: dict) -> Table:
         "-" if results[n].mean_auc is None else f"{results[n].mean_auc:.3f}" for n in names
     ))  # fmt: skip
     return table
+
+
+def inventory_table(caches: list[dict], models: list[dict]) -> Table | None:
+    """Feature caches and model predictions held by the project (None when there are none)."""
+    if not caches and not models:
+        return None
+    table = Table(title="Feature caches and model predictions")
+    for col in ("kind", "id", "what", "frames", "written"):
+        table.add_column(col, justify="right" if col == "frames" else "left")
+    for c in caches:
+        pre = c.get("preprocessing", {})
+        size = "x".join(str(v) for v in pre.get("size", []))
+        what = f"{c.get('backbone', '?')} {c.get('layer', '?')} {size}".strip()
+        table.add_row("features", c["fingerprint"], what, f"{c['frames']:,}", "")
+    for m in models:
+        what = f"{m['scored_frames']:,} scored, {m['detected_frames']:,} with detections"
+        frames = max(m["scored_frames"], m["detected_frames"])
+        table.add_row("predictions", m["source"], what, f"{frames:,}", m["written"] or "")
+    return table

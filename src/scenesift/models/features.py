@@ -28,6 +28,7 @@ import torch
 from scenesift.models.backbones import Backbone
 from scenesift.models.images import make_loader
 from scenesift.store import Store, StoreError, fingerprint
+from scenesift.store.inventory import feature_caches  # noqa: F401 (re-exported)
 from scenesift.ui import steps
 
 LAYERS = ("pooled", "map")
@@ -117,22 +118,6 @@ def embed(
         cached=len(frames) - len(missing),
         seconds=seconds if missing else 0.0,
     )
-
-
-def feature_caches(store: Store) -> list[dict[str, Any]]:
-    """One entry per cache spec in the project: what made it and how many frames it has."""
-    out = []
-    for fp, n, shards in store.conn.execute(
-        "SELECT spec, count(*), count(DISTINCT shard) FROM features GROUP BY spec ORDER BY spec"
-    ).fetchall():
-        row = store.conn.execute(
-            "SELECT a.meta FROM arrays a JOIN features f ON f.shard = a.fingerprint "
-            "WHERE f.spec = ? LIMIT 1",
-            (fp,),
-        ).fetchone()
-        spec = json.loads(row[0])["spec"]["cache"] if row else {}
-        out.append({"fingerprint": fp, "frames": n, "shards": shards, **spec})
-    return out
 
 
 def keep_freed_memory() -> bool:
