@@ -164,7 +164,9 @@ class SituationTagger:
                     if head_only
                     else torch.from_numpy(self._logits(val, progress, "validating"))
                 )
-                val_loss = float(masked_bce(logits, y_va, m_va, pos_weight))
+                # Unweighted: pos_weight helps rare labels train, but with a handful of
+                # validation positives it would make the stopping signal jump around.
+                val_loss = float(masked_bce(logits, y_va, m_va))
             self.history.append(
                 EpochLog(epoch, n_groups, train_loss, val_loss, time.perf_counter() - started)
             )
