@@ -93,3 +93,12 @@ def test_training_needs_labelled_frames(tmp_path):
         pipe.train(store, CFG, backbone=tiny(), progress=False)
     with pytest.raises(StoreError, match="tagger train"):
         pipe.load(store)
+
+
+def test_an_unloadable_checkpoint_is_one_clear_error(project, tmp_path):
+    bad = tmp_path / "old.pt"
+    import torch
+
+    torch.save({"situations": ["night"]}, bad)
+    with pytest.raises(StoreError, match="cannot load tagger checkpoint"):
+        pipe.load(project, bad)

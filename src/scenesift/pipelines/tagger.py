@@ -95,7 +95,13 @@ def load(store: Store, path: Path | None = None, backbone: Backbone | None = Non
     path = Path(path) if path else latest_path(store)
     if not path.exists():
         raise StoreError(f"tagger checkpoint {path} does not exist")
-    return SituationTagger.load(path, backbone=backbone), path
+    try:
+        return SituationTagger.load(path, backbone=backbone), path
+    except (KeyError, ValueError, RuntimeError, EOFError) as e:
+        raise StoreError(
+            f"cannot load tagger checkpoint {path} ({type(e).__name__}: {e}); it may come "
+            "from another scenesift version: train again with `scenesift tagger train`"
+        ) from None
 
 
 def scores(
