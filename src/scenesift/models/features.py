@@ -31,7 +31,10 @@ from scenesift.store import Store, StoreError, fingerprint
 from scenesift.store.inventory import feature_caches  # noqa: F401 (re-exported)
 from scenesift.ui import steps
 
-LAYERS = ("pooled", "map")
+#: ``pyramid``: the stride-8/16/32 maps of ``Backbone.features`` flattened and concatenated
+#: per frame (float16), for detectors whose neck trains on cached features; see
+#: :func:`split_pyramid`.
+LAYERS = ("pooled", "map", "pyramid")
 KIND = "features"
 #: Bump when the way features are computed changes without the spec noticing.
 FORMAT = 1
@@ -142,6 +145,10 @@ def keep_freed_memory() -> bool:
 @torch.inference_mode()
 def forward_features(backbone: Backbone, images: torch.Tensor, layer: str) -> np.ndarray:
     """The cached quantity for a batch: pooled (N, C) float32 or the map as float16."""
+    if layer == "pyramid":
+        maps = backbone.features(images)
+        flat = [m.to(torch.float16).reshape(len(m), -1) for m in maps]  # reshape: NCHW order
+        return torch.cat(flat, dim=1).numpy()
     fmap = backbone(images)
     if layer == "pooled":
         return fmap.mean(dim=(2, 3)).float().numpy()
@@ -266,4 +273,27 @@ def _empty_shape(backbone: Backbone, layer: str) -> tuple[int, ...]:
     h, w = backbone.preprocessing.size
     if layer == "pooled":
         return (0, backbone.out_channels)
+    if layer == "pyramid":
+        return (0, sum(int(np.prod(s)) for s in pyramid_shapes(backbone)))
     return (0, backbone.out_channels, h // 32, w // 32)
+
+
+def pyramid_shapes(backbone: Backbone) -> list[tuple[int, int, int]]:
+    """(C, h, w) of each map of the ``pyramid`` layer, strides 8, 16, 32."""
+    h, w = backbone.preprocessing.size
+    return [
+        (c, h // s, w // s) for c, s in zip(backbone.stage_channels, backbone.strides, strict=True)
+    ]
+
+
+def split_pyramid(array: np.ndarray, backbone: Backbone) -> list[np.ndarray]:
+    """Views (N, C, h, w) of the three maps in a ``pyramid`` feature array (N, D)."""
+    shapes = pyramid_shapes(backbone)
+    sizes = [int(np.prod(s)) for s in shapes]
+    if array.shape[1] != sum(sizes):
+        raise ValueError(f"pyramid features of width {array.shape[1]}, expected {sum(sizes)}")
+    offsets = np.cumsum([0, *sizes])
+    return [
+        array[:, a:b].reshape(len(array), *shape)
+        for a, b, shape in zip(offsets[:-1], offsets[1:], shapes, strict=True)
+    ]

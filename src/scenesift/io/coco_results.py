@@ -1,0 +1,116 @@
+"""Bring your own model: any detector's output as COCO results JSON, no training here.
+
+A COCO *results* file is a list of ``{"image_id", "category_id", "bbox": [x, y, w, h],
+"score"}``, which YOLO, Detectron2, MMDetection and torchvision evaluation scripts all
+write. We also read an optional ``class_probs`` (the full class-probability vector, in the
+order of the project's ``classes``), so margin and entropy sampling work for outside
+models; without it ``Box.class_probs`` stays None. Image ids map to frame names through
+the ground-truth file's ``images`` (``file_name`` = frame name) or an explicit dict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from scenesift.io.common import JsonCursor, read_json
+from scenesift.records import Box, FrameRecord
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Anything that turns frames into detections (frame name -> boxes in image pixels)."""
+
+    def predict(self, records: Sequence[FrameRecord]) -> dict[str, list[Box]]: ...
+
+
+class PrecomputedDetector:
+    """A :class:`Detector` over predictions made elsewhere (e.g. read by
+    :func:`read_coco_results`): frames it has no predictions for get ``[]``."""
+
+    def __init__(self, predictions: Mapping[str, Sequence[Box]]) -> None:
+        self.predictions = {name: list(boxes) for name, boxes in predictions.items()}
+
+    def predict(self, records: Sequence[FrameRecord]) -> dict[str, list[Box]]:
+        return {r.name: list(self.predictions.get(r.name, ())) for r in records}
+
+
+def read_coco_results(
+    results_json: Path,
+    coco_gt_json_or_image_ids: Path | Mapping[int | str, str],
+    classes: Sequence[str],
+) -> dict[str, list[Box]]:
+    """Detections per frame name from a COCO results list, best score first.
+
+    Categories: with a ground-truth file, its ``categories`` (id -> name, names must be in
+    ``classes``); with an explicit image-id dict, ids 1..N in ``classes`` order (our COCO
+    writer's convention). Unknown image or category ids raise FormatError naming the JSON
+    path (``$[12].image_id``). Every image of the ground truth gets an entry (``[]`` when
+    the model found nothing there).
+    """
+    classes = list(classes)
+    if isinstance(coco_gt_json_or_image_ids, Mapping):
+        images = {k: str(v) for k, v in coco_gt_json_or_image_ids.items()}
+        categories = {i: c for i, c in enumerate(classes, start=1)}
+    else:
+        images, categories = _read_gt_ids(Path(coco_gt_json_or_image_ids), classes)
+    path = Path(results_json)
+    doc = JsonCursor(read_json(path), path)
+    out: dict[str, list[Box]] = {name: [] for name in images.values()}
+    for item in doc.items():
+        item.obj()
+        image_id = _id(item["image_id"])
+        if image_id not in images:
+            raise item.error("the id of a ground-truth image", image_id, "image_id")
+        category_id = _id(item["category_id"])
+        if category_id not in categories:
+            raise item.error("the id of a known category", category_id, "category_id")
+        out[images[image_id]].append(_box(item, categories[category_id], len(classes)))
+    for boxes in out.values():
+        boxes.sort(key=lambda b: -(b.score or 0.0))
+    return out
+
+
+def _read_gt_ids(
+    path: Path, classes: Sequence[str]
+) -> tuple[dict[int | str, str], dict[int | str, str]]:
+    doc = JsonCursor(read_json(path), path)
+    doc.obj()
+    categories: dict[int | str, str] = {}
+    for item in doc["categories"].items():
+        name = item.string("name")
+        if name not in classes:
+            raise item.error(f"a class of the project ({', '.join(classes)})", name, "name")
+        categories[_id(item["id"])] = name
+    images = {_id(item["id"]): item.string("file_name") for item in doc["images"].items()}
+    return images, categories
+
+
+def _id(cur: JsonCursor) -> int | str:
+    v = cur.value
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int | str) or v == "":
+        raise cur.error("an integer id", v)
+    return v
+
+
+def _box(item: JsonCursor, category: str, n_classes: int) -> Box:
+    bbox = item["bbox"]
+    if not isinstance(bbox.value, list) or len(bbox.value) != 4:
+        raise bbox.error("a bbox [x, y, width, height]", bbox.value)
+    x, y, w, h = (bbox[i].number() for i in range(4))
+    if w < 0 or h < 0:
+        raise bbox.error("a bbox with width and height >= 0", bbox.value)
+    score = item.number("score")
+    probs = None
+    if item.has("class_probs"):
+        cur = item["class_probs"]
+        if not isinstance(cur.value, list) or len(cur.value) != n_classes:
+            raise cur.error(f"a list of {n_classes} probabilities (one per class)", cur.value)
+        probs = tuple(cur[i].number() for i in range(n_classes))
+        if min(probs) < 0 or not math.isclose(sum(probs), 1.0, abs_tol=1e-3):
+            raise cur.error("probabilities >= 0 that sum to 1", cur.value)
+    return Box(category, x, y, x + w, y + h, score=score, class_probs=probs)

@@ -1,0 +1,258 @@
+"""The CenterNet-style detector's network, targets, loss and decoding.
+
+Anchor-free (Zhou et al., "Objects as Points"): every object is the peak of a per-class
+heat map at its box centre on a stride-8 grid, plus a (log) size and a sub-pixel offset
+read at that peak. The neck is a light FPN over the backbone's stride 8/16/32 maps, so the
+same head runs on live backbone features (fine-tuning) or on cached ones (frozen).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Output stride of the heat map (the FPN's finest level).
+STRIDE = 8
+#: Initial heat-map bias: sigmoid(-2.19) = 0.1, CenterNet's prior, so the first steps are
+#: not swamped by the loss of ~all-negative pixels.
+HEAT_PRIOR_BIAS = -2.19
+
+
+class DetectorHead(nn.Module):
+    """Light FPN (1x1 laterals, top-down nearest-upsample + add, separable 3x3 smoothing)
+    and the three CenterNet heads at stride 8: heat map (K), log size (2), offset (2)."""
+
+    def __init__(self, stage_channels: Sequence[int], n_classes: int, width: int = 64) -> None:
+        super().__init__()
+        self.laterals = nn.ModuleList(nn.Conv2d(c, width, 1) for c in stage_channels)
+        self.smooth = nn.Sequential(*_separable(width), nn.ReLU(inplace=True))
+        self.heat = _head(width, n_classes)
+        self.size = _head(width, 2)
+        self.offset = _head(width, 2)
+        nn.init.constant_(self.heat[-1].bias, HEAT_PRIOR_BIAS)
+
+    def forward(self, maps: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+        x = self.laterals[-1](maps[-1])
+        for lateral, fmap in zip(self.laterals[-2::-1], maps[-2::-1], strict=True):
+            x = lateral(fmap) + F.interpolate(x, size=fmap.shape[-2:], mode="nearest")
+        x = self.smooth(x)
+        return {"heat": self.heat(x), "size": self.size(x), "offset": self.offset(x)}
+
+
+def _separable(width: int) -> list[nn.Module]:
+    """3x3 depthwise + 1x1 pointwise: the 3x3 context at ~1/8 of a full conv's cost, which
+    is most of the training time in frozen mode."""
+    return [nn.Conv2d(width, width, 3, padding=1, groups=width), nn.Conv2d(width, width, 1)]
+
+
+def _head(width: int, out: int) -> nn.Sequential:
+    return nn.Sequential(*_separable(width), nn.ReLU(inplace=True), nn.Conv2d(width, out, 1))
+
+
+class DetectorNet(nn.Module):
+    """Backbone + :class:`DetectorHead`; ``head`` alone runs on cached pyramid features."""
+
+    def __init__(self, backbone: nn.Module, n_classes: int, width: int = 64) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = DetectorHead(backbone.stage_channels, n_classes, width)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.head(self.backbone.features(x))
+
+
+# --------------------------------------------------------------------------- targets
+@dataclass
+class Targets:
+    """Training targets of a set of frames on an (h, w) stride-8 grid, padded to
+    ``max_objects``: heat (N, K, h, w), and per object its flat pixel index, log size
+    (in grid cells), sub-pixel offset and a mask."""
+
+    heat: torch.Tensor
+    index: torch.Tensor  # (N, M) long
+    size: torch.Tensor  # (N, M, 2)
+    offset: torch.Tensor  # (N, M, 2)
+    mask: torch.Tensor  # (N, M) float
+
+    def __getitem__(self, idx: torch.Tensor) -> Targets:
+        return Targets(
+            *(t[idx] for t in (self.heat, self.index, self.size, self.offset, self.mask))
+        )
+
+
+def gaussian_radius(height: float, width: float, min_overlap: float = 0.7) -> float:
+    """CornerNet's radius: the largest centre shift that keeps IoU >= ``min_overlap`` with
+    the box in the worst of three cases (as in CenterNet's reference code)."""
+    a1, b1 = 1.0, height + width
+    c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 + math.sqrt(b1**2 - 4 * a1 * c1)) / 2
+    a2, b2 = 4.0, 2 * (height + width)
+    c2 = (1 - min_overlap) * width * height
+    r2 = (b2 + math.sqrt(b2**2 - 4 * a2 * c2)) / 2
+    a3, b3 = 4 * min_overlap, -2 * min_overlap * (height + width)
+    c3 = (min_overlap - 1) * width * height
+    r3 = (b3 + math.sqrt(b3**2 - 4 * a3 * c3)) / 2
+    return min(r1, r2, r3)
+
+
+def draw_gaussian(heat: np.ndarray, cx: int, cy: int, radius: int) -> None:
+    """Max-splat a Gaussian (sigma = diameter / 6) of ``radius`` at (cx, cy) into ``heat``."""
+    sigma = (2 * radius + 1) / 6
+    ys, xs = np.ogrid[-radius : radius + 1, -radius : radius + 1]
+    g = np.exp(-(xs * xs + ys * ys) / (2 * sigma * sigma))
+    h, w = heat.shape
+    left, right = min(cx, radius), min(w - cx, radius + 1)
+    top, bottom = min(cy, radius), min(h - cy, radius + 1)
+    region = heat[cy - top : cy + bottom, cx - left : cx + right]
+    patch = g[radius - top : radius + bottom, radius - left : radius + right]
+    np.maximum(region, patch, out=region)
+
+
+def build_targets(
+    boxes: Sequence[np.ndarray],
+    n_classes: int,
+    grid: tuple[int, int],
+    stride: int = STRIDE,
+    max_objects: int = 128,
+) -> Targets:
+    """Targets from boxes already in network-input pixels: per frame an (n, 5) array of
+    (class index, x1, y1, x2, y2). Objects beyond ``max_objects`` per frame are dropped
+    from the size/offset losses (their heat-map peaks stay)."""
+    h, w = grid
+    n = len(boxes)
+    heat = np.zeros((n, n_classes, h, w), dtype=np.float32)
+    index = np.zeros((n, max_objects), dtype=np.int64)
+    size = np.zeros((n, max_objects, 2), dtype=np.float32)
+    offset = np.zeros((n, max_objects, 2), dtype=np.float32)
+    mask = np.zeros((n, max_objects), dtype=np.float32)
+    for i, frame in enumerate(boxes):
+        j = 0
+        for cls, x1, y1, x2, y2 in np.asarray(frame, dtype=np.float64).reshape(-1, 5):
+            bw, bh = (x2 - x1) / stride, (y2 - y1) / stride
+            if bw <= 0 or bh <= 0:
+                continue
+            cx = min(max((x1 + x2) / 2 / stride, 0.0), w - 1e-3)
+            cy = min(max((y1 + y2) / 2 / stride, 0.0), h - 1e-3)
+            ix, iy = int(cx), int(cy)
+            radius = max(0, int(gaussian_radius(math.ceil(bh), math.ceil(bw))))
+            draw_gaussian(heat[i, int(cls)], ix, iy, radius)
+            if j < max_objects:
+                index[i, j] = iy * w + ix
+                size[i, j] = (math.log(bw), math.log(bh))
+                offset[i, j] = (cx - ix, cy - iy)
+                mask[i, j] = 1.0
+                j += 1
+    return Targets(*(torch.from_numpy(a) for a in (heat, index, size, offset, mask)))
+
+
+def flip_boxes(boxes: np.ndarray, width: float) -> np.ndarray:
+    """(n, 5) class + xyxy boxes mirrored left-right in an image ``width`` wide."""
+    out = np.array(boxes, dtype=np.float64).reshape(-1, 5)
+    out[:, [1, 3]] = width - out[:, [3, 1]]
+    return out
+
+
+# --------------------------------------------------------------------------- loss
+def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CornerNet/CenterNet penalty-reduced pixel-wise focal loss (alpha 2, beta 4), summed
+    and divided by the number of objects (peaks equal to 1). Computed from logits with
+    log-sigmoid, so it stays finite where a sigmoid would saturate."""
+    logits = logits.float()
+    log_p = F.logsigmoid(logits)
+    log_not_p = F.logsigmoid(-logits)
+    p = log_p.exp()
+    pos = target.eq(1).float()
+    neg_weight = (1 - target).pow(4)
+    pos_loss = (pos * (1 - p).pow(2) * log_p).sum()
+    neg_loss = ((1 - pos) * neg_weight * p.pow(2) * log_not_p).sum()
+    return -(pos_loss + neg_loss) / pos.sum().clamp(min=1.0)
+
+
+def _gather(fmap: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) at flat pixel ``index`` (N, M) -> (N, M, C)."""
+    n, c = fmap.shape[:2]
+    flat = fmap.reshape(n, c, -1)
+    return flat.gather(2, index.unsqueeze(1).expand(n, c, index.shape[1])).transpose(1, 2)
+
+
+def detection_loss(
+    out: dict[str, torch.Tensor],
+    t: Targets,
+    size_weight: float = 1.0,
+    offset_weight: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Focal heat-map loss + masked L1 on log size and offset at the object centres."""
+    heat = focal_loss(out["heat"], t.heat)
+    m = t.mask.unsqueeze(-1)
+    denom = m.sum().clamp(min=1.0) * 2
+    size = (F.l1_loss(_gather(out["size"], t.index), t.size, reduction="none") * m).sum() / denom
+    offset = (
+        F.l1_loss(_gather(out["offset"], t.index), t.offset, reduction="none") * m
+    ).sum() / denom
+    total = heat + size_weight * size + offset_weight * offset
+    parts = {
+        "heat": float(heat.detach()),
+        "size": float(size.detach()),
+        "offset": float(offset.detach()),
+    }
+    return total, parts
+
+
+# --------------------------------------------------------------------------- decoding
+@dataclass
+class Decoded:
+    """Detections of one frame in network-input pixels: boxes (n, 4) xyxy, the class index
+    and score of each peak, and the heat-map values of every class there (n, K)."""
+
+    boxes: np.ndarray
+    classes: np.ndarray
+    scores: np.ndarray
+    class_values: np.ndarray
+
+
+def decode(
+    out: dict[str, torch.Tensor],
+    top_k: int = 100,
+    score_threshold: float = 0.01,
+    stride: int = STRIDE,
+) -> list[Decoded]:
+    """Peaks of the heat maps (3x3 max-pool non-maximum suppression), the ``top_k`` best
+    over all classes, above ``score_threshold``, as boxes in input pixels."""
+    heat = torch.sigmoid(out["heat"].float())
+    n, k, h, w = heat.shape
+    peaks = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat)
+    scores, flat = peaks.reshape(n, -1).topk(min(top_k, k * h * w))
+    cls = flat // (h * w)
+    pix = flat % (h * w)
+    size = _gather(out["size"].float(), pix).exp() * stride
+    offset = _gather(out["offset"].float(), pix)
+    values = _gather(heat, pix)
+    cx = ((pix % w).float() + offset[..., 0]) * stride
+    cy = ((pix // w).float() + offset[..., 1]) * stride
+    boxes = torch.stack(
+        [
+            cx - size[..., 0] / 2,
+            cy - size[..., 1] / 2,
+            cx + size[..., 0] / 2,
+            cy + size[..., 1] / 2,
+        ],
+        dim=-1,
+    )
+    result = []
+    for i in range(n):
+        keep = scores[i] >= score_threshold
+        result.append(
+            Decoded(
+                boxes=boxes[i][keep].numpy(),
+                classes=cls[i][keep].numpy(),
+                scores=scores[i][keep].numpy(),
+                class_values=values[i][keep].numpy(),
+            )
+        )
+    return result

@@ -1,0 +1,182 @@
+"""The CenterNet-style detector: targets, focal loss, decoding, fit/predict, save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scenesift.metrics.detection import evaluate_detection
+from scenesift.models.backbones import Preprocessing, get_backbone
+from scenesift.models.detector import DetectorConfig, ObjectDetector, decoded_to_boxes
+from scenesift.models.detector_net import (
+    HEAT_PRIOR_BIAS,
+    DetectorNet,
+    build_targets,
+    decode,
+    focal_loss,
+    gaussian_radius,
+)
+from scenesift.models.features import embed, split_pyramid
+from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
+from scenesift.store import Store
+
+SMALL = Preprocessing(size=(64, 64))
+CLASSES = ["car", "truck"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny convolutions gain nothing from threads, and lose a lot when other processes
+    compete for the cores (OpenMP threads spin-wait)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny():
+    return get_backbone("tiny", preprocessing=SMALL)
+
+
+def squares(root: Path, n: int = 8, size: tuple[int, int] = (96, 64)) -> list[FrameRecord]:
+    """Dark frames (W x H = ``size``) with one bright square each, at a random place."""
+    rng = np.random.default_rng(0)
+    width, height = size
+    out = []
+    for i in range(n):
+        pixels = np.full((height, width, 3), 20, dtype=np.uint8)
+        s = int(rng.integers(18, 26))
+        x, y = int(rng.integers(0, width - s)), int(rng.integers(0, height - s))
+        pixels[y : y + s, x : x + s] = 235
+        path = root / f"{i:03d}.png"
+        Image.fromarray(pixels).save(path)
+        box = Box("car", x, y, x + s, y + s)
+        out.append(FrameRecord(path.name, path, f"d{i // 4}", width, height, boxes=[box]))
+    return out
+
+
+def config(**kw) -> DetectorConfig:
+    base = {"backbone": "tiny", "batch_size": 4, "width": 32, "epochs": 60, "lr": 1e-2}
+    return DetectorConfig(**{**base, **kw})
+
+
+def test_gaussian_targets_peak_at_the_centre_with_size_dependent_radius():
+    assert gaussian_radius(40, 40) > gaussian_radius(10, 10) > 0
+    boxes = [np.array([[1, 16.0, 8.0, 48.0, 40.0]])]  # class 1, centre (32, 24) -> cell (4, 3)
+    t = build_targets(boxes, 2, (8, 8))
+    assert t.heat.shape == (1, 2, 8, 8)
+    assert t.heat[0, 1, 3, 4] == 1.0 and t.heat[0, 0].max() == 0
+    assert (t.heat[0, 1] == 1).sum() == 1
+    assert int(t.index[0, 0]) == 3 * 8 + 4 and t.mask[0].sum() == 1
+    assert torch.allclose(t.size[0, 0], torch.log(torch.tensor([4.0, 4.0])))
+
+
+def test_focal_loss_is_finite_even_for_saturated_logits_and_lower_when_right():
+    target = build_targets([np.array([[0, 16.0, 16.0, 40.0, 40.0]])], 1, (8, 8)).heat
+    right = torch.where(target == 1, 20.0, -20.0)
+    wrong = -right
+    assert torch.isfinite(focal_loss(right, target)) and torch.isfinite(focal_loss(wrong, target))
+    assert focal_loss(right, target) < 1e-3 < focal_loss(wrong, target)
+
+
+def test_decoding_returns_original_pixels_for_a_non_square_input():
+    """A synthetic heat map with one peak on a 64x96 (H x W) input from a 480x240 image."""
+    k, h, w = 3, 8, 12
+    heat = torch.full((1, k, h, w), -10.0)
+    heat[0, 2, 5, 7] = 3.0  # sigmoid 0.95
+    heat[0, 0, 5, 7] = 0.0  # 0.5: the same peak's value for another class
+    size = torch.zeros((1, 2, h, w))
+    size[0, 0, 5, 7], size[0, 1, 5, 7] = np.log(2.0), np.log(1.0)  # 16 x 8 input pixels
+    offset = torch.zeros((1, 2, h, w))
+    offset[0, :, 5, 7] = 0.5
+    out = {"heat": heat, "size": size, "offset": offset}
+    (d,) = decode(out, top_k=5, score_threshold=0.4)
+    classes = ["a", "b", "c"]
+    boxes = decoded_to_boxes(d, classes, input_size=(64, 96), image_size=(480, 240))
+    best = max(boxes, key=lambda b: b.score)
+    # centre in input pixels (7.5 * 8, 5.5 * 8) = (60, 44); x * 5, y * 3.75
+    assert best.category == "c"
+    assert best.x1 == pytest.approx((60 - 8) * 5) and best.x2 == pytest.approx((60 + 8) * 5)
+    assert best.y1 == pytest.approx((44 - 4) * 3.75) and best.y2 == pytest.approx((44 + 4) * 3.75)
+    assert best.score == pytest.approx(torch.sigmoid(torch.tensor(3.0)).item(), rel=1e-5)
+    assert len(best.class_probs) == 3 and sum(best.class_probs) == pytest.approx(1.0)
+    assert best.class_probs[2] > best.class_probs[0] > best.class_probs[1]
+
+
+def test_head_outputs_stride_8_maps_and_starts_at_the_prior():
+    net = DetectorNet(tiny(), 2, width=16)
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 64, 64))
+    assert out["heat"].shape == (2, 2, 8, 8) and out["size"].shape == (2, 2, 8, 8)
+    assert float(torch.sigmoid(out["heat"]).mean()) == pytest.approx(
+        float(torch.sigmoid(torch.tensor(HEAT_PRIOR_BIAS))), abs=0.1
+    )
+
+
+def test_finetune_overfits_eight_squares(tmp_path):
+    records = squares(tmp_path)
+    det = ObjectDetector(CLASSES, config(mode="finetune", finetune_groups=3))
+    det.fit(records, backbone=tiny(), progress=False)
+    losses = [h.heat_loss for h in det.history]
+    assert all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0]
+    preds = det.predict(records)
+    assert set(preds) == {r.name for r in records}
+    for boxes in preds.values():
+        for b in boxes:
+            assert len(b.class_probs) == len(CLASSES)
+            assert sum(b.class_probs) == pytest.approx(1.0)
+            assert 0 <= b.x1 < b.x2 <= 96 and 0 <= b.y1 < b.y2 <= 64
+    assert evaluate_detection(records, preds, CLASSES).map50 > 0.5
+
+
+def ingest(tmp_path: Path, records: list[FrameRecord]) -> Store:
+    store = Store.init(tmp_path / "proj")
+    store.ingest(ImportBatch(records, tmp_path, ImportReport("test")))
+    return store
+
+
+def test_frozen_mode_without_a_store_trains_the_head_only_and_reloads(tmp_path):
+    records = squares(tmp_path)
+    backbone = tiny()
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=80))
+    det.fit(records, records[:2], store=None, backbone=backbone, progress=False)
+    assert det.history[-1].heat_loss < det.history[0].heat_loss
+    assert not det.backbone_trained
+    preds = det.predict(records)
+    path = det.save(tmp_path / "det.pt")
+    again = ObjectDetector.load(path)
+    assert again.fingerprint == det.fingerprint
+    preds2 = again.predict(records)
+    for name in preds:
+        assert [b.score for b in preds[name]] == pytest.approx([b.score for b in preds2[name]])
+
+
+def test_pyramid_layer_caches_all_three_maps(tmp_path):
+    records = squares(tmp_path, n=3)
+    backbone = tiny()
+    store = ingest(tmp_path, records)
+    feats = embed(store, backbone, [r.name for r in records], layer="pyramid", progress=False)
+    maps = split_pyramid(feats.array, backbone)
+    assert feats.array.dtype == np.float16
+    assert [m.shape for m in maps] == [(3, 16, 8, 8), (3, 24, 4, 4), (3, 32, 2, 2)]
+    again = embed(store, backbone, [r.name for r in records], layer="pyramid", progress=False)
+    assert again.computed == 0 and np.array_equal(again.array, feats.array)
+
+
+def test_frozen_predictions_from_the_cache_equal_those_from_images(tmp_path):
+    records = squares(tmp_path, n=6)
+    backbone = tiny()
+    store = ingest(tmp_path, records)
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=5))
+    det.fit(store.records(), store=store, backbone=backbone, progress=False)
+    recs = store.records()
+    cached = det.predict(recs, store=store)
+    live = det.predict(recs)
+    for name in cached:  # float16 cache vs float32 live maps: scores agree closely
+        a = [b.score for b in cached[name][:3]]
+        b = [b.score for b in live[name][:3]]
+        assert a == pytest.approx(b, abs=2e-2)
