@@ -439,6 +439,110 @@ def tagger_compare(
     console.print(schedule_table(results))
 
 
+detector_app = typer.Typer(
+    help="Object detector (CenterNet-style, anchor-free) on the backbone's multi-scale maps; "
+    "COCO evaluation by pycocotools, per class, size and situation.",
+    no_args_is_help=True,
+)
+app.add_typer(detector_app, name="detector")
+
+
+@detector_app.command("train")
+def detector_train(
+    project: Path = PROJECT,
+    backbone: str = typer.Option("efficientnet_lite0", help="Backbone from the registry."),
+    mode: str = typer.Option(
+        "frozen",
+        help="frozen: cached backbone maps, only neck and heads train (fast); "
+        "finetune: the top backbone groups train too.",
+    ),
+    epochs: int = typer.Option(8, min=1),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train on the labelled train split (early-stopped on val), save a checkpoint."""
+    from scenesift.models.detector import DetectorConfig
+    from scenesift.models.features import keep_freed_memory
+    from scenesift.pipelines import detector as pipe
+
+    keep_freed_memory()
+    cfg = DetectorConfig(backbone=backbone, mode=mode, epochs=epochs, seed=seed)
+    with Store.open(project) as store:
+        detector, path = pipe.train(store, cfg)
+    console.print(f"Detector {detector.fingerprint} ({mode}): checkpoint [bold]{path}[/]")
+
+
+@detector_app.command("predict")
+def detector_predict(
+    project: Path = PROJECT,
+    checkpoint: Path | None = typer.Option(None, help="Default: the latest trained detector."),
+    state: str | None = typer.Option(None, help="Only frames in this label state."),
+) -> None:
+    """Detect objects and store them as model:<fingerprint> (full class-probability vectors
+    kept), for selection and `export coco-results` / `export labelstudio --predictions`."""
+    from scenesift.models.features import keep_freed_memory
+    from scenesift.pipelines import detector as pipe
+
+    keep_freed_memory()
+    with Store.open(project) as store:
+        detector, _ = pipe.load(store, checkpoint)
+        source, n = pipe.predict(store, detector, state=state)
+    console.print(f"Stored detections for {n:,} frames as [bold]{source}[/]")
+
+
+@detector_app.command("eval")
+def detector_eval(
+    project: Path = PROJECT,
+    checkpoint: Path | None = typer.Option(None, help="Default: the latest trained detector."),
+    split: str = typer.Option("test"),
+    slices: bool = typer.Option(True, help="Also per situation (labels, else tagger)."),
+) -> None:
+    """mAP@[.5:.95], mAP@0.5, per class and size (pycocotools), and per situation."""
+    from scenesift.models.features import keep_freed_memory
+    from scenesift.pipelines import detector as pipe
+
+    keep_freed_memory()
+    with Store.open(project) as store:
+        detector, _ = pipe.load(store, checkpoint)
+        frames = pipe.with_boxes(store, split)
+        predictions = detector.predict(frames, store=store)
+        out = store.root / pipe.REPORTS_DIR / detector.fingerprint
+        results, by_situation = pipe.evaluate(store, predictions, split, slices, plots=out)
+    _print_detection(results, by_situation)
+    console.print(f"PR curves: [bold]{out / 'pr_curves.png'}[/]")
+
+
+@app.command("eval")
+def eval_predictions(
+    predictions: Path = typer.Option(
+        ..., "--predictions", help="Your model's detections: a COCO results JSON list."
+    ),
+    gt: Path = typer.Option(
+        ...,
+        "--gt",
+        help="The COCO file whose image ids the results use (e.g. from "
+        "`scenesift export coco gt.json --split test`).",
+    ),
+    project: Path = PROJECT,
+    split: str = typer.Option("test"),
+    slices: bool = typer.Option(False, "--slices", help="Also per situation."),
+) -> None:
+    """Evaluate any detector's predictions (YOLO, Faster R-CNN, ...) against the project's
+    labelled boxes: COCO mAP by pycocotools, per class, size and situation."""
+    from scenesift.io.coco_results import read_coco_results
+    from scenesift.pipelines import detector as pipe
+
+    with Store.open(project) as store:
+        dets = read_coco_results(predictions, gt, store.taxonomy.classes)
+        results, by_situation = pipe.evaluate(store, dets, split, slices)
+    _print_detection(results, by_situation)
+
+
+def _print_detection(results, by_situation) -> None:
+    console.print(results.to_table())
+    if by_situation is not None:
+        console.print(by_situation.to_table("AP50"))
+
+
 def main() -> None:
     """Entry point: user errors are one red line and exit code 2, never a traceback."""
     try:

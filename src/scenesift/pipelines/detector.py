@@ -1,0 +1,127 @@
+"""Detector workflows on a project: train, predict into the store, evaluate per situation.
+
+Per-situation slices (seed 000: "how does our detector do at night, in rain, with far-away
+pedestrians?") take a frame's situation from its labels where they exist, else from the
+latest tagger's stored predictions, and every number is printed with its slice size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from scenesift.files import atomic_write
+from scenesift.metrics.detection import (
+    DetectionResults,
+    SliceResults,
+    evaluate_detection,
+    evaluate_slices,
+)
+from scenesift.models.backbones import Backbone
+from scenesift.models.detector import DetectorConfig, ObjectDetector
+from scenesift.records import Box, FrameRecord
+from scenesift.store import Store, StoreError
+from scenesift.store.coverage import latest_model_source
+
+MODELS_DIR = Path("models") / "detector"
+REPORTS_DIR = Path("reports") / "detector"
+
+
+def with_boxes(store: Store, split: str) -> list[FrameRecord]:
+    """Labelled frames of a split whose objects were labelled (truth boxes, maybe none)."""
+    return [r for r in store.records(split=split, state="labelled") if r.boxes is not None]
+
+
+def train(
+    store: Store, config: DetectorConfig, backbone: Backbone | None = None, progress: bool = True
+) -> tuple[ObjectDetector, Path]:
+    train_frames, val = with_boxes(store, "train"), with_boxes(store, "val")
+    if not train_frames:
+        raise StoreError(
+            "no labelled frames with boxes in the train split: import labelled boxes or "
+            "finish a labelling round first"
+        )
+    detector = ObjectDetector(store.taxonomy.classes, config)
+    detector.fit(train_frames, val or None, store=store, backbone=backbone, progress=progress)
+    directory = store.root / MODELS_DIR
+    path = detector.save(directory / f"{detector.fingerprint}.pt")
+    with atomic_write(directory / "latest") as f:
+        f.write(path.name + "\n")
+    return detector, path
+
+
+def load(store: Store, path: Path | None = None) -> tuple[ObjectDetector, Path]:
+    directory = store.root / MODELS_DIR
+    if path is None:
+        pointer = directory / "latest"
+        if not pointer.exists():
+            raise StoreError("no trained detector: run `scenesift detector train` first")
+        path = directory / pointer.read_text(encoding="utf-8").strip()
+    try:
+        return ObjectDetector.load(Path(path)), Path(path)
+    except (KeyError, ValueError, RuntimeError, EOFError, FileNotFoundError) as e:
+        msg = f"cannot load detector checkpoint {path} ({type(e).__name__}: {e})"
+        raise StoreError(msg) from None
+
+
+def predict(
+    store: Store, detector: ObjectDetector, state: str | None = None, progress: bool = True
+) -> tuple[str, int]:
+    """Detect on frames (default: all) and store them as ``model:<fingerprint>``."""
+    records = store.records(state=state)
+    boxes = detector.predict(records, store=store, progress=progress)
+    source = f"model:{detector.fingerprint}"
+    store.write_box_predictions(source, {r.name: boxes.get(r.name, []) for r in records})
+    return source, len(records)
+
+
+def situation_slices(
+    store: Store, frames: Sequence[FrameRecord], tagger_source: str | None = "latest"
+) -> dict[str, list[str]]:
+    """Frame names per situation: the frame's label where it has one, otherwise the stored
+    tagger prediction (``latest``: the most recent model with situation scores)."""
+    predicted: dict[str, dict[str, bool]] = {}
+    if tagger_source == "latest":
+        tagger_source = latest_model_source(store)
+    if tagger_source is not None:
+        thresholds = store.decision_thresholds(tagger_source)
+        names = {f.name for f in frames}
+        for rec in store.records(predictions=tagger_source):
+            if rec.name in names:
+                predicted[rec.name] = {
+                    s: score >= thresholds.get(s, float("inf"))
+                    for s, score in rec.situation_scores.items()
+                }
+    out: dict[str, list[str]] = {}
+    for situation in store.taxonomy.names:
+        members = []
+        for f in frames:
+            value = f.situations.get(situation)
+            if value is None:
+                value = predicted.get(f.name, {}).get(situation)
+            if value:
+                members.append(f.name)
+        out[situation] = members
+    return out
+
+
+def evaluate(
+    store: Store,
+    predictions: Mapping[str, Sequence[Box]],
+    split: str = "test",
+    slices: bool = True,
+    plots: Path | None = None,
+) -> tuple[DetectionResults, SliceResults | None]:
+    """COCO metrics (pycocotools) of ``predictions`` against a split's labelled boxes, and
+    the same per situation."""
+    gt = with_boxes(store, split)
+    if not gt:
+        raise StoreError(f"no labelled frames with boxes in the {split} split")
+    classes = store.taxonomy.classes
+    results = evaluate_detection(gt, predictions, classes)
+    if plots is not None:
+        results.plot_pr_curves(Path(plots) / "pr_curves.png")
+    by_situation = (
+        evaluate_slices(gt, predictions, classes, situation_slices(store, gt)) if slices else None
+    )
+    return results, by_situation

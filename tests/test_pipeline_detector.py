@@ -1,0 +1,105 @@
+"""Detector workflows: train on a project, store detections, evaluate per situation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from scenesift.cli import app
+from scenesift.models.backbones import Preprocessing, get_backbone
+from scenesift.models.detector import DetectorConfig
+from scenesift.pipelines import detector as pipe
+from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
+from scenesift.store import Store
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def project(tmp_path):
+    """24 frames in 12 drives, one bright square (a "car") each; odd drives are night;
+    rain is never labelled."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(24):
+        pixels = np.full((64, 96, 3), 20, dtype=np.uint8)
+        s = int(rng.integers(18, 26))
+        x, y = int(rng.integers(0, 96 - s)), int(rng.integers(0, 64 - s))
+        pixels[y : y + s, x : x + s] = 235
+        name = f"d{i // 2:02d}/{i % 2}.png"
+        path = tmp_path / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+        night = (i // 2) % 2 == 1
+        frames.append(FrameRecord(name, path, f"d{i // 2:02d}", 96, 64,
+                                  situations={"night": night},
+                                  boxes=[Box("car", x, y, x + s, y + s)]))  # fmt: skip
+    store = Store.init(tmp_path / "proj", split_fractions=(0.5, 0.17, 0.33))
+    store.ingest(ImportBatch(frames, tmp_path / "data", ImportReport("test")))
+    yield store
+    store.close()
+
+
+def test_slices_use_labels_first_then_the_taggers_stored_predictions(project):
+    frames = pipe.with_boxes(project, "test")
+    names = [f.name for f in frames]
+    rainy = set(names[::2])
+    scores = [[0.9 if n in rainy else 0.1, 0.9] for n in names]  # the tagger says: all night
+    project.write_situation_scores("model:tagger1", names, ["rain", "night"], scores)
+    slices = pipe.situation_slices(project, frames)
+    assert set(slices["rain"]) == rainy  # unlabelled: from the tagger
+    assert set(slices["night"]) == {f.name for f in frames if f.situations["night"]}  # labels win
+    assert pipe.situation_slices(project, frames, tagger_source=None)["rain"] == []
+
+
+def test_train_predict_store_and_evaluate_per_situation(project):
+    cfg = DetectorConfig(backbone="tiny", batch_size=4, width=32, epochs=30, lr=1e-2)
+    backbone = get_backbone("tiny", preprocessing=Preprocessing(size=(64, 96)))
+    detector, path = pipe.train(project, cfg, backbone=backbone, progress=False)
+    assert path.exists() and (path.parent / "latest").read_text().strip() == path.name
+
+    source, n = pipe.predict(project, detector, progress=False)
+    assert n == 24 and source == f"model:{detector.fingerprint}"
+    stored = {r.name: r.predicted_boxes for r in project.records(predictions=source)}
+    assert all(len(b) >= 1 for b in stored.values())
+
+    results, by_situation = pipe.evaluate(project, stored)
+    assert results.map50 is not None and 0.0 <= results.map50 <= 1.0
+    rows = {(r["slice"], r["metric"], r["class"]) : r for r in by_situation.rows()}  # fmt: skip
+    night = rows[("night", "AP50", "all")]
+    assert night["n_images"] == sum(
+        1 for f in pipe.with_boxes(project, "test") if f.situations["night"]
+    )
+
+
+def test_eval_command_scores_your_own_coco_results(project, tmp_path):
+    runner = CliRunner()
+    gt = tmp_path / "gt.json"
+    root = str(project.root)
+    assert (
+        runner.invoke(app, ["export", "coco", str(gt), "-p", root, "--split", "test"]).exit_code
+        == 0
+    )
+    doc = json.loads(gt.read_text())
+    results = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+         "score": 0.9}
+        for a in doc["annotations"]
+    ]  # fmt: skip
+    preds = tmp_path / "results.json"
+    preds.write_text(json.dumps(results))
+    out = runner.invoke(app, ["eval", "--predictions", str(preds), "--gt", str(gt), "-p", root,
+                              "--slices"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "1.000" in out.output and "night" in out.output
