@@ -103,3 +103,32 @@ def test_eval_command_scores_your_own_coco_results(project, tmp_path):
                               "--slices"])  # fmt: skip
     assert out.exit_code == 0, out.output
     assert "1.000" in out.output and "night" in out.output
+
+
+def test_gap_report_ranks_situations_by_need_with_intervals(project, tmp_path):
+    from scenesift.pipelines.gaps import gap_report, gap_table, plot_gaps, slice_map50
+
+    gt = pipe.with_boxes(project, "test")
+    perfect = {f.name: [Box(b.category, b.x1, b.y1, b.x2, b.y2, score=0.9) for b in f.boxes]
+               for f in gt}  # fmt: skip
+    night = {f.name for f in gt if f.situations["night"]}
+    # a detector that is perfect by day and blind at night
+    preds = {n: ([] if n in night else boxes) for n, boxes in perfect.items()}
+    rows = {r.situation: r for r in gap_report(project, preds, n_boot=10)}
+    assert rows["night"].map50 == 0.0 and rows["day"].map50 is None  # "day" never labelled
+    assert rows["night"].test_images == len(night)
+    assert rows["night"].labelled == sum(
+        1 for r in project.records(state="labelled") if r.situations.get("night")
+    )
+    ranked = gap_report(project, preds, n_boot=0)
+    assert ranked[0].situation == "night"
+    undefined = [r.map50 is None for r in ranked]
+    assert undefined == sorted(undefined) and undefined[-1]  # undefined ones last
+    point, (low, high) = slice_map50(gt, preds, project.taxonomy.classes, n_boot=20)
+    assert low <= point <= high and 0 < point < 1
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(gap_table(list(rows.values())))
+    assert "night" in console.export_text()
+    assert plot_gaps(list(rows.values()), tmp_path / "gaps.png").stat().st_size > 0

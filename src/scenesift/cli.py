@@ -537,6 +537,30 @@ def eval_predictions(
     _print_detection(results, by_situation)
 
 
+@app.command()
+def gaps(
+    project: Path = PROJECT,
+    checkpoint: Path | None = typer.Option(None, help="Detector (default: the latest)."),
+    split: str = typer.Option("test"),
+    boot: int = typer.Option(30, min=0, help="Bootstrap resamples for the mAP intervals."),
+) -> None:
+    """Situation gap report: per situation, labelled frames, unlabelled frames the tagger
+    puts there, detector mAP@0.5 with a 95% interval, ranked by where data is most needed."""
+    from scenesift.models.features import keep_freed_memory
+    from scenesift.pipelines import detector as pipe
+    from scenesift.pipelines.gaps import gap_report, gap_table, plot_gaps
+
+    keep_freed_memory()
+    with Store.open(project) as store:
+        detector, _ = pipe.load(store, checkpoint)
+        predictions = detector.predict(pipe.with_boxes(store, split), store=store)
+        with console.status("bootstrapping mAP per situation"):
+            rows = gap_report(store, predictions, split, n_boot=boot)
+        png = plot_gaps(rows, store.root / pipe.REPORTS_DIR / detector.fingerprint / "gaps.png")
+    console.print(gap_table(rows))
+    console.print(f"Plot: [bold]{png}[/]")
+
+
 def _print_detection(results, by_situation) -> None:
     console.print(results.to_table())
     if by_situation is not None:

@@ -1,0 +1,146 @@
+"""The situation gap report (seed 000: "we know for what situations we need to gather more
+data"): per situation, how much labelled data there is, how much unlabelled data the tagger
+says is available, and how well the detector does there, ranked by where data is needed.
+
+need = (1 - mAP@0.5 in the slice) / sqrt(labelled frames in the situation + 1): room to
+improve, discounted by the data already spent there (a learning curve's slope falls roughly
+like 1/sqrt(n)). The report prints the inputs beside it, so a reader can re-rank by eye.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+
+from scenesift.metrics.detection import evaluate_detection
+from scenesift.pipelines.detector import situation_slices, with_boxes
+from scenesift.records import Box, FrameRecord
+from scenesift.store import Store, StoreError
+from scenesift.store.coverage import coverage
+
+
+@dataclass(frozen=True)
+class SituationGap:
+    situation: str
+    labelled: int  # labelled frames where the situation holds
+    unlabelled_predicted: int | None  # unlabelled frames the tagger puts in it (None: no tagger)
+    test_images: int
+    map50: float | None  # None: no instances in the slice
+    ci: tuple[float, float] | None
+    need: float | None
+
+
+def slice_map50(
+    frames: Sequence[FrameRecord],
+    predictions: Mapping[str, Sequence[Box]],
+    classes: Sequence[str],
+    n_boot: int = 30,
+    seed: int = 0,
+) -> tuple[float | None, tuple[float, float] | None]:
+    """mAP@0.5 of a slice and a percentile bootstrap 95% interval over its images.
+
+    Each resample is scored by pycocotools like the point estimate; a drawn image appears
+    under a new name per draw, since COCO needs unique image ids."""
+    if not frames:
+        return None, None
+    point = evaluate_detection(frames, predictions, classes).map50
+    if point is None or n_boot < 2:
+        return point, None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        picks = rng.integers(0, len(frames), len(frames))
+        gt, dt = [], {}
+        for k, i in enumerate(picks):
+            name = f"{frames[i].name}#{k}"
+            gt.append(replace(frames[i], name=name))
+            dt[name] = predictions.get(frames[i].name, [])
+        value = evaluate_detection(gt, dt, classes).map50
+        if value is not None:
+            values.append(value)
+    if len(values) < 2:
+        return point, None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return point, (float(low), float(high))
+
+
+def gap_report(
+    store: Store,
+    predictions: Mapping[str, Sequence[Box]],
+    split: str = "test",
+    n_boot: int = 30,
+    seed: int = 0,
+) -> list[SituationGap]:
+    """One row per situation, most needed first (undefined mAP last)."""
+    gt = with_boxes(store, split)
+    if not gt:
+        raise StoreError(f"no labelled frames with boxes in the {split} split")
+    by_name = {f.name: f for f in gt}
+    slices = situation_slices(store, gt)
+    cov = {r.name: r for r in coverage(store).rows if r.kind == "situation"}
+    classes = store.taxonomy.classes
+    rows = []
+    for situation, names in slices.items():
+        frames = [by_name[n] for n in names]
+        point, ci = slice_map50(frames, predictions, classes, n_boot, seed)
+        labelled = cov[situation].labelled if situation in cov else 0
+        need = None if point is None else (1.0 - point) / math.sqrt(labelled + 1)
+        predicted = cov[situation].predicted if situation in cov else None
+        rows.append(SituationGap(situation, labelled, predicted, len(frames), point, ci, need))
+    return sorted(rows, key=lambda r: (r.need is None, -(r.need or 0.0)))
+
+
+def gap_table(rows: Sequence[SituationGap]) -> Table:
+    table = Table(
+        title="Situation gap report: where more labelled data is most needed",
+        caption="need = (1 - mAP@0.5) / sqrt(labelled + 1). mAP@0.5 on the test frames in "
+        "the situation (labels, else the tagger), 95% bootstrap interval over images.",
+    )
+    for col in ("rank", "situation", "labelled", "unlabelled (tagger)", "test images",
+                "mAP@0.5", "95% CI", "need"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "situation" else "right")
+    for i, r in enumerate(rows, 1):
+        table.add_row(
+            str(i), r.situation, f"{r.labelled:,}",
+            "-" if r.unlabelled_predicted is None else f"{r.unlabelled_predicted:,}",
+            f"{r.test_images:,}",
+            "undefined" if r.map50 is None else f"{r.map50:.3f}",
+            "" if r.ci is None else f"{r.ci[0]:.3f}-{r.ci[1]:.3f}",
+            "" if r.need is None else f"{r.need:.4f}",
+        )  # fmt: skip
+    return table
+
+
+def plot_gaps(rows: Sequence[SituationGap], path: Path) -> Path:
+    """mAP@0.5 per situation with its interval, in need order, annotated with the data."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    shown = [r for r in rows if r.map50 is not None]
+    fig = Figure(figsize=(8.5, 0.45 * max(len(shown), 3) + 1.6), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    y = np.arange(len(shown))[::-1]
+    values = [r.map50 for r in shown]
+    ax.barh(y, values, color="#4c72b0", height=0.6)
+    for yi, r in zip(y, shown, strict=True):
+        if r.ci is not None:
+            ax.plot(r.ci, [yi, yi], color="black", lw=1.2)
+        supply = "-" if r.unlabelled_predicted is None else f"{r.unlabelled_predicted:,}"
+        ax.text(1.02, yi, f"labelled {r.labelled:,} | unlabelled {supply}", va="center",
+                fontsize=8, transform=ax.get_yaxis_transform())  # fmt: skip
+    ax.set_yticks(y, [f"{i}. {r.situation}" for i, r in enumerate(shown, 1)], fontsize=9)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("detector mAP@0.5 in the situation (test split, 95% bootstrap interval)")
+    ax.set_title("Situation gap report, most needed first", fontsize=11)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
