@@ -16,7 +16,6 @@ Every detection keeps the heat-map values of all classes at its peak, normalised
 from __future__ import annotations
 
 import copy
-import io
 import math
 import time
 from collections.abc import Sequence
@@ -29,8 +28,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from scenesift.files import atomic_write
-from scenesift.models.backbones import Backbone, Preprocessing, get_backbone
+from scenesift.models.backbones import Backbone, get_backbone
+from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
 from scenesift.models.detector_net import (
     STRIDE,
     Decoded,
@@ -380,7 +379,7 @@ class ObjectDetector:
                 "config": asdict(self.config),
                 "classes": self.classes,
                 "backbone": net.backbone.spec(),
-                "head": _tensor_digest(net.head.state_dict()),
+                "head": tensor_digest(net.head.state_dict()),
                 "data": self.data_fingerprint,
             }
         )
@@ -394,30 +393,16 @@ class ObjectDetector:
             "history": [asdict(h) for h in self.history],
             "data_fingerprint": self.data_fingerprint,
             "backbone_trained": self.backbone_trained,
-            "net": net.state_dict(),
-            "preprocessing": net.backbone.preprocessing.spec(),
             "fingerprint": self.fingerprint,
         }
-        path = Path(path)
-        with atomic_write(path, "wb") as f:
-            torch.save(state, f)
-        return path
+        return save_state(path, state, net)
 
     @classmethod
     def load(cls, path: Path, backbone: Backbone | None = None) -> ObjectDetector:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        saved = dict(state["config"])
-        if saved.get("input_size") is not None:
-            saved["input_size"] = tuple(saved["input_size"])
-        config = DetectorConfig(**saved)
+        state = load_state(path)
+        config = DetectorConfig(**state["config"])
         detector = cls(list(state["classes"]), config)
-        pre = Preprocessing.from_spec(state["preprocessing"])
-        backbone = backbone or get_backbone(config.backbone, pretrained=False, preprocessing=pre)
-        if backbone.preprocessing != pre:
-            raise ValueError(
-                f"{path}: trained with preprocessing {pre}, given a backbone with "
-                f"{backbone.preprocessing}"
-            )
+        backbone = trained_backbone(path, state, config.backbone, backbone)
         net = DetectorNet(backbone, len(detector.classes), config.width)
         net.load_state_dict(state["net"])
         detector.net = net.to(memory_format=torch.channels_last).eval()
@@ -537,11 +522,3 @@ def _data_fingerprint(
     return fingerprint(
         {"classes": list(classes), "train": [frame(r) for r in train], "val": [r.name for r in val]}
     )
-
-
-def _tensor_digest(state: dict[str, Any]) -> str:
-    buf = io.BytesIO()
-    for k in sorted(state):
-        buf.write(k.encode())
-        buf.write(state[k].detach().cpu().contiguous().numpy().tobytes())
-    return fingerprint(buf.getvalue())

@@ -10,18 +10,16 @@ equivalent, see ``TaggerNet.head_on_pooled``), so that epoch costs seconds, not 
 from __future__ import annotations
 
 import copy
-import io
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from scenesift.files import atomic_write
-from scenesift.models.backbones import Backbone, Preprocessing, get_backbone
+from scenesift.models.backbones import Backbone, get_backbone
+from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
 from scenesift.models.features import embed
 from scenesift.models.images import make_loader
 from scenesift.models.tagger_net import (
@@ -306,7 +304,7 @@ class SituationTagger:
                 "config": asdict(self.config),
                 "situations": self.situations,
                 "backbone": net.backbone.spec(),
-                "head": _tensor_digest(net.head.state_dict()),
+                "head": tensor_digest(net.head.state_dict()),
                 "data": self.data_fingerprint,
             }
         )
@@ -320,31 +318,16 @@ class SituationTagger:
             "history": [asdict(h) for h in self.history],
             "data_fingerprint": self.data_fingerprint,
             "groups_trained": self.groups_trained,
-            "net": net.state_dict(),
-            "preprocessing": net.backbone.preprocessing.spec(),
             "fingerprint": self.fingerprint,
         }
-        path = Path(path)
-        with atomic_write(path, "wb") as f:
-            torch.save(state, f)
-        return path
+        return save_state(path, state, net)
 
     @classmethod
     def load(cls, path: Path, backbone: Backbone | None = None) -> SituationTagger:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        saved = dict(state["config"])
-        if saved.get("input_size") is not None:
-            saved["input_size"] = tuple(saved["input_size"])
-        config = TaggerConfig(**saved)
+        state = load_state(path)
+        config = TaggerConfig(**state["config"])
         tagger = cls(list(state["situations"]), config)
-        # The state dict holds every weight; the preprocessing must be the trained one too.
-        pre = Preprocessing.from_spec(state["preprocessing"])
-        backbone = backbone or get_backbone(config.backbone, pretrained=False, preprocessing=pre)
-        if backbone.preprocessing != pre:
-            raise ValueError(
-                f"{path}: trained with preprocessing {pre}, given a backbone with "
-                f"{backbone.preprocessing}"
-            )
+        backbone = trained_backbone(path, state, config.backbone, backbone)
         tagger.net = TaggerNet(backbone, len(tagger.situations))
         tagger.net.load_state_dict(state["net"])
         tagger.net = tagger.net.to(memory_format=torch.channels_last).eval()
@@ -352,11 +335,3 @@ class SituationTagger:
         tagger.data_fingerprint = state["data_fingerprint"]
         tagger.groups_trained = state["groups_trained"]
         return tagger
-
-
-def _tensor_digest(state: dict[str, Any]) -> str:
-    buf = io.BytesIO()
-    for k in sorted(state):
-        buf.write(k.encode())
-        buf.write(state[k].detach().cpu().contiguous().numpy().tobytes())
-    return fingerprint(buf.getvalue())
