@@ -86,9 +86,11 @@ def read_coco(
     return ImportBatch(frames=frames, image_root=root, report=report)
 
 
-def _coco_id(cur: JsonCursor) -> int | str:
-    """COCO ids are integers; some tools write strings, which are unambiguous too."""
+def coco_id(cur: JsonCursor) -> int | str:
+    """COCO ids are integers; some tools write strings (unambiguous too) or 3.0 (taken as 3)."""
     v = cur.value
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
     if isinstance(v, bool) or not isinstance(v, int | str) or v == "":
         raise cur.error("an integer id", v)
     return v
@@ -97,7 +99,7 @@ def _coco_id(cur: JsonCursor) -> int | str:
 def _read_categories(cur: JsonCursor) -> dict[int | str, str]:
     out: dict[int | str, str] = {}
     for item in cur.items():
-        cid = _coco_id(item["id"])
+        cid = coco_id(item["id"])
         if cid in out:
             raise item.error("a category id used once", cid, "id")
         out[cid] = item.string("name")
@@ -108,7 +110,7 @@ def _read_images(cur: JsonCursor, taxonomy: Taxonomy) -> dict[int | str, _Image]
     out: dict[int | str, _Image] = {}
     seen_files: set[str] = set()
     for item in cur.items():
-        iid = _coco_id(item["id"])
+        iid = coco_id(item["id"])
         if iid in out:
             raise item.error("an image id used once", iid, "id")
         file_name = _file_name(item)
@@ -176,10 +178,10 @@ def _read_annotations(
     cur: JsonCursor, images: dict[int | str, _Image], categories: dict[int | str, str]
 ) -> None:
     for item in cur.items():
-        image_id = _coco_id(item["image_id"])
+        image_id = coco_id(item["image_id"])
         if image_id not in images:
             raise item.error("the id of an image in $.images", image_id, "image_id")
-        category_id = _coco_id(item["category_id"])
+        category_id = coco_id(item["category_id"])
         if category_id not in categories:
             raise item.error("the id of a category in $.categories", category_id, "category_id")
         images[image_id].boxes.append(_box(item, categories[category_id]))

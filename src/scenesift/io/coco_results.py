@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from scenesift.io.coco import coco_id
 from scenesift.io.common import JsonCursor, read_json
 from scenesift.records import Box, FrameRecord
 
@@ -61,10 +62,10 @@ def read_coco_results(
     out: dict[str, list[Box]] = {name: [] for name in images.values()}
     for item in doc.items():
         item.obj()
-        image_id = _id(item["image_id"])
+        image_id = coco_id(item["image_id"])
         if image_id not in images:
             raise item.error("the id of a ground-truth image", image_id, "image_id")
-        category_id = _id(item["category_id"])
+        category_id = coco_id(item["category_id"])
         if category_id not in categories:
             raise item.error("the id of a known category", category_id, "category_id")
         out[images[image_id]].append(_box(item, categories[category_id], len(classes)))
@@ -83,18 +84,9 @@ def _read_gt_ids(
         name = item.string("name")
         if name not in classes:
             raise item.error(f"a class of the project ({', '.join(classes)})", name, "name")
-        categories[_id(item["id"])] = name
-    images = {_id(item["id"]): item.string("file_name") for item in doc["images"].items()}
+        categories[coco_id(item["id"])] = name
+    images = {coco_id(item["id"]): item.string("file_name") for item in doc["images"].items()}
     return images, categories
-
-
-def _id(cur: JsonCursor) -> int | str:
-    v = cur.value
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    if isinstance(v, bool) or not isinstance(v, int | str) or v == "":
-        raise cur.error("an integer id", v)
-    return v
 
 
 def _box(item: JsonCursor, category: str, n_classes: int) -> Box:
