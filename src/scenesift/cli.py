@@ -5,15 +5,11 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from scenesift.io.errors import FormatError
-
-if TYPE_CHECKING:
-    from scenesift.models.tagger import TaggerConfig
 from scenesift.store import Store, StoreError
 from scenesift.tables import (
     coverage_table,
@@ -291,12 +287,6 @@ tagger_app = typer.Typer(
 app.add_typer(tagger_app, name="tagger")
 
 
-def _tagger_config(**kw) -> TaggerConfig:
-    from scenesift.models.tagger import TaggerConfig
-
-    return TaggerConfig(**kw)
-
-
 @tagger_app.command("train")
 def tagger_train(
     project: Path = PROJECT,
@@ -326,10 +316,11 @@ def tagger_train(
 ) -> None:
     """Train on the labelled train split, early-stop on val, save a checkpoint."""
     from scenesift.models.features import keep_freed_memory
+    from scenesift.models.tagger import TaggerConfig
     from scenesift.pipelines import tagger as pipe
 
     keep_freed_memory()
-    cfg = _tagger_config(
+    cfg = TaggerConfig(
         backbone=backbone, schedule=schedule, epochs=epochs, batch_size=batch_size, seed=seed,
         samples_per_epoch=samples_per_epoch, head_lr=head_lr, backbone_lr=backbone_lr,
         lr_decay=lr_decay, finetune_head_lr=finetune_head_lr,
@@ -429,10 +420,11 @@ def tagger_compare(
     """Train the frozen, gradual and full schedules on the same split and print their
     per-situation test ROC-AUC side by side."""
     from scenesift.models.features import keep_freed_memory
+    from scenesift.models.tagger import TaggerConfig
     from scenesift.pipelines import tagger as pipe
 
     keep_freed_memory()
-    cfg = _tagger_config(backbone=backbone, epochs=epochs, seed=seed,
+    cfg = TaggerConfig(backbone=backbone, epochs=epochs, seed=seed,
                          samples_per_epoch=samples_per_epoch)  # fmt: skip
     with Store.open(project) as store:
         results = pipe.compare_schedules(store, cfg)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from scenesift.files import atomic_write
 from scenesift.metrics.detection import (
     DetectionResults,
     SliceResults,
@@ -19,6 +18,7 @@ from scenesift.metrics.detection import (
 )
 from scenesift.models.backbones import Backbone
 from scenesift.models.detector import DetectorConfig, ObjectDetector
+from scenesift.pipelines.checkpoints import latest, load_checkpoint, mark_latest
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, StoreError
 from scenesift.store.coverage import latest_model_source
@@ -45,23 +45,13 @@ def train(
     detector.fit(train_frames, val or None, store=store, backbone=backbone, progress=progress)
     directory = store.root / MODELS_DIR
     path = detector.save(directory / f"{detector.fingerprint}.pt")
-    with atomic_write(directory / "latest") as f:
-        f.write(path.name + "\n")
+    mark_latest(directory, path)
     return detector, path
 
 
 def load(store: Store, path: Path | None = None) -> tuple[ObjectDetector, Path]:
-    directory = store.root / MODELS_DIR
-    if path is None:
-        pointer = directory / "latest"
-        if not pointer.exists():
-            raise StoreError("no trained detector: run `scenesift detector train` first")
-        path = directory / pointer.read_text(encoding="utf-8").strip()
-    try:
-        return ObjectDetector.load(Path(path)), Path(path)
-    except (KeyError, ValueError, RuntimeError, EOFError, FileNotFoundError) as e:
-        msg = f"cannot load detector checkpoint {path} ({type(e).__name__}: {e})"
-        raise StoreError(msg) from None
+    path = Path(path) if path else latest(store.root / MODELS_DIR, "detector")
+    return load_checkpoint(ObjectDetector.load, path, "detector"), path
 
 
 def predict(

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scenesift.files import atomic_write, write_json
+from scenesift.files import write_json
 from scenesift.metrics.tagging import TaggingResults, evaluate_tagging, thresholds_for_precision
 from scenesift.models.backbones import Backbone
 from scenesift.models.images import make_loader
 from scenesift.models.tagger import SituationTagger, TaggerConfig, label_matrix
+from scenesift.pipelines.checkpoints import latest, load_checkpoint, mark_latest
 from scenesift.records import FrameRecord
 from scenesift.store import Store, StoreError
 
@@ -68,8 +69,7 @@ def save(store: Store, tagger: SituationTagger, extra: dict | None = None) -> Pa
         **(extra or {}),
     }
     write_json(path.with_suffix(".json"), sidecar)
-    with atomic_write(directory / "latest") as f:
-        f.write(path.name + "\n")
+    mark_latest(directory, path)
     return path
 
 
@@ -85,23 +85,13 @@ def update_sidecar(path: Path, **values) -> None:
 
 
 def latest_path(store: Store) -> Path:
-    pointer = model_dir(store) / "latest"
-    if not pointer.exists():
-        raise StoreError("no trained tagger in this project: run `scenesift tagger train` first")
-    return model_dir(store) / pointer.read_text(encoding="utf-8").strip()
+    return latest(model_dir(store), "tagger")
 
 
 def load(store: Store, path: Path | None = None, backbone: Backbone | None = None):
     path = Path(path) if path else latest_path(store)
-    if not path.exists():
-        raise StoreError(f"tagger checkpoint {path} does not exist")
-    try:
-        return SituationTagger.load(path, backbone=backbone), path
-    except (KeyError, ValueError, RuntimeError, EOFError) as e:
-        raise StoreError(
-            f"cannot load tagger checkpoint {path} ({type(e).__name__}: {e}); it may come "
-            "from another scenesift version: train again with `scenesift tagger train`"
-        ) from None
+    tagger = load_checkpoint(lambda p: SituationTagger.load(p, backbone=backbone), path, "tagger")
+    return tagger, path
 
 
 def scores(
