@@ -28,14 +28,7 @@ SMALL = Preprocessing(size=(64, 64))
 CLASSES = ["car", "truck"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions gain nothing from threads, and lose a lot when other processes
-    compete for the cores (OpenMP threads spin-wait)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny():
