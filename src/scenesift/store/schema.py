@@ -135,10 +135,29 @@ CREATE TABLE features (
 CREATE INDEX features_by_frame ON features(frame_id);
 """
 
+#: Active learning (scenesift.al): the frames each round picked, in rank order, with the
+#: strategy score that picked them and the reviewer's verdict before export; and a per-frame
+#: label version for optimistic concurrency (two labellers saving one frame: the second
+#: save names the version it read and is refused if it changed).
+V3 = """
+CREATE TABLE picks (
+    round_id INTEGER NOT NULL REFERENCES rounds(id) ON DELETE CASCADE,
+    frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+    rank     INTEGER NOT NULL CHECK (rank >= 0),
+    score    REAL,
+    strategy TEXT NOT NULL,
+    review   TEXT NOT NULL DEFAULT 'pending'
+             CHECK (review IN ('pending', 'accepted', 'rejected')),
+    PRIMARY KEY (round_id, frame_id)
+) WITHOUT ROWID;
+CREATE INDEX picks_by_frame ON picks(frame_id);
+ALTER TABLE frames ADD COLUMN label_version INTEGER NOT NULL DEFAULT 0;
+"""
+
 Migration = str | Callable[[sqlite3.Connection], None]
 
 #: MIGRATIONS[i] takes a catalog from version i to version i + 1.
-MIGRATIONS: list[Migration] = [V1, V2]
+MIGRATIONS: list[Migration] = [V1, V2, V3]
 
 LATEST = len(MIGRATIONS)
 
