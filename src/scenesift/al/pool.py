@@ -1,0 +1,73 @@
+"""The unlabelled pool as plain arrays: the only thing a strategy sees.
+
+Strategies never touch the store or a model (baal's separation of heuristics from the
+loop): the campaign, or ``scenesift select`` for a user's own predictions, builds a
+``Pool`` once per round, a strategy returns a ``Selection`` of row indices into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detections:
+    """A detector's output for the pool, flattened: one row per detection.
+
+    ``frame`` is the pool row each detection belongs to (frames with no rows had no
+    detections); ``class_probs`` is each detection's full class-probability vector
+    (rows sum to 1). ``member`` optionally tells which ensemble member / MC-dropout pass
+    produced a detection (0..T-1), for disagreement strategies.
+    """
+
+    frame: np.ndarray  # (m,) int64, pool row
+    scores: np.ndarray  # (m,) float32, confidence of the top class
+    class_probs: np.ndarray  # (m, C) float32
+    boxes: np.ndarray  # (m, 4) float32, xyxy pixels
+    member: np.ndarray | None = None  # (m,) int, ensemble member / MC pass
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Everything known about the candidate frames, row-aligned.
+
+    Optional fields are ``None`` when that kind of prediction is not available; a strategy
+    that needs one raises a clear error naming it.
+    """
+
+    frame_ids: np.ndarray  # (n,) int64, store frame ids (or row numbers for BYO data)
+    drives: np.ndarray  # (n,) str/object, the drive of each frame
+    timestamps: np.ndarray  # (n,) float64 seconds within the drive (NaN when unknown)
+    situations: tuple[str, ...] = ()
+    situation_probs: np.ndarray | None = None  # (n, S) sigmoid scores of the tagger
+    situation_mc_probs: np.ndarray | None = None  # (T, n, S) MC-dropout / ensemble samples
+    classes: tuple[str, ...] = ()
+    detections: Detections | None = None
+    embeddings: np.ndarray | None = None  # (n, d) float32, e.g. pooled backbone features
+    labelled_embeddings: np.ndarray | None = None  # (k, d) already-labelled frames
+    labelled_situation_counts: dict[str, int] = field(default_factory=dict)
+    labelled_class_counts: dict[str, int] = field(default_factory=dict)
+    n_labelled: int = 0
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A batch: pool rows in pick order, the score that ranked each, and why."""
+
+    indices: np.ndarray  # (k,) int64 rows into the Pool, in pick order
+    scores: np.ndarray  # (k,) float64, the strategy's score for each pick
+    strategy: str  # the strategy's name with its parameters, stored with the picks
+
+
+class Strategy(Protocol):
+    """Picks ``budget`` rows of a pool; deterministic given ``rng``."""
+
+    name: str
+
+    def select(self, pool: Pool, budget: int, rng: np.random.Generator) -> Selection: ...
