@@ -154,10 +154,24 @@ CREATE INDEX picks_by_frame ON picks(frame_id);
 ALTER TABLE frames ADD COLUMN label_version INTEGER NOT NULL DEFAULT 0;
 """
 
+#: Web app labelling (scenesift.web): who saved a frame's situation labels and when, one
+#: row per save, keyed by the label version that save produced (so a version is never
+#: produced twice, and a refused stale save can name who saved last).
+V4 = """
+CREATE TABLE label_saves (
+    frame_id      INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+    label_version INTEGER NOT NULL CHECK (label_version > 0),
+    labeller      TEXT NOT NULL,
+    saved_at      TEXT NOT NULL,
+    situations    TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (frame_id, label_version)
+) WITHOUT ROWID;
+"""
+
 Migration = str | Callable[[sqlite3.Connection], None]
 
 #: MIGRATIONS[i] takes a catalog from version i to version i + 1.
-MIGRATIONS: list[Migration] = [V1, V2, V3]
+MIGRATIONS: list[Migration] = [V1, V2, V3, V4]
 
 LATEST = len(MIGRATIONS)
 
