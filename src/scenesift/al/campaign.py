@@ -1,0 +1,602 @@
+"""Campaigns: persisted rounds of train -> score the pool -> pick a batch -> label.
+
+A campaign lives in the catalog (tables ``campaigns``, ``rounds``, ``picks``) and moves one
+round at a time through a small state machine; every transition is one transaction, and
+the work between two transitions is a deterministic function of the catalog and the seed:
+
+    round r:  created --(train on labelled, evaluate, check stopping, select)--> selected
+                      \\--(a stopping rule fires)--------------------------------> final
+              selected --(labeller: oracle reveals / human export comes back)--> labelled
+              labelled --> round r+1 created
+
+So a process killed at any moment (``kill -9`` included) resumes with ``Campaign.run``:
+an interrupted round is recomputed from the same inputs and the same random stream, and no
+pick or label is lost or counted twice.
+
+*The labelled set* of a campaign is the frames picked by its labelled rounds (plus, with
+``use_existing_labels``, the frames already labelled in the pool split). The simulated
+oracle only reveals the held-back truth to this campaign: it does not touch
+``frames.state``, so many simulated campaigns (strategies x seeds) can share one project.
+A human campaign marks its picks ``selected`` and, once the Label Studio export comes back,
+``labelled``, like any other labelling.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scenesift.al.learners import DetectorLearner
+from scenesift.al.pool import Pool, Selection
+from scenesift.al.stopping import Plateau, StopDecision, StoppingRule
+from scenesift.records import FrameRecord
+from scenesift.store import Store, StoreError
+from scenesift.store.project import now
+
+LABELERS = ("oracle", "labelstudio")
+CAMPAIGNS_DIR = Path("campaigns")
+#: Strategies that read embeddings (pooled backbone features), computed only for them.
+EMBEDDING_STRATEGIES = {"coreset", "cluster_uncertainty", "badge"}
+INITIAL_STRATEGY = "random"
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """Everything that determines a campaign; stored with it, so ``resume`` needs nothing."""
+
+    strategy: dict[str, Any] = field(default_factory=lambda: {"name": "least_confidence"})
+    initial: int = 100  # frames in the random seed set (round 0)
+    batch: int = 100  # frames picked per round
+    seed: int = 0
+    labeler: str = "oracle"
+    pool_split: str = "train"
+    eval_split: str = "test"
+    metric: str = "map50"  # the learning curve's y and what stopping rules read
+    stopping: dict[str, Any] = field(default_factory=lambda: {"max_rounds": 5})
+    learner: dict[str, Any] = field(default_factory=dict)  # DetectorLearner arguments
+    situations_from: str | None = "latest"  # tagger predictions for situation strategies
+    use_existing_labels: bool | None = None  # default: True for human campaigns
+
+    def __post_init__(self) -> None:
+        if self.labeler not in LABELERS:
+            raise ValueError(f"labeler must be one of {LABELERS}, got {self.labeler!r}")
+        if self.initial < 1 or self.batch < 1:
+            raise ValueError("initial and batch must be >= 1 frames")
+        for split in (self.pool_split, self.eval_split):
+            if split not in ("train", "val", "test"):
+                raise ValueError(f"splits are train, val or test, got {split!r}")
+        if self.pool_split == self.eval_split:
+            raise ValueError("the pool and the evaluation split must differ")
+        if not isinstance(self.strategy, dict) or "name" not in self.strategy:
+            raise ValueError("strategy must be a table with a 'name', e.g. {name = 'margin'}")
+        self.stopping_rule()  # validate now, not rounds later
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "campaign config") -> CampaignConfig:
+        _check_keys(data, {f.name for f in fields(cls)}, where)
+        try:
+            return cls(**data)
+        except TypeError as e:
+            raise ValueError(f"{where}: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def simulated(self) -> bool:
+        return self.labeler == "oracle"
+
+    @property
+    def existing_labels(self) -> bool:
+        if self.use_existing_labels is None:
+            return not self.simulated
+        return self.use_existing_labels
+
+    def stopping_rule(self) -> StoppingRule:
+        _check_keys(self.stopping, {"budget", "max_rounds", "target", "plateau"}, "stopping")
+        args = dict(self.stopping)
+        plateau = args.pop("plateau", None)
+        if plateau is not None:
+            args["plateau"] = Plateau(**({} if plateau is True else plateau))
+        return StoppingRule(**args)
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    id: int
+    idx: int
+    status: str
+    model_fingerprint: str | None
+    metrics: dict[str, Any]
+    n_picks: int
+    strategy: str | None
+
+    @property
+    def n_labelled(self) -> int | None:
+        return self.metrics.get("n_labelled")
+
+
+@dataclass
+class RunResult:
+    """Where ``run`` left the campaign: ``finished``, ``waiting`` for labels, or ``paused``."""
+
+    status: str
+    reason: str
+    rounds: list[RoundInfo]
+
+
+class Campaign:
+    """One campaign in a project. Create with :meth:`create`, reopen with :meth:`open`."""
+
+    def __init__(self, store: Store, id: int, name: str, config: CampaignConfig) -> None:
+        self.store, self.id, self.name, self.config = store, id, name, config
+        self.learner = DetectorLearner(**config.learner)
+        self._frames: dict[str, Any] | None = None
+        self._slices: dict[str, list[str]] | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    @classmethod
+    def create(cls, store: Store, name: str, config: CampaignConfig) -> Campaign:
+        if not name or len(name) > 100 or any(c in name for c in "/\\\0"):
+            raise ValueError(f"campaign name {name!r}: 1-100 characters, no slashes")
+        with store.transaction() as c:
+            if c.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
+                raise StoreError(
+                    f"campaign {name!r} already exists: continue it with "
+                    f"`scenesift al resume {name}` or choose another name"
+                )
+            cur = c.execute(
+                "INSERT INTO campaigns (name, config, status, created_at) VALUES (?, ?, ?, ?)",
+                (name, json.dumps(config.to_dict(), sort_keys=True), "running", now()),
+            )
+        return cls(store, int(cur.lastrowid), name, config)
+
+    @classmethod
+    def open(cls, store: Store, name: str) -> Campaign:
+        row = store.conn.execute(
+            "SELECT id, config FROM campaigns WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            names = [r[0] for r in store.conn.execute("SELECT name FROM campaigns ORDER BY id")]
+            hint = f"; campaigns: {', '.join(names)}" if names else "; there are none yet"
+            raise StoreError(f"no campaign named {name!r}{hint}")
+        config = CampaignConfig.from_dict(json.loads(row[1]), where=f"campaign {name!r}")
+        return cls(store, row[0], name, config)
+
+    @property
+    def status(self) -> str:
+        return self.store.conn.execute(
+            "SELECT status FROM campaigns WHERE id = ?", (self.id,)
+        ).fetchone()[0]
+
+    @property
+    def folder(self) -> Path:
+        return self.store.root / CAMPAIGNS_DIR / self.name
+
+    # ----------------------------------------------------------------- reading
+    def rounds(self) -> list[RoundInfo]:
+        rows = self.store.conn.execute(
+            "SELECT r.id, r.idx, r.status, r.model_fingerprint, r.metrics, "
+            "(SELECT count(*) FROM picks p WHERE p.round_id = r.id), "
+            "(SELECT strategy FROM picks p WHERE p.round_id = r.id LIMIT 1) "
+            "FROM rounds r WHERE r.campaign_id = ? ORDER BY r.idx",
+            (self.id,),
+        ).fetchall()
+        return [RoundInfo(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def labelled_ids(self) -> set[int]:
+        """Frame ids this campaign may train on now (see the module docstring)."""
+        c = self.store.conn
+        ids = {
+            r[0]
+            for r in c.execute(
+                "SELECT p.frame_id FROM picks p JOIN rounds r ON r.id = p.round_id "
+                "WHERE r.campaign_id = ? AND r.status = 'labelled' AND p.review != 'rejected'",
+                (self.id,),
+            )
+        }
+        if self.config.existing_labels:
+            ids |= {
+                r[0]
+                for r in c.execute(
+                    "SELECT f.id FROM frames f JOIN drives d ON d.name = f.drive "
+                    "WHERE d.split = ? AND f.state = 'labelled'",
+                    (self.config.pool_split,),
+                )
+            }
+        return ids
+
+    def picked_ids(self) -> set[int]:
+        return {
+            r[0]
+            for r in self.store.conn.execute(
+                "SELECT p.frame_id FROM picks p JOIN rounds r ON r.id = p.round_id "
+                "WHERE r.campaign_id = ?",
+                (self.id,),
+            )
+        }
+
+    def curve(self) -> list[tuple[int, float]]:
+        """The learning curve: (labelled frames, metric) for every evaluated round."""
+        out = []
+        for r in self.rounds():
+            value = r.metrics.get(self.config.metric)
+            if value is not None and r.n_labelled:
+                out.append((int(r.n_labelled), float(value)))
+        return out
+
+    # ----------------------------------------------------------------- running
+    def run(
+        self,
+        max_rounds: int | None = None,
+        on_round: Callable[[RoundInfo], None] | None = None,
+    ) -> RunResult:
+        """Advance until the campaign finishes or waits for human labels (or, with
+        ``max_rounds``, after that many rounds were played in this call)."""
+        played = 0
+        while True:
+            last = self._last_round()
+            if last is None:
+                self._new_round(0)
+            elif last.status == "created":
+                if max_rounds is not None and played >= max_rounds:
+                    return RunResult("paused", f"played {played} round(s)", self.rounds())
+                self._play(last)
+                played += 1
+                if on_round is not None:
+                    on_round(self._round(last.idx))
+            elif last.status == "selected":
+                if not self.config.simulated:
+                    self._export_batch(last)
+                    self._set_status("waiting")
+                    return RunResult("waiting", self._waiting_message(last), self.rounds())
+                self._reveal(last)
+            elif last.status == "labelled":
+                self._new_round(last.idx + 1)
+            elif last.status == "final":
+                self._set_status("finished")
+                return RunResult("finished", last.metrics.get("stop_reason", ""), self.rounds())
+            else:  # pragma: no cover - the CHECK-free status column is only written here
+                raise StoreError(f"round {last.idx} has unknown status {last.status!r}")
+
+    def _last_round(self) -> RoundInfo | None:
+        rounds = self.rounds()
+        return rounds[-1] if rounds else None
+
+    def _round(self, idx: int) -> RoundInfo:
+        return next(r for r in self.rounds() if r.idx == idx)
+
+    def _new_round(self, idx: int) -> None:
+        with self.store.transaction() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO rounds (campaign_id, idx, status, created_at) "
+                "VALUES (?, ?, 'created', ?)",
+                (self.id, idx, now()),
+            )
+
+    def _set_status(self, status: str) -> None:
+        with self.store.transaction() as c:
+            c.execute("UPDATE campaigns SET status = ? WHERE id = ?", (status, self.id))
+
+    def _play(self, rnd: RoundInfo) -> None:
+        """Train, evaluate, decide, select: everything a round computes before labelling."""
+        cfg = self.config
+        started = time.perf_counter()
+        frames = self._frame_table()
+        labelled = self.labelled_ids()
+        candidates = [i for i in frames["pool"] if i not in labelled and i not in self.picked_ids()]
+        rng = np.random.default_rng([cfg.seed, rnd.idx])
+        metrics: dict[str, Any] = {"n_labelled": len(labelled)}
+        model, fp = None, None
+        if not labelled:
+            budget = min(cfg.initial, len(candidates))
+            selection = _random_selection(len(candidates), budget, rng, "random (initial set)")
+            pool_names = [frames["name"][i] for i in candidates]
+            predictions: dict = {}
+        else:
+            train = [frames["record"][i] for i in sorted(labelled)]
+            model = self.learner.fit(self.store, train, self._reference("val"))
+            fp = model.fingerprint
+            evaluation = self._reference(cfg.eval_split)
+            metrics.update(self.learner.evaluate(model, self.store, evaluation, self._slice_map()))
+            history = [*self.curve(), (len(labelled), metrics.get(cfg.metric) or 0.0)]
+            budget = min(cfg.batch, len(candidates))
+            decision: StopDecision = cfg.stopping_rule().check(history, budget)
+            if decision.stop:
+                metrics["stop_reason"] = decision.reason
+                metrics["seconds"] = round(time.perf_counter() - started, 2)
+                self._finish_round(rnd, "final", fp, metrics, None, [])
+                return
+            pool_names = [frames["name"][i] for i in candidates]
+            predictions = self.learner.predict(
+                model, self.store, [frames["record"][i] for i in candidates]
+            )
+            pool = self._pool(candidates, pool_names, predictions, labelled, frames)
+            selection = self._strategy().select(pool, budget, rng)
+        picks = [candidates[int(i)] for i in selection.indices]
+        metrics["seconds"] = round(time.perf_counter() - started, 2)
+        metrics["n_pool"] = len(candidates)
+        # what human labellers will see as pre-annotations: this round's model on its picks
+        shown = {frames["name"][i]: predictions.get(frames["name"][i], []) for i in picks}
+        self._finish_round(rnd, "selected", fp, metrics, selection, picks, shown)
+
+    def _finish_round(
+        self,
+        rnd: RoundInfo,
+        status: str,
+        fp: str | None,
+        metrics: dict[str, Any],
+        selection: Selection | None,
+        picks: Sequence[int],
+        shown: dict | None = None,
+    ) -> None:
+        with self.store.transaction() as c:
+            current = c.execute("SELECT status FROM rounds WHERE id = ?", (rnd.id,)).fetchone()
+            if current is None or current[0] != "created":
+                return  # another process finished this round first
+            if selection is not None:
+                c.executemany(
+                    "INSERT INTO picks (round_id, frame_id, rank, score, strategy) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (rnd.id, fid, rank, _finite(score), selection.strategy)
+                        for rank, (fid, score) in enumerate(
+                            zip(picks, selection.scores.tolist(), strict=True)
+                        )
+                    ],
+                )
+                if not self.config.simulated:
+                    c.executemany(
+                        "UPDATE frames SET state = 'selected', selected_round = ?, updated_at = ? "
+                        "WHERE id = ? AND state = 'unlabelled'",
+                        [(rnd.id, now(), fid) for fid in picks],
+                    )
+                    if fp is not None and shown:
+                        self.store.write_box_predictions(f"model:{fp}", shown)
+            c.execute(
+                "UPDATE rounds SET status = ?, model_fingerprint = ?, metrics = ? WHERE id = ?",
+                (status, fp, json.dumps(metrics, sort_keys=True), rnd.id),
+            )
+
+    def _reveal(self, rnd: RoundInfo) -> None:
+        """The simulated oracle: the picks' held-back truth becomes this campaign's."""
+        with self.store.transaction() as c:
+            c.execute(
+                "UPDATE rounds SET status = 'labelled' WHERE id = ? AND status = 'selected'",
+                (rnd.id,),
+            )
+
+    # ----------------------------------------------------------------- human labels
+    def _export_batch(self, rnd: RoundInfo) -> Path:
+        """Label Studio tasks for the round's picks with pre-annotations (idempotent)."""
+        from scenesift.io.labelstudio import write_labelstudio_config, write_labelstudio_tasks
+
+        out = self.folder / f"round-{rnd.idx:03d}"
+        if (out / "tasks.json").exists():
+            return out
+        ids = self._pick_ids(rnd, include_rejected=False)
+        names = {self._frame_table()["name"][i] for i in ids}
+        source = f"model:{rnd.model_fingerprint}" if rnd.model_fingerprint else None
+        records = [r for r in self.store.records(predictions=source) if r.name in names]
+        thresholds: dict[str, float] = {}
+        tagger = self._tagger_source()
+        if tagger is not None:
+            scores = {r.name: r.situation_scores for r in self.store.records(predictions=tagger)}
+            thresholds = self.store.decision_thresholds(tagger)
+            records = [replace(r, situation_scores=scores.get(r.name, {})) for r in records]
+        min_score = self.learner.min_score
+        records = [
+            replace(r, predicted_boxes=_confident(r.predicted_boxes, min_score)) for r in records
+        ]
+        write_labelstudio_tasks(
+            records, self.store.taxonomy, out, thresholds=thresholds,
+            model_version=source or "scenesift",
+        )  # fmt: skip
+        write_labelstudio_config(self.store.taxonomy, out / "labeling_config.xml")
+        return out
+
+    def _waiting_message(self, rnd: RoundInfo) -> str:
+        out = self.folder / f"round-{rnd.idx:03d}"
+        return (
+            f"round {rnd.idx}: {rnd.n_picks} frames to label in {out / 'tasks.json'} "
+            f"(Label Studio config: {out / 'labeling_config.xml'}); then run "
+            f"`scenesift al import-labels {self.name} EXPORT.json`"
+        )
+
+    def import_labels(self, path: Path) -> tuple[int, int]:
+        """Bring a finished Label Studio export back: human labels for the waiting round's
+        picks, in one transaction with the round's progress. Returns (labelled, remaining)."""
+        from scenesift.io.formats import read_dataset
+
+        last = self._last_round()
+        if last is None or last.status != "selected" or self.config.simulated:
+            raise StoreError(f"campaign {self.name!r} is not waiting for labels")
+        batch = read_dataset("labelstudio", Path(path), self.store.taxonomy, verify=False)
+        wanted = self._pick_ids(last, include_rejected=False)
+        id_of = {name: fid for fid, name in self._frame_table()["name"].items()}
+        got = {id_of[r.name] for r in batch.frames if r.name in id_of} & wanted
+        if not got:
+            raise StoreError(
+                f"{path}: none of its frames is among round {last.idx}'s {len(wanted)} picks"
+            )
+        with self.store.transaction() as c:
+            self.store.ingest(batch, label_source="human", labels_only=True)
+            c.executemany(
+                "UPDATE frames SET state = 'labelled', label_version = label_version + 1, "
+                "updated_at = ? WHERE id = ?",
+                [(now(), fid) for fid in got],
+            )
+            remaining = c.execute(
+                "SELECT count(*) FROM picks p JOIN frames f ON f.id = p.frame_id "
+                "WHERE p.round_id = ? AND p.review != 'rejected' AND f.state != 'labelled'",
+                (last.id,),
+            ).fetchone()[0]
+            if remaining == 0:
+                c.execute("UPDATE rounds SET status = 'labelled' WHERE id = ?", (last.id,))
+                c.execute("UPDATE campaigns SET status = 'running' WHERE id = ?", (self.id,))
+        self._frames = None  # labels changed
+        return len(got), remaining
+
+    def _pick_ids(self, rnd: RoundInfo, include_rejected: bool) -> set[int]:
+        sql = "SELECT frame_id FROM picks WHERE round_id = ?"
+        if not include_rejected:
+            sql += " AND review != 'rejected'"
+        return {r[0] for r in self.store.conn.execute(sql, (rnd.id,))}
+
+    # ----------------------------------------------------------------- inputs
+    def _frame_table(self) -> dict[str, Any]:
+        """Frame ids, names and truth records (read once per process; truth of picks comes
+        from here, so the simulated oracle needs no copy of the labels)."""
+        if self._frames is None:
+            ids = dict(self.store.conn.execute("SELECT name, id FROM frames").fetchall())
+            records = self.store.records(split=self.config.pool_split)
+            self._frames = {
+                "record": {ids[r.name]: r for r in records},
+                "name": {ids[r.name]: r.name for r in records},
+                # the oracle can only reveal frames whose truth was imported
+                "pool": sorted(
+                    ids[r.name] for r in records if r.boxes is not None or not self.config.simulated
+                ),
+            }
+        return self._frames
+
+    def _reference(self, split: str) -> list[FrameRecord]:
+        """Fixed frames with labelled boxes: the held-back truth in a simulation, else only
+        what people labelled."""
+        state = None if self.config.simulated else "labelled"
+        return [r for r in self.store.records(split=split, state=state) if r.boxes is not None]
+
+    def _slice_map(self) -> dict[str, list[str]] | None:
+        if not self.learner.slices:
+            return None
+        if self._slices is None:
+            from scenesift.pipelines.detector import situation_slices
+
+            frames = self._reference(self.config.eval_split)
+            self._slices = situation_slices(self.store, frames, self._tagger_source())
+        return self._slices
+
+    def _tagger_source(self) -> str | None:
+        src = self.config.situations_from
+        if src == "latest":
+            from scenesift.store.coverage import latest_model_source
+
+            return latest_model_source(self.store)
+        return src
+
+    def _strategy(self):
+        from scenesift.al.strategies import make_strategy
+
+        return make_strategy(self.config.strategy)
+
+    def _pool(
+        self,
+        candidates: Sequence[int],
+        names: Sequence[str],
+        predictions: dict,
+        labelled: set[int],
+        frames: dict[str, Any],
+    ) -> Pool:
+        tax = self.store.taxonomy
+        recs = [frames["record"][i] for i in candidates]
+        situation_probs = None
+        tagger = self._tagger_source()
+        if tagger is not None:
+            scores = {r.name: r.situation_scores for r in self.store.records(predictions=tagger)}
+            situation_probs = np.array(
+                [[scores.get(n, {}).get(s, np.nan) for s in tax.names] for n in names],
+                dtype=np.float32,
+            )
+            if np.isnan(situation_probs).all():
+                situation_probs = None
+        embeddings = labelled_emb = None
+        if _spec_names(self.config.strategy) & EMBEDDING_STRATEGIES:
+            embeddings = self._embeddings(names)
+            labelled_emb = self._embeddings([frames["name"][i] for i in sorted(labelled)])
+        labelled_recs = [frames["record"][i] for i in labelled if i in frames["record"]]
+        return Pool(
+            frame_ids=np.asarray(candidates, np.int64),
+            drives=np.array([r.drive for r in recs], dtype=object),
+            timestamps=np.array(
+                [np.nan if r.timestamp is None else r.timestamp for r in recs], np.float64
+            ),
+            situations=tuple(tax.names),
+            situation_probs=situation_probs,
+            classes=tuple(tax.classes),
+            detections=self.learner.detections(predictions, names, len(tax.classes)),
+            embeddings=embeddings,
+            labelled_embeddings=labelled_emb,
+            labelled_situation_counts=_situation_counts(labelled_recs, tax.names),
+            labelled_class_counts=_class_counts(labelled_recs, tax.classes),
+            n_labelled=len(labelled),
+        )
+
+    def _embeddings(self, names: Sequence[str]) -> np.ndarray:
+        from scenesift.models import embed, get_backbone
+
+        backbone = get_backbone(self.learner.config.backbone)
+        if self.learner.config.input_size is not None:
+            backbone.preprocessing = backbone.preprocessing.with_size(
+                *self.learner.config.input_size
+            )
+        return embed(self.store, backbone, list(names), layer="pooled", progress=False).array
+
+
+def _check_keys(data: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; expected one of "
+            f"{', '.join(sorted(known))}"
+        )
+
+
+def _confident(boxes: Sequence, min_score: float) -> list:
+    return [b for b in boxes if (b.score or 0.0) >= min_score]
+
+
+def _random_selection(n: int, k: int, rng: np.random.Generator, name: str) -> Selection:
+    idx = rng.choice(n, size=k, replace=False) if k else np.zeros(0, np.int64)
+    return Selection(np.asarray(idx, np.int64), np.zeros(k), name)
+
+
+def _finite(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+def _spec_names(spec: Any) -> set[str]:
+    """Every strategy name in a (possibly nested) strategy spec."""
+    out: set[str] = set()
+    if isinstance(spec, dict):
+        if isinstance(spec.get("name"), str):
+            out.add(spec["name"])
+        for value in spec.values():
+            out |= _spec_names(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            out |= _spec_names(value)
+    return out
+
+
+def _situation_counts(records: Sequence[FrameRecord], names: Sequence[str]) -> dict[str, int]:
+    counts = dict.fromkeys(names, 0)
+    for r in records:
+        for s, v in r.situations.items():
+            if v and s in counts:
+                counts[s] += 1
+    return counts
+
+
+def _class_counts(records: Sequence[FrameRecord], classes: Sequence[str]) -> dict[str, int]:
+    counts = dict.fromkeys(classes, 0)
+    for r in records:
+        for b in r.boxes or ():
+            if b.category in counts:
+                counts[b.category] += 1
+    return counts
