@@ -19,7 +19,7 @@ from scenesift.tables import (
     skipped_lines,
     summary_table,
 )
-from scenesift.ui import console, err_console
+from scenesift.ui import console, err_console, progress_bar
 
 app = typer.Typer(
     help="scenesift: which driving frames to label next, and why.",
@@ -551,6 +551,177 @@ def gaps(
         png = plot_gaps(rows, store.root / pipe.REPORTS_DIR / detector.fingerprint / "gaps.png")
     console.print(gap_table(rows))
     console.print(f"Plot: [bold]{png}[/]")
+
+
+al_app = typer.Typer(
+    help="Active learning campaigns: rounds of train -> score the pool -> pick a batch -> "
+    "label, persisted in the project and resumable after any interruption.",
+    no_args_is_help=True,
+)
+app.add_typer(al_app, name="al")
+
+
+class Labeler(StrEnum):
+    oracle = "oracle"
+    labelstudio = "labelstudio"
+
+
+@al_app.command("start")
+def al_start(
+    name: str = typer.Argument(..., help="A name for the campaign, unique in the project."),
+    project: Path = PROJECT,
+    config: Path | None = typer.Option(
+        None,
+        help="TOML file with the campaign's settings (keys of CampaignConfig); flags "
+        "given on the command line override it.",
+    ),
+    strategy: str | None = typer.Option(
+        None, help="Strategy name (see `scenesift al strategies`); default least_confidence."
+    ),
+    initial: int | None = typer.Option(None, min=1, help="Random seed set size (round 0)."),
+    batch: int | None = typer.Option(None, min=1, help="Frames picked per round."),
+    rounds: int | None = typer.Option(None, min=1, help="Stop after this many trainings."),
+    budget: int | None = typer.Option(None, min=1, help="Stop before exceeding this many labels."),
+    target: float | None = typer.Option(None, help="Stop once mAP@0.5 reaches this."),
+    plateau: bool = typer.Option(False, help="Stop when the learning curve has flattened."),
+    labeler: Labeler | None = typer.Option(
+        None,
+        help="oracle: reveal held-back truth (simulation); labelstudio: export each "
+        "batch for people and wait for `al import-labels`.",
+    ),
+    epochs: int | None = typer.Option(None, min=1, help="Detector epochs per round."),
+    seed: int | None = typer.Option(None),
+) -> None:
+    """Create a campaign and run it until it stops or waits for labels."""
+    import tomllib
+
+    from scenesift.al.campaign import Campaign, CampaignConfig
+
+    data: dict = {}
+    if config is not None:
+        try:
+            data = tomllib.loads(config.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise FormatError(f"{config}: {e}") from None
+    if strategy is not None:
+        data["strategy"] = {"name": strategy}
+    for key, value in [("initial", initial), ("batch", batch), ("seed", seed)]:
+        if value is not None:
+            data[key] = value
+    if labeler is not None:
+        data["labeler"] = labeler.value
+    stopping = dict(data.get("stopping", {"max_rounds": 5}))
+    for key, value in [("max_rounds", rounds), ("budget", budget), ("target", target)]:
+        if value is not None:
+            stopping[key] = value
+    if plateau:
+        stopping["plateau"] = True
+    data["stopping"] = stopping
+    if epochs is not None:
+        learner = dict(data.get("learner", {}))
+        learner["detector"] = {**learner.get("detector", {}), "epochs": epochs}
+        data["learner"] = learner
+    try:
+        cfg = CampaignConfig.from_dict(data, where=str(config or "campaign settings"))
+        with Store.open(project) as store:
+            campaign = Campaign.create(store, name, cfg)
+            _run_campaign(campaign)
+    except ValueError as e:
+        err_console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+
+
+@al_app.command("resume")
+def al_resume(
+    name: str = typer.Argument(..., help="The campaign to continue."), project: Path = PROJECT
+) -> None:
+    """Continue a campaign where it stopped (after a crash, a kill or a labelling round)."""
+    from scenesift.al.campaign import Campaign
+
+    with Store.open(project) as store:
+        _run_campaign(Campaign.open(store, name))
+
+
+@al_app.command("status")
+def al_status(
+    name: str | None = typer.Argument(None, help="A campaign (default: list them)."),
+    project: Path = PROJECT,
+) -> None:
+    """Rounds of a campaign (labelled frames, mAP@0.5, picks), or the list of campaigns."""
+    from scenesift.al.campaign import Campaign
+    from scenesift.tables import rounds_table
+
+    with Store.open(project) as store:
+        if name is None:
+            table = Table(title="Campaigns")
+            for col in ("name", "status", "rounds", "created"):
+                table.add_column(col)
+            for row in store.conn.execute(
+                "SELECT c.name, c.status, (SELECT count(*) FROM rounds r "
+                "WHERE r.campaign_id = c.id), c.created_at FROM campaigns c ORDER BY c.id"
+            ):
+                table.add_row(*(str(x) for x in row))
+            console.print(table)
+            return
+        campaign = Campaign.open(store, name)
+        console.print(rounds_table(name, campaign.rounds(), campaign.config.metric))
+
+
+@al_app.command("import-labels")
+def al_import_labels(
+    name: str = typer.Argument(..., help="The campaign waiting for labels."),
+    export: Path = typer.Argument(..., help="Label Studio JSON export of the round's tasks."),
+    project: Path = PROJECT,
+    resume: bool = typer.Option(True, help="Continue the campaign once the batch is complete."),
+) -> None:
+    """Bring a finished labelling round back as human labels (one transaction)."""
+    from scenesift.al.campaign import Campaign
+
+    with Store.open(project) as store:
+        campaign = Campaign.open(store, name)
+        got, remaining = campaign.import_labels(export)
+        console.print(f"Labelled {got} frame(s); {remaining} of this round still to label.")
+        if remaining == 0 and resume:
+            _run_campaign(campaign)
+
+
+@al_app.command("strategies")
+def al_strategies() -> None:
+    """The selection strategies and what each one prefers."""
+    from scenesift.al.strategies import STRATEGIES
+
+    table = Table(title="Strategies")
+    table.add_column("name", no_wrap=True)
+    table.add_column("picks")
+    for strategy_name, description in STRATEGIES.items():
+        table.add_row(strategy_name, description)
+    console.print(table)
+
+
+def _run_campaign(campaign) -> None:
+    from scenesift.models.features import keep_freed_memory
+    from scenesift.tables import rounds_table
+
+    keep_freed_memory()
+    rule = campaign.config.stopping_rule()
+    total = rule.max_rounds + 1 if rule.max_rounds else None
+
+    with progress_bar() as bar:
+        task = bar.add_task(f"campaign {campaign.name}", total=total,
+                            completed=len(campaign.rounds()))  # fmt: skip
+
+        def on_round(r) -> None:
+            bar.advance(task)
+            value = r.metrics.get(campaign.config.metric)
+            shown = "" if value is None else f", {campaign.config.metric} {value:.3f}"
+            bar.console.print(
+                f"round {r.idx}: {r.status}, {r.n_labelled or 0:,} labelled{shown}, "
+                f"{r.n_picks:,} picked ({r.metrics.get('seconds', 0):.0f} s)"
+            )
+
+        result = campaign.run(on_round=on_round)
+    console.print(rounds_table(campaign.name, result.rounds, campaign.config.metric))
+    console.print(f"[bold]{result.status}[/]: {result.reason}")
 
 
 def _print_detection(results, by_situation) -> None:

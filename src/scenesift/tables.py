@@ -111,3 +111,24 @@ def inventory_table(caches: list[dict], models: list[dict]) -> Table | None:
         frames = max(m["scored_frames"], m["detected_frames"])
         table.add_row("predictions", m["source"], what, f"{frames:,}", m["written"] or "")
     return table
+
+
+def rounds_table(name: str, rounds: list, metric: str = "map50") -> Table:
+    """One row per campaign round: what it trained on, how good it was, what it picked."""
+    table = Table(title=f"Campaign {name}")
+    for col, justify in [("round", "right"), ("status", "left"), ("labelled", "right"),
+                         (metric, "right"), ("picked", "right"), ("strategy", "left"),
+                         ("seconds", "right")]:  # fmt: skip
+        table.add_column(col, justify=justify)
+    for r in rounds:
+        value = r.metrics.get(metric)
+        table.add_row(
+            str(r.idx),
+            r.status + (f" ({r.metrics['stop_reason']})" if "stop_reason" in r.metrics else ""),
+            "" if r.n_labelled is None else f"{r.n_labelled:,}",
+            "" if value is None else f"{value:.3f}",
+            f"{r.n_picks:,}",
+            r.strategy or "",
+            "" if "seconds" not in r.metrics else f"{r.metrics['seconds']:.1f}",
+        )
+    return table

@@ -145,6 +145,9 @@ class Campaign:
     def create(cls, store: Store, name: str, config: CampaignConfig) -> Campaign:
         if not name or len(name) > 100 or any(c in name for c in "/\\\0"):
             raise ValueError(f"campaign name {name!r}: 1-100 characters, no slashes")
+        from scenesift.al.strategies import make_strategy
+
+        make_strategy(config.strategy)  # a bad spec fails now, not rounds later
         with store.transaction() as c:
             if c.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
                 raise StoreError(

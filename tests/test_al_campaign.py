@@ -1,0 +1,279 @@
+"""Campaigns: rounds persisted in the store, simulated and human labelling, resuming."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scenesift.al.campaign import Campaign, CampaignConfig
+from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
+from scenesift.store import Store, StoreError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+LEARNER = {
+    "detector": {
+        "backbone": "tiny",
+        "input_size": (64, 96),
+        "batch_size": 8,
+        "width": 16,
+        "epochs": 2,
+        "lr": 1e-2,
+    },
+    "min_score": 0.0,
+}
+
+
+def make_frames(root, n=48):
+    """``n`` frames in n/2 drives, one bright square (a "car") each; odd drives at night."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(n):
+        pixels = np.full((64, 96, 3), 20, dtype=np.uint8)
+        s = int(rng.integers(14, 26))
+        x, y = int(rng.integers(0, 96 - s)), int(rng.integers(0, 64 - s))
+        pixels[y : y + s, x : x + s] = 235
+        name = f"d{i // 2:02d}/{i % 2}.png"
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+        frames.append(FrameRecord(name, path, f"d{i // 2:02d}", 96, 64, timestamp=float(i % 2),
+                                  situations={"night": (i // 2) % 2 == 1},
+                                  boxes=[Box("car", x, y, x + s, y + s)]))  # fmt: skip
+    return frames
+
+
+@pytest.fixture
+def project(tmp_path):
+    """The whole truth imported as oracle: nothing is labelled until a campaign says so."""
+    store = Store.init(tmp_path / "proj", split_fractions=(0.6, 0.15, 0.25))
+    batch = ImportBatch(make_frames(tmp_path / "data"), tmp_path / "data", ImportReport("t"))
+    store.ingest(batch, label_source="oracle")
+    yield store
+    store.close()
+
+
+def config(**kw) -> CampaignConfig:
+    base = {"strategy": {"name": "random"}, "initial": 6, "batch": 4,
+            "stopping": {"max_rounds": 3}, "learner": LEARNER}  # fmt: skip
+    return CampaignConfig(**{**base, **kw})
+
+
+def picks(store: Store, name: str) -> list[tuple[int, int, int]]:
+    return store.conn.execute(
+        "SELECT r.idx, p.frame_id, p.rank FROM picks p JOIN rounds r ON r.id = p.round_id "
+        "JOIN campaigns c ON c.id = r.campaign_id WHERE c.name = ? ORDER BY r.idx, p.rank",
+        (name,),
+    ).fetchall()
+
+
+def test_simulated_campaign_grows_its_labelled_set_round_by_round(project):
+    campaign = Campaign.create(project, "sim", config())
+    result = campaign.run()
+    assert result.status == "finished" and "max_rounds" in result.reason
+    rounds = result.rounds
+    # round 0 picks the random initial set; rounds 1-2 train, evaluate and pick a batch;
+    # round 3 trains, evaluates and stops
+    assert [r.status for r in rounds] == ["labelled", "labelled", "labelled", "final"]
+    assert [r.n_picks for r in rounds] == [6, 4, 4, 0]
+    assert [r.n_labelled for r in rounds[1:]] == [6, 10, 14]
+    assert all(0.0 <= r.metrics["map50"] <= 1.0 for r in rounds[1:])
+    assert all(r.model_fingerprint for r in rounds[1:])
+    assert len(campaign.curve()) == 3
+    chosen = [fid for _, fid, _ in picks(project, "sim")]
+    assert len(chosen) == len(set(chosen)) == 14
+    splits = {
+        s for (s,) in project.conn.execute(
+            f"SELECT d.split FROM frames f JOIN drives d ON d.name = f.drive "
+            f"WHERE f.id IN ({','.join(map(str, chosen))})"
+        )
+    }  # fmt: skip
+    assert splits == {"train"}
+    # the simulated oracle reveals truth to the campaign only: nothing else is labelled
+    states = project.conn.execute("SELECT DISTINCT state FROM frames").fetchall()
+    assert states == [("unlabelled",)]
+    assert Campaign.open(project, "sim").run().status == "finished"  # idempotent
+
+
+def test_per_situation_metrics_are_recorded_every_round(project):
+    rounds = Campaign.create(project, "slices", config()).run().rounds
+    per_situation = rounds[1].metrics["map50_per_situation"]
+    assert per_situation["night"]["n_frames"] > 0
+
+
+def test_a_campaign_resumed_after_each_round_picks_exactly_what_an_uninterrupted_one_does(
+    project,
+):
+    Campaign.create(project, "straight", config(seed=3)).run()
+    Campaign.create(project, "stepwise", config(seed=3))
+    while True:  # a fresh object each time: nothing survives in memory between rounds
+        result = Campaign.open(project, "stepwise").run(max_rounds=1)
+        if result.status == "finished":
+            break
+    strip = [(i, f, r) for i, f, r in picks(project, "straight")]
+    assert picks(project, "stepwise") == strip
+    a = [r.metrics["map50"] for r in Campaign.open(project, "straight").rounds()[1:]]
+    b = [r.metrics["map50"] for r in Campaign.open(project, "stepwise").rounds()[1:]]
+    assert a == b
+
+
+def test_an_interrupted_round_is_recomputed_without_double_picks(project, monkeypatch):
+    campaign = Campaign.create(project, "crash", config())
+    campaign.run(max_rounds=1)  # round 0 (initial set) played
+    calls = {"n": 0}
+    original = Campaign._finish_round
+
+    def crash(self, *args, **kwargs):
+        calls["n"] += 1
+        raise KeyboardInterrupt  # dies before the round's transaction
+
+    monkeypatch.setattr(Campaign, "_finish_round", crash)
+    with pytest.raises(KeyboardInterrupt):
+        Campaign.open(project, "crash").run()
+    monkeypatch.setattr(Campaign, "_finish_round", original)
+    assert calls["n"] == 1
+    assert [r.status for r in campaign.rounds()] == ["labelled", "created"]
+    Campaign.open(project, "crash").run()
+    chosen = [fid for _, fid, _ in picks(project, "crash")]
+    assert len(chosen) == len(set(chosen)) == 14
+
+
+def test_stopping_rules_end_the_campaign_with_a_reason(project):
+    result = Campaign.create(project, "tgt", config(stopping={"target": 0.0})).run()
+    assert [r.status for r in result.rounds] == ["labelled", "final"]
+    assert result.reason.startswith("target reached")
+    result = Campaign.create(project, "bud", config(stopping={"budget": 12})).run()
+    assert result.rounds[-1].n_labelled == 10 and "budget" in result.reason
+
+
+def test_the_pool_running_dry_ends_the_campaign(project):
+    n_train = len([r for r in project.records(split="train")])
+    result = Campaign.create(project, "dry", config(batch=50, stopping={})).run()
+    assert result.reason == "the pool is exhausted"
+    assert result.rounds[-1].n_labelled == n_train
+
+
+def export_annotated(tasks_json, out, drop=()):
+    """What Label Studio exports after annotators accepted every pre-annotation."""
+    tasks = json.loads(tasks_json.read_text())
+    done = []
+    for t in tasks:
+        if t["data"]["frame"] in drop:
+            continue
+        result = t["predictions"][0]["result"] if t.get("predictions") else []
+        t["annotations"] = [{"id": 1, "result": result, "was_cancelled": False,
+                             "updated_at": "2026-11-21T10:00:00Z"}]  # fmt: skip
+        done.append(t)
+    out.write_text(json.dumps(done))
+    return out
+
+
+def test_human_round_trip_through_label_studio(project, tmp_path):
+    # human campaigns train on what is labelled in the store: label a few frames first
+    names = [r.name for r in project.records(split="train")][:6]
+    project.conn.execute(
+        f"UPDATE frames SET state = 'labelled' WHERE name IN ({','.join('?' * len(names))})",
+        names,
+    )
+    project.ingest(
+        ImportBatch(
+            [r for r in make_frames(tmp_path / "data") if r.name in names],
+            tmp_path / "data",
+            ImportReport("seed labels"),
+        ),
+        label_source="import",
+    )
+    campaign = Campaign.create(project, "human", config(labeler="labelstudio"))
+    result = campaign.run()
+    assert result.status == "waiting" and "import-labels" in result.reason
+    rnd = result.rounds[-1]
+    assert rnd.status == "selected" and rnd.n_labelled == 6 and rnd.n_picks == 4
+    selected = project.conn.execute(
+        "SELECT count(*) FROM frames WHERE state = 'selected' AND selected_round = ?", (rnd.id,)
+    ).fetchone()[0]
+    assert selected == 4
+    tasks = campaign.folder / "round-000" / "tasks.json"
+    assert len(json.loads(tasks.read_text())) == 4
+    assert (campaign.folder / "round-000" / "labeling_config.xml").exists()
+    assert campaign.run().status == "waiting"  # nothing to do until labels come back
+
+    picked = [t["data"]["frame"] for t in json.loads(tasks.read_text())]
+    first = export_annotated(tasks, tmp_path / "part.json", drop=picked[2:])
+    assert campaign.import_labels(first) == (2, 2)
+    assert campaign.rounds()[-1].status == "selected"  # half the batch is still out
+    second = export_annotated(tasks, tmp_path / "rest.json", drop=picked[:2])
+    assert campaign.import_labels(second) == (2, 0)
+    assert campaign.rounds()[-1].status == "labelled"
+    labelled = {r.name for r in project.records(state="labelled")}
+    assert set(picked) <= labelled and len(labelled) == 10
+    humans = project.conn.execute(
+        "SELECT count(DISTINCT frame_id) FROM box_sets WHERE source = 'human'"
+    ).fetchone()[0]
+    assert humans == 4
+    assert Campaign.open(project, "human").run().rounds[-1].n_labelled == 10
+    with pytest.raises(StoreError, match="none of its frames"):
+        Campaign.open(project, "human").import_labels(first)
+
+
+def test_config_errors_name_the_key(project):
+    with pytest.raises(ValueError, match=r"unknown key.*strategi"):
+        CampaignConfig.from_dict({"strategi": {"name": "random"}})
+    with pytest.raises(ValueError, match="labeler"):
+        CampaignConfig(labeler="crowd")
+    with pytest.raises(ValueError, match=r"stopping: unknown key.*rounds"):
+        CampaignConfig(stopping={"rounds": 3})
+    Campaign.create(project, "x", config())
+    with pytest.raises(StoreError, match="already exists"):
+        Campaign.create(project, "x", config())
+    with pytest.raises(StoreError, match="no campaign named 'y'"):
+        Campaign.open(project, "y")
+
+
+@pytest.mark.slow
+def test_kill_9_at_several_points_then_resume_loses_and_repeats_nothing(project, tmp_path):
+    """A real ``scenesift al`` process is killed with SIGKILL at random moments; every
+    resume continues, and the end result equals a campaign that was never interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "campaign.toml"
+    cfg.write_text(
+        'initial = 6\nbatch = 4\nseed = 5\nstrategy = { name = "random" }\n'
+        "stopping = { max_rounds = 4 }\n[learner]\nmin_score = 0.0\n[learner.detector]\n"
+        'backbone = "tiny"\ninput_size = [64, 96]\nbatch_size = 8\nwidth = 16\nepochs = 2\n'
+        "lr = 0.01\n"
+    )
+    Campaign.create(project, "reference", CampaignConfig.from_dict(_toml(cfg))).run()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "scenesift.cli", "al"]
+    rng = np.random.default_rng(7)
+    kills = 0
+    for attempt in range(6):
+        verb = ["start", "victim", "--config", str(cfg)] if attempt == 0 else ["resume", "victim"]
+        proc = subprocess.Popen([*base, *verb, "-p", str(project.root)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        time.sleep(float(rng.uniform(2.0, 6.0)))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        _, err = proc.communicate()
+        assert proc.returncode in (0, -signal.SIGKILL), err.decode()
+        assert project.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert kills >= 2
+    Campaign.open(project, "victim").run()
+    assert picks(project, "victim") == picks(project, "reference")
+    ref = [r.metrics.get("map50") for r in Campaign.open(project, "reference").rounds()]
+    got = [r.metrics.get("map50") for r in Campaign.open(project, "victim").rounds()]
+    assert got == ref
+
+
+def _toml(path):
+    import tomllib
+
+    return tomllib.loads(path.read_text())
