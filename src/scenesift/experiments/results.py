@@ -1,0 +1,102 @@
+"""The tidy results table: one row per measurement, one Parquet file per finished run.
+
+Columns (``COLUMNS``):
+
+=============  ===========================================================================
+experiment     the experiment's name
+study          ``variance`` (random subsets), ``strategies`` (campaigns), ``tagger``
+run            id of the run that produced the row (unique within an experiment)
+strategy       strategy name (``random`` for random subsets / random campaigns)
+seed           the run's seed (the repeat index in the variance study)
+round          campaign round (0 for a single training)
+fraction       share of the pool used for training (NaN when not a fraction study)
+n_labelled     frames the model was trained on
+metric         ``map50`` | ``map`` (COCO) | ``ap50`` (per class / slice) | ``auc`` (tagger)
+class          object class, or ``all``
+situation      situation slice, or ``all``
+value          the measurement (NaN when undefined, e.g. no instances)
+n_frames       frames in the evaluated slice
+seconds        wall time of the run's training + evaluation for that round
+=============  ===========================================================================
+
+Every run writes its rows in one file, ``<dir>/<run>.parquet``, by write-then-rename: a run
+is either in the table completely or not at all, so an interrupted experiment resumes by
+skipping the runs whose files exist, and never re-runs finished work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scenesift.files import atomic_write
+
+COLUMNS = {
+    "experiment": "string",
+    "study": "string",
+    "run": "string",
+    "strategy": "string",
+    "seed": "int64",
+    "round": "int64",
+    "fraction": "float64",
+    "n_labelled": "int64",
+    "metric": "string",
+    "class": "string",
+    "situation": "string",
+    "value": "float64",
+    "n_frames": "int64",
+    "seconds": "float64",
+}
+ALL = "all"
+_SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+def run_file(directory: Path, run: str) -> Path:
+    return Path(directory) / f"{_SAFE.sub('_', run)}.parquet"
+
+
+def frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows -> a DataFrame with exactly ``COLUMNS`` (missing optional cells filled)."""
+    defaults = {"class": ALL, "situation": ALL, "fraction": float("nan"), "round": 0,
+                "n_frames": 0, "seconds": float("nan")}  # fmt: skip
+    records = [{**defaults, **row} for row in rows]
+    missing = [c for c in COLUMNS if records and c not in records[0]]
+    if missing:
+        raise ValueError(f"result rows lack column(s) {', '.join(missing)}")
+    df = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    return df.astype(COLUMNS)
+
+
+def append_run(directory: Path, run: str, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write one finished run's rows atomically."""
+    df = frame(rows)
+    path = run_file(directory, run)
+    with atomic_write(path, "wb") as f:
+        df.to_parquet(f, index=False)
+    return path
+
+
+def finished_runs(directory: Path) -> set[str]:
+    """Run ids already in the table (read from the files, so a resumed experiment trusts
+    only what was completely written)."""
+    directory = Path(directory)
+    if not directory.exists():
+        return set()
+    return {
+        str(r)
+        for p in sorted(directory.glob("*.parquet"))
+        for r in pd.read_parquet(p, columns=["run"])["run"].unique()
+    }
+
+
+def read_results(directory: Path) -> pd.DataFrame:
+    """The whole table (empty with the right columns when nothing finished yet)."""
+    files = sorted(Path(directory).glob("*.parquet"))
+    if not files:
+        return frame([])
+    return pd.concat([pd.read_parquet(p) for p in files], ignore_index=True).astype(COLUMNS)
