@@ -6,52 +6,18 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from al_fixtures import LEARNER, make_frames, oracle_project
 from scenesift.al.campaign import Campaign, CampaignConfig
-from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
+from scenesift.records import ImportBatch, ImportReport
 from scenesift.store import Store, StoreError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-LEARNER = {
-    "detector": {
-        "backbone": "tiny",
-        "input_size": (64, 96),
-        "batch_size": 8,
-        "width": 16,
-        "epochs": 2,
-        "lr": 1e-2,
-    },
-    "min_score": 0.0,
-}
-
-
-def make_frames(root, n=48):
-    """``n`` frames in n/2 drives, one bright square (a "car") each; odd drives at night."""
-    rng = np.random.default_rng(0)
-    frames = []
-    for i in range(n):
-        pixels = np.full((64, 96, 3), 20, dtype=np.uint8)
-        s = int(rng.integers(14, 26))
-        x, y = int(rng.integers(0, 96 - s)), int(rng.integers(0, 64 - s))
-        pixels[y : y + s, x : x + s] = 235
-        name = f"d{i // 2:02d}/{i % 2}.png"
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(path)
-        frames.append(FrameRecord(name, path, f"d{i // 2:02d}", 96, 64, timestamp=float(i % 2),
-                                  situations={"night": (i // 2) % 2 == 1},
-                                  boxes=[Box("car", x, y, x + s, y + s)]))  # fmt: skip
-    return frames
-
 
 @pytest.fixture
 def project(tmp_path):
-    """The whole truth imported as oracle: nothing is labelled until a campaign says so."""
-    store = Store.init(tmp_path / "proj", split_fractions=(0.6, 0.15, 0.25))
-    batch = ImportBatch(make_frames(tmp_path / "data"), tmp_path / "data", ImportReport("t"))
-    store.ingest(batch, label_source="oracle")
+    store = oracle_project(tmp_path)
     yield store
     store.close()
 

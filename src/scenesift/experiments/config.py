@@ -1,0 +1,143 @@
+"""An experiment, declared in one TOML file.
+
+```toml
+name = "al-vs-random"
+studies = ["variance", "strategies"]
+
+[variance]                    # seed 002's Figure 2: mAP over random subsets per size
+fractions = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+repeats = 30
+
+[strategies]                  # active vs random learning curves over seeds
+strategies = ["random", "least_confidence", { name = "margin", aggregate = "mean" }]
+seeds = 5
+initial = 100
+batch = 100
+rounds = 8
+
+[learner]                     # the detector every run trains (DetectorLearner arguments)
+min_score = 0.2
+detector = { epochs = 8 }
+
+[runner]
+engine = "local"              # or "ray"
+workers = 2
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+STUDIES = ("variance", "strategies")
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class VarianceStudy:
+    fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    repeats: int = 30
+
+    def __post_init__(self) -> None:
+        if not self.fractions or not all(0 < f <= 1 for f in self.fractions):
+            raise ValueError(f"variance.fractions must be in (0, 1], got {self.fractions}")
+        if self.repeats < 1:
+            raise ValueError("variance.repeats must be >= 1")
+
+
+@dataclass(frozen=True)
+class StrategyStudy:
+    strategies: tuple[Any, ...] = ("random", "least_confidence")
+    seeds: int = 5
+    initial: int = 100
+    batch: int = 100
+    rounds: int = 8
+
+    def __post_init__(self) -> None:
+        if not self.strategies:
+            raise ValueError("strategies.strategies must name at least one strategy")
+        if min(self.seeds, self.initial, self.batch, self.rounds) < 1:
+            raise ValueError("strategies: seeds, initial, batch and rounds must be >= 1")
+
+    def specs(self) -> list[dict[str, Any]]:
+        """Each strategy as a spec table (a bare name becomes ``{name = ...}``)."""
+        out = []
+        for s in self.strategies:
+            spec = {"name": s} if isinstance(s, str) else dict(s)
+            if "name" not in spec:
+                raise ValueError(f"strategies: {s!r} has no 'name'")
+            out.append(spec)
+        return out
+
+
+@dataclass(frozen=True)
+class Runner:
+    engine: str = "local"
+    workers: int = 2
+    address: str | None = None  # Ray: an existing cluster ("auto", "ray://host:10001")
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"runner.engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.workers < 1:
+            raise ValueError("runner.workers must be >= 1")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "experiment"
+    studies: tuple[str, ...] = STUDIES
+    variance: VarianceStudy = field(default_factory=VarianceStudy)
+    strategies: StrategyStudy = field(default_factory=StrategyStudy)
+    learner: dict[str, Any] = field(default_factory=dict)
+    runner: Runner = field(default_factory=Runner)
+    pool_split: str = "train"
+    eval_split: str = "test"
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.studies if s not in STUDIES]
+        if bad:
+            raise ValueError(f"studies: unknown {bad}; expected some of {STUDIES}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "experiment") -> ExperimentConfig:
+        data = dict(data)
+        _check(data, {f.name for f in fields(cls)}, where)
+        parts = {"variance": VarianceStudy, "strategies": StrategyStudy, "runner": Runner}
+        try:
+            for key, kind in parts.items():
+                if key in data:
+                    table = data[key]
+                    if not isinstance(table, dict):
+                        raise ValueError(f"{where}: [{key}] must be a table")
+                    _check(table, {f.name for f in fields(kind)}, f"{where} [{key}]")
+                    data[key] = kind(**{k: tuple(v) if isinstance(v, list) else v
+                                        for k, v in table.items()})  # fmt: skip
+            if "studies" in data:
+                data["studies"] = tuple(data["studies"])
+            return cls(**data)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: {e}") from None
+
+    @classmethod
+    def load(cls, path: Path) -> ExperimentConfig:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: {e}") from None
+        return cls.from_dict(data, where=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check(data: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; expected one of "
+            f"{', '.join(sorted(known))}"
+        )

@@ -1,0 +1,141 @@
+"""Execute an experiment's runs: a local process pool by default, or Ray.
+
+Only the parent process writes results (one Parquet file per finished run, see
+``results``), so workers need no coordination and a Ray worker on another machine needs
+only the project folder at the same path (a shared file system). Finished runs are
+skipped: re-running an experiment continues where it stopped.
+
+Before dispatching, the parent fills the feature cache for every frame the runs read,
+so workers never compute (and race to write) the same features.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from scenesift.experiments.config import ExperimentConfig
+from scenesift.experiments.results import append_run, finished_runs
+from scenesift.experiments.studies import RunSpec, execute, plan
+
+RESULTS_DIR = Path("experiments")
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    run: str | None
+    seconds: float
+
+
+def results_dir(project: Path, config: ExperimentConfig) -> Path:
+    return Path(project) / RESULTS_DIR / config.name / "results"
+
+
+def prepare(project: Path, config: ExperimentConfig, progress: bool = True) -> None:
+    """Cache the backbone pyramid (and pooled features, for diversity strategies) of
+    every frame the runs will read, once, in this process."""
+    from scenesift.al.learners import DetectorLearner
+    from scenesift.models import embed, get_backbone
+    from scenesift.store import Store
+
+    learner = DetectorLearner(**config.learner)
+    backbone = get_backbone(learner.config.backbone)
+    if learner.config.input_size is not None:
+        backbone.preprocessing = backbone.preprocessing.with_size(*learner.config.input_size)
+    with Store.open(project) as store:
+        for split in {config.pool_split, "val", config.eval_split}:
+            embed(store, backbone, split=split, layer="pyramid", progress=progress)
+        if "strategies" in config.studies:
+            embed(store, backbone, split=config.pool_split, layer="pooled", progress=progress)
+
+
+def run_experiment(
+    project: Path,
+    config: ExperimentConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+    prepare_features: bool = True,
+) -> Path:
+    """Run every unfinished run; return the results folder."""
+    out = results_dir(project, config)
+    done = finished_runs(out)
+    todo = [r for r in plan(config) if r.run not in done]
+    total = len(done) + len(todo)
+    if on_progress is not None:
+        on_progress(Progress(len(done), total, None, 0.0))
+    if not todo:
+        return out
+    if prepare_features:
+        prepare(project, config, progress=on_progress is not None)
+    engine = _ray if config.runner.engine == "ray" else _local
+    finished = len(done)
+    for run, rows, seconds in engine(Path(project).resolve(), config, todo):
+        append_run(out, run.run, rows)
+        finished += 1
+        if on_progress is not None:
+            on_progress(Progress(finished, total, run.run, seconds))
+    return out
+
+
+def _timed(project: Path, config: dict[str, Any], run: RunSpec, threads: int):
+    import torch
+
+    from scenesift.models.features import keep_freed_memory
+
+    torch.set_num_threads(threads)
+    keep_freed_memory()
+    started = time.perf_counter()
+    rows = execute(project, config, run)
+    return run, rows, time.perf_counter() - started
+
+
+def _threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _local(project: Path, config: ExperimentConfig, todo: list[RunSpec]) -> Iterator:
+    workers = min(config.runner.workers, len(todo))
+    data, threads = config.to_dict(), _threads(workers)
+    if workers == 1:
+        for run in todo:
+            yield _timed(project, data, run, threads)
+        return
+    # spawn: torch and forked OpenMP thread pools do not mix
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        pending = {pool.submit(_timed, project, data, run, threads) for run in todo}
+        while pending:
+            ready, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in ready:
+                yield future.result()
+
+
+def _ray(project: Path, config: ExperimentConfig, todo: list[RunSpec]) -> Iterator:
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - ray is an optional extra
+        raise RuntimeError("the ray engine needs Ray: pip install 'scenesift[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=config.runner.address,
+            num_cpus=None if config.runner.address else config.runner.workers,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    try:
+        remote = ray.remote(num_cpus=1)(_timed)
+        data, threads = config.to_dict(), _threads(config.runner.workers)
+        pending = [remote.remote(project, data, run, threads) for run in todo]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(ready[0])
+    finally:
+        if started_here:
+            ray.shutdown()

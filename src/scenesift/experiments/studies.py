@@ -1,0 +1,152 @@
+"""The runs of an experiment, and what one run does.
+
+A run is a pure function of (project, experiment config, run spec): ``execute`` opens the
+project itself, so the same run gives the same rows in this process, in a local process
+pool or on a Ray worker. Runs of the strategy study are simulated campaigns stored in the
+project (named ``<experiment>:<strategy>:s<seed>``): a run interrupted mid-campaign
+continues from its last finished round.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scenesift.experiments.config import ExperimentConfig
+from scenesift.experiments.results import ALL
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run: str  # unique id within the experiment
+    study: str
+    strategy: str
+    seed: int
+    fraction: float = float("nan")
+    spec: str = ""  # JSON strategy spec (strategy study)
+
+    @property
+    def label(self) -> str:
+        return self.run
+
+
+def strategy_label(spec: dict[str, Any]) -> str:
+    """A short, stable name for a strategy spec: its name, plus its parameters if any."""
+    params = {k: v for k, v in spec.items() if k != "name"}
+    if not params:
+        return str(spec["name"])
+    return f"{spec['name']}(" + ",".join(f"{k}={params[k]}" for k in sorted(params)) + ")"
+
+
+def plan(config: ExperimentConfig) -> list[RunSpec]:
+    runs: list[RunSpec] = []
+    if "variance" in config.studies:
+        for f in config.variance.fractions:
+            for r in range(config.variance.repeats):
+                runs.append(RunSpec(f"variance/f{f:.2f}/r{r:02d}", "variance", "random", r, f))
+    if "strategies" in config.studies:
+        for spec in config.strategies.specs():
+            label = strategy_label(spec)
+            for seed in range(config.strategies.seeds):
+                runs.append(RunSpec(f"strategies/{label}/s{seed}", "strategies", label, seed,
+                                    spec=json.dumps(spec, sort_keys=True)))  # fmt: skip
+    return runs
+
+
+def execute(project: Path, config: dict[str, Any], run: RunSpec) -> list[dict[str, Any]]:
+    """Run one training (variance) or one campaign (strategies); return its tidy rows."""
+    from scenesift.store import Store
+
+    cfg = ExperimentConfig.from_dict(config)
+    with Store.open(Path(project)) as store:
+        if run.study == "variance":
+            return _variance_run(store, cfg, run)
+        return _strategy_run(store, cfg, run)
+
+
+def _base(cfg: ExperimentConfig, run: RunSpec) -> dict[str, Any]:
+    return {"experiment": cfg.name, "study": run.study, "run": run.run,
+            "strategy": run.strategy, "seed": run.seed, "fraction": run.fraction}  # fmt: skip
+
+
+def metric_rows(base: dict[str, Any], metrics: dict[str, Any], n_frames: int) -> list[dict]:
+    """A round's metrics dict (see ``DetectorLearner.evaluate``) as tidy rows."""
+    rows = []
+    common = {**base, "n_labelled": metrics["n_labelled"], "seconds": metrics.get("seconds")}
+    for metric in ("map50", "map"):
+        rows.append({**common, "metric": metric, "value": metrics.get(metric),
+                     "n_frames": n_frames})  # fmt: skip
+    for cls, value in metrics.get("ap50_per_class", {}).items():
+        rows.append({**common, "metric": "ap50", "class": cls, "value": value,
+                     "n_frames": n_frames})  # fmt: skip
+    for situation, entry in metrics.get("map50_per_situation", {}).items():
+        rows.append({**common, "metric": "map50", "situation": situation,
+                     "value": entry["value"], "n_frames": entry["n_frames"]})  # fmt: skip
+    for row in rows:
+        row.setdefault("class", ALL)
+        row.setdefault("situation", ALL)
+        if row["value"] is None:
+            row["value"] = float("nan")
+    return rows
+
+
+def _variance_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, Any]]:
+    from scenesift.al.learners import DetectorLearner
+
+    started = time.perf_counter()
+    learner = DetectorLearner(**{**cfg.learner, "slices": False})
+    pool = [r for r in store.records(split=cfg.pool_split) if r.boxes is not None]
+    k = max(1, round(run.fraction * len(pool)))
+    # one stream per (fraction, repeat): the subsets of different sizes are independent
+    rng = np.random.default_rng([run.seed, round(run.fraction * 1000)])
+    subset = [pool[i] for i in sorted(rng.choice(len(pool), size=k, replace=False))]
+    val = [r for r in store.records(split="val") if r.boxes is not None]
+    evaluation = [r for r in store.records(split=cfg.eval_split) if r.boxes is not None]
+    learner.config = _seeded(learner.config, run.seed)
+    model = learner.fit(store, subset, val)
+    metrics = learner.evaluate(model, store, evaluation)
+    metrics.update(n_labelled=k, seconds=round(time.perf_counter() - started, 2))
+    return [{**row, "round": 0} for row in metric_rows(_base(cfg, run), metrics, len(evaluation))]
+
+
+def _seeded(config, seed: int):
+    from dataclasses import replace
+
+    return replace(config, seed=seed)
+
+
+def _strategy_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, Any]]:
+    from scenesift.al.campaign import Campaign, CampaignConfig
+    from scenesift.store import StoreError
+
+    study = cfg.strategies
+    name = f"{cfg.name}:{run.strategy}:s{run.seed}"
+    campaign_config = CampaignConfig(
+        strategy=json.loads(run.spec),
+        initial=study.initial,
+        batch=study.batch,
+        seed=run.seed,  # the same seed gives every strategy the same initial set
+        labeler="oracle",
+        pool_split=cfg.pool_split,
+        eval_split=cfg.eval_split,
+        stopping={"max_rounds": study.rounds},
+        learner=dict(cfg.learner),
+    )
+    try:
+        campaign = Campaign.open(store, name)
+    except StoreError:
+        campaign = Campaign.create(store, name, campaign_config)
+    campaign.run()
+    n_eval = sum(1 for r in store.records(split=cfg.eval_split) if r.boxes is not None)
+    rows = []
+    for rnd in campaign.rounds():
+        if rnd.metrics.get("map50") is None and "map" not in rnd.metrics:
+            continue  # round 0: the random initial set, nothing trained yet
+        base = {**_base(cfg, run), "round": rnd.idx}
+        rows += metric_rows(base, rnd.metrics, n_eval)
+    return rows

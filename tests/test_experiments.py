@@ -1,0 +1,97 @@
+"""Experiments: planned runs, resumable tidy results, the same numbers on any engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from al_fixtures import LEARNER, oracle_project
+from scenesift.experiments.config import ExperimentConfig
+from scenesift.experiments.results import read_results, run_file
+from scenesift.experiments.runners import run_experiment
+from scenesift.experiments.studies import plan
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def experiment(name="tiny", engine="local", workers=1, **kw) -> ExperimentConfig:
+    data = {
+        "name": name,
+        "variance": {"fractions": [0.5, 1.0], "repeats": 2},
+        "strategies": {
+            "strategies": ["random", {"name": "random", "note": "b"}],
+            "seeds": 2,
+            "initial": 6,
+            "batch": 4,
+            "rounds": 2,
+        },
+        "learner": LEARNER,
+        "runner": {"engine": engine, "workers": workers},
+        **kw,
+    }
+    return ExperimentConfig.from_dict(data)
+
+
+@pytest.fixture
+def project(tmp_path):
+    store = oracle_project(tmp_path)
+    store.close()
+    return store.root
+
+
+def test_plan_lists_every_run_once():
+    runs = plan(experiment())
+    assert len(runs) == 2 * 2 + 2 * 2
+    assert len({r.run for r in runs}) == len(runs)
+    assert {r.strategy for r in runs if r.study == "strategies"} == {"random", "random(note=b)"}
+
+
+def test_results_are_tidy_and_an_interrupted_experiment_only_runs_what_is_missing(project):
+    cfg = experiment()
+    out = run_experiment(project, cfg, prepare_features=False)
+    df = read_results(out)
+    assert set(df["run"]) == {r.run for r in plan(cfg)}
+    var = df[(df.study == "variance") & (df.metric == "map50") & (df.situation == "all")]
+    assert sorted(var.groupby("fraction").size().to_dict().items()) == [(0.5, 2), (1.0, 2)]
+    assert var["value"].between(0, 1).all()
+    strat = df[(df.study == "strategies") & (df.metric == "map50") & (df.situation == "all")]
+    assert sorted(strat["round"].unique()) == [1, 2]
+    assert sorted(strat["n_labelled"].unique()) == [6, 10]
+    assert {"ap50", "map"} <= set(df["metric"])
+    ap = df[df.metric == "ap50"]
+    assert ap[ap["class"] == "car"]["value"].notna().all()
+    assert ap[ap["class"] != "car"]["value"].isna().all()  # no instances: undefined, not 0
+    # the same seed gives every strategy the same initial set, so the same first model
+    first = strat[strat["round"] == 1].groupby("seed")["value"].nunique()
+    assert (first == 1).all()
+
+    # interrupt: one finished run's file is lost, another campaign was left half-way
+    victim = run_file(out, "variance/f0.50/r01")
+    victim.unlink()
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*.parquet")}
+    calls = []
+    run_experiment(project, cfg, on_progress=calls.append, prepare_features=False)
+    assert victim.exists()
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # nothing re-run
+    assert [c.run for c in calls if c.run] == ["variance/f0.50/r01"]
+    assert read_results(out).drop(columns="seconds").equals(df.drop(columns="seconds"))
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ValueError, match=r"\[variance\].*repeat"):
+        ExperimentConfig.from_dict({"variance": {"repeat": 3}})
+    with pytest.raises(ValueError, match="engine"):
+        ExperimentConfig.from_dict({"runner": {"engine": "slurm"}})
+    with pytest.raises(ValueError, match="studies"):
+        ExperimentConfig.from_dict({"studies": ["violins"]})
+
+
+@pytest.mark.slow
+def test_ray_and_local_process_pool_give_the_same_table(project):
+    local = read_results(run_experiment(project, experiment("pool", workers=2)))
+    ray_df = read_results(run_experiment(project, experiment("viaray", engine="ray", workers=2)))
+    cols = [c for c in local.columns if c not in ("seconds", "experiment")]
+    key = ["run", "round", "metric", "class", "situation"]
+    a = local[cols].sort_values(key).reset_index(drop=True)
+    b = ray_df[cols].sort_values(key).reset_index(drop=True)
+    assert len(a) > 0
+    assert a.equals(b)
