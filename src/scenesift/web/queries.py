@@ -1,0 +1,692 @@
+"""The SQL behind the pages: indexed, bounded, never the whole pool in Python.
+
+The frame browser pages with a *keyset* (the sort key of the last row shown, as an opaque
+cursor), so page 1,000 costs what page 1 costs. Filters that need the round's picks start
+from the picks of that round (``picks p CROSS JOIN frames f``: a round is thousands of
+rows, the pool may be millions). Every browse query runs under a deadline
+(:class:`TooSlow`) so a filter that would scan millions of rows answers with advice
+instead of tying up the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+from scenesift.records import Box
+from scenesift.store.project import TRUTH_PRIORITY
+from scenesift.taxonomy import Taxonomy
+
+SORTS = ("name", "timestamp", "score", "rank")
+STATES = ("unlabelled", "selected", "labelled")
+REVIEWS = ("pending", "accepted", "rejected")
+#: ``open``: a pick not rejected (pending or accepted), the labelling queue of a round.
+REVIEW_FILTERS = (*REVIEWS, "open")
+VALUES = ("1", "0", "missing")
+
+_TRUTH_IN = "('" + "', '".join(TRUTH_PRIORITY) + "')"
+_TRUTH_RANK = "CASE {col} WHEN 'human' THEN 0 WHEN 'import' THEN 1 ELSE 2 END"
+_NO_SCORE = -1e308  # picks without a score sort last
+
+
+class TooSlow(Exception):
+    """A browse query ran past its deadline."""
+
+
+class BadCursor(ValueError):
+    """A pagination cursor that this app did not make (or for another sort)."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the frame browser (and a labelling queue) shows, and in which order."""
+
+    situation: str | None = None  # truth filter: situation name ...
+    value: str = "1"  # ... with this truth value: "1", "0" or "missing"
+    predicted: str | None = None  # latest model's score for this situation ...
+    min_score: float = 0.5  # ... at least this
+    state: str | None = None
+    round: int | None = None  # picked in this round (rounds.id)
+    score_min: float | None = None  # the pick's (uncertainty) score range
+    score_max: float | None = None
+    review: str | None = None  # the pick's review verdict, or "open"
+    drive: str | None = None
+    sort: str = "name"
+
+    @property
+    def uses_picks(self) -> bool:
+        return (
+            self.round is not None
+            or self.score_min is not None
+            or self.score_max is not None
+            or self.review is not None
+            or self.sort in ("score", "rank")
+        )
+
+    def items(self) -> list[tuple[str, str]]:
+        """Query-string pairs of the non-default fields (to rebuild links)."""
+        out = []
+        for name, default in _DEFAULTS.items():
+            value = getattr(self, name)
+            if value is not None and value != default:
+                out.append((name, _fmt(value)))
+        if self.situation and ("value", "1") not in out:
+            out.append(("value", self.value))
+        if self.predicted and not any(k == "min_score" for k, _ in out):
+            out.append(("min_score", _fmt(self.min_score)))
+        return out
+
+
+_DEFAULTS = {
+    "situation": None,
+    "value": "1",
+    "predicted": None,
+    "min_score": 0.5,
+    "state": None,
+    "round": None,
+    "score_min": None,
+    "score_max": None,
+    "review": None,
+    "drive": None,
+    "sort": "name",
+}
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class FrameRow:
+    id: int
+    name: str
+    drive: str
+    timestamp: float | None
+    state: str
+    score: float | None
+    rank: int | None
+    review: str | None
+    key: tuple = field(repr=False, default=())
+
+
+@dataclass
+class Page:
+    rows: list[FrameRow]
+    next: str | None  # cursor for ``after``
+    prev: str | None  # cursor for ``before``
+    round_id: int | None  # the round whose picks were used, if any
+    note: str | None = None  # why nothing can match (no round, no model)
+
+
+# ------------------------------------------------------------------------------ cursors
+def encode_cursor(sort: str, key: Sequence) -> str:
+    raw = json.dumps([sort, *key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(sort: str, cursor: str) -> tuple:
+    try:
+        if len(cursor) > 2000:
+            raise ValueError("too long")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as e:
+        raise BadCursor(f"bad page cursor ({e})") from None
+    if not isinstance(data, list) or not data or data[0] != sort:
+        raise BadCursor("page cursor made for another sort order; start from the first page")
+    key = tuple(data[1:])
+    kinds = {
+        "name": (str,),
+        "timestamp": (str, (float, int, type(None)), int),
+        "score": ((float, int), int),
+        "rank": (int, int),
+    }[sort]
+    if len(key) != len(kinds) or not all(
+        isinstance(v, t) and not isinstance(v, bool) for v, t in zip(key, kinds, strict=True)
+    ):
+        raise BadCursor("malformed page cursor")
+    if any(isinstance(v, float) and not math.isfinite(v) for v in key):
+        raise BadCursor("malformed page cursor")
+    if any(isinstance(v, int) and abs(v) > 2**63 - 1 for v in key):
+        raise BadCursor("malformed page cursor")
+    return key
+
+
+# ------------------------------------------------------------------------------ deadline
+@contextmanager
+def deadline(conn: sqlite3.Connection, seconds: float) -> Iterator[None]:
+    """Interrupt queries on ``conn`` that run longer than ``seconds`` (raises TooSlow)."""
+    stop = time.monotonic() + seconds
+    conn.set_progress_handler(lambda: time.monotonic() > stop, 2000)
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        if "interrupt" in str(e):
+            raise TooSlow(str(e)) from None
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
+
+
+# ------------------------------------------------------------------------------ browse
+_SELECT = "f.id, f.name, f.drive, f.timestamp, f.state"
+_KEYS = {
+    "name": ["f.name"],
+    "timestamp": ["f.drive", "f.timestamp", "f.id"],
+    "score": [f"-coalesce(p.score, {_NO_SCORE})", "f.id"],
+    "rank": ["p.rank", "f.id"],
+}
+
+
+def _base(
+    f: Filters, model_source: str | None, round_id: int | None
+) -> tuple[str, list[str], list]:
+    """(FROM clause, WHERE terms, args) for the filters; the select list is the caller's."""
+    where: list[str] = []
+    args: list = []
+    if f.uses_picks:
+        frm = "picks p CROSS JOIN frames f"
+        where += ["p.round_id = ?", "f.id = p.frame_id"]
+        args.append(round_id)
+        if f.score_min is not None:
+            where.append("p.score >= ?")
+            args.append(f.score_min)
+        if f.score_max is not None:
+            where.append("p.score <= ?")
+            args.append(f.score_max)
+        if f.review == "open":
+            where.append("p.review != 'rejected'")
+        elif f.review is not None:
+            where.append("p.review = ?")
+            args.append(f.review)
+    else:
+        frm = "frames f"
+    if f.state is not None:
+        where.append("f.state = ?")
+        args.append(f.state)
+    if f.drive is not None:
+        where.append("f.drive = ?")
+        args.append(f.drive)
+    if f.situation is not None:
+        if f.value == "missing":
+            where.append(
+                "NOT EXISTS (SELECT 1 FROM situation_labels sl WHERE sl.frame_id = f.id "
+                f"AND sl.situation = ? AND sl.source IN {_TRUTH_IN})"
+            )
+            args.append(f.situation)
+        else:
+            where.append(
+                "(SELECT sl.value FROM situation_labels sl WHERE sl.frame_id = f.id AND "
+                f"sl.situation = ? AND sl.source IN {_TRUTH_IN} "
+                f"ORDER BY {_TRUTH_RANK.format(col='sl.source')} LIMIT 1) = ?"
+            )
+            args += [f.situation, int(f.value)]
+    if f.predicted is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM situation_labels sp WHERE sp.frame_id = f.id AND "
+            "sp.situation = ? AND sp.source = ? AND sp.confidence >= ?)"
+        )
+        args += [f.predicted, model_source, f.min_score]
+    return frm, where, args
+
+
+def _select(f: Filters) -> str:
+    picks = "p.score, p.rank, p.review" if f.uses_picks else "NULL, NULL, NULL"
+    return f"{_SELECT}, {picks}, {', '.join(_KEYS[f.sort])}"
+
+
+def _keyset(sort: str, key: tuple, forward: bool) -> tuple[str, list]:
+    """The WHERE term for rows after (forward) or before ``key`` in the sort order."""
+    op = ">" if forward else "<"
+    if sort == "name":
+        return f"f.name {op} ?", [key[0]]
+    if sort == "timestamp":
+        drive, ts, fid = key
+        # NULL timestamps sort first within a drive; row values compare NULL as unknown.
+        if ts is None:
+            if forward:
+                return (
+                    "(f.drive > ? OR (f.drive = ? AND (f.timestamp IS NOT NULL OR f.id > ?)))",
+                    [drive, drive, fid],
+                )
+            return (
+                "(f.drive < ? OR (f.drive = ? AND f.timestamp IS NULL AND f.id < ?))",
+                [drive, drive, fid],
+            )
+        term = f"(f.drive, f.timestamp, f.id) {op} (?, ?, ?)"
+        if forward:
+            return term, [drive, ts, fid]
+        return f"({term} OR (f.drive = ? AND f.timestamp IS NULL))", [drive, ts, fid, drive]
+    cols = ", ".join(_KEYS[sort])
+    return f"({cols}) {op} (?, ?)", list(key)
+
+
+def _order(sort: str, forward: bool) -> str:
+    direction = "" if forward else " DESC"
+    return ", ".join(k + direction for k in _KEYS[sort])
+
+
+def _row(r: Sequence) -> FrameRow:
+    return FrameRow(*r[:8], key=tuple(r[8:]))
+
+
+def browse(
+    conn: sqlite3.Connection,
+    f: Filters,
+    *,
+    model_source: str | None,
+    latest_round: int | None,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = 60,
+    seconds: float = 3.0,
+) -> Page:
+    """One page of frames matching ``f``. Raises BadCursor, TooSlow."""
+    round_id = f.round if f.round is not None else latest_round
+    if f.uses_picks and round_id is None:
+        return Page([], None, None, None, "no active-learning round yet, so no picks to show")
+    if f.predicted is not None and model_source is None:
+        return Page([], None, None, None, "no model has predicted situations yet")
+    frm, where, args = _base(f, model_source, round_id)
+    forward = before is None
+    cursor = after if forward else before
+    if cursor is not None:
+        term, more = _keyset(f.sort, decode_cursor(f.sort, cursor), forward)
+        where.append(term)
+        args += more
+    sql = f"SELECT {_select(f)} FROM {frm}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {_order(f.sort, forward)} LIMIT ?"
+    args.append(limit + 1)
+    with deadline(conn, seconds):
+        rows = [_row(r) for r in conn.execute(sql, args)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not forward:
+        rows.reverse()
+    has_next = more if forward else True
+    has_prev = (cursor is not None) if forward else more
+    return Page(
+        rows,
+        encode_cursor(f.sort, rows[-1].key) if rows and has_next else None,
+        encode_cursor(f.sort, rows[0].key) if rows and has_prev else None,
+        round_id if f.uses_picks else None,
+    )
+
+
+def count(
+    conn: sqlite3.Connection,
+    f: Filters,
+    *,
+    model_source: str | None,
+    latest_round: int | None,
+    cap: int = 10_000,
+    seconds: float = 0.5,
+) -> int | None:
+    """How many frames match, counting at most ``cap`` (None: too slow to count)."""
+    round_id = f.round if f.round is not None else latest_round
+    if (f.uses_picks and round_id is None) or (f.predicted is not None and model_source is None):
+        return 0
+    frm, where, args = _base(f, model_source, round_id)
+    sql = f"SELECT 1 FROM {frm}" + (" WHERE " + " AND ".join(where) if where else "")
+    try:
+        with deadline(conn, seconds):
+            return conn.execute(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*args, cap]).fetchone()[0]
+    except TooSlow:
+        return None
+
+
+def neighbour(
+    conn: sqlite3.Connection,
+    f: Filters,
+    frame_id: int,
+    forward: bool,
+    *,
+    model_source: str | None,
+    latest_round: int | None,
+) -> int | None:
+    """The frame after (or before) ``frame_id`` in the queue that ``f`` describes; when
+    the frame is not in that queue, the queue's first frame (forward) or None."""
+    round_id = f.round if f.round is not None else latest_round
+    if f.uses_picks and round_id is None:
+        return None
+    frm = "picks p CROSS JOIN frames f" if f.uses_picks else "frames f"
+    where = "f.id = ?" + (" AND p.round_id = ? AND p.frame_id = f.id" if f.uses_picks else "")
+    args = [frame_id] + ([round_id] if f.uses_picks else [])
+    row = conn.execute(f"SELECT {_select(f)} FROM {frm} WHERE {where}", args).fetchone()
+    try:
+        if row is None:
+            page = browse(conn, f, model_source=model_source, latest_round=latest_round, limit=1)
+            return page.rows[0].id if forward and page.rows else None
+        cursor = encode_cursor(f.sort, _row(row).key)
+        page = browse(
+            conn,
+            f,
+            model_source=model_source,
+            latest_round=latest_round,
+            after=cursor if forward else None,
+            before=None if forward else cursor,
+            limit=1,
+        )
+    except TooSlow:
+        return None
+    return page.rows[0].id if page.rows else None
+
+
+def drive_neighbours(conn: sqlite3.Connection, frame_id: int) -> tuple[int | None, int | None]:
+    """The previous and next frame of the same drive, by timestamp (index frames_drive)."""
+    f = Filters(sort="timestamp")
+    row = conn.execute("SELECT drive FROM frames WHERE id = ?", (frame_id,)).fetchone()
+    if row is None:
+        return None, None
+    f = replace(f, drive=row[0])
+    prev = neighbour(conn, f, frame_id, False, model_source=None, latest_round=None)
+    nxt = neighbour(conn, f, frame_id, True, model_source=None, latest_round=None)
+    return prev, nxt
+
+
+# ------------------------------------------------------------------------------ sources
+def model_sources(conn: sqlite3.Connection, situations: Sequence[str]) -> dict[str, str]:
+    """Every model that wrote situation scores, with the time of one of its rows.
+
+    A skip scan of the index (situation, source, value): a seek per situation and model,
+    not a scan of millions of label rows.
+    """
+    found: dict[str, str] = {}
+    for sit in situations:
+        src = "model:"
+        while True:
+            row = conn.execute(
+                "SELECT source, created_at FROM situation_labels WHERE situation = ? "
+                "AND source > ? AND source < 'model;' ORDER BY situation, source LIMIT 1",
+                (sit, src),
+            ).fetchone()
+            if row is None:
+                break
+            src = row[0]
+            found[src] = max(found.get(src, ""), row[1])
+    return found
+
+
+def latest_model_source(conn: sqlite3.Connection, situations: Sequence[str]) -> str | None:
+    """The model whose situation scores are most recent (see ``store.coverage``)."""
+    found = model_sources(conn, situations)
+    if not found:
+        return None
+    return max(found, key=lambda s: (found[s], s))
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    id: int
+    campaign: str
+    idx: int
+    status: str
+    created_at: str
+    counts: dict[str, int]
+
+    @property
+    def label(self) -> str:
+        return f"{self.campaign} · round {self.idx}"
+
+
+def latest_round(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT id FROM rounds ORDER BY created_at DESC, id DESC LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+def round_info(conn: sqlite3.Connection, round_id: int) -> RoundInfo | None:
+    row = conn.execute(
+        "SELECT r.id, c.name, r.idx, r.status, r.created_at FROM rounds r "
+        "JOIN campaigns c ON c.id = r.campaign_id WHERE r.id = ?",
+        (round_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    counts = dict.fromkeys(REVIEWS, 0)
+    counts.update(
+        conn.execute(
+            "SELECT review, count(*) FROM picks WHERE round_id = ? GROUP BY review", (round_id,)
+        ).fetchall()
+    )
+    return RoundInfo(*row, counts=counts)
+
+
+def rounds(conn: sqlite3.Connection, limit: int = 200) -> list[tuple[int, str]]:
+    """(round id, label) of the most recent rounds, for the browser's round filter."""
+    return [
+        (rid, f"{name} · round {idx}")
+        for rid, name, idx in conn.execute(
+            "SELECT r.id, c.name, r.idx FROM rounds r JOIN campaigns c ON c.id = r.campaign_id "
+            "ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
+            (limit,),
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class PickRow:
+    frame_id: int
+    name: str
+    rank: int
+    score: float | None
+    strategy: str
+    review: str
+    state: str
+
+
+def picks(
+    conn: sqlite3.Connection, round_id: int, after_rank: int = -1, limit: int = 100
+) -> list[PickRow]:
+    rows = conn.execute(
+        "SELECT p.frame_id, f.name, p.rank, p.score, p.strategy, p.review, f.state "
+        "FROM picks p CROSS JOIN frames f WHERE p.round_id = ? AND f.id = p.frame_id "
+        "AND p.rank > ? ORDER BY p.rank, p.frame_id LIMIT ?",
+        (round_id, after_rank, limit),
+    ).fetchall()
+    return [PickRow(*r) for r in rows]
+
+
+def set_review(conn: sqlite3.Connection, round_id: int, frame_id: int, review: str) -> bool:
+    """Record a reviewer's verdict; False when the frame is not a pick of that round."""
+    cur = conn.execute(
+        "UPDATE picks SET review = ? WHERE round_id = ? AND frame_id = ?",
+        (review, round_id, frame_id),
+    )
+    return cur.rowcount == 1
+
+
+# ------------------------------------------------------------------------------ one frame
+@dataclass(frozen=True)
+class FrameInfo:
+    id: int
+    name: str
+    path: str
+    root: str
+    root_id: int
+    drive: str
+    timestamp: float | None
+    width: int | None
+    height: int | None
+    state: str
+    selected_round: int | None
+    label_version: int
+    split: str
+
+
+def frame(conn: sqlite3.Connection, frame_id: int) -> FrameInfo | None:
+    row = conn.execute(
+        "SELECT f.id, f.name, f.path, r.path, f.root_id, f.drive, f.timestamp, f.width, "
+        "f.height, f.state, f.selected_round, f.label_version, d.split FROM frames f "
+        "JOIN image_roots r ON r.id = f.root_id JOIN drives d ON d.name = f.drive "
+        "WHERE f.id = ?",
+        (frame_id,),
+    ).fetchone()
+    return FrameInfo(*row) if row else None
+
+
+def image_roots(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT path FROM image_roots ORDER BY id")]
+
+
+@dataclass(frozen=True)
+class SituationRow:
+    name: str
+    group: str | None
+    description: str
+    truth: bool | None  # None: missing
+    source: str | None  # the source the truth comes from
+    human: bool | None  # the human label, if any
+    score: float | None  # the latest model's score
+    predicted: bool | None  # the latest model's thresholded value
+
+
+def situations(
+    conn: sqlite3.Connection, frame_id: int, taxonomy: Taxonomy, model_source: str | None
+) -> list[SituationRow]:
+    labels: dict[str, dict[str, tuple[int, float | None]]] = {}
+    for sit, src, value, conf in conn.execute(
+        "SELECT situation, source, value, confidence FROM situation_labels WHERE frame_id = ?",
+        (frame_id,),
+    ):
+        labels.setdefault(sit, {})[src] = (value, conf)
+    out = []
+    for s in taxonomy.situations:
+        by_source = labels.get(s.name, {})
+        truth_src = next((src for src in TRUTH_PRIORITY if src in by_source), None)
+        model = by_source.get(model_source) if model_source else None
+        out.append(
+            SituationRow(
+                s.name,
+                s.group,
+                s.description,
+                bool(by_source[truth_src][0]) if truth_src else None,
+                truth_src,
+                bool(by_source["human"][0]) if "human" in by_source else None,
+                model[1] if model else None,
+                bool(model[0]) if model else None,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class FrameBoxes:
+    truth_source: str | None
+    truth: list[Box] | None  # None: the frame's objects were never labelled
+    model_source: str | None
+    predicted: list[Box]
+
+
+def _boxes(conn: sqlite3.Connection, frame_id: int, source: str) -> list[Box]:
+    return [
+        Box(cat, x1, y1, x2, y2, bool(occ), bool(tr), score)
+        for cat, x1, y1, x2, y2, occ, tr, score in conn.execute(
+            "SELECT category, x1, y1, x2, y2, occluded, truncated, score FROM boxes "
+            "WHERE frame_id = ? AND source = ? ORDER BY id",
+            (frame_id, source),
+        )
+    ]
+
+
+def boxes(conn: sqlite3.Connection, frame_id: int) -> FrameBoxes:
+    sets = conn.execute(
+        "SELECT source, created_at FROM box_sets WHERE frame_id = ?", (frame_id,)
+    ).fetchall()
+    have = {s for s, _ in sets}
+    truth_src = next((s for s in TRUTH_PRIORITY if s in have), None)
+    models = sorted((t, s) for s, t in sets if s.startswith("model:"))
+    model_src = models[-1][1] if models else None
+    return FrameBoxes(
+        truth_src,
+        _boxes(conn, frame_id, truth_src) if truth_src else None,
+        model_src,
+        _boxes(conn, frame_id, model_src) if model_src else [],
+    )
+
+
+@dataclass(frozen=True)
+class LabelSave:
+    labeller: str
+    saved_at: str
+    label_version: int
+
+
+def last_save(conn: sqlite3.Connection, frame_id: int) -> LabelSave | None:
+    row = conn.execute(
+        "SELECT labeller, saved_at, label_version FROM label_saves WHERE frame_id = ? "
+        "ORDER BY label_version DESC LIMIT 1",
+        (frame_id,),
+    ).fetchone()
+    return LabelSave(*row) if row else None
+
+
+def frame_picks(conn: sqlite3.Connection, frame_id: int) -> list[tuple]:
+    """(round id, round label, rank, score, strategy, review) of every round that picked it."""
+    return conn.execute(
+        "SELECT p.round_id, c.name || ' · round ' || r.idx, p.rank, p.score, p.strategy, "
+        "p.review FROM picks p JOIN rounds r ON r.id = p.round_id "
+        "JOIN campaigns c ON c.id = r.campaign_id WHERE p.frame_id = ? ORDER BY p.round_id",
+        (frame_id,),
+    ).fetchall()
+
+
+# ------------------------------------------------------------------------------ campaigns
+@dataclass(frozen=True)
+class CurvePoint:
+    round: int
+    n_labelled: float
+    map50: float | None
+    map: float | None
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    campaign: str
+    status: str
+    rounds: int
+    points: list[CurvePoint]
+
+
+def learning_curve(conn: sqlite3.Connection) -> LearningCurve | None:
+    """The latest campaign's rounds with their metrics (None: no campaign yet)."""
+    row = conn.execute(
+        "SELECT id, name, status FROM campaigns ORDER BY created_at DESC, id DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    cid, name, status = row
+    points, n_rounds = [], 0
+    for idx, metrics in conn.execute(
+        "SELECT idx, metrics FROM rounds WHERE campaign_id = ? ORDER BY idx", (cid,)
+    ):
+        n_rounds += 1
+        try:
+            m = json.loads(metrics)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(m, dict) or not _number(m.get("n_labelled")):
+            continue
+        points.append(
+            CurvePoint(
+                idx,
+                float(m["n_labelled"]),
+                float(m["map50"]) if _number(m.get("map50")) else None,
+                float(m["map"]) if _number(m.get("map")) else None,
+            )
+        )
+    return LearningCurve(name, status, n_rounds, points)
+
+
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)

@@ -1,0 +1,201 @@
+"""Who may talk to the web app, and which files it may ever send.
+
+- **Access token.** Bound to a loopback address the app answers without one (only processes
+  on this machine can connect), but then only to loopback ``Host`` names, which defeats DNS
+  rebinding. Bound to anything else it needs a token on every request: the header
+  ``Authorization: Bearer <token>``, or ``?token=<token>`` once (the app answers with an
+  HttpOnly cookie and redirects to the same URL without the token, so it does not linger in
+  the address bar or history). Tokens are compared in constant time.
+- **Cross-site requests.** A state-changing request whose ``Origin`` is not this server is
+  refused, so another web page open in the labeller's browser cannot save labels.
+- **Files.** :func:`resolve_under` is the only way a path becomes a file to send: relative,
+  no ``..``, and its real path (symlinks followed) must stay inside the allowed root.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlencode, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+COOKIE = "scenesift_token"
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+#: Sent with every response: no framing (clickjacking), no MIME sniffing, no referrer (a
+#: token in a URL never leaks through links), and scripts only from our own static files.
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+}
+#: Reports are the project's own HTML files (they may carry inline scripts and styles).
+REPORT_CSP = "default-src 'self' 'unsafe-inline' data:; frame-ancestors 'none'"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def is_loopback(host: str) -> bool:
+    """True for a loopback address or ``localhost``; any other name counts as a network."""
+    host = host.strip().strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def token_matches(supplied: str | None, token: str) -> bool:
+    if not supplied:
+        return False
+    return secrets.compare_digest(supplied.encode("utf-8"), token.encode("utf-8"))
+
+
+def _host_name(host_header: str) -> str:
+    """``127.0.0.1:8765`` -> ``127.0.0.1``, ``[::1]:80`` -> ``::1``."""
+    host_header = host_header.strip()
+    if host_header.startswith("["):
+        return host_header[1 : host_header.find("]")] if "]" in host_header else ""
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+def _wants_json(scope: Scope, headers: dict[str, str]) -> bool:
+    return scope["path"].startswith("/api/") or "text/html" not in headers.get("accept", "")
+
+
+class Guard:
+    """ASGI middleware: Host check (no token), token check (token), Origin check (writes),
+    security headers on every response."""
+
+    def __init__(self, app: ASGIApp, token: str | None = None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        refusal, set_cookie = self._check(request, headers)
+        if refusal is not None:
+            await _with_headers(refusal)(scope, receive, send)
+            return
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                raw = list(message.get("headers", []))
+                present = {k.lower() for k, _ in raw}
+                for name, value in SECURITY_HEADERS.items():
+                    if name.lower().encode() not in present:
+                        raw.append((name.lower().encode(), value.encode()))
+                if set_cookie:
+                    raw.append((b"set-cookie", set_cookie.encode()))
+                message["headers"] = raw
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _check(self, request: Request, headers: dict[str, str]) -> tuple[Response | None, str]:
+        scope = request.scope
+        json = _wants_json(scope, headers)
+        if self.token is None:
+            if not is_loopback(_host_name(headers.get("host", ""))):
+                return _deny(
+                    403,
+                    "this server answers only on loopback host names; serve with --token to "
+                    "use it from other machines",
+                    json,
+                ), ""
+        else:
+            supplied_query = request.query_params.get("token")
+            auth = headers.get("authorization", "")
+            bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+            cookie = request.cookies.get(COOKIE)
+            if not any(token_matches(t, self.token) for t in (bearer, supplied_query, cookie)):
+                return _deny(
+                    401,
+                    "access token required: open the URL `scenesift serve` printed "
+                    "(…/?token=…) or send `Authorization: Bearer <token>`",
+                    json,
+                ), ""
+            if supplied_query and token_matches(supplied_query, self.token):
+                cookie_value = (
+                    f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000"
+                )
+                if request.method in SAFE_METHODS:
+                    # Drop the token from the address bar: the cookie carries it from now on.
+                    query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+                    target = request.url.path + ("?" + urlencode(query) if query else "")
+                    response = RedirectResponse(target, status_code=303)
+                    response.headers.append("set-cookie", cookie_value)
+                    return _with_headers(response), ""
+                return None, cookie_value
+        if request.method not in SAFE_METHODS:
+            origin = headers.get("origin")
+            if origin is not None and not _same_origin(origin, headers.get("host", "")):
+                return _deny(403, f"cross-origin request from {origin} refused", json), ""
+            if headers.get("sec-fetch-site") == "cross-site":
+                return _deny(403, "cross-site request refused", json), ""
+        return None, ""
+
+
+def _same_origin(origin: str, host_header: str) -> bool:
+    if origin == "null":
+        return False
+    parts = urlsplit(origin)
+    return parts.netloc.lower() == host_header.strip().lower()
+
+
+def _deny(status: int, message: str, json: bool) -> Response:
+    if json:
+        return JSONResponse({"detail": message}, status_code=status)
+    return PlainTextResponse(f"{status}: {message}\n", status_code=status)
+
+
+def _with_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def resolve_under(root: str | os.PathLike, rel: str, allowed: Iterable[str] = ()) -> Path | None:
+    """The real path of the file ``rel`` under ``root``, or None when it is not a plain
+    relative path, leaves the root (``..``, an absolute path, a symlink pointing outside),
+    or is not a regular file. ``rel`` is used exactly as given (already URL-decoded once by
+    the server): a ``%2e%2e`` left in it is a literal name, never decoded again.
+
+    ``allowed`` (real paths) widens where the link target may lie: an image symlink may
+    point into another registered image root, never anywhere else.
+    """
+    if not isinstance(rel, str) or not rel or "\x00" in rel or _DRIVE.match(rel):
+        return None
+    posix = PurePosixPath(rel.replace("\\", "/"))
+    if posix.is_absolute() or ".." in posix.parts:
+        return None
+    base = os.path.realpath(root)
+    full = os.path.realpath(os.path.join(base, *posix.parts))
+    bases = [base, *allowed]
+    if not any(full == b or full.startswith(b.rstrip(os.sep) + os.sep) for b in bases):
+        return None
+    if not os.path.isfile(full):
+        return None
+    return Path(full)
