@@ -1,0 +1,439 @@
+"""Seed 002's figures from the tidy results table, as PNG files.
+
+Each function takes the table and an output path and returns the path. When the table has
+none of the rows a figure needs, it raises ``ValueError`` saying which rows and which study
+makes them (a report shows that sentence instead of an empty plot; :func:`has_rows` asks
+first). matplotlib is imported inside the functions, on the Agg canvas without pyplot, so
+importing this module is cheap and plotting is safe from threads.
+
+Colours are stable across figures: the ``random`` baseline is always grey and dashed, the
+other strategies take the tab10 colours in name order; classes likewise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scenesift.experiments import stats
+from scenesift.experiments.results import ALL
+
+DPI = 110
+BASELINE = stats.BASELINE
+FIGURES = ("variance", "learning_curves", "class_curves", "learning_speed", "situations", "tagger")
+
+
+# ------------------------------------------------------------------------------ rows
+def _variance_rows(df: pd.DataFrame, metric: str = "map50") -> pd.DataFrame:
+    return stats.subset(df, metric, ALL, ALL, "variance")
+
+
+def _class_rows(df: pd.DataFrame, metric: str = "ap50") -> pd.DataFrame:
+    rows = stats.subset(df, metric, None, ALL, "strategies")
+    return rows.loc[rows["class"] != ALL]
+
+
+def situation_metric(df: pd.DataFrame) -> str:
+    """The metric of the per-situation rows: ``map50`` (mAP@0.5 over the classes in the
+    slice, what the campaign runner records) where present, else ``ap50``."""
+    sliced = df.loc[(df["situation"] != ALL) & (df["study"] == "strategies")]
+    return "map50" if (sliced["metric"] == "map50").any() else "ap50"
+
+
+def _situation_rows(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    rows = stats.subset(df, metric or situation_metric(df), ALL, None, "strategies")
+    return rows.loc[rows["situation"] != ALL]
+
+
+def _tagger_rows(df: pd.DataFrame) -> pd.DataFrame:
+    rows = stats.subset(df, "auc", ALL, None, "tagger")
+    return rows.loc[rows["situation"] != ALL]
+
+
+def has_rows(df: pd.DataFrame | None, figure: str) -> bool:
+    """Whether ``df`` has the rows ``figure`` (one of ``FIGURES``) needs."""
+    if df is None or df.empty:
+        return False
+    rows = {
+        "variance": lambda: _variance_rows(df),
+        "learning_curves": lambda: stats.subset(df, "map50"),
+        "class_curves": lambda: _class_rows(df),
+        "learning_speed": lambda: _class_rows(df),
+        "situations": lambda: _situation_rows(df),
+        "tagger": lambda: _tagger_rows(df),
+    }
+    if figure not in rows:
+        raise ValueError(f"unknown figure {figure!r}; figures: {', '.join(FIGURES)}")
+    return len(rows[figure]()) > 0
+
+
+def _require(rows: pd.DataFrame, what: str, how: str) -> None:
+    if rows.empty:
+        raise ValueError(f"the results table has no {what} rows; {how}")
+
+
+# ------------------------------------------------------------------------------ style
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path | str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def strategy_styles(strategies: Sequence[str]) -> dict[str, dict]:
+    """Line style per strategy: the baseline grey and dashed, others tab10 by name."""
+    from matplotlib import colormaps
+
+    tab = colormaps["tab10"].colors
+    others = sorted(s for s in set(strategies) if s != BASELINE)
+    out = {s: {"color": tab[i % 10], "ls": "-"} for i, s in enumerate(others)}
+    if BASELINE in strategies:
+        out[BASELINE] = {"color": "0.35", "ls": "--"}
+    return out
+
+
+def _ordered(strategies: Sequence[str]) -> list[str]:
+    """Baseline first (drawn under the others), then by name."""
+    return sorted(set(strategies), key=lambda s: (s != BASELINE, s))
+
+
+def class_colors(classes: Sequence[str]) -> dict[str, tuple]:
+    from matplotlib import colormaps
+
+    tab = colormaps["tab10"].colors
+    return {c: tab[i % 10] for i, c in enumerate(sorted(set(classes)))}
+
+
+def _thousands(ax, axis: str = "x") -> None:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    target.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10], integer=True))
+
+
+def _grid(n: int, ncols: int, panel: tuple[float, float], extra_h: float = 0.9):
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig = _figure(panel[0] * ncols + 0.4, panel[1] * nrows + extra_h)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n], axes
+
+
+def _label_outer(axes_grid, n: int, xlabel: str, ylabel: str) -> None:
+    """Axis labels on the left column and on the lowest visible panel of each column."""
+    nrows, ncols = axes_grid.shape
+    for k in range(n):
+        r, c = divmod(k, ncols)
+        ax = axes_grid[r, c]
+        if c == 0:
+            ax.set_ylabel(ylabel, fontsize=9)
+        if r == nrows - 1 or (r + 1) * ncols + c >= n:
+            ax.set_xlabel(xlabel, fontsize=9)
+            ax.tick_params(axis="x", labelbottom=True)
+
+
+def _band(ax, lc: pd.DataFrame, x: str, style: dict, label: str) -> None:
+    ax.plot(lc[x], lc["mean"], marker="o", ms=3, lw=1.8, label=label, **style)
+    ok = lc["ci_low"].notna()
+    if ok.any():
+        ax.fill_between(
+            lc.loc[ok, x],
+            lc.loc[ok, "ci_low"],
+            lc.loc[ok, "ci_high"],
+            color=style["color"],
+            alpha=0.18,
+            lw=0,
+        )
+
+
+def _seeds_note(lc: pd.DataFrame) -> str:
+    n = sorted(set(lc["n_seeds"].astype(int)))
+    if not n:
+        return ""
+    seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]}-{n[-1]}"
+    ci = "95% t-interval across seeds" if n[-1] > 1 else "one seed: no interval"
+    return f"mean of {seeds} seed(s), band: {ci}"
+
+
+# ------------------------------------------------------------------------------ figures
+def plot_variance(df: pd.DataFrame, path: Path | str, metric: str = "map50") -> Path:
+    """Figure 2: the distribution of mAP@0.5 over random training subsets of each size,
+    min and max marked and annotated ("20% of the data gives 45% to 69%")."""
+    rows = _variance_rows(df, metric)
+    _require(rows, "variance-study", "run the variance study (random subsets per fraction)")
+    summary = stats.variance_summary(df, metric)
+    groups = [g["value"].to_numpy(float) for _, g in rows.groupby("fraction", sort=True)]
+    pos = np.arange(1, len(groups) + 1)
+    fig = _figure(max(6.5, 1.0 * len(groups) + 2.5), 5.0)
+    ax = fig.subplots()
+    multi = [i for i, g in enumerate(groups) if g.size >= 2]
+    if multi:
+        parts = ax.violinplot(
+            [groups[i] for i in multi],
+            positions=pos[multi],
+            widths=0.8,
+            showextrema=False,
+            showmedians=False,
+        )
+        for body in parts["bodies"]:
+            body.set_facecolor("#4c72b0")
+            body.set_alpha(0.35)
+            body.set_edgecolor("#4c72b0")
+    rng = np.random.default_rng(0)
+    for p, g in zip(pos, groups, strict=True):
+        ax.scatter(
+            p + rng.uniform(-0.08, 0.08, g.size), g, s=6, color="#4c72b0", alpha=0.6, lw=0, zorder=2
+        )
+    for p, (_, r) in zip(pos, summary.iterrows(), strict=True):
+        ax.hlines(r["median"], p - 0.25, p + 0.25, color="black", lw=1.5, zorder=3)
+        for key, color, va, dy in (("max", "#c44e52", "bottom", 4), ("min", "#dd8452", "top", -4)):
+            ax.plot(p, r[key], marker="_", ms=18, mew=2.2, color=color, zorder=4)
+            ax.annotate(
+                f"{r[key]:.2f}",
+                (p, r[key]),
+                xytext=(0, dy),
+                textcoords="offset points",
+                ha="center",
+                va=va,
+                fontsize=8,
+                color=color,
+                fontweight="bold",
+            )
+    ticks = [
+        f"{r['fraction']:.0%}\n{r['n_labelled']:,.0f} frames\n{int(r['n_runs'])} runs"
+        for _, r in summary.iterrows()
+    ]
+    ax.set_xticks(pos, ticks, fontsize=8)
+    lo, hi = float(summary["min"].min()), float(summary["max"].max())
+    pad = max(0.04, 0.12 * (hi - lo))
+    ax.set_ylim(max(0.0, lo - pad), hi + pad)
+    ax.set_xlim(0.4, len(groups) + 0.6)
+    ax.set_xlabel("training set: share of the pool (labelled frames, trainings)")
+    ax.set_ylabel("mAP@0.5 on the test split")
+    ax.set_title(
+        "Same amount of data, different subsets: mAP@0.5 of random training subsets\n"
+        "(violin: distribution; bar: median; red/orange: max/min)",
+        fontsize=10,
+    )
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_learning_curves(
+    df: pd.DataFrame,
+    path: Path | str,
+    full_value: float | None = None,
+    share: float = 0.95,
+    metric: str = "map50",
+    title: str | None = None,
+) -> Path:
+    """Figure 3 ("active vs random"): mAP@0.5 vs labelled frames per strategy, mean line
+    and 95% band across seeds, with the full-data mAP and the ``share`` target if given."""
+    lc = stats.learning_curves(df, metric)
+    _require(lc, f"strategy-study {metric}", "run a strategy comparison (campaigns per seed)")
+    styles = strategy_styles(lc["strategy"].unique())
+    fig = _figure(9.0, 5.0)
+    ax = fig.subplots()
+    for s in _ordered(lc["strategy"].unique()):
+        part = lc.loc[lc["strategy"] == s]
+        _band(ax, part, "n_labelled", styles[s], f"{s} ({int(part['n_seeds'].max())} seeds)")
+    if full_value is not None:
+        ax.axhline(full_value, color="black", lw=1.2, label=f"full data: {full_value:.3f}")
+        ax.axhline(
+            share * full_value,
+            color="black",
+            lw=1.0,
+            ls=":",
+            label=f"{share:.0%} of full data: {share * full_value:.3f}",
+        )
+    _thousands(ax)
+    ax.set_xlabel("labelled frames")
+    ax.set_ylabel(f"{_metric_name(metric)} on the test split")
+    ax.set_title(
+        title
+        or f"Active vs random: {_metric_name(metric)} vs labelled frames\n({_seeds_note(lc)})",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return _save(fig, path)
+
+
+def _metric_name(metric: str) -> str:
+    return {"map50": "mAP@0.5", "map": "mAP@[.5:.95]", "ap50": "AP@0.5", "auc": "ROC-AUC"}.get(
+        metric, metric
+    )
+
+
+def plot_class_curves(
+    df: pd.DataFrame, path: Path | str, metric: str = "ap50", x: str = "n_labelled"
+) -> Path:
+    """Figure 4: AP@0.5 per class per loop (mean across seeds), one panel per strategy."""
+    rows = _class_rows(df, metric)
+    _require(rows, "per-class (class != 'all')", "campaigns record AP@0.5 per class each round")
+    strategies = _ordered(rows["strategy"].unique())
+    colors = class_colors(rows["class"].unique())
+    fig, axes, grid = _grid(len(strategies), 3, (4.2, 3.2), extra_h=1.2)
+    for ax, s in zip(axes, strategies, strict=True):
+        part = rows.loc[rows["strategy"] == s]
+        for c in sorted(colors):
+            lc = stats.learning_curves(part, metric, cls=c, x=x)
+            if len(lc):
+                ax.plot(lc[x], lc["mean"], marker="o", ms=3, lw=1.6, color=colors[c], label=c)
+        ax.set_title(f"{s} ({part['seed'].nunique()} seeds)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.set_ylim(0, 1.02)
+        if x == "n_labelled":
+            _thousands(ax)
+    _label_outer(grid, len(strategies), _x_name(x), f"{_metric_name(metric)} (test)")
+    handles = [_line(colors[c], c) for c in sorted(colors)]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(len(handles), 6),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(f"{_metric_name(metric)} per class per loop (mean across seeds)", fontsize=11)
+    return _save(fig, path)
+
+
+def _x_name(x: str) -> str:
+    return "labelled frames" if x == "n_labelled" else "round (loop)"
+
+
+def _line(color, label: str, ls: str = "-"):
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=color, ls=ls, lw=2, label=label)
+
+
+def plot_learning_speed(df: pd.DataFrame, path: Path | str, metric: str = "ap50") -> Path:
+    """Figure 5: the derivative of each class's learning curve (AP@0.5 gained per 1,000
+    labelled frames), one panel per strategy: which class the model learns fastest when."""
+    rows = _class_rows(df, metric)
+    _require(rows, "per-class (class != 'all')", "campaigns record AP@0.5 per class each round")
+    speed = stats.learning_speed(df, metric=metric)
+    speed = speed.loc[speed["slope"].notna()]
+    _require(speed, "per-class rows with 2+ rounds", "a derivative needs at least two rounds")
+    strategies = _ordered(speed["strategy"].unique())
+    colors = class_colors(rows["class"].unique())
+    fig, axes, grid = _grid(len(strategies), 3, (4.2, 3.2), extra_h=1.2)
+    for ax, s in zip(axes, strategies, strict=True):
+        part = speed.loc[speed["strategy"] == s]
+        for c, g in part.groupby("class", sort=True):
+            ax.plot(g["n_labelled"], g["slope"], marker="o", ms=3, lw=1.6, color=colors[c])
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_title(s, fontsize=10)
+        ax.grid(alpha=0.3)
+        _thousands(ax)
+    _label_outer(grid, len(strategies), "labelled frames", "AP@0.5 gain\nper 1,000 frames")
+    handles = [_line(colors[c], c) for c in sorted(colors)]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(len(handles), 6),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(
+        "Learning speed per class: derivative of the mean AP@0.5 curve (below 0: more data hurt)",
+        fontsize=11,
+    )
+    return _save(fig, path)
+
+
+def _strategy_panels(
+    rows: pd.DataFrame,
+    path: Path | str,
+    metric: str,
+    title: str,
+    ylabel: str,
+    xlabel: str,
+    chance: float | None = None,
+) -> Path:
+    """One small panel per situation, strategies compared (mean and 95% band)."""
+    situations = sorted(rows["situation"].unique())
+    strategies = _ordered(rows["strategy"].unique())
+    styles = strategy_styles(strategies)
+    fig, axes, grid = _grid(len(situations), 4, (3.1, 2.4), extra_h=1.2)
+    for ax, sit in zip(axes, situations, strict=True):
+        part = rows.loc[rows["situation"] == sit]
+        for s in strategies:
+            lc = stats.learning_curves(part, metric, ALL, sit, study=None)
+            lc = lc.loc[lc["strategy"] == s]
+            if len(lc):
+                _band(ax, lc, "n_labelled", styles[s], s)
+        if chance is not None:
+            ax.axhline(chance, color="black", lw=0.8, ls=":")
+        n = part["n_frames"].max()
+        ax.set_title(f"{sit}" + (f" ({n:,} test frames)" if n else ""), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+        _thousands(ax)
+    _label_outer(grid, len(situations), xlabel, ylabel)
+    handles = [_line(styles[s]["color"], s, styles[s]["ls"]) for s in strategies]
+    if chance is not None:
+        handles.append(_line("black", f"chance ({chance})", ":"))
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(len(handles), 5),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def plot_situation_curves(df: pd.DataFrame, path: Path | str, metric: str | None = None) -> Path:
+    """mAP@0.5 (or AP@0.5) per situation slice vs labelled frames, strategies compared:
+    does a strategy buy its overall gain in the situations that need it?"""
+    metric = metric or situation_metric(df)
+    rows = _situation_rows(df, metric)
+    _require(
+        rows,
+        "per-situation (situation != 'all')",
+        "campaigns record mAP@0.5 per situation slice each round",
+    )
+    name = _metric_name(metric)
+    return _strategy_panels(
+        rows,
+        path,
+        metric,
+        f"{name} per situation slice vs labelled frames (mean across seeds, 95% band)",
+        f"{name} (test)",
+        "labelled frames",
+    )
+
+
+def plot_tagger_curves(df: pd.DataFrame, path: Path | str) -> Path:
+    """The tagger study: rare-label ROC-AUC vs labels spent, situation-aware selection vs
+    random (rows ``study == "tagger"``, ``metric == "auc"``, one ``situation`` per label)."""
+    rows = _tagger_rows(df)
+    _require(rows, "tagger-study auc", "run the tagger study (situation-aware vs random)")
+    return _strategy_panels(
+        rows,
+        path,
+        "auc",
+        "Situation tagger: ROC-AUC per label vs labelled frames (mean across seeds, 95% band)",
+        "ROC-AUC (test)",
+        "labelled frames",
+        chance=0.5,
+    )

@@ -1,0 +1,522 @@
+"""Honest statistics on the tidy results table (``experiments.results``): learning curves
+with confidence intervals across seeds, area under the learning curve, labels needed to reach
+a target, paired tests between strategies, the variance study's spread, learning speed.
+
+Conventions, the same in every function:
+
+- **A seed is the unit of replication.** Intervals are across seeds, never across rounds or
+  frames; a campaign's rounds are one curve, not independent samples.
+- **Intervals are Student-t intervals** of the mean across seeds (``mean ± t * sd / sqrt(n)``),
+  also for labels-to-reach: with the 3-10 seeds an experiment can afford, a percentile
+  bootstrap over seeds is too narrow (it cannot see beyond the values drawn), the t interval
+  is the honest small-sample choice. One seed gives a NaN interval, not a zero-width one.
+- **Undefined values (NaN, e.g. AP of a class without instances) are dropped**, never read
+  as 0: they would pull a mean down for a reason that has nothing to do with the model.
+- The default rows are ``study == "strategies"``, ``class == "all"`` and
+  ``situation == "all"``; pass ``study=None`` to use every study, ``cls``/``situation`` to
+  read a per-class or per-situation slice, ``metric`` for another measurement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from scenesift.experiments.results import ALL
+
+BASELINE = "random"
+LEVEL = 0.95
+
+
+# ------------------------------------------------------------------------------ selection
+def subset(
+    df: pd.DataFrame,
+    metric: str = "map50",
+    cls: str | None = ALL,
+    situation: str | None = ALL,
+    study: str | None = "strategies",
+) -> pd.DataFrame:
+    """The rows of one measurement; ``None`` for ``cls``/``situation``/``study`` keeps all."""
+    mask = df["metric"] == metric
+    if cls is not None:
+        mask &= df["class"] == cls
+    if situation is not None:
+        mask &= df["situation"] == situation
+    if study is not None:
+        mask &= df["study"] == study
+    out = df.loc[mask.fillna(False).astype(bool)]
+    return out.loc[out["value"].notna()]
+
+
+def t_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Student-t interval of the mean (NaN values dropped); NaNs when fewer than 2 values."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if x.size < 2:
+        return (float("nan"), float("nan"))
+    mean = float(x.mean())
+    sem = float(x.std(ddof=1)) / np.sqrt(x.size)
+    if sem == 0.0:
+        return (mean, mean)
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1)) * sem
+    return (mean - half, mean + half)
+
+
+def _describe(values: pd.Series, level: float = LEVEL) -> dict[str, float]:
+    x = values.dropna().to_numpy(dtype=float)
+    low, high = t_interval(x, level)
+    return {
+        "mean": float(x.mean()) if x.size else float("nan"),
+        "ci_low": low,
+        "ci_high": high,
+        "std": float(x.std(ddof=1)) if x.size > 1 else float("nan"),
+        "n_seeds": int(x.size),
+    }
+
+
+def _runs(rows: pd.DataFrame, x: str = "n_labelled") -> pd.DataFrame:
+    """One value per (strategy, seed, x): duplicates (same run evaluated twice) averaged."""
+    agg = {"value": ("value", "mean")}
+    if x != "n_labelled":
+        agg["n_labelled"] = ("n_labelled", "mean")
+    return rows.groupby(["strategy", "seed", x], observed=True).agg(**agg).reset_index()
+
+
+# ------------------------------------------------------------------------------ curves
+def learning_curves(
+    df: pd.DataFrame,
+    metric: str = "map50",
+    cls: str = ALL,
+    situation: str = ALL,
+    study: str | None = "strategies",
+    x: str = "n_labelled",
+    level: float = LEVEL,
+) -> pd.DataFrame:
+    """Per strategy and ``x`` (``n_labelled`` or ``round``): mean across seeds, t interval,
+    std and the number of seeds with a defined value.
+
+    Group by ``round`` when seeds do not share the exact labelled counts (e.g. a pool that
+    ran out); the mean ``n_labelled`` of the round is then a column too."""
+    if x not in ("n_labelled", "round"):
+        raise ValueError(f"x must be 'n_labelled' or 'round', got {x!r}")
+    runs = _runs(subset(df, metric, cls, situation, study), x)
+    cols = ["strategy", x, "mean", "ci_low", "ci_high", "std", "n_seeds"]
+    if x == "round":
+        cols.append("n_labelled")
+    rows = []
+    for (strategy, xv), g in runs.groupby(["strategy", x], observed=True, sort=True):
+        row = {"strategy": str(strategy), x: xv, **_describe(g["value"], level)}
+        if x == "round":
+            row["n_labelled"] = float(g["n_labelled"].mean())
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
+@dataclass(frozen=True)
+class SeedStat:
+    """A quantity per (strategy, seed) and its summary per strategy (mean, t interval)."""
+
+    per_seed: pd.DataFrame
+    by_strategy: pd.DataFrame
+
+
+def _summarise(per_seed: pd.DataFrame, column: str, level: float) -> pd.DataFrame:
+    rows = [
+        {"strategy": str(s), **_describe(g[column], level)}
+        for s, g in per_seed.groupby("strategy", observed=True, sort=True)
+    ]
+    return pd.DataFrame(rows, columns=["strategy", "mean", "ci_low", "ci_high", "std", "n_seeds"])
+
+
+def _curve_xy(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    g = g.sort_values("n_labelled")
+    return g["n_labelled"].to_numpy(float), g["value"].to_numpy(float)
+
+
+def area_under_curve(
+    df: pd.DataFrame,
+    metric: str = "map50",
+    cls: str = ALL,
+    situation: str = ALL,
+    study: str | None = "strategies",
+    x_range: tuple[float, float] | None = None,
+    level: float = LEVEL,
+) -> SeedStat:
+    """Area under each run's learning curve (trapezoid over ``n_labelled``) divided by the
+    x range, so it reads as the curve's mean metric over that budget range (AULC).
+
+    All runs are compared over the *same* range (default: the range every run covers, i.e.
+    the largest first and the smallest last ``n_labelled``), interpolated linearly at its
+    ends; a run that does not cover the range, or has fewer than 2 points, gets NaN."""
+    runs = _runs(subset(df, metric, cls, situation, study))
+    curves = {key: _curve_xy(g) for key, g in runs.groupby(["strategy", "seed"], observed=True)}
+    curves = {k: v for k, v in curves.items() if len(v[0]) >= 2}
+    if x_range is None and curves:
+        x_range = (max(c[0][0] for c in curves.values()), min(c[0][-1] for c in curves.values()))
+    rows = []
+    for (strategy, seed), (xs, ys) in sorted(curves.items()):
+        value = float("nan")
+        lo, hi = x_range if x_range is not None else (np.nan, np.nan)
+        if hi > lo and xs[0] <= lo and xs[-1] >= hi:
+            inner = xs[(xs > lo) & (xs < hi)]
+            grid = np.concatenate([[lo], inner, [hi]])
+            value = float(np.trapezoid(np.interp(grid, xs, ys), grid) / (hi - lo))
+        rows.append(
+            {
+                "strategy": str(strategy),
+                "seed": int(seed),
+                "aulc": value,
+                "x_min": lo,
+                "x_max": hi,
+                "n_points": len(xs),
+            }
+        )
+    per_seed = pd.DataFrame(
+        rows, columns=["strategy", "seed", "aulc", "x_min", "x_max", "n_points"]
+    )
+    return SeedStat(per_seed, _summarise(per_seed, "aulc", level))
+
+
+def first_crossing(xs: np.ndarray, ys: np.ndarray, target: float) -> float:
+    """The first x where the piecewise-linear curve reaches ``target`` (NaN: never)."""
+    hit = np.flatnonzero(ys >= target)
+    if hit.size == 0:
+        return float("nan")
+    i = int(hit[0])
+    if i == 0:
+        return float(xs[0])  # reached at the first evaluation: nothing earlier to interpolate
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0))
+
+
+def labels_to_reach(
+    df: pd.DataFrame,
+    full_value: float,
+    share: float = 0.95,
+    metric: str = "map50",
+    cls: str = ALL,
+    situation: str = ALL,
+    study: str | None = "strategies",
+    level: float = LEVEL,
+) -> SeedStat:
+    """Labelled frames each run needs to reach ``share * full_value`` (default: 95% of the
+    full-data mAP), linearly interpolated between rounds; NaN when never reached.
+
+    ``by_strategy`` has ``n_reached`` beside ``n_seeds``. Its mean and t interval are over
+    the seeds that reached the target *only when all did*: a mean over the successful seeds
+    alone would be optimistic. The ``median`` stays defined while more than half reached
+    (the others count as "more than any budget tried")."""
+    target = share * full_value
+    runs = _runs(subset(df, metric, cls, situation, study))
+    rows = []
+    for (strategy, seed), g in runs.groupby(["strategy", "seed"], observed=True, sort=True):
+        xs, ys = _curve_xy(g)
+        n = first_crossing(xs, ys, target)
+        rows.append(
+            {
+                "strategy": str(strategy),
+                "seed": int(seed),
+                "labels": n,
+                "reached": bool(np.isfinite(n)),
+                "target": target,
+                "max_labelled": float(xs[-1]),
+            }
+        )
+    cols = ["strategy", "seed", "labels", "reached", "target", "max_labelled"]
+    per_seed = pd.DataFrame(rows, columns=cols)
+    out = []
+    for strategy, g in per_seed.groupby("strategy", observed=True, sort=True):
+        n_seeds, n_reached = len(g), int(g["reached"].sum())
+        row = {"strategy": str(strategy), **_describe(g["labels"], level)}
+        row["n_seeds"], row["n_reached"] = n_seeds, n_reached
+        if n_reached < n_seeds:
+            row.update(mean=np.nan, ci_low=np.nan, ci_high=np.nan, std=np.nan)
+        censored = g["labels"].fillna(np.inf).to_numpy(float)
+        median = float(np.median(censored)) if n_seeds else float("nan")
+        row["median"] = median if np.isfinite(median) else float("nan")
+        out.append(row)
+    by = pd.DataFrame(
+        out,
+        columns=["strategy", "mean", "ci_low", "ci_high", "std", "n_seeds", "n_reached", "median"],
+    )
+    return SeedStat(per_seed, by)
+
+
+# ------------------------------------------------------------------------------ tests
+@dataclass(frozen=True)
+class PairedTest:
+    """``a - b`` across seeds run with both strategies (paired by seed: same initial set)."""
+
+    a: str
+    b: str
+    quantity: str
+    n_pairs: int
+    mean_diff: float
+    ci_low: float
+    ci_high: float
+    t_pvalue: float
+    wilcoxon_pvalue: float
+    message: str
+    per_round: pd.DataFrame | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.n_pairs >= 2
+
+
+def _paired(d: np.ndarray, level: float) -> tuple[float, float, float, float, float]:
+    """mean, CI, paired t p-value, Wilcoxon p-value of differences ``d`` (len >= 2)."""
+    from scipy import stats
+
+    mean = float(d.mean())
+    low, high = t_interval(d, level)
+    if np.allclose(d, 0.0):
+        return mean, low, high, 1.0, 1.0  # identical: no evidence of any difference
+    # a constant non-zero difference has zero variance: the t statistic is infinite
+    t_p = 0.0 if np.allclose(d, d[0]) else float(stats.ttest_1samp(d, 0.0).pvalue)
+    try:
+        w_p = float(stats.wilcoxon(d).pvalue)
+    except ValueError:
+        w_p = float("nan")
+    return mean, low, high, t_p, w_p
+
+
+def paired_test(
+    df: pd.DataFrame,
+    a: str,
+    b: str = BASELINE,
+    metric: str = "map50",
+    cls: str = ALL,
+    situation: str = ALL,
+    study: str | None = "strategies",
+    per_round: bool = False,
+    x_range: tuple[float, float] | None = None,
+    level: float = LEVEL,
+) -> PairedTest:
+    """Is strategy ``a`` better than ``b``? AULC of ``a`` minus AULC of ``b`` per seed
+    (both over the same labelled range), with a t interval, a paired t-test and a Wilcoxon
+    signed-rank test (scipy; two-sided). With 5 seeds the Wilcoxon p-value cannot go below
+    0.0625: say "8+ seeds" when a rank test must be able to convince.
+
+    ``per_round=True`` adds the same comparison at each round (``per_round`` table).
+    ``x_range``: the AULC range (default: the range both strategies' runs cover)."""
+    rows = subset(df, metric, cls, situation, study)
+    rows = rows.loc[rows["strategy"].isin([a, b])]
+    auc = area_under_curve(rows, metric, cls, situation, None, x_range, level).per_seed
+    wide = auc.pivot_table(index="seed", columns="strategy", values="aulc", observed=True)
+    pairs = wide.dropna() if {a, b} <= set(wide.columns) else wide.iloc[0:0]
+    n = len(pairs)
+    table = None
+    if per_round:
+        table = _per_round(rows, a, b, level)
+    if n < 2:
+        msg = (
+            f"only {n} seed(s) ran both {a!r} and {b!r}: a paired test needs at least 2; "
+            f"run more seeds of both"
+        )
+        nan = float("nan")
+        return PairedTest(a, b, "aulc", n, nan, nan, nan, nan, nan, msg, table)
+    d = (pairs[a] - pairs[b]).to_numpy(float)
+    mean, low, high, t_p, w_p = _paired(d, level)
+    msg = f"{a} - {b}: {mean:+.4f} AULC ({level:.0%} CI {low:+.4f} to {high:+.4f}, {n} seeds)"
+    return PairedTest(a, b, "aulc", n, mean, low, high, t_p, w_p, msg, table)
+
+
+def _per_round(rows: pd.DataFrame, a: str, b: str, level: float) -> pd.DataFrame:
+    runs = _runs(rows, "round")
+    out = []
+    for rnd, g in runs.groupby("round", observed=True, sort=True):
+        wide = g.pivot_table(index="seed", columns="strategy", values="value", observed=True)
+        if not {a, b} <= set(wide.columns):
+            continue
+        pairs = wide[[a, b]].dropna()
+        row = {
+            "round": int(rnd),
+            "n_labelled": float(g["n_labelled"].mean()),
+            "n_pairs": len(pairs),
+        }
+        if len(pairs) >= 2:
+            mean, low, high, t_p, w_p = _paired((pairs[a] - pairs[b]).to_numpy(float), level)
+        else:
+            mean = low = high = t_p = w_p = float("nan")
+        row.update(mean_diff=mean, ci_low=low, ci_high=high, t_pvalue=t_p, wilcoxon_pvalue=w_p)
+        out.append(row)
+    cols = [
+        "round",
+        "n_labelled",
+        "n_pairs",
+        "mean_diff",
+        "ci_low",
+        "ci_high",
+        "t_pvalue",
+        "wilcoxon_pvalue",
+    ]
+    return pd.DataFrame(out, columns=cols)
+
+
+# ------------------------------------------------------------------------------ studies
+def variance_summary(df: pd.DataFrame, metric: str = "map50") -> pd.DataFrame:
+    """The variance study (random subsets, ``study == "variance"``) per training fraction:
+    runs, min, max, median, mean, std, max - min, and the mean labelled frames. Seed 002's
+    "20% of the data gives 45% to 69%" is the min and max of one row."""
+    rows = subset(df, metric, ALL, ALL, "variance")
+    out = []
+    for fraction, g in rows.groupby("fraction", observed=True, sort=True):
+        v = g["value"].to_numpy(float)
+        out.append(
+            {
+                "fraction": float(fraction),
+                "n_runs": int(v.size),
+                "n_labelled": float(g["n_labelled"].mean()),
+                "min": float(v.min()),
+                "max": float(v.max()),
+                "median": float(np.median(v)),
+                "mean": float(v.mean()),
+                "std": float(v.std(ddof=1)) if v.size > 1 else np.nan,
+                "spread": float(v.max() - v.min()),
+            }
+        )
+    cols = ["fraction", "n_runs", "n_labelled", "min", "max", "median", "mean", "std", "spread"]
+    return pd.DataFrame(out, columns=cols)
+
+
+def full_data_value(df: pd.DataFrame, metric: str = "map50") -> float | None:
+    """The mean ``metric`` of the variance study's 100% runs, if it has any (what
+    labels-to-reach targets when no full-data value is given)."""
+    rows = subset(df, metric, ALL, ALL, "variance")
+    full = rows.loc[np.isclose(rows["fraction"].astype(float), 1.0)]
+    return float(full["value"].mean()) if len(full) else None
+
+
+def learning_speed(
+    df: pd.DataFrame,
+    cls: str | Sequence[str] | None = None,
+    metric: str = "ap50",
+    study: str | None = "strategies",
+    per: float = 1000.0,
+) -> pd.DataFrame:
+    """Seed 002's Figure 5: how fast each class's AP@0.5 grows with labels. Per strategy and
+    class: the mean curve across seeds, and its derivative (``np.gradient`` over
+    ``n_labelled``, second-order in the interior) per ``per`` labelled frames.
+
+    ``cls=None``: every class except ``all``. A curve with one point has NaN slope."""
+    rows = subset(df, metric, None, ALL, study)
+    rows = rows.loc[rows["class"] != ALL]
+    if cls is not None:
+        wanted = [cls] if isinstance(cls, str) else list(cls)
+        rows = rows.loc[rows["class"].isin(wanted)]
+    per_seed = (
+        rows.groupby(["strategy", "class", "seed", "n_labelled"], observed=True)["value"]
+        .mean()
+        .reset_index()
+    )
+    mean = (
+        per_seed.groupby(["strategy", "class", "n_labelled"], observed=True)
+        .agg(value=("value", "mean"), n_seeds=("value", "size"))
+        .reset_index()
+    )
+    out = []
+    for (strategy, c), g in mean.groupby(["strategy", "class"], observed=True, sort=True):
+        g = g.sort_values("n_labelled")
+        xs, ys = g["n_labelled"].to_numpy(float), g["value"].to_numpy(float)
+        slope = np.gradient(ys, xs) * per if len(xs) >= 2 else np.full(len(xs), np.nan)
+        for xv, yv, sv, ns in zip(xs, ys, slope, g["n_seeds"], strict=True):
+            out.append(
+                {
+                    "strategy": str(strategy),
+                    "class": str(c),
+                    "n_labelled": xv,
+                    "value": yv,
+                    "slope": float(sv),
+                    "n_seeds": int(ns),
+                }
+            )
+    return pd.DataFrame(
+        out, columns=["strategy", "class", "n_labelled", "value", "slope", "n_seeds"]
+    )
+
+
+# ------------------------------------------------------------------------------ summary
+def strategy_summary(
+    df: pd.DataFrame,
+    full_value: float | None = None,
+    share: float = 0.95,
+    baseline: str = BASELINE,
+    metric: str = "map50",
+    level: float = LEVEL,
+) -> pd.DataFrame:
+    """The headline table, one row per strategy: seeds, AULC (mean, interval), labels to
+    reach ``share`` of ``full_value`` (when given), and the paired test against
+    ``baseline``. ``full_value=None`` falls back to the variance study's 100% runs."""
+    if full_value is None:
+        full_value = full_data_value(df, metric)
+    aulc = area_under_curve(df, metric, level=level)
+    auc = aulc.by_strategy.set_index("strategy")
+    x_range = None
+    if len(aulc.per_seed):
+        x_range = (float(aulc.per_seed["x_min"].iloc[0]), float(aulc.per_seed["x_max"].iloc[0]))
+    reach = (
+        labels_to_reach(df, full_value, share, metric, level=level).by_strategy.set_index(
+            "strategy"
+        )
+        if full_value is not None
+        else None
+    )
+    strategies = list(auc.index)
+    strategies.sort(key=lambda s: (s != baseline, s))
+    rows = []
+    for s in strategies:
+        a = auc.loc[s]
+        row = {
+            "strategy": s,
+            "n_seeds": int(a["n_seeds"]),
+            "aulc": a["mean"],
+            "aulc_low": a["ci_low"],
+            "aulc_high": a["ci_high"],
+        }
+        if reach is not None and s in reach.index:
+            r = reach.loc[s]
+            row.update(
+                labels=r["mean"],
+                labels_low=r["ci_low"],
+                labels_high=r["ci_high"],
+                labels_median=r["median"],
+                n_reached=int(r["n_reached"]),
+                target=share * full_value,
+            )
+        if s != baseline and baseline in strategies:
+            t = paired_test(df, s, baseline, metric, x_range=x_range, level=level)
+            row.update(
+                diff=t.mean_diff,
+                diff_low=t.ci_low,
+                diff_high=t.ci_high,
+                n_pairs=t.n_pairs,
+                t_pvalue=t.t_pvalue,
+                wilcoxon_pvalue=t.wilcoxon_pvalue,
+            )
+        rows.append(row)
+    cols = [
+        "strategy",
+        "n_seeds",
+        "aulc",
+        "aulc_low",
+        "aulc_high",
+        "labels",
+        "labels_low",
+        "labels_high",
+        "labels_median",
+        "n_reached",
+        "target",
+        "diff",
+        "diff_low",
+        "diff_high",
+        "n_pairs",
+        "t_pvalue",
+        "wilcoxon_pvalue",
+    ]
+    return pd.DataFrame(rows, columns=cols)

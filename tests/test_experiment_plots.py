@@ -1,0 +1,87 @@
+"""Seed 002's figures: each written from a small synthetic table, none with an empty panel."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from scenesift.experiments import plots
+from scenesift.experiments.results import frame
+from scenesift.report.synthetic import synthetic_results
+
+FIGURES = {
+    "variance": plots.plot_variance,
+    "learning_curves": lambda df, p: plots.plot_learning_curves(df, p, full_value=0.74),
+    "class_curves": plots.plot_class_curves,
+    "learning_speed": plots.plot_learning_speed,
+    "situations": plots.plot_situation_curves,
+    "tagger": plots.plot_tagger_curves,
+}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return synthetic_results(seeds=2, rounds=4, variance_runs=4)
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures as they are saved, to inspect their axes."""
+    figures = []
+    save = plots._save
+
+    def keep(fig, path):
+        figures.append(fig)
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figures
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_each_figure_is_a_readable_png_with_no_empty_panel(name, table, tmp_path, drawn):
+    assert plots.has_rows(table, name)
+    path = FIGURES[name](table, tmp_path / f"{name}.png")
+    assert path == tmp_path / f"{name}.png" and path.stat().st_size > 10_000
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        width, height = im.size
+    assert 500 <= width <= 2000 and 300 <= height <= 2000
+    (fig,) = drawn
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert panels and all(ax.has_data() for ax in panels)
+    assert all(ax.get_title() or fig.get_suptitle() for ax in panels)
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_a_figure_without_its_rows_says_which_rows_and_how_to_get_them(name, tmp_path):
+    other = frame([{"experiment": "t", "study": "other", "run": "r", "strategy": "x",
+                    "seed": 0, "n_labelled": 1, "metric": "nothing", "value": 1.0}])  # fmt: skip
+    assert not plots.has_rows(other, name) and not plots.has_rows(None, name)
+    with pytest.raises(ValueError, match=r"results table has no .* rows; "):
+        FIGURES[name](other, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_one_seed_and_undefined_values_still_plot(tmp_path, drawn):
+    df = synthetic_results(seeds=1, rounds=3, variance_runs=1)
+    df.loc[df.index[::7], "value"] = float("nan")
+    for name, plot in FIGURES.items():
+        assert plot(df, tmp_path / f"{name}.png").exists()
+    assert all(ax.has_data() for fig in drawn for ax in fig.axes if ax.get_visible())
+
+
+def test_unknown_figure_name_is_refused(table):
+    with pytest.raises(ValueError, match="unknown figure"):
+        plots.has_rows(table, "nope")
+
+
+def test_baseline_is_grey_and_dashed_and_colours_are_stable():
+    a = plots.strategy_styles(["random", "margin", "entropy"])
+    b = plots.strategy_styles(["margin", "entropy", "random", "badge"])
+    assert a["random"] == {"color": "0.35", "ls": "--"}
+    assert a["entropy"] != a["margin"]
+    assert (
+        plots.class_colors(["car", "truck"])["car"] == plots.class_colors(["truck", "car"])["car"]
+    )
+    assert b["random"] == a["random"]

@@ -1,0 +1,219 @@
+"""Statistics on the tidy results table, on small tables whose answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from scenesift.experiments import stats
+from scenesift.experiments.results import frame
+
+N = [100, 200, 300, 400, 500]
+
+
+def curves(spec: dict[tuple[str, int], list[float]], n=N, metric="map50", **extra) -> pd.DataFrame:
+    """One campaign per (strategy, seed) with the given values at ``n`` labelled frames."""
+    rows = []
+    for (strategy, seed), values in spec.items():
+        for r, (x, v) in enumerate(zip(n, values, strict=True)):
+            rows.append({"experiment": "t", "study": "strategies", "run": f"{strategy}-{seed}",
+                         "strategy": strategy, "seed": seed, "round": r, "n_labelled": x,
+                         "metric": metric, "value": v, **extra})  # fmt: skip
+    return frame(rows)
+
+
+def linear(slope=0.001, offset=0.0, n=N) -> list[float]:
+    return [offset + slope * x for x in n]
+
+
+def test_learning_curve_mean_and_t_interval_across_seeds():
+    df = curves({("random", 0): [0.4] * 5, ("random", 1): [0.6] * 5})
+    lc = stats.learning_curves(df)
+    assert list(lc["n_labelled"]) == N
+    row = lc.iloc[0]
+    assert row["mean"] == pytest.approx(0.5) and row["n_seeds"] == 2
+    half = sps.t.ppf(0.975, 1) * np.std([0.4, 0.6], ddof=1) / math.sqrt(2)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.5 - half, 0.5 + half))
+
+
+def test_a_single_seed_has_no_interval():
+    lc = stats.learning_curves(curves({("random", 0): linear()}))
+    assert lc["n_seeds"].eq(1).all()
+    assert lc["ci_low"].isna().all() and lc["ci_high"].isna().all()
+    assert list(lc["mean"]) == pytest.approx(linear())
+
+
+def test_intervals_shrink_with_more_seeds():
+    rng = np.random.default_rng(0)
+
+    def width(seeds: int) -> float:
+        spec = {("random", s): list(0.5 + rng.normal(0, 0.05, 5)) for s in range(seeds)}
+        lc = stats.learning_curves(curves(spec))
+        return float((lc["ci_high"] - lc["ci_low"]).mean())
+
+    assert width(30) < width(8) < width(3)
+
+
+def test_undefined_values_are_ignored_not_zero():
+    nan = float("nan")
+    df = curves({("random", 0): [0.5, nan, 0.5, 0.5, 0.5], ("random", 1): [0.7] * 5})
+    lc = stats.learning_curves(df).set_index("n_labelled")
+    assert lc.loc[200, "mean"] == pytest.approx(0.7) and lc.loc[200, "n_seeds"] == 1
+    assert lc.loc[100, "mean"] == pytest.approx(0.6) and lc.loc[100, "n_seeds"] == 2
+    # the AULC of seed 0 interpolates over the gap instead of dropping to 0
+    auc = stats.area_under_curve(df).per_seed.set_index("seed")
+    assert auc.loc[0, "aulc"] == pytest.approx(0.5)
+
+
+def test_curves_by_round_carry_the_mean_labelled_count():
+    df = curves({("random", 0): linear(), ("random", 1): linear()})
+    lc = stats.learning_curves(df, x="round")
+    assert list(lc["round"]) == [0, 1, 2, 3, 4] and list(lc["n_labelled"]) == N
+    with pytest.raises(ValueError, match="x must be"):
+        stats.learning_curves(df, x="fraction")
+
+
+def test_filters_select_class_situation_and_study():
+    df = pd.concat(
+        [curves({("random", 0): [0.9] * 5}, metric="ap50", **{"class": "car"}),
+         curves({("random", 0): [0.1] * 5})], ignore_index=True,
+    )  # fmt: skip
+    assert stats.learning_curves(df)["mean"].iloc[0] == pytest.approx(0.1)
+    assert stats.learning_curves(df, "ap50", cls="car")["mean"].iloc[0] == pytest.approx(0.9)
+    assert stats.learning_curves(df, study="variance").empty
+
+
+def test_area_under_a_linear_curve_is_its_mean_value():
+    df = curves({("random", s): linear(offset=0.01 * s) for s in range(3)})
+    auc = stats.area_under_curve(df)
+    # the mean of 0.001 x over [100, 500] is 0.3 (+ the offset)
+    assert list(auc.per_seed["aulc"]) == pytest.approx([0.30, 0.31, 0.32])
+    summary = auc.by_strategy.iloc[0]
+    assert summary["mean"] == pytest.approx(0.31) and summary["n_seeds"] == 3
+    assert summary["ci_low"] < 0.31 < summary["ci_high"]
+
+
+def test_area_is_compared_over_the_range_every_run_covers():
+    short = curves({("b", 0): linear(n=[100, 200, 300])}, n=[100, 200, 300])
+    df = pd.concat([curves({("a", 0): linear()}), short], ignore_index=True)
+    per_seed = stats.area_under_curve(df).per_seed.set_index("strategy")
+    assert per_seed.loc["a", "x_max"] == 300
+    assert per_seed.loc["a", "aulc"] == pytest.approx(0.2)  # mean of 0.001 x over [100, 300]
+    # an explicit range a run does not cover gives NaN for it, not an extrapolation
+    wide = stats.area_under_curve(df, x_range=(100, 500)).per_seed.set_index("strategy")
+    assert wide.loc["a", "aulc"] == pytest.approx(0.3) and math.isnan(wide.loc["b", "aulc"])
+    # between rounds, the range end is interpolated
+    mid = stats.area_under_curve(df, x_range=(150, 250)).per_seed.set_index("strategy")
+    assert mid.loc["a", "aulc"] == pytest.approx(0.2)
+
+
+def test_labels_to_reach_is_interpolated_between_rounds():
+    df = curves({("random", 0): linear(), ("random", 1): linear(offset=0.05)})
+    reach = stats.labels_to_reach(df, full_value=0.5, share=0.7)  # target 0.35
+    per_seed = reach.per_seed.set_index("seed")
+    assert per_seed.loc[0, "labels"] == pytest.approx(350)
+    assert per_seed.loc[1, "labels"] == pytest.approx(300)
+    assert per_seed["target"].iloc[0] == pytest.approx(0.35)
+    row = reach.by_strategy.iloc[0]
+    assert row["mean"] == pytest.approx(325) and row["n_reached"] == 2
+    assert row["ci_low"] < 325 < row["ci_high"]
+
+
+def test_labels_to_reach_at_the_first_round_and_never():
+    df = curves({("random", 0): linear(), ("random", 1): linear(), ("random", 2): [0.0] * 5})
+    reach = stats.labels_to_reach(df, full_value=0.1, share=1.0)
+    per_seed = reach.per_seed.set_index("seed")
+    assert per_seed.loc[0, "labels"] == 100 and per_seed.loc[0, "reached"]
+    assert math.isnan(per_seed.loc[2, "labels"]) and not per_seed.loc[2, "reached"]
+    row = reach.by_strategy.iloc[0]
+    # one seed never got there: a mean over the other two would be optimistic
+    assert math.isnan(row["mean"]) and row["n_reached"] == 2 and row["n_seeds"] == 3
+    assert row["median"] == 100  # 2 of 3 reached: the median is still defined
+    never = stats.labels_to_reach(df, full_value=1.0).by_strategy.iloc[0]
+    assert never["n_reached"] == 0 and math.isnan(never["median"])
+
+
+def test_identical_strategies_are_not_different():
+    values = {s: list(0.3 + 0.05 * np.sin(np.arange(5) + s)) for s in range(5)}
+    spec = {(name, s): v for name in ("a", "random") for s, v in values.items()}
+    test = stats.paired_test(curves(spec), "a", "random")
+    assert test.n_pairs == 5 and test.mean_diff == pytest.approx(0.0)
+    assert test.t_pvalue == pytest.approx(1.0) and test.wilcoxon_pvalue == pytest.approx(1.0)
+
+
+def test_a_strategy_better_on_every_seed_is_significant():
+    rng = np.random.default_rng(1)
+    spec = {}
+    for s in range(8):
+        base = linear(offset=rng.normal(0, 0.02))
+        spec[("random", s)] = base
+        spec[("active", s)] = [v + 0.05 + rng.normal(0, 0.01) for v in base]
+    test = stats.paired_test(curves(spec), "active", "random", per_round=True)
+    assert test.n_pairs == 8 and test.mean_diff == pytest.approx(0.05, abs=0.015)
+    assert test.ci_low > 0 and test.t_pvalue < 0.001
+    assert test.wilcoxon_pvalue == pytest.approx(2 / 2**8)  # exact: all 8 signs positive
+    assert "+0.0" in test.message and "8 seeds" in test.message
+    assert list(test.per_round["round"]) == [0, 1, 2, 3, 4]
+    assert (test.per_round["mean_diff"] > 0).all() and (test.per_round["n_pairs"] == 8).all()
+
+
+def test_a_paired_test_needs_two_paired_seeds():
+    spec = {("active", 0): linear(), ("random", 0): linear(), ("random", 1): linear()}
+    test = stats.paired_test(curves(spec), "active", "random")
+    assert test.n_pairs == 1 and not test.ok
+    assert "at least 2" in test.message and math.isnan(test.t_pvalue)
+    missing = stats.paired_test(curves(spec), "nope", "random")
+    assert missing.n_pairs == 0 and "'nope'" in missing.message
+
+
+def test_variance_summary_per_fraction():
+    rows = [
+        {"experiment": "t", "study": "variance", "run": f"v{f}-{i}", "strategy": "random",
+         "seed": i, "fraction": f, "n_labelled": int(f * 1000), "metric": "map50", "value": v}
+        for f, values in ((0.2, [0.45, 0.69, 0.5, 0.6]), (1.0, [0.8, 0.8]))
+        for i, v in enumerate(values)
+    ]  # fmt: skip
+    rows.append({**rows[0], "run": "undefined", "value": float("nan")})
+    summary = stats.variance_summary(frame(rows)).set_index("fraction")
+    assert summary.loc[0.2, "n_runs"] == 4
+    assert (summary.loc[0.2, "min"], summary.loc[0.2, "max"]) == (0.45, 0.69)
+    assert summary.loc[0.2, "median"] == pytest.approx(0.55)
+    assert summary.loc[0.2, "std"] == pytest.approx(np.std([0.45, 0.69, 0.5, 0.6], ddof=1))
+    assert summary.loc[1.0, "spread"] == pytest.approx(0.0)
+    assert stats.full_data_value(frame(rows)) == pytest.approx(0.8)
+    assert stats.full_data_value(curves({("random", 0): linear()})) is None
+
+
+def test_learning_speed_of_a_linear_curve_is_its_slope_per_thousand_labels():
+    df = pd.concat(
+        [curves({("random", s): linear(0.002) for s in range(2)}, metric="ap50",
+                **{"class": "car"}),
+         curves({("random", s): [0.2, 0.4, 0.5, 0.5, 0.5] for s in range(2)}, metric="ap50",
+                **{"class": "golf_cart"}),
+         curves({("random", 0): [0.9] * 5})],
+        ignore_index=True,
+    )  # fmt: skip
+    speed = stats.learning_speed(df)
+    assert set(speed["class"]) == {"car", "golf_cart"}
+    car = speed.loc[speed["class"] == "car"]
+    assert list(car["slope"]) == pytest.approx([2.0] * 5)
+    golf = speed.loc[speed["class"] == "golf_cart", "slope"].to_numpy()
+    assert golf[0] == pytest.approx(2.0) and golf[-1] == pytest.approx(0.0)
+    assert set(stats.learning_speed(df, "golf_cart")["class"]) == {"golf_cart"}
+
+
+def test_strategy_summary_puts_the_baseline_first_and_compares_to_it():
+    spec = {("random", s): linear() for s in range(3)}
+    spec |= {("active", s): linear(offset=0.05 + 0.01 * s) for s in range(3)}
+    summary = stats.strategy_summary(curves(spec), full_value=0.5, share=0.7).set_index("strategy")
+    assert list(summary.index) == ["random", "active"]
+    assert summary.loc["random", "labels"] == pytest.approx(350)
+    assert summary.loc["active", "labels"] == pytest.approx(290)
+    assert summary.loc["active", "diff"] == pytest.approx(0.06)
+    assert math.isnan(summary.loc["random", "diff"])
+    no_target = stats.strategy_summary(curves(spec))
+    assert no_target["labels"].isna().all() and no_target["aulc"].notna().all()
