@@ -724,6 +724,66 @@ def _run_campaign(campaign) -> None:
     console.print(f"[bold]{result.status}[/]: {result.reason}")
 
 
+@app.command("select")
+def select_cmd(
+    predictions: Path = typer.Option(
+        ..., "--predictions", help="Your model's detections on the pool: COCO results JSON."
+    ),
+    gt: Path = typer.Option(
+        ...,
+        "--images",
+        help="COCO file whose images (id, file_name = frame name) the "
+        "results refer to, e.g. from `scenesift export coco pool.json --state unlabelled`.",
+    ),
+    budget: int = typer.Option(..., min=1, help="Frames to pick."),
+    strategy: str = typer.Option("least_confidence", help="See `scenesift al strategies`."),
+    balance: str | None = typer.Option(
+        None, help="Fuse with balancing: 'situations' (the tagger's) or 'classes'."
+    ),
+    per_drive: int | None = typer.Option(
+        None, min=1, help="At most this many frames per drive within --window seconds."
+    ),
+    window: float = typer.Option(10.0, min=0.0, help="De-duplication window (seconds)."),
+    min_score: float = typer.Option(0.2, help="Detections below this score are ignored."),
+    out: Path = typer.Option(Path("selection"), help="Output folder."),
+    seed: int = typer.Option(0),
+    project: Path = PROJECT,
+) -> None:
+    """Pick a batch to label from your own model's predictions (no training here): writes
+    the frame list, a CSV of why each was picked and Label Studio tasks with
+    pre-annotations, and shows how the batch spreads over situations, classes and drives."""
+    from scenesift.al.select import build_spec, select_from_predictions, spread
+    from scenesift.io.coco_results import read_coco_results
+
+    try:
+        spec = build_spec(strategy, balance, per_drive, window)
+        with Store.open(project) as store:
+            boxes = read_coco_results(predictions, gt, store.taxonomy.classes)
+            result = select_from_predictions(
+                store, boxes, spec, budget, out, seed=seed, min_score=min_score
+            )
+            tables = spread(result, store)
+    except ValueError as e:
+        err_console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    n, k = len(result.pool), len(result.picked)
+    for kind, rows in tables.items():
+        if not rows:
+            continue
+        table = Table(title=f"Batch vs pool by {kind}")
+        for col in (kind, "batch", "batch %", "pool", "pool %"):
+            table.add_column(col, justify="left" if col == kind else "right")
+        for name, in_batch, in_pool in rows[:15]:
+            table.add_row(name, f"{in_batch:,}", f"{in_batch / max(k, 1):.0%}", f"{in_pool:,}",
+                          f"{in_pool / max(n, 1):.0%}")  # fmt: skip
+        console.print(table)
+    console.print(
+        f"Picked [bold]{k:,}[/] of {n:,} unlabelled frames with {result.selection.strategy}.\n"
+        f"Frame list: [bold]{result.files['list']}[/]  why: {result.files['csv']}\n"
+        f"Label Studio: [bold]{result.files['tasks']}[/] (config {result.files['config']})"
+    )
+
+
 def _print_detection(results, by_situation) -> None:
     console.print(results.to_table())
     if by_situation is not None:

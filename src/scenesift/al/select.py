@@ -1,0 +1,207 @@
+"""Selection for your own model: a batch to label from a user's COCO-results predictions.
+
+No training here. The pool is the project's unlabelled frames that the predictions cover;
+what a strategy may read: the user's detections (with class-probability vectors if the
+file has them), our cached embeddings (computed once if missing) and the latest tagger's
+situation scores. The outputs are what a labelling team needs: the picked frame list, a
+CSV with why each frame was picked, and Label Studio tasks with the model's boxes and the
+tagger's situations as pre-annotations.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scenesift.al.campaign import EMBEDDING_STRATEGIES, _spec_names
+from scenesift.al.learners import DetectorLearner
+from scenesift.al.pool import Pool, Selection
+from scenesift.files import atomic_write
+from scenesift.records import Box, FrameRecord
+from scenesift.store import Store, StoreError
+from scenesift.store.coverage import latest_model_source
+
+
+@dataclass
+class SelectResult:
+    selection: Selection
+    pool: list[FrameRecord]
+    picked: list[FrameRecord]
+    out: Path
+    files: dict[str, Path]
+    predictions: Mapping[str, Sequence[Box]]
+    min_score: float
+
+
+def build_spec(
+    strategy: str | Mapping[str, Any],
+    balance: str | None = None,
+    per_drive: int | None = None,
+    window: float = 10.0,
+) -> dict[str, Any]:
+    """The strategy spec the flags describe: ``balance`` fuses the strategy with situation
+    or class balancing (rank fusion, equal weights); ``per_drive`` de-duplicates drives."""
+    spec: dict[str, Any] = {"name": strategy} if isinstance(strategy, str) else dict(strategy)
+    if balance is not None:
+        if balance not in ("situations", "classes"):
+            raise ValueError(f"--balance must be situations or classes, got {balance!r}")
+        spec = {
+            "name": "fusion",
+            "method": "rank",
+            "parts": [{**spec, "weight": 0.5}, {"name": f"balance_{balance}", "weight": 0.5}],
+        }
+    if per_drive is not None:
+        spec = {**spec, "dedup": {"per_drive": per_drive, "window": window}}
+    return spec
+
+
+def select_from_predictions(
+    store: Store,
+    predictions: Mapping[str, Sequence[Box]],
+    spec: Mapping[str, Any],
+    budget: int,
+    out: Path,
+    seed: int = 0,
+    min_score: float = 0.2,
+    backbone: str = "efficientnet_lite0",
+    progress: bool = True,
+) -> SelectResult:
+    from scenesift.al.strategies import make_strategy
+
+    strategy = make_strategy(dict(spec))
+    unlabelled = {r.name: r for r in store.records(state="unlabelled")}
+    pool = [unlabelled[n] for n in predictions if n in unlabelled]
+    if not pool:
+        raise StoreError(
+            "none of the predicted frames is an unlabelled frame of this project (frame "
+            "names come from the ground-truth file's images.file_name)"
+        )
+    names = [r.name for r in pool]
+    tax = store.taxonomy
+    learner = DetectorLearner(min_score=min_score)
+    detections = learner.detections(predictions, names, len(tax.classes))
+    tagger = latest_model_source(store)
+    situation_probs = None
+    if tagger is not None:
+        scores = {r.name: r.situation_scores for r in store.records(predictions=tagger)}
+        situation_probs = np.array(
+            [[scores.get(n, {}).get(s, np.nan) for s in tax.names] for n in names], np.float32
+        )
+    embeddings = labelled_emb = None
+    labelled = store.records(state="labelled")
+    if _spec_names(dict(spec)) & EMBEDDING_STRATEGIES:
+        from scenesift.models import embed, get_backbone
+
+        model = get_backbone(backbone)
+        embeddings = embed(store, model, names, progress=progress).array
+        if labelled:
+            labelled_emb = embed(store, model, [r.name for r in labelled], progress=progress).array
+    pool_view = Pool(
+        frame_ids=np.arange(len(pool), dtype=np.int64),
+        drives=np.array([r.drive for r in pool], dtype=object),
+        timestamps=np.array([np.nan if r.timestamp is None else r.timestamp for r in pool]),
+        situations=tuple(tax.names),
+        situation_probs=situation_probs,
+        classes=tuple(tax.classes),
+        detections=detections,
+        embeddings=embeddings,
+        labelled_embeddings=labelled_emb,
+        labelled_situation_counts=_counts(
+            (s for r in labelled for s, v in r.situations.items() if v), tax.names
+        ),
+        labelled_class_counts=_counts(
+            (b.category for r in labelled for b in r.boxes or ()), tax.classes
+        ),
+        n_labelled=len(labelled),
+    )
+    selection = strategy.select(pool_view, min(budget, len(pool)), np.random.default_rng(seed))
+    picked = [pool[int(i)] for i in selection.indices]
+    files = _write_outputs(store, Path(out), picked, selection, predictions, tagger, min_score)
+    return SelectResult(selection, pool, picked, Path(out), files, predictions, min_score)
+
+
+def _counts(items, keys: Sequence[str]) -> dict[str, int]:
+    c = Counter(items)
+    return {k: int(c.get(k, 0)) for k in keys}
+
+
+def _write_outputs(
+    store: Store,
+    out: Path,
+    picked: list[FrameRecord],
+    selection: Selection,
+    predictions: Mapping[str, Sequence[Box]],
+    tagger: str | None,
+    min_score: float,
+) -> dict[str, Path]:
+    from scenesift.io.labelstudio import write_labelstudio_config, write_labelstudio_tasks
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"list": out / "picked.txt", "csv": out / "picked.csv"}
+    with atomic_write(files["list"]) as f:
+        f.writelines(f"{r.name}\n" for r in picked)
+    with atomic_write(files["csv"]) as f:
+        w = csv.writer(f)
+        w.writerow(["rank", "frame", "drive", "score", "strategy"])
+        for rank, (r, score) in enumerate(zip(picked, selection.scores.tolist(), strict=True)):
+            w.writerow([rank, r.name, r.drive, f"{score:.6g}", selection.strategy])
+    thresholds: dict[str, float] = {}
+    scores: dict[str, dict[str, float]] = {}
+    if tagger is not None:
+        thresholds = store.decision_thresholds(tagger)
+        scores = {r.name: r.situation_scores for r in store.records(predictions=tagger)}
+    shown = [
+        replace(
+            r,
+            predicted_boxes=[b for b in predictions.get(r.name, ()) if (b.score or 0) >= min_score],
+            situation_scores=scores.get(r.name, {}),
+        )
+        for r in picked
+    ]
+    ls = out / "labelstudio"
+    files["tasks"] = write_labelstudio_tasks(
+        shown, store.taxonomy, ls, thresholds=thresholds, model_version="your-model"
+    )
+    files["config"] = write_labelstudio_config(store.taxonomy, ls / "labeling_config.xml")
+    return files
+
+
+def spread(result: SelectResult, store: Store) -> dict[str, list[tuple[str, int, int]]]:
+    """How the batch is spread over situations (tagger), classes (frames with a predicted
+    box above the score threshold) and drives, next to the pool: (name, batch, pool)."""
+    tagger = latest_model_source(store)
+    thresholds = store.decision_thresholds(tagger) if tagger else {}
+    positive: dict[str, set[str]] = {}
+    if tagger is not None:
+        for r in store.records(predictions=tagger):
+            positive[r.name] = {
+                s for s, v in r.situation_scores.items() if v >= thresholds.get(s, np.inf)
+            }
+    batch_names = {r.name for r in result.picked}
+
+    def table(key) -> list[tuple[str, int, int]]:
+        pool_c, batch_c = Counter(), Counter()
+        for r in result.pool:
+            keys = key(r)
+            pool_c.update(keys)
+            if r.name in batch_names:
+                batch_c.update(keys)
+        return [(k, batch_c[k], pool_c[k]) for k, _ in pool_c.most_common()]
+
+    return {
+        "situation": table(lambda r: positive.get(r.name, set())),
+        "class": table(
+            lambda r: {
+                b.category
+                for b in result.predictions.get(r.name, ())
+                if (b.score or 0) >= result.min_score
+            }
+        ),
+        "drive": table(lambda r: {r.drive}),
+    }
