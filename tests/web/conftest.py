@@ -6,17 +6,21 @@ import json
 import socket
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import uvicorn
-from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
 from scenesift.store import Store
 from scenesift.web import create_app
+
+with warnings.catch_warnings():  # starlette would like httpx2; httpx works
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 W, H = 256, 160
 MODEL = "model:" + "ab12" * 4

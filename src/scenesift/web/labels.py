@@ -12,7 +12,6 @@ overwriting the first.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -49,14 +48,12 @@ class LabelError(ValueError):
     """The labels contradict the taxonomy (unknown name, two members of one group)."""
 
 
-@dataclass(frozen=True)
 class StaleVersion(Exception):
     """Someone saved the frame after the labeller's page read it."""
 
-    frame_id: int
-    read: int
-    current: int
-    last: LabelSave | None
+    def __init__(self, frame_id: int, read: int, current: int, last: LabelSave | None) -> None:
+        super().__init__(frame_id, read, current)
+        self.frame_id, self.read, self.current, self.last = frame_id, read, current, last
 
     def message(self) -> str:
         who = (
