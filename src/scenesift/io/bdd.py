@@ -20,6 +20,7 @@ from scenesift.io.common import (
     JsonCursor,
     Track,
     clip_box,
+    is_relative_name,
     probe_image,
     read_json,
     tracked,
@@ -138,7 +139,7 @@ def _parse_frame(
     cur: JsonCursor, taxonomy: Taxonomy, mapping: BddMapping, image_dir: Path, report
 ) -> FrameRecord:
     name = cur.string("name")
-    if name.startswith("/") or ".." in Path(name).parts:
+    if not is_relative_name(name):
         raise cur["name"].error("a path relative to the image folder", name)
     drive = cur.string("videoName") if cur.has("videoName") else Path(name).stem
     timestamp = cur.number("timestamp") / 1000.0 if cur.has("timestamp") else None
@@ -165,6 +166,7 @@ def _parse_frame(
     if labels is not None:
         boxes = []
         for lab in labels.items():
+            lab.obj()
             if not lab.has("box2d"):
                 continue  # lanes and drivable areas (poly2d) are not objects
             box = _parse_box(lab, mapping, taxonomy, report)

@@ -19,6 +19,8 @@ from scenesift.io.common import (
     ImageProblem,
     JsonCursor,
     Track,
+    is_file,
+    is_relative_name,
     keep_boxes,
     probe_image,
     read_json,
@@ -130,9 +132,10 @@ def _read_images(cur: JsonCursor, taxonomy: Taxonomy) -> dict[int | str, _Image]
 
 def _file_name(item: JsonCursor) -> str:
     """The frame name: ``file_name`` as a normalised relative path that stays in the folder."""
-    name = Path(item.string("file_name"))
-    if name.is_absolute() or ".." in name.parts:
-        raise item.error("a relative path inside the image folder", str(name), "file_name")
+    raw = item.string("file_name")
+    name = Path(raw)
+    if not is_relative_name(raw) or name.is_absolute() or ".." in name.parts:
+        raise item.error("a relative path inside the image folder", raw, "file_name")
     return name.as_posix()
 
 
@@ -216,7 +219,7 @@ def _find_image_dir(path: Path, images: dict[int | str, _Image]) -> Path:
     """The JSON's folder, or ``images/`` beside it when more of the first files are there."""
     sample = [im.file_name for im in list(images.values())[:_IMAGE_DIR_SAMPLE]]
     candidates = [path.parent, path.parent / "images"]
-    return max(candidates, key=lambda d: sum((d / name).is_file() for name in sample))
+    return max(candidates, key=lambda d: sum(is_file(d / name) for name in sample))
 
 
 def _to_frame(

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import stat
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from PIL import Image, UnidentifiedImageError
@@ -46,10 +48,16 @@ def probe_image(path: Path, verify: bool = True) -> tuple[int, int]:
     truncated files for a fraction of a full decode's cost.
     """
     try:
-        size = os.path.getsize(path)
-    except OSError:
+        info = os.stat(path)
+    except FileNotFoundError:
         raise ImageProblem("missing") from None
-    if size == 0:
+    except OSError as e:  # name too long, not a folder on the way, no permission
+        raise ImageProblem(e.strerror or "unreadable") from None
+    except ValueError:  # a NUL character, or a name the file system cannot encode
+        raise ImageProblem("not a valid file name") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageProblem("not a file")
+    if info.st_size == 0:
         raise ImageProblem("empty file")
     try:
         with Image.open(path) as im:
@@ -64,9 +72,21 @@ def probe_image(path: Path, verify: bool = True) -> tuple[int, int]:
         raise
     except UnidentifiedImageError:
         raise ImageProblem("not an image") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageProblem(f"corrupt ({e})") from None
+    except Image.DecompressionBombError as e:  # a header claiming billions of pixels
+        raise ImageProblem(f"absurd dimensions ({e})") from None
+    except MemoryError:
+        raise
+    except Exception as e:  # decoders raise OSError, SyntaxError, EOFError, struct.error, ...
+        raise ImageProblem(f"corrupt ({type(e).__name__}: {e})") from None
     return width, height
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False too for names the file system refuses (too long, NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def clip_box(box: Box, width: int, height: int, report: ImportReport) -> Box | None:
@@ -110,20 +130,90 @@ def keep_boxes(
     return kept
 
 
-def read_json(path: Path) -> Any:
-    """Load JSON, turning a decode error into a FormatError with line and column."""
+_BOM = b"\xef\xbb\xbf"
+
+
+def read_text(path: Path) -> str:
+    """A whole text file as UTF-8 (a leading byte-order mark is dropped); FormatError if it
+    is missing, unreadable or not UTF-8 (naming the first bad byte)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise FormatError(path, "file", "an existing file", "missing") from None
-    except UnicodeDecodeError as e:
-        raise FormatError(path, f"byte {e.start}", "UTF-8 text") from None
+    except OSError as e:  # a folder, no permission, ...
+        raise FormatError(path, "file", "a readable file", e.strerror or str(e)) from None
+    offset = len(_BOM) if data.startswith(_BOM) else 0
     try:
-        return json.loads(text)
+        return data[offset:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(path, f"byte {e.start + offset}", "UTF-8 text") from None
+
+
+#: A ``\uD800``-``\uDFFF`` escape: JSON can spell lone surrogates, which are not text.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def read_json(path: Path) -> Any:
+    """Load JSON, turning a decode error into a FormatError with line and column.
+
+    Beyond the JSON grammar: too deep nesting, integers of more than 4300 digits and lone
+    surrogate escapes (``"\\ud800"``, not valid Unicode) are FormatErrors too.
+    """
+    text = read_text(path)
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise FormatError(
             path, f"line {e.lineno} column {e.colno}", f"valid JSON ({e.msg})"
         ) from None
+    except RecursionError:
+        raise FormatError(path, "file", "JSON nested less than about 900 levels deep") from None
+    except ValueError as e:  # int of > 4300 digits
+        raise FormatError(path, "file", f"valid JSON numbers ({e})") from None
+    if _SURROGATE_ESCAPE.search(text):
+        where = _lone_surrogate(doc)
+        if where is not None:
+            raise FormatError(path, where, "valid Unicode text (a lone surrogate escape)")
+    return doc
+
+
+def printable(text: str | Path) -> str:
+    """``text`` with lone surrogates (undecodable file-name bytes, JSON escapes) written as
+    backslash escapes, so that it can be stored, printed and written as JSON."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def is_text(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogates)."""
+    return printable(text) == text
+
+
+def _lone_surrogate(doc: Any) -> str | None:
+    """The JSON path of the first string or key holding a lone surrogate (iterative: the
+    document may be nested nearly as deep as the parser allows)."""
+    stack: list[tuple[Any, str]] = [(doc, "$")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if not is_text(value):
+                return where
+        elif isinstance(value, dict):
+            for key in value:
+                if not is_text(key):
+                    return f"{where}.{printable(key)}"
+            stack.extend((v, f"{where}.{k}") for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in reversed(list(enumerate(value))))
+    return None
+
+
+def is_relative_name(name: str) -> bool:
+    """Whether a path from a label file can name a frame: relative, inside the image
+    folder (no ``..``), not the folder itself, and without NUL characters."""
+    if not name or "\x00" in name:
+        return False
+    parts = PurePosixPath(name).parts
+    return bool(parts) and not name.startswith("/") and ".." not in parts
 
 
 class JsonCursor:
@@ -179,9 +269,15 @@ class JsonCursor:
     def number(self, key: str | None = None) -> float:
         cur = self[key] if key is not None else self
         v = cur.value
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, int | float):
             raise cur.error("a finite number", v)
-        return float(v)
+        try:
+            f = float(v)
+        except OverflowError:  # an integer beyond the float range
+            f = math.inf
+        if not math.isfinite(f):
+            raise cur.error("a finite number", v)
+        return f
 
     def string(self, key: str | None = None) -> str:
         cur = self[key] if key is not None else self

@@ -15,7 +15,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scenesift.io.common import ImageProblem, Track, atomic_write, probe_image, tracked
+from scenesift.io.common import (
+    ImageProblem,
+    Track,
+    atomic_write,
+    is_relative_name,
+    probe_image,
+    tracked,
+)
 from scenesift.io.errors import FormatError
 from scenesift.records import FrameRecord, ImportBatch, ImportReport
 from scenesift.taxonomy import Taxonomy
@@ -81,6 +88,8 @@ def _rows(path: Path, taxonomy: Taxonomy) -> Iterator[_Row]:
         raise FormatError(path, "file", "an existing file", "missing") from None
     except UnicodeDecodeError as e:
         raise FormatError(path, f"byte {e.start}", "UTF-8 text") from None
+    except OSError as e:  # a folder, no permission, ...
+        raise FormatError(path, "file", "a readable CSV file", e.strerror or str(e)) from None
     except csv.Error as e:
         raise FormatError(path, f"line {reader.line_num}", f"valid CSV ({e})") from None
 
@@ -117,7 +126,7 @@ def _unique_rows(path: Path, taxonomy: Taxonomy) -> Iterator[_Row]:
 
 def _frame_name(row: _Row, path: Path) -> str:
     name = Path(row.cells["image"])
-    if not row.cells["image"] or name.is_absolute() or ".." in name.parts:
+    if not is_relative_name(row.cells["image"]) or name.is_absolute() or ".." in name.parts:
         where = f"line {row.line}, column 'image'"
         raise FormatError(path, where, "a relative path inside the image folder", str(name))
     return name.as_posix()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 
 
@@ -18,8 +19,21 @@ class FormatError(ValueError):
         self.got = got
         msg = f"{self.path}: {where}: expected {expected}"
         if got is not None:
-            shown = repr(got)
-            if len(shown) > 80:
-                shown = shown[:77] + "..."
-            msg += f", got {shown}"
+            msg += f", got {_shown(got)}"
         super().__init__(msg)
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 80, 80
+
+
+def _shown(value: object) -> str:
+    """``repr`` cut to 80 characters; a value too deep or too big to repr is abbreviated."""
+    try:
+        shown = repr(value)
+    except (RecursionError, ValueError):  # deeply nested JSON, an int of > 4300 digits
+        try:
+            shown = _SHORT.repr(value)
+        except ValueError:
+            shown = f"<{type(value).__name__}>"
+    return shown if len(shown) <= 80 else shown[:77] + "..."

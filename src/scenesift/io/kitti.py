@@ -9,6 +9,7 @@ KITTI object detection has no drives: every frame is its own drive.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -16,8 +17,11 @@ from scenesift.io.common import (
     ImageProblem,
     Track,
     atomic_write,
+    is_text,
     keep_boxes,
+    printable,
     probe_image,
+    read_text,
     tracked,
 )
 from scenesift.io.errors import FormatError
@@ -50,6 +54,9 @@ REVERSE_CLASS_MAP = {
 _FIELDS = ("truncated", "occluded", "alpha", "x1", "y1", "x2", "y2")
 _FIELDS += ("h", "w", "l", "x", "y", "z", "ry", "score")
 _TRUNCATION_THRESHOLD = 0.1
+#: Only these end a line (``str.splitlines`` also splits at form feeds, U+2028, ..., which
+#: would shift the line numbers in error messages away from what an editor shows).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def read_kitti(
@@ -78,6 +85,9 @@ def read_kitti(
     _report_orphan_labels(label_dir, {p.stem for p in images}, report)
     frames = []
     for image in tracked(images, track):
+        if not is_text(image.name):  # bytes that are not UTF-8: the catalog stores text
+            report.skipped_images.append((printable(image), "file name is not UTF-8"))
+            continue
         label_file = label_dir / f"{image.stem}.txt"
         parsed = _parse_label_file(label_file) if label_file.is_file() else None
         try:
@@ -107,18 +117,15 @@ def _report_orphan_labels(label_dir: Path, stems: set[str], report: ImportReport
         return
     for label in sorted(label_dir.glob("*.txt")):
         if label.stem not in stems:
-            report.skipped_images.append((str(label), "label file without an image"))
+            report.skipped_images.append((printable(label), "label file without an image"))
 
 
 def _parse_label_file(path: Path) -> list[Box]:
     """All boxes of a label file with their raw KITTI type; FormatError on the first bad line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise FormatError(path, f"byte {e.start}", "UTF-8 text") from None
+    text = read_text(path)
     return [
         _parse_line(line, path, n)
-        for n, line in enumerate(text.splitlines(), start=1)
+        for n, line in enumerate(_LINE_BREAK.split(text), start=1)
         if line.strip()
     ]
 

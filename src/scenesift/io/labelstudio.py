@@ -21,6 +21,7 @@ from scenesift.io.common import (
     Track,
     atomic_write,
     clip_box,
+    is_relative_name,
     probe_image,
     read_json,
     tracked,
@@ -256,6 +257,8 @@ def _parse_tasks(
     for task in tasks:
         data = task["data"]
         name = data.string("frame")
+        if not is_relative_name(name):
+            raise data.error("a frame name (a path relative to the image folder)", name, "frame")
         if name in first:
             expected = f"each frame in one task only (already in {first[name]})"
             raise data.error(expected, name, "frame")
@@ -294,7 +297,15 @@ def _drive(data: JsonCursor, name: str) -> str:
 def _data_size(data: JsonCursor) -> tuple[int | None, int | None]:
     if not (data.has("width") and data.has("height")):
         return None, None
-    return round(data.number("width")), round(data.number("height"))
+    return _pixels(data, "width"), _pixels(data, "height")
+
+
+def _pixels(cur: JsonCursor, key: str) -> int:
+    """An image side in pixels: a number >= 1 (rounded; the image probe has the last word)."""
+    v = round(cur.number(key))
+    if not 1 <= v <= 1_000_000:
+        raise cur.error("an image size in pixels (1 to 1000000)", cur.value[key], key)
+    return v
 
 
 def _latest_annotation(annotations: JsonCursor) -> JsonCursor | None:
@@ -317,9 +328,10 @@ def _annotation_time(ann: JsonCursor) -> datetime:
             text = ann.string(key)
             try:
                 stamp = datetime.fromisoformat(text)
-            except ValueError:
+                # in UTC, so that comparing times cannot overflow (0001-01-01T00:00+01:00)
+                return stamp.astimezone(UTC) if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+            except (ValueError, OverflowError):
                 raise ann.error("an ISO 8601 time", text, key) from None
-            return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
     return datetime.min.replace(tzinfo=UTC)
 
 
@@ -333,7 +345,7 @@ def _parse_result(
         kind = item.string("type")
         if kind == "rectanglelabels":
             if item.has("original_width") and item.has("original_height"):
-                size = round(item.number("original_width")), round(item.number("original_height"))
+                size = _pixels(item, "original_width"), _pixels(item, "original_height")
             boxes.append(_box(item, size))
         elif kind == "choices" and item.has("from_name") and item["from_name"].value == SITUATIONS:
             chosen.update(_situation(c, taxonomy) for c in item["value"]["choices"].items())

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from scenesift.io.common import MAX_IMAGE_PIXELS
 from scenesift.models.backbones import Preprocessing
 
 
@@ -34,24 +35,51 @@ class ImageLoadError(RuntimeError):
 
 
 def load_pixels(path: str | Path, pre: Preprocessing) -> np.ndarray:
-    """Decode ``path`` to RGB uint8 (H, W, 3) at ``pre.size``; ImageLoadError on failure."""
+    """Decode ``path`` to RGB uint8 (H, W, 3) at ``pre.size``; ImageLoadError on failure.
+
+    Whatever decodes is converted: grey, palette, CMYK, alpha (dropped), 16-bit (scaled,
+    not clipped). An image of more than ``MAX_IMAGE_PIXELS`` pixels is refused before it
+    is decoded, whatever its header claims.
+    """
     height, width = pre.size
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise ImageLoadError(path, f"absurd dimensions {im.width}x{im.height}")
             target = _cover_size(im.size, (width, height), pre.resize)
             if im.format == "JPEG":
                 im.draft("RGB", target)  # DCT-domain downscale: decodes 1/2..1/8 the pixels
-            im = im.convert("RGB")
+            im = to_rgb8(im)
             if im.size != target:
                 im = im.resize(target, Image.Resampling.BILINEAR, reducing_gap=3.0)
             if target != (width, height):  # center_crop
                 left, top = (target[0] - width) // 2, (target[1] - height) // 2
                 im = im.crop((left, top, left + width, top + height))
             return np.asarray(im, dtype=np.uint8)
+    except ImageLoadError:
+        raise
     except FileNotFoundError:
         raise ImageLoadError(path, "no such file") from None
+    except Image.DecompressionBombError as e:  # the header claims billions of pixels
+        raise ImageLoadError(path, f"absurd dimensions ({e})") from None
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... on bad data
         raise ImageLoadError(path, f"{type(e).__name__}: {e}") from e
+
+
+def to_rgb8(im: Image.Image) -> Image.Image:
+    """Any decodable image as 8-bit RGB. 16-bit grey (``I;16*``, and ``I`` as PNG decodes
+    it) keeps its high byte, where PIL's own conversion would clip everything above 255 to
+    white; float grey is clipped to 0..255; the rest (grey, palette, CMYK, YCbCr, alpha,
+    which is dropped) goes through PIL's conversion."""
+    if im.mode.startswith("I;16"):
+        high = np.asarray(im).astype(np.uint16) >> 8  # astype: big-endian I;16B to native
+        im = Image.fromarray(high.astype(np.uint8), "L")
+    elif im.mode == "I":
+        high = np.clip(np.asarray(im), 0, 65535) >> 8
+        im = Image.fromarray(high.astype(np.uint8), "L")
+    elif im.mode == "F":
+        im = Image.fromarray(np.clip(np.asarray(im), 0, 255).astype(np.uint8), "L")
+    return im.convert("RGB")
 
 
 def _cover_size(size: tuple[int, int], want: tuple[int, int], mode: str) -> tuple[int, int]:

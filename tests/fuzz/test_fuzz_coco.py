@@ -1,0 +1,60 @@
+"""Fuzzing the COCO importer: broken instance files fail cleanly, never half-written."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from strategies import FUZZ, check_import, json_bytes, json_file_contents, write_tiny_jpeg
+
+from scenesift.io.coco import read_coco
+from scenesift.store import Store
+
+
+def _image(i: int, name: str, **extra) -> dict:
+    return {"id": i, "file_name": name, "width": 8, "height": 8, **extra}
+
+
+def _ann(i: int, image_id: int, category_id: int, bbox: list, **extra) -> dict:
+    return {"id": i, "image_id": image_id, "category_id": category_id, "bbox": bbox, **extra}
+
+
+VALID = {
+    "images": [
+        _image(1, "d1/0.jpg", drive="d1", timestamp=0.0, situations={"night": True, "rain": None}),
+        _image(2, "d1/1.jpg", drive="d1", timestamp=0.5, situations={"day": True}),
+        _image(3, "d2/0.jpg", sequence=7),
+    ],
+    "annotations": [
+        _ann(1, 1, 1, [1, 1, 5, 6], iscrowd=0, attributes={"occluded": True, "distance": 3.5}),
+        _ann(2, 1, 2, [0.5, 2, 2.5, 6], area=15.0),
+        _ann(3, 2, 3, [2, 2, 10, 3], iscrowd=1),
+        _ann(4, 2, 1, [6, 6, 4, 4]),
+    ],
+    "categories": [
+        {"id": 1, "name": "car"},
+        {"id": 2, "name": "pedestrian"},
+        {"id": 3, "name": "bicycle"},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fuzz_coco")
+    for i, image in enumerate(VALID["images"]):
+        write_tiny_jpeg(root / "images" / image["file_name"], i)
+    instances = root / "instances.json"
+    instances.write_bytes(json_bytes(VALID))
+    store = Store.init(root / "project")
+    store.ingest(read_coco(instances, store.taxonomy))
+    yield instances, store
+    store.close()
+
+
+@pytest.mark.fuzz
+@FUZZ
+@given(contents=json_file_contents(VALID))
+def test_broken_coco_instances_fail_cleanly_and_change_nothing(env, contents):
+    instances, store = env
+    instances.write_bytes(contents)
+    check_import(store, "coco", instances, [instances])
