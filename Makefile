@@ -22,6 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	bash scripts/install-browser.sh
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
