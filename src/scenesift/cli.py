@@ -802,5 +802,27 @@ def main() -> None:
         sys.exit(2)
 
 
+# ----------------------------------------------------------------------------- web app
+@app.command()
+def serve(
+    project: Path = typer.Argument(..., help="Project folder (made by `scenesift init`)."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address to bind; anything but loopback requires an access token."
+    ),
+    port: int = typer.Option(8765, min=1, max=65535, help="Port to listen on."),
+    token: str | None = typer.Option(
+        None,
+        envvar="SCENESIFT_TOKEN",
+        help="Access token required on every request (generated and printed when binding a "
+        "non-loopback host without one).",
+    ),
+) -> None:
+    """Web app: coverage dashboard, frame browser, frame view, review of a round's picks and
+    situation labelling with keyboard shortcuts."""
+    from scenesift.web.server import serve as run_server
+
+    run_server(project, host=host, port=port, token=token, say=console.print)
+
+
 if __name__ == "__main__":
     main()
