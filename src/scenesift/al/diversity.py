@@ -17,7 +17,7 @@ no n x k matrix is ever held.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import MiniBatchKMeans, kmeans_plusplus
+from sklearn.cluster import KMeans, MiniBatchKMeans, kmeans_plusplus
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
@@ -334,7 +334,8 @@ def cluster_then_uncertainty(
     candidates: float = 10.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The most uncertain frame of each of ``budget`` k-means clusters of the top
-    ``candidates x budget`` most uncertain frames (MiniBatchKMeans), so a batch spreads
+    ``candidates x budget`` most uncertain frames (MiniBatchKMeans; KMeans up to 20,000
+    candidates), so a batch spreads
     over scenes instead of ten near-identical frames of one drive. Clusters left empty are
     filled with the next most uncertain candidates. Returns rows (by score) and scores."""
     x = _as_matrix(embeddings, "embeddings")
@@ -346,12 +347,13 @@ def cluster_then_uncertainty(
     cand = top_k(scores, int(np.ceil(candidates * budget)))
     if budget == 0 or len(cand) <= budget:
         return cand[:budget], scores[cand[:budget]]
-    km = MiniBatchKMeans(
-        n_clusters=budget,
-        random_state=int(rng.integers(2**31 - 1)),
-        n_init=1,
-        batch_size=max(1024, 2 * budget),
-    )
+    seed = int(rng.integers(2**31 - 1))
+    if len(cand) <= 20_000:  # full Lloyd is cheaper than mini-batches on small sets
+        km: KMeans | MiniBatchKMeans = KMeans(n_clusters=budget, random_state=seed, n_init=1)
+    else:
+        km = MiniBatchKMeans(
+            n_clusters=budget, random_state=seed, n_init=1, batch_size=max(1024, 2 * budget)
+        )
     labels = km.fit_predict(np.asarray(x[cand], np.float32))
     # cand is sorted best first, so a stable sort by cluster keeps the best of each first
     order = np.argsort(labels, kind="stable")
