@@ -44,7 +44,7 @@ def synthetic_results(
             run = f"{strategy}-s{s}"
             common = {**base, "study": "strategies", "run": run, "strategy": strategy, "seed": s}
             noise = rng.normal(0, 0.015, rounds)
-            overall = np.clip(_curve(n, 0.72, speed) + noise, 0, 1)
+            overall = np.clip(_curve(n, 0.76, speed) + noise, 0, 1)
             for r in range(rounds):
                 rows.append(
                     {

@@ -1,0 +1,311 @@
+"""Galleries for the report: the frames a campaign picked per round, as small JPEG
+thumbnails with the truth boxes, the round model's stored predictions and situation tags,
+and class activation maps of the latest tagger on a few of them.
+
+Everything is read from the catalog (tables ``campaigns``, ``rounds``, ``picks``, ``boxes``)
+with plain SQL: no model is loaded for the thumbnails. A simulated campaign does not store
+its models' predictions (only human rounds write the pre-annotations they export), so its
+thumbnails show the truth only and say so.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from scenesift.records import Box, FrameRecord
+from scenesift.store import Store, StoreError
+from scenesift.store.coverage import latest_model_source
+
+THUMB_WIDTH = 320
+TRUTH_COLOR = (34, 197, 94)  # green
+PRED_COLOR = (249, 115, 22)  # orange
+MIN_SCORE = 0.3  # predictions drawn from this score up (stored ones may go down to ~0)
+
+
+@dataclass
+class Thumb:
+    src: str  # data URI
+    name: str
+    caption: str = ""
+    tags: list[str] = field(default_factory=list)
+    tags_from: str = ""  # "labels" | "tagger" | ""
+    badge: str = ""
+
+
+@dataclass
+class GalleryRound:
+    idx: int
+    title: str
+    detail: str
+    thumbs: list[Thumb]
+
+
+@dataclass
+class Gallery:
+    campaign: str
+    detail: str
+    rounds: list[GalleryRound]
+    note: str = ""
+    cams: list[Thumb] = field(default_factory=list)
+    cam_note: str = ""
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def campaign_names(store: Store) -> list[str]:
+    """Campaigns, newest first."""
+    return [r[0] for r in store.conn.execute("SELECT name FROM campaigns ORDER BY id DESC")]
+
+
+def _scaled(box: Box, sx: float, sy: float) -> tuple[float, float, float, float]:
+    return (box.x1 * sx, box.y1 * sy, box.x2 * sx, box.y2 * sy)
+
+
+def thumbnail(
+    rec: FrameRecord,
+    truth: Sequence[Box] | None,
+    predicted: Sequence[Box] | None,
+    width: int = THUMB_WIDTH,
+) -> str:
+    """A JPEG data URI ``width`` px wide: truth boxes green, predictions orange."""
+    try:
+        with Image.open(rec.path) as im:
+            im.draft("RGB", (width, width))  # JPEG: decode at reduced scale, much faster
+            im = im.convert("RGB")
+            w0, h0 = rec.width or im.width, rec.height or im.height
+            height = max(1, round(width * im.height / im.width))
+            im = im.resize((width, height), Image.Resampling.BILINEAR)
+    except OSError:
+        height = round(width * 9 / 16)
+        im = Image.new("RGB", (width, height), (200, 200, 200))
+        ImageDraw.Draw(im).text((8, height // 2), "image not readable", fill=(60, 60, 60))
+        w0, h0 = rec.width or width, rec.height or height
+    draw = ImageDraw.Draw(im)
+    sx, sy = width / w0, height / h0
+    for b in predicted or ():
+        draw.rectangle(_scaled(b, sx, sy), outline=PRED_COLOR, width=2)
+    for b in truth or ():
+        draw.rectangle(_scaled(b, sx, sy), outline=TRUTH_COLOR, width=1)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=80, optimize=True)
+    return data_uri(buf.getvalue(), "image/jpeg")
+
+
+def _stored_predictions(
+    store: Store, source: str, frame_ids: Sequence[int], min_score: float
+) -> dict[int, list[Box]] | None:
+    """A model's stored boxes per frame id, or None when it stored none for these frames."""
+    ids = ",".join(str(int(i)) for i in frame_ids) or "NULL"
+    have = {
+        r[0]
+        for r in store.conn.execute(
+            f"SELECT frame_id FROM box_sets WHERE source = ? AND frame_id IN ({ids})", (source,)
+        )
+    }
+    if not have:
+        return None
+    out: dict[int, list[Box]] = {i: [] for i in have}
+    for fid, cat, x1, y1, x2, y2, score in store.conn.execute(
+        f"SELECT frame_id, category, x1, y1, x2, y2, score FROM boxes "
+        f"WHERE source = ? AND frame_id IN ({ids}) ORDER BY score DESC",
+        (source,),
+    ):
+        if (score or 0.0) >= min_score and len(out[fid]) < 30:
+            out[fid].append(Box(cat, x1, y1, x2, y2, score=score))
+    return out
+
+
+def _tagger_tags(store: Store, names: set[str]) -> tuple[dict[str, list[str]], str | None]:
+    source = latest_model_source(store)
+    if source is None:
+        return {}, None
+    thresholds = store.decision_thresholds(source)
+    tags = {}
+    for rec in store.records(predictions=source, names=names):
+        tags[rec.name] = [
+            s for s, v in rec.situation_scores.items() if v >= thresholds.get(s, float("inf"))
+        ]
+    return tags, source
+
+
+def _spread(items: list, k: int) -> list:
+    """At most ``k`` items, first and last included, evenly spaced."""
+    if len(items) <= k:
+        return items
+    idx = sorted({round(i) for i in np.linspace(0, len(items) - 1, k)})
+    return [items[i] for i in idx]
+
+
+def campaign_gallery(
+    store: Store,
+    campaign: str | None = None,
+    per_round: int = 6,
+    max_rounds: int = 12,
+    min_score: float = MIN_SCORE,
+) -> Gallery | None:
+    """The first ``per_round`` picks (by rank) of each round of ``campaign`` (default: the
+    latest); None when the project has no campaign. Unknown names raise StoreError."""
+    c = store.conn
+    if campaign is None:
+        row = c.execute("SELECT id, name, config FROM campaigns ORDER BY id DESC").fetchone()
+        if row is None:
+            return None
+    else:
+        row = c.execute(
+            "SELECT id, name, config FROM campaigns WHERE name = ?", (campaign,)
+        ).fetchone()
+        if row is None:
+            names = campaign_names(store)
+            have = f"; campaigns: {', '.join(names)}" if names else "; there are none yet"
+            raise StoreError(f"no campaign named {campaign!r}{have}")
+    cid, name, config = row
+    config = json.loads(config or "{}")
+    rounds = c.execute(
+        "SELECT r.id, r.idx, r.status, r.model_fingerprint, r.metrics, "
+        "(SELECT count(*) FROM picks p WHERE p.round_id = r.id) "
+        "FROM rounds r WHERE r.campaign_id = ? ORDER BY r.idx",
+        (cid,),
+    ).fetchall()
+    with_picks = [r for r in rounds if r[5] > 0]
+    shown = _spread(with_picks, max_rounds)
+    picks = {}
+    for rid, *_ in shown:
+        picks[rid] = c.execute(
+            "SELECT p.frame_id, f.name, p.rank, p.score, p.strategy, p.review FROM picks p "
+            "JOIN frames f ON f.id = p.frame_id WHERE p.round_id = ? ORDER BY p.rank LIMIT ?",
+            (rid, per_round),
+        ).fetchall()
+    names = {p[1] for rows in picks.values() for p in rows}
+    records = {r.name: r for r in store.records(names=names)} if names else {}
+    tagger_tags, tagger = _tagger_tags(store, names) if names else ({}, None)
+    strategy = config.get("strategy", {}).get("name", "?")
+    detail = (
+        f"strategy {strategy}, labeller {config.get('labeler', '?')}, initial "
+        f"{config.get('initial', '?')} frames, then {config.get('batch', '?')} per round; "
+        f"{len(rounds)} round(s), {sum(r[5] for r in rounds):,} frames picked"
+    )
+    out_rounds = []
+    any_predictions = False
+    for rid, idx, status, fp, metrics, n_picks in shown:
+        metrics = json.loads(metrics or "{}")
+        preds = None
+        if fp:
+            preds = _stored_predictions(store, f"model:{fp}", [p[0] for p in picks[rid]],
+                                        min_score)  # fmt: skip
+        any_predictions |= preds is not None
+        thumbs = []
+        for fid, fname, rank, score, _, review in picks[rid]:
+            rec = records.get(fname)
+            if rec is None:
+                continue
+            truth_tags = sorted(s for s, v in rec.situations.items() if v)
+            tags, tags_from = (truth_tags, "labels") if truth_tags else (
+                sorted(tagger_tags.get(fname, [])), "tagger" if fname in tagger_tags else ""
+            )  # fmt: skip
+            src = thumbnail(rec, rec.boxes, None if preds is None else preds.get(fid))
+            score_text = "" if score is None else f", score {score:.3g}"
+            n_truth = "not labelled" if rec.boxes is None else f"{len(rec.boxes)} boxes"
+            thumbs.append(Thumb(src, fname, f"#{rank + 1}{score_text}, {n_truth}", tags,
+                                tags_from, "" if review == "pending" else review))  # fmt: skip
+        bits = [f"{n_picks:,} picked", f"status {status}"]
+        if metrics.get("n_labelled") is not None:
+            bits.append(f"model trained on {metrics['n_labelled']:,} frames")
+        if metrics.get("map50") is not None:
+            bits.append(f"its mAP@0.5 {metrics['map50']:.3f}")
+        by = picks[rid][0][4] if picks[rid] else strategy
+        title = f"Round {idx}: {by}"
+        if fp is None:
+            bits.append("no model (random initial set)")
+        elif preds is None:
+            bits.append(f"model {fp[:10]}: predictions not stored")
+        else:
+            bits.append(f"model {fp[:10]}: predictions in orange")
+        out_rounds.append(GalleryRound(idx, title, "; ".join(bits), thumbs))
+    note = ""
+    if len(with_picks) > len(shown):
+        note = f"Showing {len(shown)} of {len(with_picks)} rounds (first, last, evenly spaced). "
+    if not any_predictions and with_picks:
+        note += (
+            "No round model stored predictions for its picks (simulated campaigns do not): "
+            "boxes are the truth only. "
+        )
+    if tagger is None:
+        note += "Situation tags come from labels; no tagger predictions are stored."
+    return Gallery(name, detail, out_rounds, note.strip())
+
+
+# ------------------------------------------------------------------------------ CAMs
+def _overlay(rec: FrameRecord, heat: np.ndarray, width: int = THUMB_WIDTH) -> str:
+    from matplotlib import colormaps
+
+    with Image.open(rec.path) as im:
+        im.draft("RGB", (width, width))
+        im = im.convert("RGB")
+        height = max(1, round(width * im.height / im.width))
+        im = im.resize((width, height), Image.Resampling.BILINEAR)
+    h = Image.fromarray(heat.astype(np.float32), mode="F").resize(
+        (width, height), Image.Resampling.BILINEAR
+    )
+    rgba = colormaps["inferno"](np.clip(np.asarray(h), 0, 1))
+    colour = (rgba[..., :3] * 255).astype(np.float32)
+    mixed = 0.55 * np.asarray(im, np.float32) + 0.45 * colour
+    buf = io.BytesIO()
+    Image.fromarray(mixed.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=80)
+    return data_uri(buf.getvalue(), "image/jpeg")
+
+
+def tagger_cams(store: Store, names: Sequence[str], k: int = 4) -> tuple[list[Thumb], str]:
+    """Class activation maps of the latest tagger for up to ``k`` of ``names``: per frame,
+    the map of its rarest positive situation (labels, else the tagger's own call), so the
+    picture shows where the tagger sees what made the frame unusual. (thumbs, note)"""
+    from scenesift.pipelines.checkpoints import latest
+
+    try:
+        latest(store.root / "models" / "tagger", "tagger")
+    except StoreError as e:
+        return [], f"No class activation maps: {e}."
+    import torch
+
+    from scenesift.models.images import make_loader
+    from scenesift.pipelines import tagger as pipe
+
+    try:
+        tagger, path = pipe.load(store)
+    except StoreError as e:
+        return [], f"No class activation maps: {e}"
+    records = [r for r in store.records(names=set(names)) if Path(r.path).exists()]
+    order = {n: i for i, n in enumerate(names)}
+    records = sorted(records, key=lambda r: order.get(r.name, 0))[:k]
+    if not records:
+        return [], "No class activation maps: none of the picked images is readable."
+    pre = tagger.net.backbone.preprocessing
+    images = torch.cat([b.images for b in make_loader([r.path for r in records], pre, 8)])
+    maps = tagger.cam(images)  # (N, S, h, w) logits per pixel
+    probs = 1.0 / (1.0 + np.exp(-maps.mean(axis=(2, 3))))  # pooled: the tagger's scores
+    situations = list(tagger.situations)
+    positive = [
+        [s for s in situations if r.situations.get(s)] or
+        [s for j, s in enumerate(situations) if probs[i, j] >= 0.5]
+        for i, r in enumerate(records)
+    ]  # fmt: skip
+    prevalence = {s: sum(s in p for p in positive) for s in situations}
+    thumbs = []
+    for i, rec in enumerate(records):
+        cands = positive[i] or situations
+        s = min(cands, key=lambda x: (prevalence[x], -probs[i, situations.index(x)]))
+        j = situations.index(s)
+        heat = 1.0 / (1.0 + np.exp(-maps[i, j]))
+        why = "labelled" if rec.situations.get(s) else "predicted"
+        thumbs.append(Thumb(_overlay(rec, heat), rec.name,
+                            f"{s} ({why}), tagger score {probs[i, j]:.2f}"))  # fmt: skip
+    return thumbs, f"Tagger {Path(path).stem[:10]}: bright = where the per-pixel logit is high."

@@ -1,0 +1,154 @@
+"""The report's tables as plain strings: one formatting for the HTML report and the terminal
+(``report_summary_table``), so both always show the same numbers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from rich.markup import escape
+from rich.table import Table
+
+from scenesift.experiments import stats
+from scenesift.experiments.results import read_results
+
+
+@dataclass
+class TextTable:
+    """Column names, rows of cell strings, a caption; ``numeric`` columns align right."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+    numeric: set[int] = field(default_factory=set)
+
+
+def as_frame(results: pd.DataFrame | str | Path | None) -> pd.DataFrame | None:
+    """A results DataFrame, or the table read from a results directory, or None."""
+    if results is None or isinstance(results, pd.DataFrame):
+        return results
+    return read_results(Path(results))
+
+
+def _ok(x: float | None) -> bool:
+    return x is not None and not (isinstance(x, float) and math.isnan(x))
+
+
+def fmt_ci(mean: float, low: float, high: float, digits: int = 3, sign: bool = False) -> str:
+    """``0.612 [0.601, 0.624]``; the interval left out when undefined (one seed)."""
+    if not _ok(mean):
+        return "-"
+    spec = f"{'+' if sign else ''}.{digits}f"
+    text = format(mean, spec)
+    if _ok(low) and _ok(high):
+        text += f" [{format(low, spec)}, {format(high, spec)}]"
+    return text
+
+
+def fmt_p(p: float) -> str:
+    if not _ok(p):
+        return "-"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _labels_cell(row: pd.Series) -> str:
+    n_seeds, n_reached = int(row.get("n_seeds", 0)), row.get("n_reached")
+    if not _ok(n_reached):
+        return "-"
+    n_reached = int(n_reached)
+    if n_reached == n_seeds:
+        return fmt_ci(row["labels"], row["labels_low"], row["labels_high"], digits=0)
+    if n_reached == 0:
+        return "not reached"
+    median = row.get("labels_median")
+    tail = f" (median {median:,.0f})" if _ok(median) else ""
+    return f"not reached by {n_seeds - n_reached}/{n_seeds} seeds{tail}"
+
+
+def summary_text(
+    results: pd.DataFrame,
+    full_map50: float | None = None,
+    share: float = 0.95,
+    baseline: str = stats.BASELINE,
+    metric: str = "map50",
+) -> TextTable:
+    """Per strategy: seeds, labels to reach ``share`` of the full-data mAP@0.5, AULC, and
+    the paired difference to ``baseline`` with its t and Wilcoxon p-values."""
+    from_variance = full_map50 is None
+    if full_map50 is None:
+        full_map50 = stats.full_data_value(results, metric)
+    s = stats.strategy_summary(results, full_map50, share, baseline, metric)
+    target = (
+        f"labels to reach {share:.0%} of full-data mAP@0.5 ({share * full_map50:.3f})"
+        if full_map50 is not None
+        else f"labels to reach {share:.0%} of full-data mAP@0.5"
+    )
+    columns = ["strategy", "seeds", target, "AULC (mean mAP@0.5)", f"AULC - {baseline}",
+               "p (paired t)", "p (Wilcoxon)"]  # fmt: skip
+    rows = []
+    for _, r in s.iterrows():
+        rows.append([
+            str(r["strategy"]), str(int(r["n_seeds"])), _labels_cell(r),
+            fmt_ci(r["aulc"], r["aulc_low"], r["aulc_high"]),
+            fmt_ci(r["diff"], r["diff_low"], r["diff_high"], sign=True)
+            if _ok(r["diff"]) else ("baseline" if r["strategy"] == baseline else "-"),
+            fmt_p(r["t_pvalue"]), fmt_p(r["wilcoxon_pvalue"]),
+        ])  # fmt: skip
+    if full_map50 is None:
+        source = "no full-data mAP@0.5: pass it, or run the variance study with fraction 1.0"
+    elif from_variance:
+        source = f"full-data mAP@0.5 {full_map50:.3f}: mean of the variance study's 100% runs"
+    else:
+        source = f"full-data mAP@0.5 {full_map50:.3f} (given)"
+    x = ""
+    auc = stats.area_under_curve(results, metric).per_seed
+    if len(auc) and _ok(auc["x_min"].iloc[0]):
+        x = f" over {auc['x_min'].iloc[0]:,.0f}-{auc['x_max'].iloc[0]:,.0f} labelled frames"
+    caption = (
+        f"Mean [95% t-interval across seeds]. AULC: area under the mAP@0.5 learning curve"
+        f"{x}, divided by its width. Paired by seed (same initial set); "
+        f"two-sided tests. Labels to reach: linear between rounds; {source}."
+    )
+    return TextTable(columns, rows, caption, numeric={1, 2, 3, 4, 5, 6})
+
+
+def variance_text(results: pd.DataFrame, metric: str = "map50") -> TextTable:
+    v = stats.variance_summary(results, metric)
+    columns = ["training share", "labelled frames", "trainings", "min", "median", "max",
+               "mean", "std", "max - min"]  # fmt: skip
+    rows = [
+        [f"{r['fraction']:.0%}", f"{r['n_labelled']:,.0f}", str(int(r["n_runs"])),
+         f"{r['min']:.3f}", f"{r['median']:.3f}", f"{r['max']:.3f}", f"{r['mean']:.3f}",
+         "-" if not _ok(r["std"]) else f"{r['std']:.3f}", f"{r['spread']:.3f}"]
+        for _, r in v.iterrows()
+    ]  # fmt: skip
+    caption = (
+        "mAP@0.5 on the test split of models trained on random subsets of the pool; each "
+        "training draws its own subset. A wide min-max range at one size means which frames "
+        "are labelled matters as much as how many."
+    )
+    return TextTable(columns, rows, caption, numeric=set(range(1, 9)))
+
+
+def report_summary_table(
+    results: pd.DataFrame | str | Path,
+    full_map50: float | None = None,
+    share: float = 0.95,
+    baseline: str = stats.BASELINE,
+) -> Table:
+    """The report's key numbers for the terminal: labels to reach ``share`` of the
+    full-data mAP@0.5, AULC and the paired test against ``baseline``, per strategy."""
+    df = as_frame(results)
+    if df is None or stats.subset(df, "map50").empty:
+        table = Table(title="Strategies", caption="no strategy-study rows in the results")
+        table.add_column("strategy")
+        return table
+    text = summary_text(df, full_map50, share, baseline)
+    table = Table(title="Active learning strategies vs " + baseline, caption=text.caption)
+    for j, col in enumerate(text.columns):
+        table.add_column(col, justify="right" if j in text.numeric else "left")
+    for row in text.rows:
+        table.add_row(*map(escape, row), style="dim" if row[0] == baseline else None)
+    return table

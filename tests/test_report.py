@@ -1,0 +1,190 @@
+"""The HTML report: self-contained, every section or its empty state, all text escaped."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from rich.console import Console
+
+from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
+from scenesift.report import SECTIONS, build_report, report_summary_table
+from scenesift.report.build import TITLES
+from scenesift.report.gallery import campaign_gallery
+from scenesift.report.synthetic import synthetic_results
+from scenesift.store import Store, StoreError
+from scenesift.store.project import now
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def make_frames(root, n=24):
+    """``n`` small frames in n/2 drives with one box each; odd drives at night."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(n):
+        pixels = np.full((64, 96, 3), 40 if (i // 2) % 2 else 160, dtype=np.uint8)
+        x, y = int(rng.integers(0, 70)), int(rng.integers(0, 40))
+        pixels[y : y + 20, x : x + 20] = 235
+        name = f"d{i // 2:02d}/{i % 2}.png"
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / name)
+        frames.append(FrameRecord(name, root / name, f"d{i // 2:02d}", 96, 64,
+                                  timestamp=float(i % 2),
+                                  situations={"night": (i // 2) % 2 == 1, "rain": i % 3 == 0},
+                                  boxes=[Box("car", x, y, x + 20, y + 20)]))  # fmt: skip
+    return frames
+
+
+def add_campaign(store: Store, name: str, rounds: int = 3, batch: int = 3) -> None:
+    """A campaign written straight into the catalog: picks per round, and the round
+    models' predictions stored for rounds >= 1 (as a human campaign stores them)."""
+    c = store.conn
+    ids = dict(c.execute("SELECT name, id FROM frames").fetchall())
+    pool = store.records(split="train")
+    with store.transaction():
+        config = json.dumps({"strategy": {"name": "margin"}, "labeler": "labelstudio",
+                             "initial": batch, "batch": batch})  # fmt: skip
+        cid = c.execute(
+            "INSERT INTO campaigns (name, config, status, created_at) VALUES (?, ?, 'running', ?)",
+            (name, config, now()),
+        ).lastrowid
+        for r in range(rounds):
+            fp = f"round{r}model" if r else None
+            metrics = json.dumps({"n_labelled": batch * r, "map50": 0.5} if r else {})
+            rid = c.execute(
+                "INSERT INTO rounds (campaign_id, idx, status, model_fingerprint, metrics, "
+                "created_at) VALUES (?, ?, 'labelled', ?, ?, ?)",
+                (cid, r, fp, metrics, now()),
+            ).lastrowid
+            picks = pool[r * batch : (r + 1) * batch]
+            c.executemany(
+                "INSERT INTO picks (round_id, frame_id, rank, score, strategy) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(rid, ids[p.name], k, 0.9 - 0.1 * k, "margin") for k, p in enumerate(picks)],
+            )
+            if fp:
+                store.write_box_predictions(
+                    f"model:{fp}", {p.name: [Box("car", 1, 1, 30, 30, score=0.9)] for p in picks}
+                )
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    store = Store.init(root / "proj", split_fractions=(0.5, 0.2, 0.3))
+    frames = make_frames(root / "data")
+    store.ingest(ImportBatch(frames, root / "data", ImportReport("t")), label_source="import")
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def results():
+    return synthetic_results(seeds=2, rounds=4, variance_runs=4)
+
+
+@pytest.fixture(scope="module")
+def full_report(project, results, tmp_path_factory):
+    """Everything there but models: results, a campaign, stored tagger scores."""
+    add_campaign(project, "active-1")
+    rng = np.random.default_rng(0)
+    records = project.records()
+    truth = np.array([[r.situations.get("night", False), r.situations.get("rain", False)]
+                      for r in records], float)  # fmt: skip
+    scores = np.clip(0.6 * truth + rng.uniform(0, 0.5, truth.shape), 0, 1)
+    project.write_situation_scores("model:tagger1", [r.name for r in records],
+                                   ["night", "rain"], scores)  # fmt: skip
+    out = tmp_path_factory.mktemp("out") / "report.html"
+    return build_report(project, out, results, full_map50=0.74).read_text(encoding="utf-8")
+
+
+def assert_self_contained(html: str) -> None:
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+    assert "<script" not in html.lower()
+    assert all(src.startswith("data:image/") for src in re.findall(r'src="([^"]*)"', html))
+
+
+def test_the_report_is_self_contained_and_has_every_section(full_report):
+    html = full_report
+    assert_self_contained(html)
+    for key in SECTIONS:
+        assert f'<section id="{key}">' in html and TITLES[key] in html
+    assert html.count("data:image/png;base64,") >= 7  # the experiment figures + tagger plot
+    assert html.count("data:image/jpeg;base64,") == 9  # 3 rounds x 3 picks
+    assert "least_confidence" in html and "labels to reach 95%" in html
+    assert "Per-label quality of the latest tagger" in html
+    assert "stored scores of model:tagger1" in html
+    assert "predictions in orange" in html and "no model (random initial set)" in html
+    assert "No trained detector in this project" in html  # the one missing input
+
+
+def test_each_missing_input_gets_a_helpful_sentence(tmp_path):
+    store = Store.init(tmp_path / "empty")
+    with store:
+        html = build_report(store, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert_self_contained(html)
+    assert "data:image" not in html
+    assert html.count("No experiment results were given to the report") == 6
+    assert "No trained tagger in this project: run <code>scenesift tagger train</code>" in html
+    assert "No trained detector in this project" in html
+    assert "No campaign in this project: start one with <code>scenesift al start</code>" in html
+
+
+def test_sections_without_rows_say_which_study_makes_them(project, results, tmp_path):
+    only_variance = results.loc[results["study"] == "variance"]
+    path = build_report(project, tmp_path / "r.html", only_variance,
+                        sections=("summary", "curves", "variance", "tagger"))  # fmt: skip
+    html = path.read_text(encoding="utf-8")
+    assert "no strategy-study rows" in html and "no tagger-study rows" in html
+    assert html.count("data:image/png") >= 1 and "trainings" in html  # the violin and its table
+    assert 'id="gallery"' not in html and 'id="gaps"' not in html
+
+
+def test_names_from_data_are_escaped(project, results, tmp_path):
+    add_campaign(project, EVIL, rounds=1)
+    evil = results.copy()
+    evil["situation"] = evil["situation"].replace("fog", "<script>alert('x')</script>")
+    evil["strategy"] = evil["strategy"].replace("least_confidence", "<b>bold</b>")
+    path = build_report(project, tmp_path / "r.html", evil, campaign=EVIL,
+                        sections=("summary", "situations", "gallery"))  # fmt: skip
+    html = path.read_text(encoding="utf-8")
+    assert_self_contained(html)
+    assert EVIL not in html and "<b>bold</b>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+
+
+def test_unknown_sections_and_campaigns_are_refused_clearly(project, tmp_path):
+    with pytest.raises(ValueError, match="unknown report section"):
+        build_report(project, tmp_path / "r.html", sections=("summary", "nope"))
+    html = build_report(project, tmp_path / "r.html", campaign="nope",
+                        sections=("gallery",)).read_text(encoding="utf-8")  # fmt: skip
+    assert "no campaign named &#39;nope&#39;" in html
+    with pytest.raises(StoreError, match="no campaign named 'nope'"):
+        campaign_gallery(project, "nope")
+
+
+def test_results_can_be_a_results_directory(project, results, tmp_path):
+    from scenesift.experiments.results import append_run
+
+    for run, rows in results.groupby("run"):
+        append_run(tmp_path / "results", str(run), rows.to_dict("records"))
+    html = build_report(project, tmp_path / "r.html", tmp_path / "results",
+                        sections=("summary",)).read_text(encoding="utf-8")  # fmt: skip
+    assert "least_confidence" in html and "mean of the variance study" in html
+
+
+def test_terminal_summary_table_has_the_key_numbers(results):
+    table = report_summary_table(results, full_map50=0.74)
+    assert table.row_count == 2
+    console = Console(record=True, width=200)
+    console.print(table)
+    text = console.export_text()
+    assert "least_confidence" in text and "AULC" in text and "baseline" in text
+    assert "0.703" in text  # 95% of 0.74
+    empty = report_summary_table(results.loc[results["study"] == "variance"])
+    assert empty.row_count == 0
