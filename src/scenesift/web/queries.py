@@ -187,8 +187,22 @@ _KEYS = {
 }
 
 
+#: Below this many matching index entries a filter drives the query (look the few rows
+#: up, then sort them); above it the query walks the sort order's index and filters.
+SELECTIVE = 5000
+
+
+def _few(conn: sqlite3.Connection, sql: str, args: list) -> bool:
+    """Whether ``sql`` (a covering-index lookup) has fewer than SELECTIVE rows: at most
+    SELECTIVE index entries read. The catalog has no planner statistics (no ANALYZE), so
+    SQLite would otherwise assume every equality filter is selective and sort a million
+    rows for ``state = 'unlabelled'``."""
+    n = conn.execute(f"SELECT count(*) FROM ({sql} LIMIT {SELECTIVE})", args).fetchone()[0]
+    return n < SELECTIVE
+
+
 def _base(
-    f: Filters, model_source: str | None, round_id: int | None
+    conn: sqlite3.Connection, f: Filters, model_source: str | None, round_id: int | None
 ) -> tuple[str, list[str], list]:
     """(FROM clause, WHERE terms, args) for the filters; the select list is the caller's."""
     where: list[str] = []
@@ -211,7 +225,8 @@ def _base(
     else:
         frm = "frames f"
     if f.state is not None:
-        where.append("f.state = ?")
+        few = f.uses_picks or _few(conn, "SELECT 1 FROM frames WHERE state = ?", [f.state])
+        where.append("f.state = ?" if few else "+f.state = ?")  # +: do not use its index
         args.append(f.state)
     if f.drive is not None:
         where.append("f.drive = ?")
@@ -230,6 +245,13 @@ def _base(
                 f"ORDER BY {_TRUTH_RANK.format(col='sl.source')} LIMIT 1) = ?"
             )
             args += [f.situation, int(f.value)]
+            candidates = (
+                "SELECT frame_id FROM situation_labels WHERE situation = ? "
+                f"AND source IN {_TRUTH_IN} AND value = ?"
+            )
+            if not f.uses_picks and _few(conn, candidates, [f.situation, int(f.value)]):
+                where.append(f"f.id IN ({candidates})")  # rare: start from these frames
+                args += [f.situation, int(f.value)]
     if f.predicted is not None:
         where.append(
             "EXISTS (SELECT 1 FROM situation_labels sp WHERE sp.frame_id = f.id AND "
@@ -296,7 +318,7 @@ def browse(
         return Page([], None, None, None, "no active-learning round yet, so no picks to show")
     if f.predicted is not None and model_source is None:
         return Page([], None, None, None, "no model has predicted situations yet")
-    frm, where, args = _base(f, model_source, round_id)
+    frm, where, args = _base(conn, f, model_source, round_id)
     forward = before is None
     cursor = after if forward else before
     if cursor is not None:
@@ -331,13 +353,13 @@ def count(
     model_source: str | None,
     latest_round: int | None,
     cap: int = 10_000,
-    seconds: float = 0.5,
+    seconds: float = 0.25,
 ) -> int | None:
     """How many frames match, counting at most ``cap`` (None: too slow to count)."""
     round_id = f.round if f.round is not None else latest_round
     if (f.uses_picks and round_id is None) or (f.predicted is not None and model_source is None):
         return 0
-    frm, where, args = _base(f, model_source, round_id)
+    frm, where, args = _base(conn, f, model_source, round_id)
     sql = f"SELECT 1 FROM {frm}" + (" WHERE " + " AND ".join(where) if where else "")
     try:
         with deadline(conn, seconds):
