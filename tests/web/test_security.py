@@ -116,6 +116,22 @@ def test_cross_origin_writes_are_refused(client, project):
     assert r.status_code == 200
 
 
+def test_oversized_or_unsized_bodies_are_refused(client, project):
+    fid = frame_id(project, "d1/000.jpg")
+    big = b'{"review": "accepted", "pad": "' + b"x" * 1_100_000 + b'"}'
+    r = client.post(f"/api/rounds/2/picks/{fid}", content=big,
+                    headers={"content-type": "application/json"})  # fmt: skip
+    assert r.status_code == 413
+
+    def chunks():
+        yield b'{"review": '
+        yield b'"accepted"}'
+
+    r = client.post(f"/api/rounds/2/picks/{fid}", content=chunks(),
+                    headers={"content-type": "application/json"})  # fmt: skip
+    assert r.status_code == 411
+
+
 def test_security_headers(client):
     r = client.get("/")
     assert "script-src 'self'" in r.headers["content-security-policy"]

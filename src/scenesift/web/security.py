@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 COOKIE = "scenesift_token"
+MAX_BODY = 1_000_000  # bytes: a labelling save is well under 10 kB
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -147,6 +148,11 @@ class Guard:
                     return _with_headers(response), ""
                 return None, cookie_value
         if request.method not in SAFE_METHODS:
+            length = headers.get("content-length")
+            if length is None and "chunked" in headers.get("transfer-encoding", ""):
+                return _deny(411, "send a Content-Length", json), ""
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+                return _deny(413, f"request body over {MAX_BODY:,} bytes", json), ""
             origin = headers.get("origin")
             if origin is not None and not _same_origin(origin, headers.get("host", "")):
                 return _deny(403, f"cross-origin request from {origin} refused", json), ""
