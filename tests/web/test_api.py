@@ -240,6 +240,9 @@ def test_a_second_save_replaces_the_first_and_the_page_shows_who_saved(client, p
     assert data["situations"]["tunnel"]["source"] is None  # no longer labelled by anyone
     html = client.get(f"/label/{fid}").text
     assert "Bo Chen" in html and 'data-version="2"' in html
+    client.cookies.set("scenesift_labeller", "Bo%20Chen%20%3Cb%3E")  # as label.js writes it
+    html = client.get(f"/label/{fid}").text
+    assert 'value="Bo Chen &lt;b&gt;"' in html
 
 
 def test_stale_version_is_409_and_names_who_saved(client, project):

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, unquote, urlencode
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi import Path as PathParam
@@ -351,7 +351,6 @@ def create_app(project_path: Path | str, token: str | None = None) -> FastAPI:
             last=last,
             model=model,
             tagger=tagger_checkpoint(project.root) is not None,
-            situations_with_scores=[r.name for r in rows],
         )
 
     @app.get("/api/frames/{frame_id}")
@@ -504,7 +503,7 @@ def create_app(project_path: Path | str, token: str | None = None) -> FastAPI:
             queue_text=_describe_queue(filters, queue_round),
             last=last,
             boxes=boxes,
-            labeller=request.cookies.get(LABELLER_COOKIE, "")[:100],
+            labeller=unquote(request.cookies.get(LABELLER_COOKIE, ""))[:100],
             groups=project.taxonomy.groups(),
             scores={r.name: r.score for r in rows},
             descriptions={r.name: r.description for r in rows},
