@@ -18,7 +18,7 @@ def experiment(name="tiny", engine="local", workers=1, **kw) -> ExperimentConfig
         "name": name,
         "variance": {"fractions": [0.5, 1.0], "repeats": 2},
         "strategies": {
-            "strategies": ["random", {"name": "random", "note": "b"}],
+            "strategies": ["random", {"name": "least_confidence", "agg": "mean"}],
             "seeds": 2,
             "initial": 6,
             "batch": 4,
@@ -42,7 +42,10 @@ def test_plan_lists_every_run_once():
     runs = plan(experiment())
     assert len(runs) == 2 * 2 + 2 * 2
     assert len({r.run for r in runs}) == len(runs)
-    assert {r.strategy for r in runs if r.study == "strategies"} == {"random", "random(note=b)"}
+    assert {r.strategy for r in runs if r.study == "strategies"} == {
+        "random",
+        "least_confidence(agg=mean)",
+    }
 
 
 def test_results_are_tidy_and_an_interrupted_experiment_only_runs_what_is_missing(project):

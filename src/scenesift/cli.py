@@ -784,6 +784,100 @@ def select_cmd(
     )
 
 
+experiment_app = typer.Typer(
+    help="Experiments that measure whether active learning pays: variance over random "
+    "subsets, strategies vs random over seeds. Results: one tidy Parquet table.",
+    no_args_is_help=True,
+)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("run")
+def experiment_run(
+    config: Path = typer.Argument(..., help="Experiment TOML (see docs/experiments.md)."),
+    project: Path = PROJECT,
+    engine: str | None = typer.Option(None, help="local (process pool) or ray."),
+    workers: int | None = typer.Option(None, min=1, help="Parallel runs."),
+    address: str | None = typer.Option(
+        None, help="Ray: an existing cluster (auto, ray://host:10001); default: start one here."
+    ),
+) -> None:
+    """Run every unfinished run of an experiment (an interrupted one resumes)."""
+    from dataclasses import replace
+
+    from scenesift.experiments.config import ExperimentConfig
+    from scenesift.experiments.runners import run_experiment
+
+    try:
+        cfg = ExperimentConfig.load(config)
+        runner = cfg.runner
+        if engine is not None or workers is not None or address is not None:
+            runner = replace(
+                runner,
+                engine=engine or runner.engine,
+                workers=workers or runner.workers,
+                address=address or runner.address,
+            )
+        cfg = replace(cfg, runner=runner)
+    except ValueError as e:
+        err_console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    Store.open(project).close()  # a clear error before any work when it is not a project
+    with progress_bar() as bar:
+        task = bar.add_task(f"experiment {cfg.name}", total=None)
+
+        def on_progress(p) -> None:
+            bar.update(task, total=p.total, completed=p.done)
+            if p.run:
+                bar.console.print(f"finished {p.run} ({p.seconds:.0f} s)")
+
+        out = run_experiment(project, cfg, on_progress=on_progress)
+    console.print(f"Results: [bold]{out}[/] (one Parquet file per run)")
+
+
+@app.command("report")
+def report_cmd(
+    project: Path = PROJECT,
+    experiment: str | None = typer.Option(
+        None, help="Experiment whose results to include (default: the only/latest one)."
+    ),
+    campaign: str | None = typer.Option(None, help="Campaign for the galleries (default: latest)."),
+    full_map50: float | None = typer.Option(
+        None, help="Full-data mAP@0.5 for the 95% target (default: the variance study's 100%)."
+    ),
+    out: Path | None = typer.Option(None, help="Default: PROJECT/reports/report.html."),
+) -> None:
+    """One self-contained HTML file: learning curves, variance violins, per-class and
+    per-situation curves, the tagger's AUCs, the situation gap report, picked frames."""
+    from scenesift.experiments.results import read_results
+    from scenesift.experiments.runners import RESULTS_DIR
+    from scenesift.report import build_report, report_summary_table
+
+    with Store.open(project) as store:
+        results = None
+        root = store.root / RESULTS_DIR
+        names = sorted(
+            (p for p in root.glob("*/results") if any(p.glob("*.parquet"))),
+            key=lambda p: p.stat().st_mtime,
+        )
+        if experiment is not None:
+            chosen = root / experiment / "results"
+            if chosen not in names:
+                found = ", ".join(p.parent.name for p in names) or "none"
+                raise StoreError(f"no results for experiment {experiment!r} (found: {found})")
+            names = [chosen]
+        if names:
+            results = read_results(names[-1])
+        with console.status("building the report"):
+            path = build_report(
+                store, out or store.root / "reports" / "report.html", results=results,
+                full_map50=full_map50, campaign=campaign,
+            )  # fmt: skip
+    if results is not None:
+        console.print(report_summary_table(results, full_map50=full_map50))
+    console.print(f"Report: [bold]{path}[/]")
+
+
 def _print_detection(results, by_situation) -> None:
     console.print(results.to_table())
     if by_situation is not None:

@@ -1,7 +1,12 @@
-"""What ``make demo`` runs: synthetic world -> project -> import -> coverage.
+"""What ``make demo`` runs, end to end on a laptop CPU:
+
+synthetic world -> project -> import -> coverage -> situation tagger (train, AUC,
+pre-labels) -> detector on all labels (the full-data reference mAP) -> an experiment:
+active learning vs random over seeds, plus the variance of random subsets -> the report.
 
 Re-running is cheap and safe: the world is regenerated only when its settings changed, the
-project is reused, and re-importing the same world is a no-op (imports are idempotent).
+project is reused, re-importing the same world is a no-op, trained models are reused, and
+the experiment skips the runs it already finished.
 """
 
 from __future__ import annotations
@@ -11,11 +16,11 @@ import tomllib
 from pathlib import Path
 
 from scenesift.io.bdd import read_bdd
-from scenesift.store import Store
+from scenesift.store import Store, StoreError
 from scenesift.store.coverage import coverage
 from scenesift.synth import contact_sheet, default_world_config, generate, read_generation
 from scenesift.tables import coverage_table, import_report_table, summary_table
-from scenesift.ui import console, tracker
+from scenesift.ui import console, progress_bar, tracker
 
 
 def _world_is_current(world: Path, frames: int, seed: int) -> bool:
@@ -29,7 +34,9 @@ def _world_is_current(world: Path, frames: int, seed: int) -> bool:
     return (written_seed, written_frames) == (seed, frames) and config == default_world_config()
 
 
-def run(out: Path, frames: int = 2000, seed: int = 0, workers: int = 2) -> Path:
+def run(
+    out: Path, frames: int = 2000, seed: int = 0, workers: int = 2, quick: bool = False
+) -> Path:
     out = Path(out)
     world, project = out / "world", out / "project"
     console.rule("[bold]1. Synthetic driving world")
@@ -54,8 +61,104 @@ def run(out: Path, frames: int = 2000, seed: int = 0, workers: int = 2) -> Path:
         console.print(summary_table(store))
         console.print(coverage_table(coverage(store)))
     console.print(f"Contact sheet of the world: [bold]{sheet}[/]")
-    console.print(f"Project: [bold]{project}[/]  (try: .venv/bin/scenesift info -p {project})")
+    if quick:
+        console.print(f"Project: [bold]{project}[/]  (try: .venv/bin/scenesift info -p {project})")
+        return project
+    models_and_experiment(out, project, workers)
     return project
+
+
+#: The demo's experiment: small enough for ~10 minutes on 2 cores, big enough to show the
+#: shape of the curves. The full-size study is in BENCHMARKS.md.
+DEMO_EXPERIMENT = """\
+name = "demo"
+studies = ["variance", "strategies"]
+
+[variance]
+fractions = [0.1, 0.25, 0.5, 1.0]
+repeats = 3
+
+[strategies]
+strategies = ["random", "least_confidence", { name = "cluster_uncertainty" }]
+seeds = 3
+initial = 100
+batch = 100
+rounds = 6
+
+[learner]
+min_score = 0.2
+detector = { epochs = 10 }
+
+[runner]
+engine = "local"
+workers = 2
+"""
+
+
+def models_and_experiment(out: Path, project: Path, workers: int) -> None:
+    from dataclasses import replace
+
+    from scenesift.experiments.config import ExperimentConfig
+    from scenesift.experiments.results import read_results
+    from scenesift.experiments.runners import run_experiment
+    from scenesift.models.detector import DetectorConfig
+    from scenesift.models.features import keep_freed_memory
+    from scenesift.models.tagger import TaggerConfig
+    from scenesift.pipelines import detector as det
+    from scenesift.pipelines import tagger as tag
+    from scenesift.report import build_report, report_summary_table
+
+    keep_freed_memory()
+    config_path = out / "experiment.toml"
+    if not config_path.exists() or config_path.read_text() != DEMO_EXPERIMENT:
+        config_path.write_text(DEMO_EXPERIMENT)
+    experiment = ExperimentConfig.load(config_path)
+    experiment = replace(experiment, runner=replace(experiment.runner, workers=workers))
+
+    with Store.open(project) as store:
+        console.rule("[bold]4. Situation tagger (seed 000)")
+        try:
+            tagger, path = tag.load(store)
+            console.print(f"Reusing tagger {tagger.fingerprint}.")
+        except StoreError:
+            tagger, path = tag.train(store, TaggerConfig(schedule="frozen", epochs=3))
+        results = tag.evaluate(store, tagger, plots=store.root / "reports" / "tagger")
+        console.print(results.to_table())
+        summary = tag.prelabel(store, tagger, path, progress=True)
+        console.print(f"Pre-labelled {summary.frames:,} frames as {summary.source}.")
+
+        console.rule("[bold]5. Detector on all labels (the full-data reference)")
+        learner_detector = DetectorConfig(**experiment.learner.get("detector", {}))
+        try:
+            detector, _ = det.load(store)
+            if detector.config != learner_detector:
+                raise StoreError("retrain with the experiment's settings")
+            console.print(f"Reusing detector {detector.fingerprint}.")
+        except StoreError:
+            detector, _ = det.train(store, learner_detector)
+        frames = det.with_boxes(store, "test")
+        predictions = detector.predict(frames, store=store, progress=True)
+        full, by_situation = det.evaluate(store, predictions, "test")
+        console.print(full.to_table())
+        if by_situation is not None:
+            console.print(by_situation.to_table("AP50"))
+
+    console.rule("[bold]6. Experiment: active learning vs random, variance of random subsets")
+    with progress_bar() as bar:
+        task = bar.add_task("experiment runs", total=None)
+
+        def on_progress(p) -> None:
+            bar.update(task, total=p.total, completed=p.done)
+
+        results_dir = run_experiment(project, experiment, on_progress=on_progress)
+    table = read_results(results_dir)
+
+    console.rule("[bold]7. Report")
+    with Store.open(project) as store:
+        report = build_report(store, out / "report.html", results=table, full_map50=full.map50)
+        console.print(report_summary_table(table, full_map50=full.map50))
+    console.print(f"Project: [bold]{project}[/]  (try: .venv/bin/scenesift info -p {project})")
+    console.print(f"Report: [bold]{report}[/]")
 
 
 def main() -> None:
@@ -64,8 +167,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--quick", action="store_true", help="Stop after the import (no models, no experiment)."
+    )
     args = parser.parse_args()
-    run(args.out, args.frames, args.seed, args.workers)
+    run(args.out, args.frames, args.seed, args.workers, args.quick)
 
 
 if __name__ == "__main__":
