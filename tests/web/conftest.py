@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import threading
 import time
@@ -130,9 +132,19 @@ def build_project(tmp: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def project_template(tmp_path_factory) -> Path:
+    return build_project(tmp_path_factory.mktemp("template"))
+
+
 @pytest.fixture
-def project(tmp_path) -> Path:
-    return build_project(tmp_path)
+def project(tmp_path, project_template) -> Path:
+    """A fresh copy of the template project (images included) for each test."""
+    shutil.copytree(project_template.parent / "data", tmp_path / "data")
+    shutil.copytree(project_template, tmp_path / "proj")
+    with Store.open(tmp_path / "proj") as store, store.transaction() as c:
+        c.execute("UPDATE image_roots SET path = ?", (os.path.abspath(tmp_path / "data"),))
+    return tmp_path / "proj"
 
 
 @pytest.fixture
