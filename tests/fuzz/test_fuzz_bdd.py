@@ -7,6 +7,7 @@ from hypothesis import given
 from strategies import FUZZ, check_import, json_bytes, json_file_contents, write_tiny_jpeg
 
 from scenesift.io.bdd import read_bdd
+from scenesift.io.errors import FormatError
 from scenesift.store import Store
 
 
@@ -62,3 +63,30 @@ def test_broken_bdd_labels_fail_cleanly_and_change_nothing(env, contents):
     labels, store = env
     labels.write_bytes(contents)
     check_import(store, "bdd", labels, [labels])
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("[" * 5000, "file"),  # RecursionError in json
+        ("[" + "9" * 5000 + "]", "file"),  # ValueError: int of more than 4300 digits
+        ('[{"name": "a\\ud800.jpg"}]', "$[0].name"),  # lone surrogate: sqlite cannot store it
+        ('[{"name": "a\\u0000.jpg"}]', "$[0].name"),  # NUL: os.stat raises ValueError
+        ('[{"name": "d1/0.jpg", "timestamp": 1' + "0" * 400 + "}]", "$[0].timestamp"),
+        ('[{"name": "d1/0.jpg", "labels": [7]}]', "$[0].labels[0]"),
+        ('[{"name": "d1/0.jpg"}, {"name": "./d1//0.jpg"}]', "$[1]"),  # the same image twice
+    ],
+)
+def test_crashes_found_by_fuzzing_are_located_format_errors(env, text, where):
+    labels, store = env
+    labels.write_text(text)
+    assert check_import(store, "bdd", labels, [labels]) == "FormatError"
+    with pytest.raises(FormatError) as info:
+        read_bdd(labels, store.taxonomy)
+    assert info.value.where == where
+
+
+def test_a_byte_order_mark_is_accepted(env):
+    labels, store = env
+    labels.write_bytes(b"\xef\xbb\xbf" + json_bytes(VALID))
+    assert len(read_bdd(labels, store.taxonomy).frames) == len(VALID)

@@ -7,6 +7,7 @@ from hypothesis import given
 from strategies import FUZZ, check_import, json_bytes, json_file_contents, write_tiny_jpeg
 
 from scenesift.io.coco import read_coco
+from scenesift.io.errors import FormatError
 from scenesift.store import Store
 
 
@@ -58,3 +59,32 @@ def test_broken_coco_instances_fail_cleanly_and_change_nothing(env, contents):
     instances, store = env
     instances.write_bytes(contents)
     check_import(store, "coco", instances, [instances])
+
+
+def _with(**images0) -> dict:
+    doc = {**VALID, "images": [dict(VALID["images"][0], **images0), *VALID["images"][1:]]}
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("doc", "where"),
+    [
+        (_with(width=10**400), "$.images[0].width"),  # OverflowError in math.isfinite
+        (_with(file_name="a\x00b.jpg"), "$.images[0].file_name"),  # ValueError in os.stat
+        (_with(drive="d\ud800"), "$.images[0].drive"),  # sqlite cannot encode it
+    ],
+)
+def test_crashes_found_by_fuzzing_are_located_format_errors(env, doc, where):
+    instances, store = env
+    instances.write_bytes(json_bytes(doc))
+    assert check_import(store, "coco", instances, [instances]) == "FormatError"
+    with pytest.raises(FormatError) as info:
+        read_coco(instances, store.taxonomy)
+    assert info.value.where == where
+
+
+def test_a_file_name_too_long_for_the_file_system_is_a_skipped_image(env):
+    instances, store = env
+    instances.write_bytes(json_bytes(_with(file_name="x" * 300 + ".jpg")))  # OSError in is_file
+    batch = read_coco(instances, store.taxonomy)
+    assert [reason for _, reason in batch.report.skipped_images] == ["File name too long"]

@@ -7,6 +7,7 @@ from hypothesis import given
 from strategies import FUZZ, check_import, csv_file_contents, write_tiny_jpeg
 
 from scenesift.io.csv_folder import read_csv_folder
+from scenesift.io.errors import FormatError
 from scenesift.store import Store
 
 VALID = [
@@ -37,3 +38,16 @@ def test_broken_csv_tables_fail_cleanly_and_change_nothing(env, contents):
     tags, store = env
     tags.write_bytes(contents)
     check_import(store, "csv", tags, [tags])
+
+
+def test_a_nul_in_an_image_name_is_a_located_format_error(env):
+    tags, store = env
+    tags.write_text("image,night\na\x00.jpg,1\n")  # was: ValueError from os.stat
+    assert check_import(store, "csv", tags, [tags]) == "FormatError"
+    with pytest.raises(FormatError, match="line 2, column 'image'"):
+        read_csv_folder(tags, store.taxonomy)
+
+
+def test_a_folder_instead_of_the_csv_is_a_format_error(env, tmp_path):
+    with pytest.raises(FormatError, match="expected a readable CSV file"):
+        read_csv_folder(tmp_path, env[1].taxonomy)

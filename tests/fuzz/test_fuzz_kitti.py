@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given
 from strategies import FUZZ, check_import, kitti_label_files, write_tiny_jpeg
 
+from scenesift.io.errors import FormatError
 from scenesift.io.kitti import read_kitti
 from scenesift.store import Store
+from scenesift.taxonomy import default_taxonomy
 
 IMAGES = ("000000.png", "000001.jpg", "000002.jpg")  # 000002 has no label file: unlabelled
 
@@ -61,3 +65,34 @@ def test_broken_kitti_labels_fail_cleanly_and_change_nothing(env, files):
     write_labels(root / "label_2", files)
     inputs = [root, *(root / "label_2" / f"{stem}.txt" for stem in files)]
     check_import(store, "kitti", root, inputs)
+
+
+def _kitti(root, labels: bytes, image: str = "000000.jpg"):
+    write_tiny_jpeg(root / "image_2" / image)
+    write_labels(root / "label_2", {os.path.splitext(image)[0]: labels})
+    return root
+
+
+def test_a_byte_order_mark_does_not_become_part_of_the_first_type(tmp_path):
+    root = _kitti(tmp_path, b"\xef\xbb\xbf" + " ".join(VALID["000000"][0]).encode())
+    [frame] = read_kitti(root, default_taxonomy()).frames
+    assert [b.category for b in frame.boxes] == ["car"]  # was: unknown type '\ufeffCar'
+
+
+def test_line_numbers_count_line_breaks_only(tmp_path):
+    line = " ".join(VALID["000000"][0])
+    root = _kitti(tmp_path, f"{line}\x0c\n{line}\nCar 0 0\n".encode())  # a form feed: blank
+    with pytest.raises(FormatError, match=r"000000\.txt: line 3: expected 15 or 16"):
+        read_kitti(root, default_taxonomy())
+
+
+def test_an_image_whose_name_is_not_utf8_is_skipped_and_reported(tmp_path):
+    root = _kitti(tmp_path, b"", image=os.fsdecode(b"\xff.jpg"))  # sqlite cannot store it
+    write_tiny_jpeg(root / "image_2" / "fine.jpg")
+    batch = read_kitti(root, default_taxonomy())
+    assert [f.name for f in batch.frames] == ["fine.jpg"]
+    [(path, reason)] = batch.report.skipped_images
+    assert reason == "file name is not UTF-8" and path.endswith("\\xff.jpg")
+    store = Store.init(tmp_path / "project")
+    store.ingest(batch)
+    store.close()

@@ -6,11 +6,15 @@ already has (``labels_only``).
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from hypothesis import given
 from strategies import FUZZ, check_import, json_bytes, json_file_contents, write_tiny_jpeg
 
 from scenesift.io.csv_folder import read_csv_folder
+from scenesift.io.errors import FormatError
+from scenesift.io.labelstudio import read_labelstudio_export
 from scenesift.store import Store
 
 NAMES = ("a.jpg", "d1/b.jpg", "c.jpg")
@@ -104,3 +108,29 @@ def test_the_valid_export_imports(env):
     export, valid, store = env
     export.write_bytes(json_bytes(valid))
     assert check_import(store, "labelstudio", export, [export], labels_only=True) == "imported"
+
+
+def _edited(valid: list[dict], edit) -> list[dict]:
+    tasks = copy.deepcopy(valid)
+    edit(tasks)
+    return tasks
+
+
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        # comparing these two times raised OverflowError
+        (lambda t: t[0]["annotations"][1].update(was_cancelled=False,
+                                                 updated_at="0001-01-01T00:00:00+14:00"),
+         "$[0].annotations[1].updated_at"),
+        (lambda t: t[0]["data"].update(width=-8), "$[0].data.width"),  # a negative image size
+        (lambda t: t[0]["data"].update(frame="a\x00.jpg"), "$[0].data.frame"),
+    ],
+)  # fmt: skip
+def test_crashes_found_by_fuzzing_are_located_format_errors(env, edit, where):
+    export, valid, store = env
+    export.write_bytes(json_bytes(_edited(valid, edit)))
+    assert check_import(store, "labelstudio", export, [export], labels_only=True) == "FormatError"
+    with pytest.raises(FormatError) as info:
+        read_labelstudio_export(export, store.taxonomy)
+    assert info.value.where == where

@@ -23,6 +23,7 @@ from scenesift.io.common import (
     is_relative_name,
     probe_image,
     read_json,
+    read_text,
     tracked,
     write_json,
 )
@@ -44,7 +45,7 @@ class BddMapping:
     @classmethod
     def from_toml(cls, path: Path) -> BddMapping:
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            data = tomllib.loads(read_text(path))
         except tomllib.TOMLDecodeError as e:
             raise FormatError(path, str(e), "a valid TOML mapping") from None
         return cls.from_dict(data, origin=path)
@@ -141,6 +142,7 @@ def _parse_frame(
     name = cur.string("name")
     if not is_relative_name(name):
         raise cur["name"].error("a path relative to the image folder", name)
+    name = Path(name).as_posix()  # "./a//b.jpg" is "a/b.jpg": one image, one frame name
     drive = cur.string("videoName") if cur.has("videoName") else Path(name).stem
     timestamp = cur.number("timestamp") / 1000.0 if cur.has("timestamp") else None
 

@@ -179,8 +179,14 @@ def read_json(path: Path) -> Any:
 
 def printable(text: str | Path) -> str:
     """``text`` with lone surrogates (undecodable file-name bytes, JSON escapes) written as
-    backslash escapes, so that it can be stored, printed and written as JSON."""
-    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    backslash escapes, so that it can be stored, printed and written as JSON. Undecodable
+    file-name bytes are shown as the bytes they were (``\\xff``)."""
+    text = str(text)
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def is_text(text: str) -> bool:
