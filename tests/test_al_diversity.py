@@ -60,8 +60,9 @@ def test_labelled_centres_steer_picks_to_uncovered_clusters():
     assert sorted(labels[picks].tolist()) == [2, 3]
 
 
-def test_approx_with_no_tolerance_and_no_projection_is_the_exact_greedy():
-    x = np.random.default_rng(5).normal(size=(400, 8)).astype(np.float32)
+@pytest.mark.parametrize("dims", [8, 64])  # 64: cells are assigned in a PCA projection
+def test_approx_with_no_tolerance_and_no_projection_is_the_exact_greedy(dims):
+    x, _ = blobs(10, 60, dims, spread=1.0, seed=5)
     exact, _ = dv.kcenter_greedy(x, 40, rng=np.random.default_rng(2))
     approx, _ = dv.kcenter_approx(
         x, 40, rng=np.random.default_rng(2), dims=None, tolerance=0.0, batch=8

@@ -297,7 +297,7 @@ class CoreSet(BaseStrategy):
     def __init__(
         self,
         method: str = "auto",
-        dims: int | None = 32,
+        dims: int | None = 128,
         batch: int = 256,
         tolerance: float = 0.05,
         use_labelled: bool = True,
