@@ -40,12 +40,20 @@ def test_broken_csv_tables_fail_cleanly_and_change_nothing(env, contents):
     check_import(store, "csv", tags, [tags])
 
 
-def test_a_nul_in_an_image_name_is_a_located_format_error(env):
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("image,night\na\x00.jpg,1\n", "line 2, column 'image'"),  # was: ValueError (os.stat)
+        ("image,drive\na.jpg,d\x00\n", "line 2, column 'drive'"),
+    ],
+)
+def test_a_nul_in_a_name_is_a_located_format_error(env, text, where):
     tags, store = env
-    tags.write_text("image,night\na\x00.jpg,1\n")  # was: ValueError from os.stat
+    tags.write_text(text)
     assert check_import(store, "csv", tags, [tags]) == "FormatError"
-    with pytest.raises(FormatError, match="line 2, column 'image'"):
+    with pytest.raises(FormatError) as info:
         read_csv_folder(tags, store.taxonomy)
+    assert info.value.where == where
 
 
 def test_a_folder_instead_of_the_csv_is_a_format_error(env, tmp_path):

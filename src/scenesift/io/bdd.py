@@ -144,6 +144,8 @@ def _parse_frame(
         raise cur["name"].error("a path relative to the image folder", name)
     name = Path(name).as_posix()  # "./a//b.jpg" is "a/b.jpg": one image, one frame name
     drive = cur.string("videoName") if cur.has("videoName") else Path(name).stem
+    if "\x00" in drive:
+        raise cur["videoName"].error("a drive id without NUL characters", drive)
     timestamp = cur.number("timestamp") / 1000.0 if cur.has("timestamp") else None
 
     situations: dict[str, bool] = {}

@@ -19,6 +19,7 @@ from scenesift.io.common import (
     ImageProblem,
     JsonCursor,
     Track,
+    drive_id,
     is_file,
     is_relative_name,
     keep_boxes,
@@ -151,10 +152,7 @@ def _size(item: JsonCursor, key: str) -> int | None:
 def _drive(item: JsonCursor) -> str | None:
     for key in _DRIVE_KEYS:
         if item.has(key):
-            v = item[key].value
-            if isinstance(v, bool) or not isinstance(v, int | str) or v == "":
-                raise item.error("a drive id (string or integer)", v, key)
-            return str(v)
+            return drive_id(item, key)
     return None
 
 

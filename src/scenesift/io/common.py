@@ -213,6 +213,14 @@ def _lone_surrogate(doc: Any) -> str | None:
     return None
 
 
+def drive_id(item: JsonCursor, key: str) -> str:
+    """``item[key]`` as a drive id: an integer, or a non-empty string without NUL."""
+    v = item[key].value
+    if isinstance(v, bool) or not isinstance(v, int | str) or v == "" or "\x00" in str(v):
+        raise item.error("a drive id (string or integer)", v, key)
+    return str(v)
+
+
 def is_relative_name(name: str) -> bool:
     """Whether a path from a label file can name a frame: relative, inside the image
     folder (no ``..``), not the folder itself, and without NUL characters."""

@@ -142,10 +142,13 @@ def _parse_row(row: _Row, path: Path, taxonomy: Taxonomy) -> FrameRecord:
         if value not in TRUE_VALUES + FALSE_VALUES:
             raise FormatError(path, f"line {row.line}, column {col!r}", _ACCEPTED, cell)
         situations[col] = value in TRUE_VALUES
+    drive = row.cells.get("drive") or name
+    if "\x00" in drive:
+        raise FormatError(path, f"line {row.line}, column 'drive'", "a drive id without NUL", drive)
     return FrameRecord(
         name=name,
         path=Path(name),  # made absolute once the image folder is known
-        drive=row.cells.get("drive") or name,
+        drive=drive,
         timestamp=_timestamp(row, path),
         split=row.cells.get("split") or None,
         situations=situations,

@@ -21,6 +21,7 @@ from scenesift.io.common import (
     Track,
     atomic_write,
     clip_box,
+    drive_id,
     is_relative_name,
     probe_image,
     read_json,
@@ -286,12 +287,7 @@ def _parse_tasks(
 
 
 def _drive(data: JsonCursor, name: str) -> str:
-    if not data.has("drive"):
-        return name
-    v = data["drive"].value
-    if isinstance(v, bool) or not isinstance(v, int | str) or v == "":
-        raise data.error("a drive id (string or integer)", v, "drive")
-    return str(v)
+    return drive_id(data, "drive") if data.has("drive") else name
 
 
 def _data_size(data: JsonCursor) -> tuple[int | None, int | None]:
