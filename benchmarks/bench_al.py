@@ -3,13 +3,14 @@
     .venv/bin/python benchmarks/bench_al.py                      # 1,000,000 frames
     .venv/bin/python benchmarks/bench_al.py --frames 100000      # quick
 
-(a) uncertainty: scoring + top-``budget`` of the pool's situation scores (16 sigmoids per
-frame) and of its detections (~5 boxes per frame, 6 classes), through the strategies'
-``select``; best of ``--repeats``. (b) ``kcenter_approx`` picking ``budget`` frames from the
-128-d embeddings, in a child process so its peak RSS (``getrusage``, pool included) is its
-own. (c) covering radius of the approximation vs the exact greedy (and a random batch) on a
-``--subset`` of the pool, with the budget scaled to the subset. Embeddings: ``--clusters``
-Gaussian clusters ("scenes") whose noise has a decaying spectrum, like pooled CNN features.
+(a) strategies' ``select`` of ``budget`` frames: uncertainty scoring + top-k on the pool's
+situation scores (16 sigmoids per frame) and detections (~5 boxes per frame, 6 classes),
+best of ``--repeats``; dedup, balancing and a fusion once each. (b) ``kcenter_approx``
+picking ``budget`` frames from the 128-d embeddings, in a child process so its peak RSS
+(``getrusage``, pool included) is its own. (c) covering radius of the approximation vs the
+exact greedy (and a random batch) on a ``--subset`` of the pool, with the budget scaled to
+the subset. Embeddings: ``--clusters`` Gaussian clusters ("scenes") whose noise has a
+decaying spectrum, like pooled CNN features.
 Prints a markdown table for BENCHMARKS.md.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -65,7 +67,11 @@ def scored_pool(n: int, seed: int) -> Pool:
         timestamps=(np.arange(n) % 200) / 10.0,
         situations=tuple(f"s{i}" for i in range(SITUATIONS)),
         situation_probs=1 / (1 + np.exp(-logits)),
+        classes=tuple(f"c{i}" for i in range(CLASSES)),
         detections=det,
+        labelled_situation_counts={f"s{i}": 50 * i for i in range(SITUATIONS)},
+        labelled_class_counts={f"c{i}": 400 * i for i in range(CLASSES)},
+        n_labelled=1000,
     )
 
 
@@ -84,16 +90,28 @@ def uncertainty_rows(args: argparse.Namespace) -> tuple[list[tuple[str, str]], i
     assert pool.detections is not None
     rng = np.random.default_rng(args.seed)
     rows = []
-    for spec in (
-        {"name": "least_confidence", "target": "situations"},
-        {"name": "entropy", "target": "situations", "agg": "max"},
-        {"name": "least_confidence", "target": "detections"},
-        {"name": "margin", "target": "detections", "agg": "mean"},
-        {"name": "entropy", "target": "detections", "agg": "topk_mean", "k": 3},
+    fusion = {
+        "name": "fusion",
+        "parts": [
+            {"name": "least_confidence", "target": "detections", "weight": 0.7},
+            {"name": "balance_situations", "weight": 0.3},
+        ],
+        "dedup": {"per_drive": 2, "window": 10.0},
+    }
+    for spec, repeats in (
+        ({"name": "least_confidence", "target": "situations"}, args.repeats),
+        ({"name": "entropy", "target": "situations", "agg": "max"}, args.repeats),
+        ({"name": "least_confidence", "target": "detections"}, args.repeats),
+        ({"name": "margin", "target": "detections", "agg": "mean"}, args.repeats),
+        ({"name": "entropy", "target": "detections", "agg": "topk_mean", "k": 3}, args.repeats),
+        ({"name": "entropy", "target": "situations", "dedup": {"per_drive": 2}}, 1),
+        ({"name": "balance_situations"}, 1),
+        ({"name": "balance_classes"}, 1),
+        (fusion, 1),
     ):
         strategy = make_strategy(spec)
-        t = best_time(lambda s=strategy: s.select(pool, args.budget, rng), args.repeats)
-        rows.append((f"{strategy.label}: score + top-{args.budget:,}", f"{t:.2f} s"))
+        t = best_time(lambda s=strategy: s.select(pool, args.budget, rng), repeats)
+        rows.append((f"`{strategy.label}`: top-{args.budget:,}", f"{t:.2f} s"))
     return rows, len(pool.detections.frame)
 
 
@@ -106,7 +124,7 @@ def child_kcenter(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     assert len(np.unique(picks)) == args.budget
-    print(json.dumps({"seconds": seconds, "peak_gb": peak / 2**20, "pool_gb": rss_pool / 2**20}))
+    print(json.dumps({"seconds": seconds, "peak_gib": peak / 2**20, "pool_gib": rss_pool / 2**20}))
 
 
 def main() -> None:
@@ -126,6 +144,7 @@ def main() -> None:
         return
 
     n, k = args.frames, args.budget
+    load = os.getloadavg()[0]
     rows, boxes = uncertainty_rows(args)
 
     out = subprocess.run(
@@ -137,7 +156,7 @@ def main() -> None:
     rows.append((f"kcenter_approx: {k:,} of {n:,} x {DIMS}-d", f"{child['seconds']:.1f} s"))
     rows.append(
         ("  peak RSS of that process (pool alone)",
-         f"{child['peak_gb']:.2f} GB ({child['pool_gb']:.2f} GB)")
+         f"{child['peak_gib']:.2f} GiB ({child['pool_gib']:.2f} GiB)")
     )  # fmt: skip
 
     m = min(args.subset, n)
@@ -171,10 +190,11 @@ def main() -> None:
 
     print(f"\n```bash\n.venv/bin/python {' '.join(sys.argv)}\n```\n")
     print(f"{n:,} frames, {boxes:,} detections, {SITUATIONS} situations, {CLASSES} classes, "
-          f"{args.clusters} clusters\n")  # fmt: skip
+          f"{args.clusters} clusters; load average {load:.1f} at the start\n")  # fmt: skip
     print("| measurement | result |\n| --- | ---: |")
     for name, value in rows:
-        print(f"| {name} | {value} |")
+        cell = name.replace("|", "\\|")  # a pipe inside a table cell, even in a code span
+        print(f"| {cell} | {value} |")
 
 
 if __name__ == "__main__":

@@ -117,6 +117,11 @@ class BaseStrategy:
         """Up to ``k`` distinct pool rows, best first, and their scores."""
         raise NotImplementedError
 
+    def pool_scores(self, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray | None:
+        """A score for every row when this strategy has one (its batch of ``k`` = the top
+        ``k``), so wrappers can rank the whole pool without asking for more picks."""
+        return None
+
     def select(self, pool: Pool, budget: int, rng: np.random.Generator) -> Selection:
         """Pick ``min(budget, len(pool))`` distinct rows (fewer only under ``Dedup``)."""
         budget = _check_int("budget", budget, 0)
@@ -142,6 +147,9 @@ class ScoreStrategy(BaseStrategy):
         s = self.score(pool, rng)
         rows = top_k(s, k)
         return rows, s[rows]
+
+    def pool_scores(self, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray | None:
+        return self.score(pool, rng)
 
 
 # ---------------------------------------------------------------- score strategies
@@ -476,8 +484,9 @@ class Dedup(BaseStrategy):
     """At most ``per_drive`` frames of a drive within any ``window`` seconds, around any
     strategy (``dedup.dedup_ranked``).
 
-    A score strategy's whole ranking is filtered; a batch strategy is asked for
-    ``oversample x budget`` picks, then 4x more while too few survive. Returns fewer than
+    A strategy with a score for every frame (score strategies, fusion) has its whole
+    ranking filtered; a batch strategy is asked for ``oversample x budget`` picks, then 4x
+    more while too few survive. Returns fewer than
     the budget when the pool cannot supply that many distinct moments, unless ``fill``,
     which tops the batch up with the best rejected frames.
     """
@@ -521,8 +530,8 @@ class Dedup(BaseStrategy):
         def kept_of(rows: np.ndarray) -> np.ndarray:
             return dedup_ranked(rows, pool.drives, pool.timestamps, self.per_drive, self.window, k)
 
-        if isinstance(self.strategy, ScoreStrategy):
-            scores = self.strategy.score(pool, rng)
+        scores = self.strategy.pool_scores(pool, k, rng)
+        if scores is not None:
             rows = top_k(scores, n)
             ranked = scores[rows]
             kept = kept_of(rows)
@@ -608,7 +617,7 @@ class Fusion(BaseStrategy):
         rows, _ = part.rank(pool, k, rng)
         return _rank_values(np.asarray(rows, np.int64), n)
 
-    def rank(self, pool: Pool, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def pool_scores(self, pool: Pool, k: int, rng: np.random.Generator) -> np.ndarray:
         fused = np.zeros(len(pool))
         state = rng.bit_generator.state
         for part, w in self.parts:
@@ -616,7 +625,10 @@ class Fusion(BaseStrategy):
             # behaves exactly as it would alone (random tie-breaks included)
             rng.bit_generator.state = state
             fused += w * self._values(part, pool, k, rng)
-        fused /= sum(w for _, w in self.parts)
+        return fused / sum(w for _, w in self.parts)
+
+    def rank(self, pool: Pool, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        fused = self.pool_scores(pool, k, rng)
         rows = top_k(fused, k)
         return rows, fused[rows]
 
