@@ -129,7 +129,8 @@ def test_each_missing_input_gets_a_helpful_sentence(tmp_path):
         html = build_report(store, tmp_path / "r.html").read_text(encoding="utf-8")
     assert_self_contained(html)
     assert "data:image" not in html
-    assert html.count("No experiment results were given to the report") == 6
+    assert html.count("No experiment results were given to the report") == 1  # said once
+    assert '<section id="experiments">' in html and 'id="curves"' not in html
     assert "No trained tagger in this project: run <code>scenesift tagger train</code>" in html
     assert "No trained detector in this project" in html
     assert "No campaign in this project: start one with <code>scenesift al start</code>" in html

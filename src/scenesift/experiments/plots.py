@@ -244,15 +244,28 @@ def plot_learning_curves(
     title: str | None = None,
 ) -> Path:
     """Figure 3 ("active vs random"): mAP@0.5 vs labelled frames per strategy, mean line
-    and 95% band across seeds, with the full-data mAP and the ``share`` target if given."""
+    and 95% band across seeds, with the full-data mAP and the ``share`` target if given,
+    and a triangle where each strategy reaches it (mean over seeds, when all seeds do)."""
     lc = stats.learning_curves(df, metric)
     _require(lc, f"strategy-study {metric}", "run a strategy comparison (campaigns per seed)")
     styles = strategy_styles(lc["strategy"].unique())
+    reach = {}
+    if full_value is not None:
+        by = stats.labels_to_reach(df, full_value, share, metric).by_strategy
+        reach = dict(zip(by["strategy"], by["mean"], strict=True))
     fig = _figure(9.0, 5.0)
     ax = fig.subplots()
     for s in _ordered(lc["strategy"].unique()):
         part = lc.loc[lc["strategy"] == s]
-        _band(ax, part, "n_labelled", styles[s], f"{s} ({int(part['n_seeds'].max())} seeds)")
+        label = f"{s} ({int(part['n_seeds'].max())} seeds)"
+        n = reach.get(s, np.nan)
+        if np.isfinite(n):
+            ax.plot(n, share * full_value, marker="v", ms=9, color=styles[s]["color"],
+                    mec="black", mew=0.6, ls="none", zorder=5)  # fmt: skip
+            label += f"\nreaches {share:.0%} at {n:,.0f} frames"
+        elif full_value is not None:
+            label += f"\n{share:.0%} not reached by every seed"
+        _band(ax, part, "n_labelled", styles[s], label)
     if full_value is not None:
         ax.axhline(full_value, color="black", lw=1.2, label=f"full data: {full_value:.3f}")
         ax.axhline(

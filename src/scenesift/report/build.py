@@ -31,7 +31,13 @@ import pandas as pd
 from scenesift import __version__
 from scenesift.experiments import plots, stats
 from scenesift.files import atomic_write
-from scenesift.report.gallery import Gallery, campaign_gallery, data_uri, tagger_cams
+from scenesift.report.gallery import (
+    Gallery,
+    campaign_gallery,
+    data_uri,
+    stored_boxes,
+    tagger_cams,
+)
 from scenesift.report.summary import TextTable, as_frame, summary_text, variance_text
 from scenesift.report.template import render
 from scenesift.store import Store, StoreError
@@ -67,6 +73,11 @@ INTROS = {
     "gallery": "The frames each round of a campaign picked, with truth boxes, the round "
     "model's predictions when stored, and situation tags.",
 }
+EXPERIMENT_SECTIONS = ("summary", "curves", "variance", "classes", "situations")
+EXPERIMENTS_INTRO = (
+    "Learning curves per strategy with confidence intervals, labels needed to reach a "
+    "target, the variance study and per-class and per-situation learning (seed 002)."
+)
 NO_RESULTS = (
     "No experiment results were given to the report: run an experiment "
     "(`scenesift experiment`) and build the report with its results table."
@@ -252,7 +263,10 @@ def _tagger(store: Store, df: pd.DataFrame | None, figs: _Figures) -> Section:
             "95% CI: bootstrap over test frames (200 resamples).",
             numeric={2, 3, 4, 5, 6, 7},
         )  # fmt: skip
-        s.blocks.append(Block("table", "Per-label quality of the latest tagger", table=table))
+        undefined = tuple(r.situation for r in results.labels if not r.defined)
+        s.blocks.append(
+            Block("table", "Per-label quality of the latest tagger", table=table, dim=undefined)
+        )
         s.blocks.append(
             figs.block(results.plot_summary, "tagger_summary", "Per-label ROC-AUC and AP",
                        "ROC-AUC (blue) and average precision (orange) per situation; the "
@@ -265,12 +279,11 @@ def _tagger(store: Store, df: pd.DataFrame | None, figs: _Figures) -> Section:
                        "Tagger study: situation-aware selection vs random, ROC-AUC per rare "
                        "label on the test split as labelled frames are added.")
         )  # fmt: skip
-    else:
+    elif df is not None:
         s.empty.append(
-            NO_RESULTS if df is None else
             "The results table has no tagger-study rows (situation-aware vs random "
             "selection, ROC-AUC per rare label): run the tagger study to compare them."
-        )  # fmt: skip
+        )
     return s
 
 
@@ -294,20 +307,10 @@ def _gaps(store: Store, figs: _Figures, boot: int, detect: bool) -> Section:
         gt = pipe.with_boxes(store, "test")
         if not gt:
             raise StoreError("no labelled frames with boxes in the test split")
-        stored = {
-            r.name: r.predicted_boxes
-            for r in store.records(split="test", state="labelled", predictions=source)
-        }
-        have = {
-            r[0]
-            for r in store.conn.execute(
-                "SELECT f.name FROM box_sets b JOIN frames f ON f.id = b.frame_id "
-                "WHERE b.source = ?",
-                (source,),
-            )
-        }
-        if all(f.name in have for f in gt):
-            predictions, how = stored, "stored detections"
+        ids = dict(store.conn.execute("SELECT name, id FROM frames").fetchall())
+        stored = stored_boxes(store, source, [ids[f.name] for f in gt]) or {}
+        if all(ids[f.name] in stored for f in gt):
+            predictions, how = {f.name: stored[ids[f.name]] for f in gt}, "stored detections"
         elif detect:
             detector, _ = pipe.load(store, path)
             predictions = detector.predict(gt, store=store, progress=False)
@@ -341,9 +344,11 @@ def _gaps(store: Store, figs: _Figures, boot: int, detect: bool) -> Section:
     )  # fmt: skip
     s.blocks.append(Block("table", table=table))
     if all((r.map50 or 0.0) < 0.005 for r in rows):
-        s.blocks.append(Block("note", caption="No plot: the detector's mAP@0.5 is 0 in every "
-                              "situation; train it longer (`scenesift detector train`) before "
-                              "reading this ranking."))  # fmt: skip
+        weak = (
+            "No plot: the detector's mAP@0.5 is below 0.005 in every situation; train it "
+            "longer (`scenesift detector train`) before reading this ranking."
+        )
+        s.blocks.append(Block("note", caption=weak))
     else:
         caption = "Most needed first; bars: mAP@0.5 with its interval."
         s.blocks.append(figs.block(lambda p: plot_gaps(rows, p), "gaps", "Gaps", caption))
@@ -439,7 +444,8 @@ def build_report(
                       share),
                   "mAP@0.5 vs labelled frames",
                   "Line: mean across seeds; band: 95% t-interval across seeds. Horizontal "
-                  "lines: the full-data mAP@0.5 and the labels-to-reach target.")],
+                  "lines: the full-data mAP@0.5 and the labels-to-reach target; triangles: where "
+                  "each strategy's seeds reach it, on average (shown when all seeds do).")],
                 "The results table has no strategy-study mAP@0.5 rows: run an experiment "
                 "with the `strategies` study.",
             ),
@@ -465,8 +471,14 @@ def build_report(
             "gallery": lambda: _gallery(store, campaign, per_round, max_rounds, cams),
         }  # fmt: skip
         for key in SECTIONS:
-            if key in sections:
-                out.append(build[key]())
+            if key not in sections:
+                continue
+            if df is None and key in EXPERIMENT_SECTIONS:
+                if not any(sec.id == "experiments" for sec in out):  # say it once
+                    out.append(Section("experiments", "Experiments", EXPERIMENTS_INTRO,
+                                       empty=[NO_RESULTS]))  # fmt: skip
+                continue
+            out.append(build[key]())
     page = render(
         title=f"scenesift report: {store.root.name}",
         meta=_meta(store, df, generated),

@@ -101,10 +101,16 @@ def thumbnail(
     return data_uri(buf.getvalue(), "image/jpeg")
 
 
-def _stored_predictions(
-    store: Store, source: str, frame_ids: Sequence[int], min_score: float
+def stored_boxes(
+    store: Store,
+    source: str,
+    frame_ids: Sequence[int],
+    min_score: float = 0.0,
+    cap: int | None = None,
 ) -> dict[int, list[Box]] | None:
-    """A model's stored boxes per frame id, or None when it stored none for these frames."""
+    """A model's stored boxes per frame id (best first; ``min_score`` and at most ``cap``
+    per frame), or None when it stored none for these frames. Plain SQL on the given frames
+    only: ``Store.records(predictions=...)`` reads the model's boxes on every frame."""
     ids = ",".join(str(int(i)) for i in frame_ids) or "NULL"
     have = {
         r[0]
@@ -120,7 +126,7 @@ def _stored_predictions(
         f"WHERE source = ? AND frame_id IN ({ids}) ORDER BY score DESC",
         (source,),
     ):
-        if (score or 0.0) >= min_score and len(out[fid]) < 30:
+        if (score or 0.0) >= min_score and (cap is None or len(out[fid]) < cap):
             out[fid].append(Box(cat, x1, y1, x2, y2, score=score))
     return out
 
@@ -200,8 +206,8 @@ def campaign_gallery(
         metrics = json.loads(metrics or "{}")
         preds = None
         if fp:
-            preds = _stored_predictions(store, f"model:{fp}", [p[0] for p in picks[rid]],
-                                        min_score)  # fmt: skip
+            preds = stored_boxes(store, f"model:{fp}", [p[0] for p in picks[rid]],
+                                 min_score, cap=30)  # fmt: skip
         any_predictions |= preds is not None
         thumbs = []
         for fid, fname, rank, score, _, review in picks[rid]:
@@ -304,8 +310,14 @@ def tagger_cams(store: Store, names: Sequence[str], k: int = 4) -> tuple[list[Th
         cands = positive[i] or situations
         s = min(cands, key=lambda x: (prevalence[x], -probs[i, situations.index(x)]))
         j = situations.index(s)
-        heat = 1.0 / (1.0 + np.exp(-maps[i, j]))
+        logit = maps[i, j]
+        span = float(logit.max() - logit.min())
+        heat = (logit - logit.min()) / span if span > 1e-6 else np.zeros_like(logit)
         why = "labelled" if rec.situations.get(s) else "predicted"
         thumbs.append(Thumb(_overlay(rec, heat), rec.name,
                             f"{s} ({why}), tagger score {probs[i, j]:.2f}"))  # fmt: skip
-    return thumbs, f"Tagger {Path(path).stem[:10]}: bright = where the per-pixel logit is high."
+    return thumbs, (
+        f"Tagger {Path(path).stem[:10]}: bright = where the per-pixel logit of the named "
+        "situation is highest, scaled per frame from its lowest to its highest pixel (so "
+        "a weak tagger still shows where it looks; the score says how sure it is)."
+    )

@@ -106,10 +106,15 @@ def summary_text(
     auc = stats.area_under_curve(results, metric).per_seed
     if len(auc) and _ok(auc["x_min"].iloc[0]):
         x = f" over {auc['x_min'].iloc[0]:,.0f}-{auc['x_max'].iloc[0]:,.0f} labelled frames"
+    pairs = s["n_pairs"].dropna()
+    floor = ""
+    if len(pairs) and 2 <= pairs.min() < 8:
+        n = int(pairs.min())
+        floor = f" With {n} seeds a Wilcoxon p-value cannot go below {2 / 2**n:.3g}."
     caption = (
         f"Mean [95% t-interval across seeds]. AULC: area under the mAP@0.5 learning curve"
         f"{x}, divided by its width. Paired by seed (same initial set); "
-        f"two-sided tests. Labels to reach: linear between rounds; {source}."
+        f"two-sided tests.{floor} Labels to reach: linear between rounds; {source}."
     )
     return TextTable(columns, rows, caption, numeric={1, 2, 3, 4, 5, 6})
 
