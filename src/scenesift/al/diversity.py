@@ -127,7 +127,10 @@ def kcenter_greedy(
     rng = rng if rng is not None else np.random.default_rng(0)
     mean = x.mean(axis=0, dtype=np.float64)
     z = _centred(x, mean, chunk)
-    lab = None if labelled is None else _centred(_as_matrix(labelled, "labelled"), mean, chunk)
+    lab = None if labelled is None else _as_matrix(labelled, "labelled embeddings")
+    if lab is not None and lab.shape[1] != x.shape[1]:
+        raise ValueError(f"labelled embeddings have {lab.shape[1]} dims, the pool {x.shape[1]}")
+    lab = None if lab is None else _centred(lab, mean, chunk)
     sq = _sqnorms(z)
     mind, picks, dists = _start(z, sq, lab, rng)
     while len(picks) < budget:
@@ -215,12 +218,12 @@ class _Cells:
             cell[s : s + chunk] = c
             diff = z[s : s + chunk] - self.seeds[c]
             dist[s : s + chunk] = np.sqrt(_sqnorms(diff))
+        dist = dist * 1.0001 + 1e-6  # |x - seed| with slack for float32 rounding
         self.order = np.argsort(cell, kind="stable")
-        self.dist = dist[self.order] * 1.0001 + 1e-6  # |x - seed|, in cell order, float slack
-        counts = np.bincount(cell, minlength=k)
-        self.bounds = np.concatenate([[0], np.cumsum(counts)])
+        self.dist = dist[self.order]  # in cell order, like every array the rounds use
+        self.bounds = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=k))])
         self.radius = np.zeros(k, np.float32)
-        np.maximum.at(self.radius, cell, self.dist[np.argsort(self.order)])
+        np.maximum.at(self.radius, cell, dist)
         self.cellmax = np.full(k, np.inf, np.float32)
 
     def refresh(self, mind: np.ndarray, cells: np.ndarray | None = None) -> None:
@@ -231,13 +234,11 @@ class _Cells:
     def update(self, mind: np.ndarray, z: np.ndarray, sq: np.ndarray, new: np.ndarray) -> int:
         """Lower ``mind`` (in cell order) by the centres ``new``; returns rows x centres done."""
         centres = z[new]
+        # float64 (a few hundred x k): an overestimate here could skip a row wrongly
+        c64, s64 = centres.astype(np.float64), self.seeds.astype(np.float64)
         to_seed = np.sqrt(
-            np.maximum(
-                _sqnorms(centres)[:, None] + _sqnorms(self.seeds)[None, :]
-                - 2 * centres @ self.seeds.T,
-                0.0,
-            )
-        )  # fmt: skip
+            np.maximum(_sqnorms(c64)[:, None] + _sqnorms(s64)[None, :] - 2 * c64 @ s64.T, 0.0)
+        )
         reach = to_seed - self.radius < np.sqrt(np.maximum(self.cellmax, 0.0))
         work = 0
         cells = np.flatnonzero(reach.any(axis=0))
@@ -323,13 +324,13 @@ def kcenter_approx(
     bar_factor = (1.0 - tolerance) ** 2  # on squared distances
     with threadpool_limits(limits=1, user_api="blas"):
         # per-cell products are small (~1e3 rows): BLAS threads cost more than they give,
-        # and spin-wait badly when other processes share the cores (measured ~3x)
+        # and spin-wait badly when other processes share the cores (several x slower here)
         _greedy_rounds(z, sq, mind, cells, picks, dists, budget, batch, bar_factor)
     return cells.order[np.asarray(picks, np.int64)], np.asarray(dists)
 
 
 def _greedy_rounds(z, sq, mind, cells, picks, dists, budget, batch, bar_factor) -> None:
-    """The rounds of ``kcenter_approx`` (step 2 and 3), appending to picks and dists."""
+    """The rounds of ``kcenter_approx`` (steps 1 and 2), appending to picks and dists."""
     n = len(z)
     while len(picks) < budget:
         want = min(batch, budget - len(picks))

@@ -486,9 +486,9 @@ class Dedup(BaseStrategy):
 
     A strategy with a score for every frame (score strategies, fusion) has its whole
     ranking filtered; a batch strategy is asked for ``oversample x budget`` picks, then 4x
-    more while too few survive. Returns fewer than
-    the budget when the pool cannot supply that many distinct moments, unless ``fill``,
-    which tops the batch up with the best rejected frames.
+    more while too few survive. Returns fewer than the budget when the pool cannot supply
+    that many distinct moments, unless ``fill``, which tops the batch up with the best
+    rejected frames.
     """
 
     name = "dedup"
