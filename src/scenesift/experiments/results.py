@@ -11,7 +11,7 @@ seed           the run's seed (the repeat index in the variance study)
 round          campaign round (0 for a single training)
 fraction       share of the pool used for training (NaN when not a fraction study)
 n_labelled     frames the model was trained on
-metric         ``map50`` | ``map`` (COCO) | ``ap50`` (per class / slice) | ``auc`` (tagger)
+metric         ``map50`` | ``map`` (COCO; per situation slice too) | ``ap50`` (per class) | ``auc``
 class          object class, or ``all``
 situation      situation slice, or ``all``
 value          the measurement (NaN when undefined, e.g. no instances)
