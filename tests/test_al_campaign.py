@@ -210,27 +210,39 @@ def test_kill_9_at_several_points_then_resume_loses_and_repeats_nothing(project,
 
     cfg = tmp_path / "campaign.toml"
     cfg.write_text(
-        'initial = 6\nbatch = 4\nseed = 5\nstrategy = { name = "random" }\n'
-        "stopping = { max_rounds = 4 }\n[learner]\nmin_score = 0.0\n[learner.detector]\n"
-        'backbone = "tiny"\ninput_size = [64, 96]\nbatch_size = 8\nwidth = 16\nepochs = 2\n'
+        'initial = 6\nbatch = 3\nseed = 5\nstrategy = { name = "random" }\n'
+        "stopping = { max_rounds = 7 }\n[learner]\nmin_score = 0.0\n[learner.detector]\n"
+        'backbone = "tiny"\ninput_size = [64, 96]\nbatch_size = 8\nwidth = 16\nepochs = 3\n'
         "lr = 0.01\n"
     )
-    Campaign.create(project, "reference", CampaignConfig.from_dict(_toml(cfg))).run()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     base = [sys.executable, "-m", "scenesift.cli", "al"]
+
+    def launch(*verb: str) -> subprocess.Popen:
+        return subprocess.Popen([*base, *verb, "-p", str(project.root)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+
+    # the reference, uninterrupted, in a process like the victim's: also times a whole run
+    started = time.perf_counter()
+    ref_proc = launch("start", "reference", "--config", str(cfg))
+    _, err = ref_proc.communicate()
+    assert ref_proc.returncode == 0, err.decode()
+    whole = time.perf_counter() - started
     rng = np.random.default_rng(7)
     kills = 0
-    for attempt in range(6):
+    for attempt in range(8):
         verb = ["start", "victim", "--config", str(cfg)] if attempt == 0 else ["resume", "victim"]
-        proc = subprocess.Popen([*base, *verb, "-p", str(project.root)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-        time.sleep(float(rng.uniform(2.0, 6.0)))
+        proc = launch(*verb)
+        # kill somewhere between "torch imported" and "the whole campaign done"
+        time.sleep(float(rng.uniform(0.3, 0.9)) * whole)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
         _, err = proc.communicate()
         assert proc.returncode in (0, -signal.SIGKILL), err.decode()
         assert project.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        if proc.returncode == 0:
+            break
     assert kills >= 2
     Campaign.open(project, "victim").run()
     assert picks(project, "victim") == picks(project, "reference")
