@@ -68,6 +68,9 @@ def test_per_situation_metrics_are_recorded_every_round(project):
     rounds = Campaign.create(project, "slices", config()).run().rounds
     per_situation = rounds[1].metrics["map50_per_situation"]
     assert per_situation["night"]["n_frames"] > 0
+    only_night = config(learner={**LEARNER, "slices": ["night"]})
+    rounds = Campaign.create(project, "night", only_night).run().rounds
+    assert set(rounds[1].metrics["map50_per_situation"]) == {"night"}
 
 
 def test_a_campaign_resumed_after_each_round_picks_exactly_what_an_uninterrupted_one_does(

@@ -75,18 +75,19 @@ name = "demo"
 studies = ["variance", "strategies"]
 
 [variance]
-fractions = [0.1, 0.25, 0.5, 1.0]
+fractions = [0.1, 0.2, 0.3, 0.5]
 repeats = 3
 
 [strategies]
-strategies = ["random", "least_confidence", { name = "cluster_uncertainty" }]
+strategies = ["random", "least_confidence"]
 seeds = 3
 initial = 100
 batch = 100
-rounds = 6
+rounds = 5
 
 [learner]
 min_score = 0.2
+slices = ["day", "night", "rain", "crowded"]
 detector = { epochs = 10 }
 
 [runner]
