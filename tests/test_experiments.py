@@ -7,7 +7,7 @@ import pytest
 from al_fixtures import LEARNER, oracle_project
 from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import read_results, run_file
-from scenesift.experiments.runners import run_experiment
+from scenesift.experiments.runners import remove_experiment, run_experiment
 from scenesift.experiments.studies import plan
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -77,6 +77,18 @@ def test_results_are_tidy_and_an_interrupted_experiment_only_runs_what_is_missin
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # nothing re-run
     assert [c.run for c in calls if c.run] == ["variance/f0.50/r01"]
     assert read_results(out).drop(columns="seconds").equals(df.drop(columns="seconds"))
+
+
+def test_one_name_one_config_and_remove(project):
+    cfg = experiment(studies=["strategies"])
+    run_experiment(project, cfg, prepare_features=False)
+    with pytest.raises(ValueError, match="other settings"):
+        run_experiment(project, experiment(studies=["variance"]), prepare_features=False)
+    same_elsewhere = experiment(studies=["strategies"], runner={"engine": "local", "workers": 2})
+    run_experiment(project, same_elsewhere, prepare_features=False)  # nothing to do
+    assert remove_experiment(project, "tiny") == 4
+    assert not (project / "experiments" / "tiny").exists()
+    run_experiment(project, experiment(studies=["variance"]), prepare_features=False)
 
 
 def test_config_errors_name_the_key():

@@ -831,8 +831,23 @@ def experiment_run(
             if p.run:
                 bar.console.print(f"finished {p.run} ({p.seconds:.0f} s)")
 
-        out = run_experiment(project, cfg, on_progress=on_progress)
+        try:
+            out = run_experiment(project, cfg, on_progress=on_progress)
+        except ValueError as e:
+            err_console.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2) from None
     console.print(f"Results: [bold]{out}[/] (one Parquet file per run)")
+
+
+@experiment_app.command("remove")
+def experiment_remove(
+    name: str = typer.Argument(..., help="The experiment to delete."), project: Path = PROJECT
+) -> None:
+    """Delete an experiment's results and its simulated campaigns."""
+    from scenesift.experiments.runners import remove_experiment
+
+    n = remove_experiment(project, name)
+    console.print(f"Removed experiment {name!r} ({n} campaigns).")
 
 
 @app.command("report")

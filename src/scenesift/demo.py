@@ -101,7 +101,7 @@ def models_and_experiment(out: Path, project: Path, workers: int) -> None:
 
     from scenesift.experiments.config import ExperimentConfig
     from scenesift.experiments.results import read_results
-    from scenesift.experiments.runners import run_experiment
+    from scenesift.experiments.runners import remove_experiment, run_experiment
     from scenesift.models.detector import DetectorConfig
     from scenesift.models.features import keep_freed_memory
     from scenesift.models.tagger import TaggerConfig
@@ -113,6 +113,7 @@ def models_and_experiment(out: Path, project: Path, workers: int) -> None:
     config_path = out / "experiment.toml"
     if not config_path.exists() or config_path.read_text() != DEMO_EXPERIMENT:
         config_path.write_text(DEMO_EXPERIMENT)
+        remove_experiment(project, "demo")  # an older demo's runs are not comparable
     experiment = ExperimentConfig.load(config_path)
     experiment = replace(experiment, runner=replace(experiment.runner, workers=workers))
 

@@ -39,6 +39,43 @@ def results_dir(project: Path, config: ExperimentConfig) -> Path:
     return Path(project) / RESULTS_DIR / config.name / "results"
 
 
+def _check_same_experiment(project: Path, config: ExperimentConfig) -> None:
+    """Results of one name must come from one config: resuming with different settings
+    would silently pool runs that are not comparable."""
+    import json
+
+    from scenesift.files import write_json
+
+    path = Path(project) / RESULTS_DIR / config.name / "experiment.json"
+    # where runs execute does not change their results
+    wanted = json.loads(json.dumps({k: v for k, v in config.to_dict().items() if k != "runner"}))
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored != wanted:
+            raise ValueError(
+                f"experiment {config.name!r} already has results from other settings "
+                f"({path}); give this one another name, or remove it with "
+                f"`scenesift experiment remove {config.name}`"
+            )
+    else:
+        write_json(path, wanted)
+
+
+def remove_experiment(project: Path, name: str) -> int:
+    """Delete an experiment's results and its campaigns; returns campaigns removed."""
+    import shutil
+
+    from scenesift.store import Store
+
+    with Store.open(project) as store, store.transaction() as c:
+        n = c.execute(
+            "DELETE FROM campaigns WHERE name LIKE ? ESCAPE '\\'",
+            (name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%",),
+        ).rowcount
+    shutil.rmtree(Path(project) / RESULTS_DIR / name, ignore_errors=True)
+    return n
+
+
 def prepare(project: Path, config: ExperimentConfig, progress: bool = True) -> None:
     """Cache the backbone pyramid (and pooled features, for diversity strategies) of
     every frame the runs will read, once, in this process."""
@@ -64,6 +101,7 @@ def run_experiment(
     prepare_features: bool = True,
 ) -> Path:
     """Run every unfinished run; return the results folder."""
+    _check_same_experiment(project, config)
     out = results_dir(project, config)
     done = finished_runs(out)
     todo = [r for r in plan(config) if r.run not in done]
