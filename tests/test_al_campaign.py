@@ -258,3 +258,12 @@ def _toml(path):
     import tomllib
 
     return tomllib.loads(path.read_text())
+
+
+def test_disagreement_of_an_ensemble_drives_selection(project):
+    with pytest.raises(ValueError, match="ensemble"):
+        Campaign.create(project, "lonely", config(strategy={"name": "box_disagreement"}))
+    cfg = config(strategy={"name": "box_disagreement"}, learner={**LEARNER, "ensemble": 3},
+                 stopping={"max_rounds": 2})  # fmt: skip
+    rounds = Campaign.create(project, "ens", cfg).run().rounds
+    assert rounds[1].strategy.startswith("box_disagreement") and rounds[1].n_picks == 4

@@ -148,6 +148,12 @@ class Campaign:
         from scenesift.al.strategies import make_strategy
 
         make_strategy(config.strategy)  # a bad spec fails now, not rounds later
+        needs_members = "box_disagreement" in _spec_names(config.strategy)
+        if needs_members and int(config.learner.get("ensemble", 1)) < 2:
+            raise ValueError(
+                "box_disagreement needs an ensemble: set learner.ensemble >= 2 "
+                "(members trained per round)"
+            )
         with store.transaction() as c:
             if c.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
                 raise StoreError(
@@ -304,7 +310,8 @@ class Campaign:
             predictions: dict = {}
         else:
             train = [frames["record"][i] for i in sorted(labelled)]
-            model = self.learner.fit(self.store, train, self._reference("val"))
+            members = self.learner.fit_members(self.store, train, self._reference("val"))
+            model = members[0]
             fp = model.fingerprint
             evaluation = self._reference(cfg.eval_split)
             metrics.update(self.learner.evaluate(model, self.store, evaluation, self._slice_map()))
@@ -317,10 +324,15 @@ class Campaign:
                 self._finish_round(rnd, "final", fp, metrics, None, [])
                 return
             pool_names = [frames["name"][i] for i in candidates]
-            predictions = self.learner.predict(
-                model, self.store, [frames["record"][i] for i in candidates]
-            )
+            pool_records = [frames["record"][i] for i in candidates]
+            predictions = self.learner.predict(model, self.store, pool_records)
             pool = self._pool(candidates, pool_names, predictions, labelled, frames)
+            if len(members) > 1:
+                others = [self.learner.predict(m, self.store, pool_records) for m in members[1:]]
+                detections = self.learner.member_detections(
+                    [predictions, *others], pool_names, len(self.store.taxonomy.classes)
+                )
+                pool = replace(pool, detections=detections)
             selection = self._strategy().select(pool, budget, rng)
         picks = [candidates[int(i)] for i in selection.indices]
         metrics["seconds"] = round(time.perf_counter() - started, 2)

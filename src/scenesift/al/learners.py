@@ -25,6 +25,10 @@ class DetectorLearner:
 
     ``min_score``: detections below it are not scored for uncertainty (the detector keeps a
     long low-score tail for mAP; scoring it would make every frame look uncertain).
+    ``ensemble``: members trained per round (seeds ``seed + k``) for disagreement
+    strategies: member 0 is the round's model (evaluated, shown), all members' detections
+    go to the pool with ``Detections.member``. Frozen mode makes a member cost one
+    neck-and-head training on cached features.
     ``slices``: also evaluate mAP per situation each round (per-situation learning curves):
     ``True`` for every situation, or a list of situations (each slice is one more COCOeval,
     ~0.5 s per 500 frames on 2 cores).
@@ -32,6 +36,7 @@ class DetectorLearner:
 
     detector: Mapping[str, Any] = field(default_factory=dict)  # DetectorConfig overrides
     min_score: float = 0.2
+    ensemble: int = 1
     slices: bool | list[str] = True
     progress: bool = False
 
@@ -45,6 +50,34 @@ class DetectorLearner:
 
         model = ObjectDetector(store.taxonomy.classes, self.config)
         return model.fit(train, val or None, store=store, progress=self.progress)
+
+    def fit_members(
+        self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]
+    ) -> list:
+        """``ensemble`` models differing only in their seed; the first is ``fit``'s."""
+        from dataclasses import replace
+
+        from scenesift.models.detector import ObjectDetector
+
+        members = [self.fit(store, train, val)]
+        for k in range(1, self.ensemble):
+            cfg = replace(self.config, seed=self.config.seed + k)
+            model = ObjectDetector(store.taxonomy.classes, cfg)
+            members.append(model.fit(train, val or None, store=store, progress=self.progress))
+        return members
+
+    def member_detections(
+        self, per_member: Sequence[Mapping[str, Sequence[Box]]], names: Sequence[str], n: int
+    ) -> Detections:
+        """All members' detections in one ``Detections`` with ``member`` set."""
+        parts = [self.detections(p, names, n) for p in per_member]
+        return Detections(
+            frame=np.concatenate([d.frame for d in parts]),
+            scores=np.concatenate([d.scores for d in parts]),
+            class_probs=np.concatenate([d.class_probs for d in parts]),
+            boxes=np.concatenate([d.boxes for d in parts]),
+            member=np.concatenate([np.full(len(d.frame), k) for k, d in enumerate(parts)]),
+        )
 
     def predict(self, model, store: Store, records: Sequence[FrameRecord]) -> dict[str, list[Box]]:
         return model.predict(records, store=store, progress=self.progress)
