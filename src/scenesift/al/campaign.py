@@ -79,7 +79,7 @@ class CampaignConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "campaign config") -> CampaignConfig:
-        _check_keys(data, {f.name for f in fields(cls)}, where)
+        check_keys(data, {f.name for f in fields(cls)}, where)
         try:
             return cls(**data)
         except TypeError as e:
@@ -99,7 +99,7 @@ class CampaignConfig:
         return self.use_existing_labels
 
     def stopping_rule(self) -> StoppingRule:
-        _check_keys(self.stopping, {"budget", "max_rounds", "target", "plateau"}, "stopping")
+        check_keys(self.stopping, {"budget", "max_rounds", "target", "plateau"}, "stopping")
         args = dict(self.stopping)
         plateau = args.pop("plateau", None)
         if plateau is not None:
@@ -563,7 +563,8 @@ class Campaign:
         return embed(self.store, backbone, list(names), layer="pooled", progress=False).array
 
 
-def _check_keys(data: dict[str, Any], known: set[str], where: str) -> None:
+def check_keys(data: dict[str, Any], known: set[str], where: str) -> None:
+    """A settings table with a key nobody reads is a typo: name it and what is allowed."""
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(

@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from scenesift.al.campaign import check_keys
+
 STUDIES = ("variance", "strategies")
 ENGINES = ("local", "ray")
 
@@ -105,7 +107,7 @@ class ExperimentConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "experiment") -> ExperimentConfig:
         data = dict(data)
-        _check(data, {f.name for f in fields(cls)}, where)
+        check_keys(data, {f.name for f in fields(cls)}, where)
         parts = {"variance": VarianceStudy, "strategies": StrategyStudy, "runner": Runner}
         try:
             for key, kind in parts.items():
@@ -113,7 +115,7 @@ class ExperimentConfig:
                     table = data[key]
                     if not isinstance(table, dict):
                         raise ValueError(f"{where}: [{key}] must be a table")
-                    _check(table, {f.name for f in fields(kind)}, f"{where} [{key}]")
+                    check_keys(table, {f.name for f in fields(kind)}, f"{where} [{key}]")
                     data[key] = kind(**{k: tuple(v) if isinstance(v, list) else v
                                         for k, v in table.items()})  # fmt: skip
             if "studies" in data:
@@ -132,12 +134,3 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _check(data: dict[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; expected one of "
-            f"{', '.join(sorted(known))}"
-        )
