@@ -468,7 +468,10 @@ def create_app(project_path: Path | str, token: str | None = None) -> FastAPI:
             params = _parse(BrowseParams, {**dict(pairs), "limit": 1})
             _, result, _ = _browse(store, params)
         if not result.rows:
-            message = result.note or "this queue is empty: nothing to label"
+            message = result.note or (
+                "this queue is empty: nothing to label. Every frame can still be relabelled: "
+                "open one from the browser and choose 'label'."
+            )
             raise HTTPException(404, message)
         return RedirectResponse(f"/label/{result.rows[0].id}?{_qs(pairs)}", status_code=303)
 
