@@ -299,7 +299,8 @@ class Campaign:
         started = time.perf_counter()
         frames = self._frame_table()
         labelled = self.labelled_ids()
-        candidates = [i for i in frames["pool"] if i not in labelled and i not in self.picked_ids()]
+        taken = labelled | self.picked_ids()
+        candidates = [i for i in frames["pool"] if i not in taken]
         rng = np.random.default_rng([cfg.seed, rnd.idx])
         metrics: dict[str, Any] = {"n_labelled": len(labelled)}
         model, fp = None, None
