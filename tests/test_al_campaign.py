@@ -267,3 +267,9 @@ def test_disagreement_of_an_ensemble_drives_selection(project):
                  stopping={"max_rounds": 2})  # fmt: skip
     rounds = Campaign.create(project, "ens", cfg).run().rounds
     assert rounds[1].strategy.startswith("box_disagreement") and rounds[1].n_picks == 4
+
+
+def test_a_wrapped_diversity_strategy_gets_embeddings(project):
+    spec = {"name": "coreset", "dedup": {"per_drive": 1, "window": 10.0, "fill": True}}
+    rounds = Campaign.create(project, "cover", config(strategy=spec)).run().rounds
+    assert rounds[1].strategy.startswith("coreset") and rounds[1].n_picks == 4

@@ -241,3 +241,14 @@ def test_budget_must_be_a_non_negative_integer():
     with pytest.raises(ValueError, match="budget"):
         st.RandomStrategy().select(make_pool(), -1, np.random.default_rng(0))
     assert len(st.RandomStrategy().select(make_pool(), 0, np.random.default_rng(0)).indices) == 0
+
+
+def test_wrappers_report_what_their_parts_read():
+    fused = st.make_strategy(
+        {
+            "name": "fusion",
+            "parts": [{"name": "coreset"}, {"name": "balance_situations"}],
+            "dedup": {"per_drive": 1},
+        }
+    )
+    assert fused.required_fields() == ("embeddings", "situation_probs")

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from scenesift.al.learners import DetectorLearner
-from scenesift.al.pool import Pool, Selection
+from scenesift.al.pool import Selection
+from scenesift.al.sources import build_pool, confident, situation_scores
 from scenesift.al.stopping import Plateau, StopDecision, StoppingRule
 from scenesift.records import FrameRecord
 from scenesift.store import Store, StoreError
@@ -41,8 +42,6 @@ from scenesift.store.project import now
 
 LABELERS = ("oracle", "labelstudio")
 CAMPAIGNS_DIR = Path("campaigns")
-#: Strategies that read embeddings (pooled backbone features), computed only for them.
-EMBEDDING_STRATEGIES = {"coreset", "cluster_uncertainty", "badge"}
 INITIAL_STRATEGY = "random"
 
 
@@ -139,6 +138,7 @@ class Campaign:
         self.learner = DetectorLearner(**config.learner)
         self._frames: dict[str, Any] | None = None
         self._slices: dict[str, list[str]] | None = None
+        self._backbone = None  # built once, when the strategy reads embeddings
 
     # ----------------------------------------------------------------- lifecycle
     @classmethod
@@ -307,7 +307,6 @@ class Campaign:
         if not labelled:
             budget = min(cfg.initial, len(candidates))
             selection = _random_selection(len(candidates), budget, rng, "random (initial set)")
-            pool_names = [frames["name"][i] for i in candidates]
             predictions: dict = {}
         else:
             train = [frames["record"][i] for i in sorted(labelled)]
@@ -324,17 +323,29 @@ class Campaign:
                 metrics["seconds"] = round(time.perf_counter() - started, 2)
                 self._finish_round(rnd, "final", fp, metrics, None, [])
                 return
-            pool_names = [frames["name"][i] for i in candidates]
-            pool_records = [frames["record"][i] for i in candidates]
-            predictions = self.learner.predict(model, self.store, pool_records)
-            pool = self._pool(candidates, pool_names, predictions, labelled, frames)
-            if len(members) > 1:
-                others = [self.learner.predict(m, self.store, pool_records) for m in members[1:]]
-                detections = self.learner.member_detections(
-                    [predictions, *others], pool_names, len(self.store.taxonomy.classes)
-                )
-                pool = replace(pool, detections=detections)
-            selection = self._strategy().select(pool, budget, rng)
+            records = [frames["record"][i] for i in candidates]
+            names = [r.name for r in records]
+            per_member = [self.learner.predict(m, self.store, records) for m in members]
+            predictions = per_member[0]
+            n_classes = len(self.store.taxonomy.classes)
+            detections = (
+                self.learner.member_detections(per_member, names, n_classes)
+                if len(members) > 1
+                else self.learner.detections(predictions, names, n_classes)
+            )
+            strategy = self._strategy()
+            if "embeddings" in strategy.required_fields() and self._backbone is None:
+                self._backbone = self.learner.backbone()
+            pool = build_pool(
+                self.store,
+                candidates,
+                records,
+                detections,
+                train,
+                situation_scores(self.store, self._tagger_source()),
+                embed_with=self._backbone if "embeddings" in strategy.required_fields() else None,
+            )
+            selection = strategy.select(pool, budget, rng)
         picks = [candidates[int(i)] for i in selection.indices]
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         metrics["n_pool"] = len(candidates)
@@ -403,12 +414,12 @@ class Campaign:
         thresholds: dict[str, float] = {}
         tagger = self._tagger_source()
         if tagger is not None:
-            scores = {r.name: r.situation_scores for r in self.store.records(predictions=tagger)}
+            scores = situation_scores(self.store, tagger)
             thresholds = self.store.decision_thresholds(tagger)
             records = [replace(r, situation_scores=scores.get(r.name, {})) for r in records]
         min_score = self.learner.min_score
         records = [
-            replace(r, predicted_boxes=_confident(r.predicted_boxes, min_score)) for r in records
+            replace(r, predicted_boxes=confident(r.predicted_boxes, min_score)) for r in records
         ]
         write_labelstudio_tasks(
             records, self.store.taxonomy, out, thresholds=thresholds,
@@ -511,58 +522,6 @@ class Campaign:
 
         return make_strategy(self.config.strategy)
 
-    def _pool(
-        self,
-        candidates: Sequence[int],
-        names: Sequence[str],
-        predictions: dict,
-        labelled: set[int],
-        frames: dict[str, Any],
-    ) -> Pool:
-        tax = self.store.taxonomy
-        recs = [frames["record"][i] for i in candidates]
-        situation_probs = None
-        tagger = self._tagger_source()
-        if tagger is not None:
-            scores = {r.name: r.situation_scores for r in self.store.records(predictions=tagger)}
-            situation_probs = np.array(
-                [[scores.get(n, {}).get(s, np.nan) for s in tax.names] for n in names],
-                dtype=np.float32,
-            )
-            if np.isnan(situation_probs).all():
-                situation_probs = None
-        embeddings = labelled_emb = None
-        if _spec_names(self.config.strategy) & EMBEDDING_STRATEGIES:
-            embeddings = self._embeddings(names)
-            labelled_emb = self._embeddings([frames["name"][i] for i in sorted(labelled)])
-        labelled_recs = [frames["record"][i] for i in labelled if i in frames["record"]]
-        return Pool(
-            frame_ids=np.asarray(candidates, np.int64),
-            drives=np.array([r.drive for r in recs], dtype=object),
-            timestamps=np.array(
-                [np.nan if r.timestamp is None else r.timestamp for r in recs], np.float64
-            ),
-            situations=tuple(tax.names),
-            situation_probs=situation_probs,
-            classes=tuple(tax.classes),
-            detections=self.learner.detections(predictions, names, len(tax.classes)),
-            embeddings=embeddings,
-            labelled_embeddings=labelled_emb,
-            labelled_situation_counts=_situation_counts(labelled_recs, tax.names),
-            labelled_class_counts=_class_counts(labelled_recs, tax.classes),
-            n_labelled=len(labelled),
-        )
-
-    def _embeddings(self, names: Sequence[str]) -> np.ndarray:
-        from scenesift.models import embed, get_backbone
-
-        backbone = get_backbone(self.learner.config.backbone)
-        if self.learner.config.input_size is not None:
-            backbone.preprocessing = backbone.preprocessing.with_size(
-                *self.learner.config.input_size
-            )
-        return embed(self.store, backbone, list(names), layer="pooled", progress=False).array
-
 
 def check_keys(data: dict[str, Any], known: set[str], where: str) -> None:
     """A settings table with a key nobody reads is a typo: name it and what is allowed."""
@@ -572,10 +531,6 @@ def check_keys(data: dict[str, Any], known: set[str], where: str) -> None:
             f"{where}: unknown key(s) {', '.join(unknown)}; expected one of "
             f"{', '.join(sorted(known))}"
         )
-
-
-def _confident(boxes: Sequence, min_score: float) -> list:
-    return [b for b in boxes if (b.score or 0.0) >= min_score]
 
 
 def _random_selection(n: int, k: int, rng: np.random.Generator, name: str) -> Selection:
@@ -599,21 +554,3 @@ def _spec_names(spec: Any) -> set[str]:
         for value in spec:
             out |= _spec_names(value)
     return out
-
-
-def _situation_counts(records: Sequence[FrameRecord], names: Sequence[str]) -> dict[str, int]:
-    counts = dict.fromkeys(names, 0)
-    for r in records:
-        for s, v in r.situations.items():
-            if v and s in counts:
-                counts[s] += 1
-    return counts
-
-
-def _class_counts(records: Sequence[FrameRecord], classes: Sequence[str]) -> dict[str, int]:
-    counts = dict.fromkeys(classes, 0)
-    for r in records:
-        for b in r.boxes or ():
-            if b.category in counts:
-                counts[b.category] += 1
-    return counts

@@ -45,6 +45,16 @@ class DetectorLearner:
 
         self.config = DetectorConfig(**dict(self.detector))
 
+    def backbone(self):
+        """The backbone every member trains on, at the configured input size (its pooled
+        features are the embeddings diversity strategies read)."""
+        from scenesift.models import get_backbone
+
+        backbone = get_backbone(self.config.backbone)
+        if self.config.input_size is not None:
+            backbone.preprocessing = backbone.preprocessing.with_size(*self.config.input_size)
+        return backbone
+
     def fit(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]):
         from scenesift.models.detector import ObjectDetector
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from scenesift.al.campaign import EMBEDDING_STRATEGIES, _spec_names
 from scenesift.al.learners import DetectorLearner
-from scenesift.al.pool import Pool, Selection
+from scenesift.al.pool import Selection
+from scenesift.al.sources import build_pool, confident, situation_scores
 from scenesift.files import atomic_write
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, StoreError
@@ -37,6 +37,8 @@ class SelectResult:
     files: dict[str, Path]
     predictions: Mapping[str, Sequence[Box]]
     min_score: float
+    tagger: str | None  # the tagger whose stored scores the strategy and the tables read
+    situation_scores: dict[str, dict[str, float]]
 
 
 def build_spec(
@@ -83,52 +85,34 @@ def select_from_predictions(
             "names come from the ground-truth file's images.file_name)"
         )
     names = [r.name for r in pool]
-    tax = store.taxonomy
-    learner = DetectorLearner(min_score=min_score)
-    detections = learner.detections(predictions, names, len(tax.classes))
     tagger = latest_model_source(store)
-    situation_probs = None
-    if tagger is not None:
-        scores = {r.name: r.situation_scores for r in store.records(predictions=tagger)}
-        situation_probs = np.array(
-            [[scores.get(n, {}).get(s, np.nan) for s in tax.names] for n in names], np.float32
-        )
-    embeddings = labelled_emb = None
-    labelled = store.records(state="labelled")
-    if _spec_names(dict(spec)) & EMBEDDING_STRATEGIES:
-        from scenesift.models import embed, get_backbone
+    scores = situation_scores(store, tagger)
+    detections = DetectorLearner(min_score=min_score).detections(
+        predictions, names, len(store.taxonomy.classes)
+    )
+    embed_with = None
+    if "embeddings" in strategy.required_fields():
+        from scenesift.models import get_backbone
 
-        model = get_backbone(backbone)
-        embeddings = embed(store, model, names, progress=progress).array
-        if labelled:
-            labelled_emb = embed(store, model, [r.name for r in labelled], progress=progress).array
-    pool_view = Pool(
-        frame_ids=np.arange(len(pool), dtype=np.int64),
-        drives=np.array([r.drive for r in pool], dtype=object),
-        timestamps=np.array([np.nan if r.timestamp is None else r.timestamp for r in pool]),
-        situations=tuple(tax.names),
-        situation_probs=situation_probs,
-        classes=tuple(tax.classes),
-        detections=detections,
-        embeddings=embeddings,
-        labelled_embeddings=labelled_emb,
-        labelled_situation_counts=_counts(
-            (s for r in labelled for s, v in r.situations.items() if v), tax.names
-        ),
-        labelled_class_counts=_counts(
-            (b.category for r in labelled for b in r.boxes or ()), tax.classes
-        ),
-        n_labelled=len(labelled),
+        embed_with = get_backbone(backbone)
+    pool_view = build_pool(
+        store,
+        np.arange(len(pool)),
+        pool,
+        detections,
+        store.records(state="labelled"),
+        scores,
+        embed_with=embed_with,
+        progress=progress,
     )
     selection = strategy.select(pool_view, min(budget, len(pool)), np.random.default_rng(seed))
     picked = [pool[int(i)] for i in selection.indices]
-    files = _write_outputs(store, Path(out), picked, selection, predictions, tagger, min_score)
-    return SelectResult(selection, pool, picked, Path(out), files, predictions, min_score)
-
-
-def _counts(items, keys: Sequence[str]) -> dict[str, int]:
-    c = Counter(items)
-    return {k: int(c.get(k, 0)) for k in keys}
+    files = _write_outputs(
+        store, Path(out), picked, selection, predictions, tagger, scores, min_score
+    )
+    return SelectResult(
+        selection, pool, picked, Path(out), files, predictions, min_score, tagger, scores
+    )
 
 
 def _write_outputs(
@@ -138,6 +122,7 @@ def _write_outputs(
     selection: Selection,
     predictions: Mapping[str, Sequence[Box]],
     tagger: str | None,
+    scores: dict[str, dict[str, float]],
     min_score: float,
 ) -> dict[str, Path]:
     from scenesift.io.labelstudio import write_labelstudio_config, write_labelstudio_tasks
@@ -151,15 +136,11 @@ def _write_outputs(
         w.writerow(["rank", "frame", "drive", "score", "strategy"])
         for rank, (r, score) in enumerate(zip(picked, selection.scores.tolist(), strict=True)):
             w.writerow([rank, r.name, r.drive, f"{score:.6g}", selection.strategy])
-    thresholds: dict[str, float] = {}
-    scores: dict[str, dict[str, float]] = {}
-    if tagger is not None:
-        thresholds = store.decision_thresholds(tagger)
-        scores = {r.name: r.situation_scores for r in store.records(predictions=tagger)}
+    thresholds = store.decision_thresholds(tagger) if tagger is not None else {}
     shown = [
         replace(
             r,
-            predicted_boxes=[b for b in predictions.get(r.name, ()) if (b.score or 0) >= min_score],
+            predicted_boxes=confident(predictions.get(r.name, ()), min_score),
             situation_scores=scores.get(r.name, {}),
         )
         for r in picked
@@ -175,14 +156,11 @@ def _write_outputs(
 def spread(result: SelectResult, store: Store) -> dict[str, list[tuple[str, int, int]]]:
     """How the batch is spread over situations (tagger), classes (frames with a predicted
     box above the score threshold) and drives, next to the pool: (name, batch, pool)."""
-    tagger = latest_model_source(store)
-    thresholds = store.decision_thresholds(tagger) if tagger else {}
-    positive: dict[str, set[str]] = {}
-    if tagger is not None:
-        for r in store.records(predictions=tagger):
-            positive[r.name] = {
-                s for s, v in r.situation_scores.items() if v >= thresholds.get(s, np.inf)
-            }
+    thresholds = store.decision_thresholds(result.tagger) if result.tagger else {}
+    positive = {
+        name: {s for s, v in scores.items() if v >= thresholds.get(s, np.inf)}
+        for name, scores in result.situation_scores.items()
+    }
     batch_names = {r.name for r in result.picked}
 
     def table(key) -> list[tuple[str, int, int]]:
@@ -198,9 +176,7 @@ def spread(result: SelectResult, store: Store) -> dict[str, list[tuple[str, int,
         "situation": table(lambda r: positive.get(r.name, set())),
         "class": table(
             lambda r: {
-                b.category
-                for b in result.predictions.get(r.name, ())
-                if (b.score or 0) >= result.min_score
+                b.category for b in confident(result.predictions.get(r.name, ()), result.min_score)
             }
         ),
         "drive": table(lambda r: {r.drive}),

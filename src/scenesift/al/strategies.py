@@ -521,6 +521,9 @@ class Dedup(BaseStrategy):
             f"window={self.window:g}s{fill})"
         )
 
+    def required_fields(self) -> tuple[str, ...]:
+        return self.strategy.required_fields()
+
     def check(self, pool: Pool) -> None:
         self.strategy.check(pool)
 
@@ -597,6 +600,9 @@ class Fusion(BaseStrategy):
     def label(self) -> str:
         parts = " + ".join(f"{w:g}*{s.label}" for s, w in self.parts)
         return f"fusion({self.method}: {parts})"
+
+    def required_fields(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(f for s, _ in self.parts for f in s.required_fields()))
 
     def check(self, pool: Pool) -> None:
         for s, _ in self.parts:

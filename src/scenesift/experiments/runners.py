@@ -80,13 +80,10 @@ def prepare(project: Path, config: ExperimentConfig, progress: bool = True) -> N
     """Cache the backbone pyramid (and pooled features, for diversity strategies) of
     every frame the runs will read, once, in this process."""
     from scenesift.al.learners import DetectorLearner
-    from scenesift.models import embed, get_backbone
+    from scenesift.models import embed
     from scenesift.store import Store
 
-    learner = DetectorLearner(**config.learner)
-    backbone = get_backbone(learner.config.backbone)
-    if learner.config.input_size is not None:
-        backbone.preprocessing = backbone.preprocessing.with_size(*learner.config.input_size)
+    backbone = DetectorLearner(**config.learner).backbone()
     with Store.open(project) as store:
         for split in {config.pool_split, "val", config.eval_split}:
             embed(store, backbone, split=split, layer="pyramid", progress=progress)

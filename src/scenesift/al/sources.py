@@ -1,0 +1,92 @@
+"""Reading a Pool's inputs from the store: one place for the campaign and ``select``.
+
+Strategies see only the ``Pool``; this module turns frame records, stored tagger scores,
+detections and (when the strategy reads them) cached embeddings into one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from scenesift.al.pool import Detections, Pool
+from scenesift.records import Box, FrameRecord
+from scenesift.store import Store
+
+if TYPE_CHECKING:  # torch is imported only where embeddings are computed
+    from scenesift.models.backbones import Backbone
+
+
+def situation_scores(store: Store, source: str | None) -> dict[str, dict[str, float]]:
+    """A model source's stored situation scores per frame name ({} without a source)."""
+    if source is None:
+        return {}
+    return {r.name: r.situation_scores for r in store.records(predictions=source)}
+
+
+def confident(boxes: Sequence[Box], min_score: float) -> list[Box]:
+    """Detections at or above ``min_score`` (what is scored, and shown to labellers)."""
+    return [b for b in boxes if (b.score or 0.0) >= min_score]
+
+
+def build_pool(
+    store: Store,
+    frame_ids: Sequence[int],
+    records: Sequence[FrameRecord],
+    detections: Detections,
+    labelled: Sequence[FrameRecord],
+    scores: dict[str, dict[str, float]],
+    embed_with: Backbone | None = None,
+    progress: bool = False,
+) -> Pool:
+    """The Pool of ``records`` (row-aligned with ``frame_ids`` and ``detections``).
+
+    ``scores``: stored tagger scores by frame name (``situation_probs`` is None when no
+    pool frame has any). ``embed_with``: compute (or read cached) pooled embeddings of the
+    pool and of the ``labelled`` frames; leave None when the strategy does not read them.
+    """
+    tax = store.taxonomy
+    names = [r.name for r in records]
+    situation_probs = None
+    if scores:
+        situation_probs = np.array(
+            [[scores.get(n, {}).get(s, np.nan) for s in tax.names] for n in names], np.float32
+        )
+        if np.isnan(situation_probs).all():
+            situation_probs = None
+    embeddings = labelled_emb = None
+    if embed_with is not None:
+        from scenesift.models import embed
+
+        def pooled(frames: list[str]) -> np.ndarray:
+            return embed(store, embed_with, frames, layer="pooled", progress=progress).array
+
+        embeddings = pooled(names)
+        labelled_emb = pooled([r.name for r in labelled]) if labelled else None
+    situation_counts = dict.fromkeys(tax.names, 0)
+    class_counts = dict.fromkeys(tax.classes, 0)
+    for r in labelled:
+        for s, v in r.situations.items():
+            if v and s in situation_counts:
+                situation_counts[s] += 1
+        for b in r.boxes or ():
+            if b.category in class_counts:
+                class_counts[b.category] += 1
+    return Pool(
+        frame_ids=np.asarray(frame_ids, np.int64),
+        drives=np.array([r.drive for r in records], dtype=object),
+        timestamps=np.array(
+            [np.nan if r.timestamp is None else r.timestamp for r in records], np.float64
+        ),
+        situations=tuple(tax.names),
+        situation_probs=situation_probs,
+        classes=tuple(tax.classes),
+        detections=detections,
+        embeddings=embeddings,
+        labelled_embeddings=labelled_emb,
+        labelled_situation_counts=situation_counts,
+        labelled_class_counts=class_counts,
+        n_labelled=len(labelled),
+    )
