@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.table import Table
@@ -27,6 +28,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _user_error(e: Exception) -> NoReturn:
+    """A user's mistake: one red line and exit code 2, no traceback."""
+    err_console.print(f"[red]error:[/] {e}")
+    raise typer.Exit(2) from None
+
 
 PROJECT = typer.Option(
     Path("."), "--project", "-p", help="Project folder (made by `scenesift init`).",
@@ -249,8 +257,7 @@ def embed(
             store, model, layer=layer, split=split, batch_size=batch_size, workers=workers
         )
     except (BackboneUnavailable, ImageLoadError, UnknownBackbone, ValueError) as e:
-        err_console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        _user_error(e)
     finally:
         store.close()
     h, w = model.preprocessing.size
@@ -627,8 +634,7 @@ def al_start(
             campaign = Campaign.create(store, name, cfg)
             _run_campaign(campaign)
     except ValueError as e:
-        err_console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        _user_error(e)
 
 
 @al_app.command("resume")
@@ -764,8 +770,7 @@ def select_cmd(
             )
             tables = spread(result, store)
     except ValueError as e:
-        err_console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        _user_error(e)
     n, k = len(result.pool), len(result.picked)
     for kind, rows in tables.items():
         if not rows:
@@ -820,8 +825,7 @@ def experiment_run(
             )
         cfg = replace(cfg, runner=runner)
     except ValueError as e:
-        err_console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        _user_error(e)
     Store.open(project).close()  # a clear error before any work when it is not a project
     with progress_bar() as bar:
         task = bar.add_task(f"experiment {cfg.name}", total=None)
@@ -834,8 +838,7 @@ def experiment_run(
         try:
             out = run_experiment(project, cfg, on_progress=on_progress)
         except ValueError as e:
-            err_console.print(f"[red]error:[/] {e}")
-            raise typer.Exit(2) from None
+            _user_error(e)
     console.print(f"Results: [bold]{out}[/] (one Parquet file per run)")
 
 

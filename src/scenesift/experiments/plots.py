@@ -315,16 +315,20 @@ def plot_class_curves(
         if x == "n_labelled":
             _thousands(ax)
     _label_outer(grid, len(strategies), _x_name(x), f"{_metric_name(metric)} (test)")
-    handles = [_line(colors[c], c) for c in sorted(colors)]
+    _bottom_legend(fig, [_line(colors[c], c) for c in sorted(colors)], columns=6)
+    fig.suptitle(f"{_metric_name(metric)} per class per loop (mean across seeds)", fontsize=11)
+    return _save(fig, path)
+
+
+def _bottom_legend(fig, handles: list, columns: int) -> None:
+    """One legend for a grid of panels, below them (inside no panel's data)."""
     fig.legend(
         handles=handles,
         loc="outside lower center",
-        ncol=min(len(handles), 6),
+        ncol=min(len(handles), columns),
         fontsize=8,
         frameon=False,
     )
-    fig.suptitle(f"{_metric_name(metric)} per class per loop (mean across seeds)", fontsize=11)
-    return _save(fig, path)
 
 
 def _x_name(x: str) -> str:
@@ -357,14 +361,7 @@ def plot_learning_speed(df: pd.DataFrame, path: Path | str, metric: str = "ap50"
         ax.grid(alpha=0.3)
         _thousands(ax)
     _label_outer(grid, len(strategies), "labelled frames", "AP@0.5 gain\nper 1,000 frames")
-    handles = [_line(colors[c], c) for c in sorted(colors)]
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncol=min(len(handles), 6),
-        fontsize=8,
-        frameon=False,
-    )
+    _bottom_legend(fig, [_line(colors[c], c) for c in sorted(colors)], columns=6)
     fig.suptitle(
         "Learning speed per class: derivative of the mean AP@0.5 curve (below 0: more data hurt)",
         fontsize=11,
@@ -404,13 +401,7 @@ def _strategy_panels(
     handles = [_line(styles[s]["color"], s, styles[s]["ls"]) for s in strategies]
     if chance is not None:
         handles.append(_line("black", f"chance ({chance})", ":"))
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncol=min(len(handles), 5),
-        fontsize=8,
-        frameon=False,
-    )
+    _bottom_legend(fig, handles, columns=5)
     fig.suptitle(title, fontsize=11)
     return _save(fig, path)
 
