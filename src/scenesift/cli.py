@@ -221,6 +221,21 @@ def info(project: Path = PROJECT) -> None:
             console.print(inventory)
 
 
+class Engine(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+ENGINE = typer.Option(
+    Engine.local, help="local: this process; ray: Ray Data (decode tasks, model actors)."
+)
+RAY_ADDRESS = typer.Option(
+    None, help="With --engine ray: a cluster (auto, ray://host:10001); default: start a local "
+    "Ray. The project folder must be at the same path on every node.",
+)  # fmt: skip
+RAY_WORKERS = typer.Option(2, min=1, help="With --engine ray: model actors (one CPU each).")
+
+
 @app.command()
 def embed(
     project: Path = PROJECT,
@@ -235,11 +250,15 @@ def embed(
     workers: int = typer.Option(
         0, min=0, help="Processes decoding images (0: this one; best on 2 cores)."
     ),
+    engine: Engine = ENGINE,
+    ray_address: str | None = RAY_ADDRESS,
+    ray_workers: int = RAY_WORKERS,
 ) -> None:
     """Compute backbone features for the project's frames into the feature cache.
 
     Frames already cached for this backbone, weights, preprocessing and layer are not
-    computed again; the cache is keyed by the fingerprint printed at the end."""
+    computed again; the cache is keyed by the fingerprint printed at the end. With
+    --engine ray they are computed by Ray Data (a local Ray, or --ray-address's cluster)."""
     from scenesift.models import (
         BackboneUnavailable,
         ImageLoadError,
@@ -248,15 +267,18 @@ def embed(
     )
     from scenesift.models import embed as embed_frames
     from scenesift.models.features import keep_freed_memory
+    from scenesift.models.ray_engine import RayEngineError
 
     keep_freed_memory()  # this process is ours: ~2x faster forward passes on CPU
     store = Store.open(project)
     try:
         model = get_backbone(backbone)
         result = embed_frames(
-            store, model, layer=layer, split=split, batch_size=batch_size, workers=workers
-        )
-    except (BackboneUnavailable, ImageLoadError, UnknownBackbone, ValueError) as e:
+            store, model, layer=layer, split=split, batch_size=batch_size, workers=workers,
+            engine=engine.value, ray_address=ray_address, ray_workers=ray_workers,
+        )  # fmt: skip
+    except (BackboneUnavailable, ImageLoadError, RayEngineError, UnknownBackbone,
+            ValueError) as e:  # fmt: skip
         _user_error(e)
     finally:
         store.close()
@@ -378,15 +400,43 @@ def tagger_predict(
         0.9, help="Per-situation thresholds reach this precision on the val split."
     ),
     state: str | None = typer.Option(None, help="Only frames in this label state."),
+    engine: Engine = ENGINE,
+    ray_address: str | None = RAY_ADDRESS,
+    ray_workers: int = RAY_WORKERS,
 ) -> None:
     """Pre-label: write situation scores and thresholded values into the store as
-    model:<fingerprint> (used by `info`, selection, and `export labelstudio --predictions`)."""
+    model:<fingerprint> (used by `info`, selection, and `export labelstudio --predictions`).
+
+    With --engine ray the pooled features are embedded by Ray Data first; the head then
+    scores them from the feature cache as usual."""
+    from scenesift.models import ImageLoadError
+    from scenesift.models import embed as embed_frames
     from scenesift.models.features import keep_freed_memory
+    from scenesift.models.ray_engine import RayEngineError
     from scenesift.pipelines import tagger as pipe
 
     keep_freed_memory()
     with Store.open(project) as store:
         tagger, path = pipe.load(store, checkpoint)
+        if engine == Engine.ray:
+            if tagger.groups_trained:  # its scores come from a full forward, not the cache
+                _user_error(
+                    f"--engine ray scores from cached pooled features, which this tagger "
+                    f"cannot use: {tagger.groups_trained} backbone group(s) were fine-tuned; "
+                    f"score it without --engine ray, or train with --schedule frozen"
+                )
+            names = None  # every frame; else those of the state and the validation frames
+            if state is not None:
+                wanted = [r.name for r in store.records(state=state)]
+                names = list(dict.fromkeys(wanted + [r.name for r in pipe.labelled(store, "val")]))
+            try:
+                embed_frames(
+                    store, tagger.net.backbone, names, layer="pooled",
+                    batch_size=tagger.config.batch_size, engine="ray",
+                    ray_address=ray_address, ray_workers=ray_workers,
+                )  # fmt: skip
+            except (ImageLoadError, RayEngineError, ValueError) as e:
+                _user_error(e)
         summary = pipe.prelabel(store, tagger, path, precision, state=state)
     table = Table(title=f"Pre-labels written as {summary.source} ({summary.frames:,} frames)")
     for col in ("situation", "threshold", "rule", "predicted positive"):
@@ -493,9 +543,15 @@ def detector_eval(
     project: Path = PROJECT,
     checkpoint: Path | None = typer.Option(None, help="Default: the latest trained detector."),
     split: str = typer.Option("test"),
-    slices: bool = typer.Option(True, help="Also per situation (labels, else tagger)."),
+    slices: bool = typer.Option(
+        True, help="Also per situation (labels, else tagger) and per object distance band."
+    ),
+    boot: int = typer.Option(
+        0, min=0, help="Bootstrap resamples over images for 95% intervals of AP@0.5 (0: none)."
+    ),
 ) -> None:
-    """mAP@[.5:.95], mAP@0.5, per class and size (pycocotools), and per situation."""
+    """mAP@[.5:.95], mAP@0.5, per class and size (pycocotools), per situation and per
+    object distance band (object:close/mid/far, where the ground truth records distances)."""
     from scenesift.models.features import keep_freed_memory
     from scenesift.pipelines import detector as pipe
 
@@ -505,7 +561,7 @@ def detector_eval(
         frames = pipe.with_boxes(store, split)
         predictions = detector.predict(frames, store=store)
         out = store.root / pipe.REPORTS_DIR / detector.fingerprint
-        results, by_situation = pipe.evaluate(store, predictions, split, slices, plots=out)
+        results, by_situation = pipe.evaluate(store, predictions, split, slices, out, boot)
     _print_detection(results, by_situation)
     console.print(f"PR curves: [bold]{out / 'pr_curves.png'}[/]")
 
@@ -523,16 +579,21 @@ def eval_predictions(
     ),
     project: Path = PROJECT,
     split: str = typer.Option("test"),
-    slices: bool = typer.Option(False, "--slices", help="Also per situation."),
+    slices: bool = typer.Option(
+        False, "--slices", help="Also per situation and per object distance band."
+    ),
+    boot: int = typer.Option(
+        0, min=0, help="Bootstrap resamples over images for 95% intervals of AP@0.5 (0: none)."
+    ),
 ) -> None:
     """Evaluate any detector's predictions (YOLO, Faster R-CNN, ...) against the project's
-    labelled boxes: COCO mAP by pycocotools, per class, size and situation."""
+    labelled boxes: COCO mAP by pycocotools, per class, size, situation and object distance."""
     from scenesift.io.coco_results import read_coco_results
     from scenesift.pipelines import detector as pipe
 
     with Store.open(project) as store:
         dets = read_coco_results(predictions, gt, store.taxonomy.classes)
-        results, by_situation = pipe.evaluate(store, dets, split, slices)
+        results, by_situation = pipe.evaluate(store, dets, split, slices, n_boot=boot)
     _print_detection(results, by_situation)
 
 
@@ -899,7 +960,7 @@ def report_cmd(
 def _print_detection(results, by_situation) -> None:
     console.print(results.to_table())
     if by_situation is not None:
-        console.print(by_situation.to_table("AP50"))
+        console.print(by_situation.to_table("AP50", title="Detection AP@0.5 per slice (n)"))
 
 
 def main() -> None:

@@ -45,6 +45,9 @@ SHARD_BYTES = 512 * 2**20
 #: uses both, and decoding in this process (1.2 ms of ~10 ms per frame) beats workers,
 #: which only add contention and IPC (bench_embed.py); use more where cores are spare.
 DEFAULT_WORKERS = 0
+#: Where features are computed: ``local`` (this process, DataLoader) or ``ray`` (Ray Data on
+#: a local or existing cluster, :mod:`scenesift.models.ray_engine`); both fill this cache.
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -93,6 +96,9 @@ def embed(
     workers: int = DEFAULT_WORKERS,
     progress: bool = True,
     split: str | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_workers: int = 2,
 ) -> FeatureSet:
     """Features of ``names`` (default: every frame, optionally of one ``split``), computing
     only the frames not cached yet for this backbone, preprocessing and layer.
@@ -100,14 +106,25 @@ def embed(
     New features are written as a shard every ``SHARD_FRAMES`` frames, so an interrupted
     run keeps what it finished; an unreadable image raises :class:`ImageLoadError` naming
     the file, and the frames of the unfinished shard are not cached.
+
+    ``engine="ray"`` computes the missing frames with Ray Data on ``ray_workers`` model
+    actors (``ray_address``: None starts a local Ray, ``auto`` or ``ray://host:port``
+    joins a cluster); the result and the cache are the same as the local engine's.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     spec = cache_spec(backbone, layer)
     fp = fingerprint(spec)
     frames = _frames(store, names, split)
     cached = _cached_rows(store, fp, [fid for fid, _, _ in frames])
     missing = list({f[0]: f for f in frames if f[0] not in cached}.values())  # each once
     started = time.perf_counter()
-    if missing:
+    if missing and engine == "ray":
+        from scenesift.models.ray_engine import compute_on_ray  # Ray is an optional extra
+
+        compute_on_ray(store, backbone, spec, fp, missing, layer, batch_size, progress,
+                       address=ray_address, workers=ray_workers)  # fmt: skip
+    elif missing:
         _compute(store, backbone, spec, fp, missing, layer, batch_size, workers, progress)
     seconds = time.perf_counter() - started
     rows = _cached_rows(store, fp, [fid for fid, _, _ in frames]) if missing else cached
@@ -168,19 +185,43 @@ def _compute(
 ) -> None:
     loader = make_loader([p for _, _, p in missing], backbone.preprocessing, batch_size, workers)
     model = backbone.for_inference()  # BN folded, channels_last: ~2x faster, same features
-    pending_ids: list[int] = []
-    pending: list[np.ndarray] = []
+    shards = ShardWriter(store, spec, fp)
     with steps(f"embedding ({backbone.name}, {layer})", len(missing), progress) as step:
         for batch in loader:
             out = forward_features(model, batch.images, layer)
-            pending_ids.extend(missing[i][0] for i in batch.index.tolist())
-            pending.append(out)
+            shards.add([missing[i][0] for i in batch.index.tolist()], out)
             step(len(out))
-            if len(pending_ids) >= SHARD_FRAMES or sum(a.nbytes for a in pending) >= SHARD_BYTES:
-                _write_shard(store, spec, fp, pending_ids, pending)
-                pending_ids, pending = [], []
-    if pending_ids:
-        _write_shard(store, spec, fp, pending_ids, pending)
+    shards.flush()
+
+
+class ShardWriter:
+    """Computed rows in, a registered shard out every ``SHARD_FRAMES`` frames (or
+    ``SHARD_BYTES``): what both engines write through, so memory is bounded by a shard,
+    never by the pool, and a killed run keeps every shard it finished."""
+
+    def __init__(self, store: Store, spec: dict[str, Any], fp: str) -> None:
+        self.store, self.spec, self.fp = store, spec, fp
+        self.ids: list[int] = []
+        self.arrays: list[np.ndarray] = []
+        self.nbytes = 0
+        self.written = 0
+
+    def add(self, ids: Sequence[int], array: np.ndarray) -> None:
+        """Queue the features of ``ids`` (one row each); writes a shard when one is full."""
+        if len(ids) != len(array):
+            raise ValueError(f"{len(ids)} frame ids for {len(array)} feature rows")
+        self.ids.extend(int(i) for i in ids)
+        self.arrays.append(array)
+        self.nbytes += array.nbytes
+        if len(self.ids) >= SHARD_FRAMES or self.nbytes >= SHARD_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write and register what is queued (nothing if empty)."""
+        if self.ids:
+            _write_shard(self.store, self.spec, self.fp, self.ids, self.arrays)
+            self.written += len(self.ids)
+        self.ids, self.arrays, self.nbytes = [], [], 0
 
 
 def _write_shard(

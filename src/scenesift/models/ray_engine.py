@@ -1,0 +1,249 @@
+"""The Ray Data engine of the feature cache (``embed(..., engine="ray")``, ``--engine ray``).
+
+A pool of millions of frames outgrows one machine's cores, so the frames the cache lacks
+stream through Ray Data: (frame id, path) blocks -> decode tasks (uint8 pixels, a quarter of
+the bytes of float inputs) -> the backbone on an actor pool (each actor builds the model
+once) -> Parquet shards in a staging folder inside the project. The driver then streams
+those shards into the feature cache through the same shard registration as the local
+engine (:class:`~scenesift.models.features.ShardWriter`) and removes them, so ``embed``
+afterwards reads every frame as cached and nothing downstream knows which engine ran.
+
+Memory is bounded by batches and shards, never by the pool: Ray Data streams with
+back-pressure, and the driver reads one Parquet row group at a time. On a cluster the
+project folder must be at the same path on every node (a shared file system): workers read
+the images and write the staging shards there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from scenesift.models.backbones import Backbone, Preprocessing
+from scenesift.models.features import (
+    ShardWriter,
+    _empty_shape,
+    forward_features,
+    keep_freed_memory,
+)
+from scenesift.models.images import ImageLoadError, load_pixels, normalise
+from scenesift.store import Store
+from scenesift.ui import steps
+
+#: Frames per input block: the unit of a decode task, so the pool is read in pieces.
+BLOCK_FRAMES = 1024
+#: Rows the driver reads from a staging shard at a time.
+READ_ROWS = 1024
+STAGING_DIR = "tmp"
+
+
+class RayEngineError(RuntimeError):
+    """Ray is not installed, or the cluster at the given address cannot be reached."""
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or a clear error saying how to install it."""
+    try:
+        import ray
+        import ray.data  # registers the Arrow tensor types the staging shards use
+    except ImportError:
+        raise RayEngineError(
+            "the ray engine needs Ray Data: pip install 'scenesift[ray]'"
+        ) from None
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None = None, workers: int = 2) -> Iterator[Any]:
+    """Ray, connected: an already initialised session is used as it is (and left
+    running); otherwise ``address`` None starts a local Ray with ``workers`` CPUs, and
+    ``auto`` or ``ray://host:port`` joins an existing cluster. Shuts down what it started."""
+    ray = require_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(
+                address=address,
+                num_cpus=None if address else workers,
+                include_dashboard=False,
+                log_to_driver=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise RayEngineError(f"cannot start or reach Ray at {address or 'local'}: {e}") from e
+    try:
+        yield ray
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def compute_on_ray(
+    store: Store,
+    backbone: Backbone,
+    spec: dict[str, Any],
+    fp: str,
+    missing: Sequence[tuple[int, str, str]],
+    layer: str,
+    batch_size: int = 32,
+    progress: bool = True,
+    address: str | None = None,
+    workers: int = 2,
+) -> int:
+    """Compute the features of ``missing`` (frame id, name, path) on Ray and register them
+    in the cache under ``fp``; returns the frames cached.
+
+    Frames whose image cannot be read are not cached; after the others are, an
+    :class:`ImageLoadError` names the first such file (so a re-run computes only those).
+    """
+    if workers < 1:
+        raise ValueError(f"ray workers must be >= 1, got {workers}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    staging = store.root / STAGING_DIR / f"ray-{fp}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        with ray_session(address, workers) as ray:
+            _run(ray, backbone, missing, layer, batch_size, workers, staging, progress)
+        return _register(store, backbone, spec, fp, missing, layer, staging, progress)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _run(
+    ray: Any,
+    backbone: Backbone,
+    missing: Sequence[tuple[int, str, str]],
+    layer: str,
+    batch_size: int,
+    workers: int,
+    staging: Path,
+    progress: bool,
+) -> None:
+    """frames -> decode tasks -> model actors -> Parquet shards in ``staging``."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = progress
+    context.print_on_execution_start = progress
+    per_block = min(BLOCK_FRAMES, -(-len(missing) // workers))  # >= one block per worker
+    blocks = [
+        pa.table(
+            {
+                "frame_id": pa.array([m[0] for m in missing[i : i + per_block]], pa.int64()),
+                "path": pa.array([m[2] for m in missing[i : i + per_block]], pa.string()),
+            }
+        )
+        for i in range(0, len(missing), per_block)
+    ]
+    model = ray.put(backbone.for_inference())  # BN folded, channels_last; shipped once
+    pixels = ray.data.from_arrow(blocks).map_batches(
+        decode_batch,
+        fn_kwargs={"preprocessing": backbone.preprocessing},
+        batch_size=batch_size,
+        batch_format="numpy",
+        # Decoding is light next to the forward pass; CPUs are reserved by the actors.
+        num_cpus=0,
+        compute=ray.data.TaskPoolStrategy(size=workers),
+    )
+    features = pixels.map_batches(
+        ForwardActor,
+        fn_constructor_kwargs={"model": [model], "layer": layer,
+                               "preprocessing": backbone.preprocessing},
+        batch_size=batch_size,
+        batch_format="numpy",
+        num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+    )  # fmt: skip
+    features.write_parquet(str(staging))
+
+
+def decode_batch(batch: dict[str, np.ndarray], preprocessing: Preprocessing) -> dict[str, Any]:
+    """Paths -> RGB uint8 pixels (N, H, W, 3) at the network's size; an unreadable image
+    gives zeros and its reason in ``error`` (raised by the driver, naming the file)."""
+    h, w = preprocessing.size
+    paths = batch["path"]
+    pixels = np.zeros((len(paths), h, w, 3), dtype=np.uint8)
+    errors = []
+    for i, path in enumerate(paths):
+        try:
+            pixels[i] = load_pixels(str(path), preprocessing)
+            errors.append("")
+        except ImageLoadError as e:
+            errors.append(e.reason)
+    return {"frame_id": batch["frame_id"], "pixels": pixels, "error": np.asarray(errors)}
+
+
+class ForwardActor:
+    """Holds the inference backbone (built once per actor) and runs ``forward_features``
+    on decoded batches, exactly as the local engine does."""
+
+    def __init__(self, model: list[Any], layer: str, preprocessing: Preprocessing) -> None:
+        import ray
+
+        keep_freed_memory()  # the actor's process is ours: ~2x faster CPU forward passes
+        torch.set_num_threads(1)  # one reserved CPU per actor
+        self.model = ray.get(model[0])  # passed in a list: fetched here, not as an argument
+        self.layer = layer
+        self.preprocessing = preprocessing
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        pixels = batch["pixels"]
+        images = torch.from_numpy(normalise(pixels, self.preprocessing))
+        images = images.permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: channels_last
+        out = forward_features(self.model, images, self.layer)
+        return {"frame_id": batch["frame_id"], "error": batch["error"], "features": out}
+
+
+def _register(
+    store: Store,
+    backbone: Backbone,
+    spec: dict[str, Any],
+    fp: str,
+    missing: Sequence[tuple[int, str, str]],
+    layer: str,
+    staging: Path,
+    progress: bool,
+) -> int:
+    """Stream the staging shards into the feature cache, one row group at a time."""
+    row_shape = _empty_shape(backbone, layer)[1:]
+    dtype = np.float32 if layer == "pooled" else np.float16
+    files = sorted(staging.rglob("*.parquet"))
+    writer = ShardWriter(store, spec, fp)
+    errors: dict[int, str] = {}
+    rows = 0
+    with steps(f"caching ({backbone.name}, {layer})", len(missing), progress) as step:
+        for path in files:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS):
+                ids = batch.column("frame_id").to_numpy()
+                error = batch.column("error").to_numpy(zero_copy_only=False)
+                feats = tensor_column(batch.column("features"), row_shape, dtype)
+                ok = error == ""
+                for fid, reason in zip(ids[~ok], error[~ok], strict=True):
+                    errors[int(fid)] = str(reason)
+                writer.add(ids[ok].tolist(), feats[ok])
+                rows += len(ids)
+                step(len(ids))
+    writer.flush()
+    if rows != len(missing):
+        raise RuntimeError(f"the ray engine returned {rows} rows for {len(missing)} frames")
+    if errors:
+        first = next(iter(errors))
+        path = next(p for fid, _, p in missing if fid == first)
+        more = f" ({len(errors) - 1} more unreadable)" if len(errors) > 1 else ""
+        raise ImageLoadError(path, f"{errors[first]}{more}; the other frames were cached")
+    return writer.written
+
+
+def tensor_column(column: pa.Array, row_shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """A Ray tensor column (or its plain list storage) as an (N, *row_shape) array."""
+    if isinstance(column, pa.ExtensionArray):
+        column = column.storage
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return flat.reshape(len(column), *row_shape).astype(dtype, copy=False)
