@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from scenesift.io.coco import write_coco, write_coco_predictions
-from scenesift.metrics.detection import evaluate_detection, evaluate_slices
+from scenesift.metrics.detection import (
+    DistanceFromHeight,
+    ObjectSlices,
+    distance_slices,
+    evaluate_detection,
+    evaluate_object_slices,
+    evaluate_slices,
+    has_distances,
+    size_slices,
+)
 from scenesift.records import Box, FrameRecord
 from scenesift.taxonomy import default_taxonomy
 
@@ -173,3 +182,151 @@ def test_slices_report_their_own_sizes():
         == n_night
     )
     assert out.to_table() is not None
+
+
+# ----------------------------------------------------------------------------- object slices
+def car(d: float, x: float = 10.0, k: float = 500.0, **kw) -> Box:
+    """A car box whose height follows the pinhole law (height = k / distance)."""
+    h = k / d
+    return Box("car", x, 20.0, x + 1.6 * h, 20.0 + h, attributes={"distance": d}, **kw)
+
+
+def frame(name: str, boxes: list[Box]) -> FrameRecord:
+    return FrameRecord(name, Path(name), "d", 320, 192, boxes=boxes)
+
+
+def test_an_object_slice_ignores_objects_outside_it_and_their_detections():
+    close, far = car(5.0), car(50.0, x=200.0)
+    frames = [frame("d/0.jpg", [close, far])]
+    alarm = Box("car", 100.0, 150.0, 116.0, 160.0, score=0.99)  # 10 px high: looks 50 m away
+    preds = {"d/0.jpg": [replace(far, score=0.95), replace(close, score=0.9), alarm]}
+    out = evaluate_object_slices(frames, preds, CLASSES, distance_slices(frames))
+    assert list(out.slices) == ["object:close", "object:mid", "object:far"]
+    # close: the far car and its detection are ignored, the alarm is outside the band
+    assert out.slices["object:close"].get("AP50", "car").value == pytest.approx(1.0)
+    # far: the alarm is a false positive above the true positive; the close car's detection
+    # matched an ignored object, so it is not a false positive here
+    assert out.slices["object:far"].get("AP50", "car").value == pytest.approx(0.5)
+    assert out.slices["object:mid"].get("AP50", "car").value is None  # nothing there
+    # the frame-level evaluation sees all of it: FP, TP, TP
+    assert evaluate_detection(frames, preds, CLASSES).get("AP50", "car").value == pytest.approx(
+        2 / 3
+    )
+
+
+def test_a_missed_far_object_costs_only_the_far_slice():
+    close, far = car(8.0), car(70.0, x=200.0)
+    frames = [frame("d/0.jpg", [close, far]), frame("d/1.jpg", [car(60.0)])]
+    preds = {"d/0.jpg": [replace(close, score=0.8)], "d/1.jpg": [replace(car(60.0), score=0.7)]}
+    out = evaluate_object_slices(frames, preds, CLASSES, distance_slices(frames))
+    assert out.slices["object:close"].map50 == pytest.approx(1.0)
+    # one of two far cars found first: precision 1 up to recall 0.5, on COCO's 101 points
+    assert out.slices["object:far"].map50 == pytest.approx(51 / 101)
+
+
+def test_object_slices_by_area_equal_pycocotools_own_area_ranges(tmp_path):
+    """The mechanism is COCOeval's: by box area, object slices are COCO's size buckets, and
+    custom ranges equal COCOeval run with the same ``areaRng`` on the written files."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    frames = scene(30)
+    preds = noisy(frames)
+    full = evaluate_detection(frames, preds, CLASSES)
+    sizes = evaluate_object_slices(frames, preds, CLASSES, size_slices())
+    for size in ("small", "medium", "large"):
+        res = sizes.slices[f"object:{size}"]
+        for metric in ("AP", "AP50"):
+            assert res.get(metric).value == full.get(metric, size=size).value
+            for c in CLASSES[:3]:
+                assert res.get(metric, c).value == full.get(metric, c, size).value
+                assert res.get(metric, c).n_instances == full.get(metric, c, size).n_instances
+
+    ranges = {"tiny": (0.0, 400.0), "mid": (400.0, 3000.0), "big": (3000.0, 1e10)}
+    by_area = ObjectSlices(ranges, lambda b: b.area, lambda b: b.width * b.height)
+    ours = evaluate_object_slices(frames, preds, CLASSES, by_area)
+    with_preds = [replace(f, predicted_boxes=preds.get(f.name, [])) for f in frames]
+    tax = default_taxonomy()
+    gt_path = write_coco(with_preds, tax, tmp_path / "gt.json")
+    dt_path = write_coco_predictions(with_preds, tax, tmp_path / "dt.json")
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_path))
+        ev = COCOeval(gt, gt.loadRes(str(dt_path)), "bbox")
+        ev.params.areaRng = [list(r) for r in ranges.values()]
+        ev.params.areaRngLbl = list(ranges)
+        ev.evaluate()
+        ev.accumulate()
+    precision = ev.eval["precision"][..., -1]
+    for a, name in enumerate(ranges):
+        p = precision[:, :, :, a]
+        assert ours.slices[f"object:{name}"].map == float(p[p > -1].mean())
+        assert ours.slices[f"object:{name}"].map50 == float(p[0][p[0] > -1].mean())
+
+
+def test_object_slice_rows_carry_their_sizes():
+    frames = [
+        frame("d/0.jpg", [car(5.0), car(50.0, x=200.0), car(20.0, x=100.0)]),
+        frame("d/1.jpg", [car(45.0), car(80.0, x=200.0)]),
+        frame("d/2.jpg", []),
+    ]
+    preds = {f.name: [replace(b, score=0.9) for b in f.boxes] for f in frames}
+    out = evaluate_slices(frames, preds, CLASSES, {}, objects=distance_slices(frames))
+    assert list(out.slices) == ["all", "object:close", "object:mid", "object:far"]
+    rows = {(r["slice"], r["metric"], r["class"]): r for r in out.rows()}
+    assert rows[("object:far", "AP50", "car")]["n_instances"] == 3
+    assert rows[("object:far", "AP50", "car")]["n_images"] == 2
+    assert rows[("object:close", "AP50", "all")]["n_instances"] == 1
+    assert rows[("object:close", "AP50", "all")]["n_images"] == 1
+    assert rows[("object:mid", "AP50", "car")]["value"] == pytest.approx(1.0)
+    assert rows[("all", "AP50", "car")]["n_images"] == 3
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(out.to_table(classes=["car"]))
+    assert "object:far" in console.export_text()
+
+
+def test_distance_from_height_is_calibrated_per_class_and_estimates_detections():
+    frames = [frame("d/0.jpg", [car(5.0), car(50.0, x=200.0), car(25.0, x=100.0, k=520.0)])]
+    proxy = DistanceFromHeight.calibrate(frames)
+    assert proxy.k["car"] == pytest.approx(500.0)  # the median of distance x height
+    assert proxy(Box("car", 0, 0, 10, 25)) == pytest.approx(20.0)
+    assert proxy(Box("truck", 0, 0, 10, 25)) == pytest.approx(20.0)  # no trucks: all classes
+    assert not has_distances(scene(3))
+    with pytest.raises(ValueError, match="distance"):
+        distance_slices(scene(3))
+
+
+def test_bootstrap_intervals_equal_rescoring_resampled_images():
+    """A resample re-accumulates per-image results; that must equal evaluating the drawn
+    images afresh, each draw under its own name (the definition of the bootstrap)."""
+    frames = scene(15)
+    preds = noisy(frames)
+    n_boot, seed = 20, 3
+    res = evaluate_detection(frames, preds, CLASSES, n_boot=n_boot, seed=seed)
+    rng = np.random.default_rng(seed)
+    values = {c: [] for c in ("all", "car")}
+    for _ in range(n_boot):
+        picks = rng.integers(0, len(frames), len(frames))
+        gt, dt = [], {}
+        for k, i in enumerate(picks):
+            name = f"{frames[i].name}#{k}"
+            gt.append(replace(frames[i], name=name))
+            dt[name] = preds.get(frames[i].name, [])
+        again = evaluate_detection(gt, dt, CLASSES)
+        values["all"].append(again.map50)
+        values["car"].append(again.get("AP50", "car").value)
+    for c, v in values.items():
+        low, high = np.percentile([x for x in v if x is not None], [2.5, 97.5])
+        assert res.get("AP50", c).ci == (pytest.approx(low), pytest.approx(high))
+    assert res.get("AP", "car").ci is None  # intervals for AP@0.5 only
+    rows = {(r["metric"], r["class"]): r for r in res.rows()}
+    assert rows[("AP50", "all")]["ci_low"] <= res.map50 <= rows[("AP50", "all")]["ci_high"]
+
+
+def test_object_slices_get_intervals_too():
+    frames = scene(12)
+    for f in frames:
+        f.boxes = [replace(b, attributes={"distance": 600.0 / b.height}) for b in f.boxes]
+    out = evaluate_object_slices(frames, noisy(frames), CLASSES, distance_slices(frames), 10)
+    assert any(r.ci is not None for res in out.slices.values() for r in res.results)

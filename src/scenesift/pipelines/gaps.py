@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,31 +42,12 @@ def slice_map50(
     n_boot: int = 30,
     seed: int = 0,
 ) -> tuple[float | None, tuple[float, float] | None]:
-    """mAP@0.5 of a slice and a percentile bootstrap 95% interval over its images.
-
-    Each resample is scored by pycocotools like the point estimate; a drawn image appears
-    under a new name per draw, since COCO needs unique image ids."""
+    """mAP@0.5 of a slice and a percentile bootstrap 95% interval over its images (each
+    resample scored by pycocotools; see :func:`evaluate_detection`)."""
     if not frames:
         return None, None
-    point = evaluate_detection(frames, predictions, classes).map50
-    if point is None or n_boot < 2:
-        return point, None
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        picks = rng.integers(0, len(frames), len(frames))
-        gt, dt = [], {}
-        for k, i in enumerate(picks):
-            name = f"{frames[i].name}#{k}"
-            gt.append(replace(frames[i], name=name))
-            dt[name] = predictions.get(frames[i].name, [])
-        value = evaluate_detection(gt, dt, classes).map50
-        if value is not None:
-            values.append(value)
-    if len(values) < 2:
-        return point, None
-    low, high = np.percentile(values, [2.5, 97.5])
-    return point, (float(low), float(high))
+    res = evaluate_detection(frames, predictions, classes, n_boot=n_boot, seed=seed).get("AP50")
+    return res.value, res.ci
 
 
 def gap_report(
