@@ -320,6 +320,8 @@ def test_bootstrap_intervals_equal_rescoring_resampled_images():
         low, high = np.percentile([x for x in v if x is not None], [2.5, 97.5])
         assert res.get("AP50", c).ci == (pytest.approx(low), pytest.approx(high))
     assert res.get("AP", "car").ci is None  # intervals for AP@0.5 only
+    assert np.allclose(res.samples("car"), [np.nan if x is None else x for x in values["car"]],
+                       equal_nan=True)  # fmt: skip
     rows = {(r["metric"], r["class"]): r for r in res.rows()}
     assert rows[("AP50", "all")]["ci_low"] <= res.map50 <= rows[("AP50", "all")]["ci_high"]
 

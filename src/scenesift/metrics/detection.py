@@ -82,6 +82,9 @@ class DetectionResults:
     precision: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     recall_thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     iou_thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    #: AP@0.5 on each bootstrap resample of the images: (resamples, classes + mean), NaN
+    #: where undefined; object slices of one evaluation share their resamples (paired).
+    ap50_samples: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
 
     def get(self, metric: str = "AP50", category: str = ALL, size: str = ALL) -> APResult:
         for r in self.results:
@@ -98,6 +101,14 @@ class DetectionResults:
     def map50(self) -> float | None:
         """mAP at IoU 0.5."""
         return self.get("AP50").value
+
+    def samples(self, category: str = ALL) -> np.ndarray:
+        """Bootstrap resamples of AP@0.5 for a class or the mean (empty without n_boot)."""
+        if not self.ap50_samples.size:
+            return np.zeros(0)
+        return self.ap50_samples[
+            :, len(self.classes) if category == ALL else self.classes.index(category)
+        ]
 
     def per_class(self, metric: str = "AP50") -> dict[str, float | None]:
         return {c: self.get(metric, c).value for c in self.classes}
@@ -331,16 +342,23 @@ def evaluate_detection(
         **{s: (float(lo), min(hi, _COCO_ALL[1])) for s, (lo, hi) in _SIZE_LIMITS.items()},
     }
     ev, doc = _run_cocoeval(gt, predictions, classes, ranges)
-    cis = _intervals(ev, classes, [ALL], [0], n_boot, seed)
+    samples = _bootstrap_ap50(ev, [0], n_boot, seed)
     precision = np.asarray(ev.eval["precision"])[..., -1]  # maxDets = 100
     return DetectionResults(
         classes=classes,
-        results=_results(precision, classes, list(ranges), _counts(doc, classes, ranges), cis),
+        results=_results(
+            precision,
+            classes,
+            list(ranges),
+            _counts(doc, classes, ranges),
+            _cis(samples, classes, [ALL]),
+        ),
         n_images=len(doc["images"]),
         slice=slice_name,
         precision=precision,
         recall_thresholds=np.asarray(ev.params.recThrs),
         iou_thresholds=np.asarray(ev.params.iouThrs),
+        ap50_samples=samples[..., 0],
     )
 
 
@@ -359,7 +377,8 @@ def evaluate_object_slices(
     ranges = dict(objects.ranges)
     ev, doc = _run_cocoeval(gt, predictions, classes, ranges, objects.gt_key, objects.dt_key)
     names = list(ranges)
-    cis = _intervals(ev, classes, names, list(range(len(names))), n_boot, seed)
+    samples = _bootstrap_ap50(ev, list(range(len(names))), n_boot, seed)
+    cis = _cis(samples, classes, names)
     precision = np.asarray(ev.eval["precision"])[..., -1]
     counts = _counts(doc, classes, ranges)
     out = {}
@@ -375,6 +394,7 @@ def evaluate_object_slices(
             precision=sub,
             recall_thresholds=np.asarray(ev.params.recThrs),
             iou_thresholds=np.asarray(ev.params.iouThrs),
+            ap50_samples=samples[..., a],
         )
     return SliceResults(out)
 
@@ -572,14 +592,14 @@ def _results(
     return out
 
 
-def _intervals(
-    ev, classes: Sequence[str], labels: Sequence[str], areas: Sequence[int], n_boot: int, seed: int
+def _cis(
+    values: np.ndarray, classes: Sequence[str], labels: Sequence[str]
 ) -> dict[tuple[str, str], tuple[float, float]]:
-    """95% percentile intervals of AP@0.5 by (class or all, label of area ``areas[i]``);
-    resamples where a value is undefined are left out, and fewer than 2 give none."""
-    if n_boot < 2:
+    """95% percentile intervals of AP@0.5 by (class or all, area label) from resamples
+    (n_boot, K + 1, A); resamples where a value is undefined are left out, and fewer than 2
+    (or fewer than 2 resamples) give none."""
+    if values.shape[0] < 2:
         return {}
-    values = _bootstrap_ap50(ev, areas, n_boot, seed)  # (n_boot, K + 1, A)
     out = {}
     for k, c in enumerate([*classes, ALL]):
         for a, label in enumerate(labels):
@@ -593,7 +613,8 @@ def _intervals(
 
 def _bootstrap_ap50(ev, areas: Sequence[int], n_boot: int, seed: int) -> np.ndarray:
     """AP@0.5 on ``n_boot`` resamples of the images (drawn with replacement, as many as
-    there are): (n_boot, classes + mean, len(areas)), NaN where undefined.
+    there are): (n_boot, classes + mean, len(areas)), NaN where undefined; none when
+    ``n_boot`` < 2.
 
     Per-image matching does not depend on the other images, so a resample's evaluation is
     pycocotools' ``accumulate`` over the per-image results (``evalImgs``) of the images it
@@ -601,9 +622,12 @@ def _bootstrap_ap50(ev, areas: Sequence[int], n_boot: int, seed: int) -> np.ndar
     image appears once per draw under its own id, without re-matching anything.
     """
     p0 = ev._paramsEval
+    n_cat = len(p0.catIds)
+    if n_boot < 2:
+        return np.zeros((0, n_cat + 1, len(areas)))
     if float(p0.iouThrs[0]) != 0.5:
         raise ValueError("expected COCOeval's IoU thresholds to start at 0.5")
-    n_img, n_area, n_cat = len(p0.imgIds), len(p0.areaRng), len(p0.catIds)
+    n_img, n_area = len(p0.imgIds), len(p0.areaRng)
     at50 = [
         None if e is None else {**e, "dtMatches": e["dtMatches"][:1], "dtIgnore": e["dtIgnore"][:1]}
         for e in ev.evalImgs
