@@ -18,6 +18,12 @@ LEARNER = {
     "min_score": 0.0,
 }
 
+#: The situation tagger on the same frames: a head on the tiny backbone's pooled features.
+TAGGER_LEARNER = {
+    "kind": "tagger",
+    "tagger": dict(backbone="tiny", input_size=(64, 96), batch_size=8, epochs=2, head_passes=5),
+}
+
 
 def make_frames(root, n=48):
     """``n`` frames in n/2 drives, one bright square (a "car") each; odd drives at night."""

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def experiment(name="tiny", engine="local", workers=1, **kw) -> ExperimentConfig:
     data = {
         "name": name,
+        "studies": ["variance", "strategies"],
         "variance": {"fractions": [0.5, 1.0], "repeats": 2},
         "strategies": {
             "strategies": ["random", {"name": "least_confidence", "agg": "mean"}],

@@ -731,7 +731,7 @@ def al_status(
             console.print(table)
             return
         campaign = Campaign.open(store, name)
-        console.print(rounds_table(name, campaign.rounds(), campaign.config.metric))
+        console.print(rounds_table(name, campaign.rounds(), campaign.metric))
 
 
 @al_app.command("import-labels")
@@ -779,15 +779,15 @@ def _run_campaign(campaign) -> None:
 
         def on_round(r) -> None:
             bar.advance(task)
-            value = r.metrics.get(campaign.config.metric)
-            shown = "" if value is None else f", {campaign.config.metric} {value:.3f}"
+            value = r.metrics.get(campaign.metric)
+            shown = "" if value is None else f", {campaign.metric} {value:.3f}"
             bar.console.print(
                 f"round {r.idx}: {r.status}, {r.n_labelled or 0:,} labelled{shown}, "
                 f"{r.n_picks:,} picked ({r.metrics.get('seconds', 0):.0f} s)"
             )
 
         result = campaign.run(on_round=on_round)
-    console.print(rounds_table(campaign.name, result.rounds, campaign.config.metric))
+    console.print(rounds_table(campaign.name, result.rounds, campaign.metric))
     console.print(f"[bold]{result.status}[/]: {result.reason}")
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from scenesift.al.learners import DetectorLearner
+from scenesift.al.learners import make_learner
 from scenesift.al.pool import Selection
 from scenesift.al.sources import build_pool, confident, situation_scores
 from scenesift.al.stopping import Plateau, StopDecision, StoppingRule
@@ -56,9 +56,12 @@ class CampaignConfig:
     labeler: str = "oracle"
     pool_split: str = "train"
     eval_split: str = "test"
-    metric: str = "map50"  # the learning curve's y and what stopping rules read
+    #: The learning curve's y and what stopping rules read; None: the learner's
+    #: (``map50`` for the detector, ``auc_mean`` for the tagger).
+    metric: str | None = None
     stopping: dict[str, Any] = field(default_factory=lambda: {"max_rounds": 5})
-    learner: dict[str, Any] = field(default_factory=dict)  # DetectorLearner arguments
+    #: ``kind`` (``detector``, the default, or ``tagger``) and that learner's arguments
+    learner: dict[str, Any] = field(default_factory=dict)
     situations_from: str | None = "latest"  # tagger predictions for situation strategies
     use_existing_labels: bool | None = None  # default: True for human campaigns
 
@@ -75,6 +78,7 @@ class CampaignConfig:
         if not isinstance(self.strategy, dict) or "name" not in self.strategy:
             raise ValueError("strategy must be a table with a 'name', e.g. {name = 'margin'}")
         self.stopping_rule()  # validate now, not rounds later
+        make_learner(self.learner)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "campaign config") -> CampaignConfig:
@@ -135,7 +139,8 @@ class Campaign:
 
     def __init__(self, store: Store, id: int, name: str, config: CampaignConfig) -> None:
         self.store, self.id, self.name, self.config = store, id, name, config
-        self.learner = DetectorLearner(**config.learner)
+        self.learner = make_learner(config.learner)
+        self.metric = config.metric or self.learner.metric
         self._frames: dict[str, Any] | None = None
         self._slices: dict[str, list[str]] | None = None
         self._backbone = None  # built once, when the strategy reads embeddings
@@ -148,12 +153,18 @@ class Campaign:
         from scenesift.al.strategies import make_strategy
 
         make_strategy(config.strategy)  # a bad spec fails now, not rounds later
-        needs_members = "box_disagreement" in _spec_names(config.strategy)
-        if needs_members and int(config.learner.get("ensemble", 1)) < 2:
-            raise ValueError(
-                "box_disagreement needs an ensemble: set learner.ensemble >= 2 "
-                "(members trained per round)"
-            )
+        for needs in {"box_disagreement", "bald"} & _spec_names(config.strategy):
+            if int(config.learner.get("ensemble", 1)) < 2:
+                raise ValueError(
+                    f"{needs} needs an ensemble: set learner.ensemble >= 2 "
+                    "(members trained per round)"
+                )
+            kind = config.learner.get("kind", "detector")
+            if (needs == "bald") != (kind == "tagger"):
+                raise ValueError(
+                    f"{needs} reads a {'tagger' if needs == 'bald' else 'detector'} "
+                    f"ensemble; this campaign's learner is a {kind}"
+                )
         with store.transaction() as c:
             if c.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
                 raise StoreError(
@@ -235,7 +246,7 @@ class Campaign:
         """The learning curve: (labelled frames, metric) for every evaluated round."""
         out = []
         for r in self.rounds():
-            value = r.metrics.get(self.config.metric)
+            value = r.metrics.get(self.metric)
             if value is not None and r.n_labelled:
                 out.append((int(r.n_labelled), float(value)))
         return out
@@ -315,7 +326,7 @@ class Campaign:
             fp = model.fingerprint
             evaluation = self._reference(cfg.eval_split)
             metrics.update(self.learner.evaluate(model, self.store, evaluation, self._slice_map()))
-            history = [*self.curve(), (len(labelled), metrics.get(cfg.metric) or 0.0)]
+            history = [*self.curve(), (len(labelled), metrics.get(self.metric) or 0.0)]
             budget = min(cfg.batch, len(candidates))
             decision: StopDecision = cfg.stopping_rule().check(history, budget)
             if decision.stop:
@@ -324,15 +335,8 @@ class Campaign:
                 self._finish_round(rnd, "final", fp, metrics, None, [])
                 return
             records = [frames["record"][i] for i in candidates]
-            names = [r.name for r in records]
-            per_member = [self.learner.predict(m, self.store, records) for m in members]
-            predictions = per_member[0]
-            n_classes = len(self.store.taxonomy.classes)
-            detections = (
-                self.learner.member_detections(per_member, names, n_classes)
-                if len(members) > 1
-                else self.learner.detections(predictions, names, n_classes)
-            )
+            outputs = self.learner.pool_outputs(members, self.store, records)
+            predictions = outputs.shown
             strategy = self._strategy()
             if "embeddings" in strategy.required_fields() and self._backbone is None:
                 self._backbone = self.learner.backbone()
@@ -340,11 +344,20 @@ class Campaign:
                 self.store,
                 candidates,
                 records,
-                detections,
+                outputs.detections,
                 train,
-                situation_scores(self.store, self._tagger_source()),
+                # a tagger learner's own probabilities replace the stored tagger's scores
+                {}
+                if outputs.situation_probs is not None
+                else situation_scores(self.store, self._tagger_source()),
                 embed_with=self._backbone if "embeddings" in strategy.required_fields() else None,
             )
+            if outputs.situation_probs is not None:
+                pool = replace(
+                    pool,
+                    situation_probs=outputs.situation_probs,
+                    situation_mc_probs=outputs.situation_mc_probs,
+                )
             selection = strategy.select(pool, budget, rng)
         picks = [candidates[int(i)] for i in selection.indices]
         metrics["seconds"] = round(time.perf_counter() - started, 2)
@@ -488,16 +501,19 @@ class Campaign:
                 "name": {ids[r.name]: r.name for r in records},
                 # the oracle can only reveal frames whose truth was imported
                 "pool": sorted(
-                    ids[r.name] for r in records if r.boxes is not None or not self.config.simulated
+                    ids[r.name]
+                    for r in records
+                    if self.learner.has_truth(r) or not self.config.simulated
                 ),
             }
         return self._frames
 
     def _reference(self, split: str) -> list[FrameRecord]:
-        """Fixed frames with labelled boxes: the held-back truth in a simulation, else only
-        what people labelled."""
+        """Fixed frames with the learner's kind of truth (boxes, or situation labels): the
+        held-back truth in a simulation, else only what people labelled."""
         state = None if self.config.simulated else "labelled"
-        return [r for r in self.store.records(split=split, state=state) if r.boxes is not None]
+        records = self.store.records(split=split, state=state)
+        return [r for r in records if self.learner.has_truth(r)]
 
     def _slice_map(self) -> dict[str, list[str]] | None:
         if not self.learner.slices:

@@ -1,22 +1,35 @@
 """What a campaign trains each round, and what it reads back from the model.
 
-A learner wraps an estimator for the loop: ``fit`` on the labelled frames, ``evaluate`` on
-the fixed evaluation split (the learning curve's y), ``detections`` on the pool (what
-uncertainty heuristics score). The detector trains in ``frozen`` mode by default, on the
-cached backbone pyramid, so one round costs seconds to a minute on 2 CPU cores.
+A learner wraps an estimator for the loop: ``fit_members`` on the labelled frames,
+``evaluate`` on the fixed evaluation split (the learning curve's y), ``pool_outputs`` on the
+pool (what strategies score). Two learners: the detector (seed 002's loop, mAP), trained in
+``frozen`` mode on the cached backbone pyramid so a round costs seconds to a minute on 2 CPU
+cores; and the situation tagger (seed 000's model in the loop, ROC-AUC per situation),
+whose head trains on cached pooled features in about a second.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, ClassVar
 
 import numpy as np
 
 from scenesift.al.pool import Detections
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store
+
+
+@dataclass(frozen=True)
+class PoolOutputs:
+    """What a round's models say about the pool: the fields of ``Pool`` they fill, and the
+    boxes shown to labellers as pre-annotations (per frame name)."""
+
+    detections: Detections | None = None
+    situation_probs: np.ndarray | None = None  # (n, S)
+    situation_mc_probs: np.ndarray | None = None  # (T, n, S), ensemble members
+    shown: Mapping[str, Sequence[Box]] = field(default_factory=dict)
 
 
 @dataclass
@@ -40,10 +53,18 @@ class DetectorLearner:
     slices: bool | list[str] = True
     progress: bool = False
 
+    kind: ClassVar[str] = "detector"
+    metric: ClassVar[str] = "map50"  # the learning curve's default y
+
     def __post_init__(self) -> None:
         from scenesift.models.detector import DetectorConfig
 
         self.config = DetectorConfig(**dict(self.detector))
+
+    @staticmethod
+    def has_truth(record: FrameRecord) -> bool:
+        """Whether a frame's truth can train and evaluate this model (its boxes)."""
+        return record.boxes is not None
 
     def backbone(self):
         """The backbone every member trains on, at the configured input size (its pooled
@@ -65,8 +86,6 @@ class DetectorLearner:
         self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]
     ) -> list:
         """``ensemble`` models differing only in their seed; the first is ``fit``'s."""
-        from dataclasses import replace
-
         from scenesift.models.detector import ObjectDetector
 
         members = [self.fit(store, train, val)]
@@ -91,6 +110,20 @@ class DetectorLearner:
 
     def predict(self, model, store: Store, records: Sequence[FrameRecord]) -> dict[str, list[Box]]:
         return model.predict(records, store=store, progress=self.progress)
+
+    def pool_outputs(
+        self, members: Sequence[Any], store: Store, records: Sequence[FrameRecord]
+    ) -> PoolOutputs:
+        """Every member's detections on the pool; member 0's are shown to labellers."""
+        names = [r.name for r in records]
+        per_member = [self.predict(m, store, records) for m in members]
+        n_classes = len(store.taxonomy.classes)
+        detections = (
+            self.member_detections(per_member, names, n_classes)
+            if len(members) > 1
+            else self.detections(per_member[0], names, n_classes)
+        )
+        return PoolOutputs(detections=detections, shown=per_member[0])
 
     def evaluate(
         self,
@@ -149,6 +182,138 @@ class DetectorLearner:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "detector", "config": asdict(self.config), "min_score": self.min_score}
+
+
+@dataclass
+class TaggerLearner:
+    """The situation tagger as a campaign's model: what situation-aware selection buys the
+    tagger itself (rare labels' ROC-AUC vs labels spent).
+
+    The schedule defaults to ``frozen``: the head trains on cached pooled features, so a
+    round costs about a second after the pool's features are cached once.
+    ``ensemble``: heads per round, member k > 0 trained with seed ``seed + k`` on a
+    bootstrap resample of the labelled frames; their probabilities are the samples BALD
+    reads (``Pool.situation_mc_probs``). Member 0, trained on all labelled frames, is the
+    round's model (evaluated; its probabilities are ``Pool.situation_probs``).
+    """
+
+    tagger: Mapping[str, Any] = field(default_factory=dict)  # TaggerConfig overrides
+    ensemble: int = 1
+    progress: bool = False
+
+    kind: ClassVar[str] = "tagger"
+    metric: ClassVar[str] = "auc_mean"
+    slices: ClassVar[bool] = False  # a tagger campaign's slices are its labels
+    min_score: ClassVar[float] = 0.0
+
+    def __post_init__(self) -> None:
+        from scenesift.models.tagger import TaggerConfig
+
+        if self.ensemble < 1:
+            raise ValueError("learner.ensemble must be >= 1")
+        overrides = dict(self.tagger)
+        if isinstance(overrides.get("input_size"), list):
+            overrides["input_size"] = tuple(overrides["input_size"])
+        self.config = TaggerConfig(**{"schedule": "frozen", **overrides})
+
+    @staticmethod
+    def has_truth(record: FrameRecord) -> bool:
+        """Whether a frame's truth can train and evaluate this model (any situation label)."""
+        return bool(record.situations)
+
+    def backbone(self):
+        """The backbone the head reads (its pooled features are the embeddings too)."""
+        from scenesift.models import get_backbone
+
+        backbone = get_backbone(self.config.backbone)
+        if self.config.input_size is not None:
+            backbone.preprocessing = backbone.preprocessing.with_size(*self.config.input_size)
+        return backbone
+
+    def fit(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]):
+        return self._fit(store, self.config, train, val)
+
+    def _fit(self, store: Store, config, train, val):
+        from scenesift.models.tagger import SituationTagger
+
+        model = SituationTagger(list(store.taxonomy.names), config)
+        return model.fit(train, val, store=store, progress=self.progress)
+
+    def fit_members(
+        self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]
+    ) -> list:
+        members = [self.fit(store, train, val)]
+        for k in range(1, self.ensemble):
+            rng = np.random.default_rng([self.config.seed, k])
+            resample = [train[i] for i in rng.integers(0, len(train), len(train))]
+            cfg = replace(self.config, seed=self.config.seed + k)
+            members.append(self._fit(store, cfg, resample, val))
+        return members
+
+    def predict_proba(self, model, store: Store, records: Sequence[FrameRecord]) -> np.ndarray:
+        return model.predict_proba(records, store=store, progress=self.progress)
+
+    def evaluate(
+        self,
+        model,
+        store: Store,
+        frames: Sequence[FrameRecord],
+        slices: Mapping[str, Sequence[str]] | None = None,
+    ) -> dict[str, Any]:
+        """Mean ROC-AUC over the defined labels, and ROC-AUC per situation with its number
+        of positives (undefined labels are left out, never counted as 0 or 1)."""
+        from scenesift.metrics.tagging import evaluate_tagging
+        from scenesift.models.tagger import label_matrix
+
+        names = list(store.taxonomy.names)
+        y, mask = label_matrix(frames, names)
+        results = evaluate_tagging(
+            y, self.predict_proba(model, store, frames), mask.astype(bool), names
+        )
+        worst = results.min_auc_with()
+        return {
+            "auc_mean": results.mean_auc,
+            "auc_min30": None if worst is None else worst[0],
+            "auc_per_situation": {
+                r.situation: {"value": r.roc_auc, "n_positives": r.positives}
+                for r in results.labels
+                if r.roc_auc is not None
+            },
+        }
+
+    def pool_outputs(
+        self, members: Sequence[Any], store: Store, records: Sequence[FrameRecord]
+    ) -> PoolOutputs:
+        """The round's tagger probabilities on the pool, and every member's as samples."""
+        probs = [self.predict_proba(m, store, records).astype(np.float32) for m in members]
+        return PoolOutputs(
+            situation_probs=probs[0],
+            situation_mc_probs=np.stack(probs) if len(probs) > 1 else None,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "tagger", "config": asdict(self.config), "ensemble": self.ensemble}
+
+
+LEARNERS = {"detector": DetectorLearner, "tagger": TaggerLearner}
+
+
+def make_learner(spec: Mapping[str, Any]) -> DetectorLearner | TaggerLearner:
+    """A learner from a campaign's ``learner`` table: ``kind`` (detector by default) and
+    that learner's arguments; an unknown kind or key is named in the error."""
+    args = dict(spec)
+    kind = args.pop("kind", "detector")
+    if kind not in LEARNERS:
+        raise ValueError(f"learner.kind must be one of {sorted(LEARNERS)}, got {kind!r}")
+    cls = LEARNERS[kind]
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise ValueError(
+            f"learner: unknown key(s) {', '.join(unknown)} for kind {kind!r}; expected one of "
+            f"{', '.join(sorted(known))}"
+        )
+    return cls(**args)
 
 
 def _one_hot(n: int) -> np.ndarray:

@@ -35,7 +35,7 @@ def build_pool(
     store: Store,
     frame_ids: Sequence[int],
     records: Sequence[FrameRecord],
-    detections: Detections,
+    detections: Detections | None,
     labelled: Sequence[FrameRecord],
     scores: dict[str, dict[str, float]],
     embed_with: Backbone | None = None,

@@ -15,6 +15,14 @@ initial = 100
 batch = 100
 rounds = 8
 
+[tagger]                      # seed 000's tagger in the loop: rare labels' AUC vs labels
+strategies = ["random", "balance_situations", "bald"]
+seeds = 5
+initial = 100
+batch = 100
+rounds = 8
+learner = { ensemble = 5 }    # TaggerLearner arguments (heads per round, for BALD)
+
 [learner]                     # the detector every run trains (DetectorLearner arguments)
 min_score = 0.2
 detector = { epochs = 8 }
@@ -34,7 +42,7 @@ from typing import Any
 
 from scenesift.al.campaign import check_keys
 
-STUDIES = ("variance", "strategies")
+STUDIES = ("variance", "strategies", "tagger")
 ENGINES = ("local", "ray")
 
 
@@ -76,6 +84,21 @@ class StrategyStudy:
 
 
 @dataclass(frozen=True)
+class TaggerStudy(StrategyStudy):
+    """Strategies over seeds with the situation tagger as the campaigns' model (seed 000's
+    "select data from situations that still lack it", measured by the tagger's own AUC)."""
+
+    strategies: tuple[Any, ...] = ("random", "balance_situations", "bald")
+    learner: dict[str, Any] = field(default_factory=lambda: {"ensemble": 5})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from scenesift.al.learners import make_learner
+
+        make_learner({**self.learner, "kind": "tagger"})
+
+
+@dataclass(frozen=True)
 class Runner:
     engine: str = "local"
     workers: int = 2
@@ -94,6 +117,7 @@ class ExperimentConfig:
     studies: tuple[str, ...] = STUDIES
     variance: VarianceStudy = field(default_factory=VarianceStudy)
     strategies: StrategyStudy = field(default_factory=StrategyStudy)
+    tagger: TaggerStudy = field(default_factory=TaggerStudy)
     learner: dict[str, Any] = field(default_factory=dict)
     runner: Runner = field(default_factory=Runner)
     pool_split: str = "train"
@@ -108,7 +132,12 @@ class ExperimentConfig:
     def from_dict(cls, data: dict[str, Any], where: str = "experiment") -> ExperimentConfig:
         data = dict(data)
         check_keys(data, {f.name for f in fields(cls)}, where)
-        parts = {"variance": VarianceStudy, "strategies": StrategyStudy, "runner": Runner}
+        parts = {
+            "variance": VarianceStudy,
+            "strategies": StrategyStudy,
+            "tagger": TaggerStudy,
+            "runner": Runner,
+        }
         try:
             for key, kind in parts.items():
                 if key in data:

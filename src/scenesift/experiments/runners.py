@@ -79,16 +79,21 @@ def remove_experiment(project: Path, name: str) -> int:
 def prepare(project: Path, config: ExperimentConfig, progress: bool = True) -> None:
     """Cache the backbone pyramid (and pooled features, for diversity strategies) of
     every frame the runs will read, once, in this process."""
-    from scenesift.al.learners import DetectorLearner
+    from scenesift.al.learners import DetectorLearner, make_learner
     from scenesift.models import embed
     from scenesift.store import Store
 
     backbone = DetectorLearner(**config.learner).backbone()
+    detector = {"variance", "strategies"} & set(config.studies)
     with Store.open(project) as store:
-        for split in {config.pool_split, "val", config.eval_split}:
+        for split in {config.pool_split, "val", config.eval_split} if detector else ():
             embed(store, backbone, split=split, layer="pyramid", progress=progress)
         if "strategies" in config.studies:
             embed(store, backbone, split=config.pool_split, layer="pooled", progress=progress)
+        if "tagger" in config.studies:  # the tagger heads read pooled features of every split
+            tagger = make_learner({**config.tagger.learner, "kind": "tagger"}).backbone()
+            for split in {config.pool_split, "val", config.eval_split}:
+                embed(store, tagger, split=split, layer="pooled", progress=progress)
 
 
 def run_experiment(

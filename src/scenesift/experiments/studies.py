@@ -49,11 +49,14 @@ def plan(config: ExperimentConfig) -> list[RunSpec]:
         for f in config.variance.fractions:
             for r in range(config.variance.repeats):
                 runs.append(RunSpec(f"variance/f{f:.2f}/r{r:02d}", "variance", "random", r, f))
-    if "strategies" in config.studies:
-        for spec in config.strategies.specs():
+    for study in ("strategies", "tagger"):
+        if study not in config.studies:
+            continue
+        table = getattr(config, study)
+        for spec in table.specs():
             label = strategy_label(spec)
-            for seed in range(config.strategies.seeds):
-                runs.append(RunSpec(f"strategies/{label}/s{seed}", "strategies", label, seed,
+            for seed in range(table.seeds):
+                runs.append(RunSpec(f"{study}/{label}/s{seed}", study, label, seed,
                                     spec=json.dumps(spec, sort_keys=True)))  # fmt: skip
     return runs
 
@@ -75,12 +78,17 @@ def _base(cfg: ExperimentConfig, run: RunSpec) -> dict[str, Any]:
 
 
 def metric_rows(base: dict[str, Any], metrics: dict[str, Any], n_frames: int) -> list[dict]:
-    """A round's metrics dict (see ``DetectorLearner.evaluate``) as tidy rows."""
+    """A round's metrics dict (``DetectorLearner.evaluate`` or ``TaggerLearner.evaluate``)
+    as tidy rows; a tagger's per-situation ROC-AUC becomes ``metric == "auc"`` rows."""
     rows = []
     common = {**base, "n_labelled": metrics["n_labelled"], "seconds": metrics.get("seconds")}
-    for metric in ("map50", "map"):
-        rows.append({**common, "metric": metric, "value": metrics.get(metric),
-                     "n_frames": n_frames})  # fmt: skip
+    for metric in ("map50", "map", "auc_mean", "auc_min30"):
+        if metric in metrics:
+            rows.append({**common, "metric": metric, "value": metrics[metric],
+                         "n_frames": n_frames})  # fmt: skip
+    for situation, entry in metrics.get("auc_per_situation", {}).items():
+        rows.append({**common, "metric": "auc", "situation": situation,
+                     "value": entry["value"], "n_frames": n_frames})  # fmt: skip
     for cls, value in metrics.get("ap50_per_class", {}).items():
         rows.append({**common, "metric": "ap50", "class": cls, "value": value,
                      "n_frames": n_frames})  # fmt: skip
@@ -124,8 +132,11 @@ def _strategy_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
     from scenesift.al.campaign import Campaign, CampaignConfig
     from scenesift.store import StoreError
 
-    study = cfg.strategies
-    name = f"{cfg.name}:{run.strategy}:s{run.seed}"
+    tagger = run.study == "tagger"
+    study = cfg.tagger if tagger else cfg.strategies
+    # detector campaigns keep their pre-tagger-study names, so old experiments resume
+    name = f"{cfg.name}:{'tagger:' if tagger else ''}{run.strategy}:s{run.seed}"
+    learner = {**study.learner, "kind": "tagger"} if tagger else dict(cfg.learner)
     campaign_config = CampaignConfig(
         strategy=json.loads(run.spec),
         initial=study.initial,
@@ -135,17 +146,18 @@ def _strategy_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
         pool_split=cfg.pool_split,
         eval_split=cfg.eval_split,
         stopping={"max_rounds": study.rounds},
-        learner=dict(cfg.learner),
+        learner=learner,
     )
     try:
         campaign = Campaign.open(store, name)
     except StoreError:
         campaign = Campaign.create(store, name, campaign_config)
     campaign.run()
-    n_eval = sum(1 for r in store.records(split=cfg.eval_split) if r.boxes is not None)
+    has_truth = campaign.learner.has_truth
+    n_eval = sum(1 for r in store.records(split=cfg.eval_split) if has_truth(r))
     rows = []
     for rnd in campaign.rounds():
-        if rnd.metrics.get("map50") is None and "map" not in rnd.metrics:
+        if rnd.metrics.get(campaign.metric) is None:
             continue  # round 0: the random initial set, nothing trained yet
         base = {**_base(cfg, run), "round": rnd.idx}
         rows += metric_rows(base, rnd.metrics, n_eval)

@@ -1,0 +1,107 @@
+"""The situation tagger as a campaign's model: seed 000's tagger in the active-learning loop,
+BALD on an ensemble of heads, and the experiment study of rare labels' AUC vs labels spent."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from al_fixtures import LEARNER, TAGGER_LEARNER, oracle_project
+from scenesift.al.campaign import Campaign, CampaignConfig
+from scenesift.al.learners import DetectorLearner, TaggerLearner, make_learner
+from scenesift.experiments.config import ExperimentConfig
+from scenesift.experiments.plots import plot_tagger_curves
+from scenesift.experiments.results import read_results
+from scenesift.experiments.runners import run_experiment
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def project(tmp_path):
+    store = oracle_project(tmp_path)
+    yield store
+    store.close()
+
+
+def config(**kw) -> CampaignConfig:
+    base = {"strategy": {"name": "random"}, "initial": 6, "batch": 4,
+            "stopping": {"max_rounds": 3}, "learner": TAGGER_LEARNER}  # fmt: skip
+    return CampaignConfig(**{**base, **kw})
+
+
+def test_learner_kind_picks_the_model_and_names_bad_keys():
+    assert isinstance(make_learner({}), DetectorLearner)
+    assert isinstance(make_learner(TAGGER_LEARNER), TaggerLearner)
+    assert make_learner(TAGGER_LEARNER).config.schedule == "frozen"  # head on cached features
+    with pytest.raises(ValueError, match="kind"):
+        make_learner({"kind": "segmenter"})
+    with pytest.raises(ValueError, match="detector"):
+        make_learner({"kind": "tagger", "detector": {}})
+    with pytest.raises(ValueError, match="unknown"):
+        CampaignConfig(learner={"kind": "tagger", "epochs": 3})
+
+
+def test_a_tagger_campaign_records_auc_per_situation_each_round(project):
+    campaign = Campaign.create(project, "tag", config())
+    result = campaign.run()
+    assert campaign.metric == "auc_mean"
+    trained = [r for r in result.rounds if "auc_mean" in r.metrics]
+    assert [r.n_labelled for r in trained] == [6, 10, 14]
+    for r in trained:
+        night = r.metrics["auc_per_situation"]["night"]
+        assert 0.0 <= night["value"] <= 1.0 and night["n_positives"] > 0
+        # only "night" is labelled in this world: other situations are undefined, not 0 or 1
+        assert set(r.metrics["auc_per_situation"]) == {"night"}
+    assert [x for x, _ in campaign.curve()] == [6, 10, 14]
+
+
+def test_ensemble_members_differ_and_feed_bald(project):
+    learner = TaggerLearner(**{k: v for k, v in TAGGER_LEARNER.items() if k != "kind"},
+                            ensemble=3)  # fmt: skip
+    frames = [r for r in project.records(split="train")]
+    members = learner.fit_members(project, frames[:12], [])
+    out = learner.pool_outputs(members, project, frames[12:])
+    s = len(project.taxonomy.names)
+    assert out.situation_probs.shape == (len(frames) - 12, s)
+    assert out.situation_mc_probs.shape == (3, len(frames) - 12, s)
+    np.testing.assert_allclose(out.situation_mc_probs[0], out.situation_probs)
+    assert not np.allclose(out.situation_mc_probs[1], out.situation_mc_probs[0])
+
+    with pytest.raises(ValueError, match="ensemble"):
+        Campaign.create(project, "lonely", config(strategy={"name": "bald"}))
+    with pytest.raises(ValueError, match="tagger"):  # BALD reads tagger samples
+        Campaign.create(project, "wrong", config(strategy={"name": "bald"},
+                                                 learner={**LEARNER, "ensemble": 2}))  # fmt: skip
+    cfg = config(strategy={"name": "bald"}, learner={**TAGGER_LEARNER, "ensemble": 3},
+                 stopping={"max_rounds": 2})  # fmt: skip
+    rounds = Campaign.create(project, "bald", cfg).run().rounds
+    assert rounds[1].strategy.startswith("bald") and rounds[1].n_picks == 4
+
+
+def test_situation_balancing_reads_the_rounds_own_tagger(project):
+    cfg = config(strategy={"name": "balance_situations"}, situations_from=None)
+    rounds = Campaign.create(project, "balance", cfg).run().rounds
+    assert rounds[1].strategy.startswith("balance_situations") and rounds[1].n_picks == 4
+
+
+def test_the_tagger_study_gives_auc_rows_per_label_and_its_plot(project, tmp_path):
+    cfg = ExperimentConfig.from_dict({
+        "name": "tag",
+        "studies": ["tagger"],
+        "tagger": {"strategies": ["random", "balance_situations"], "seeds": 2, "initial": 6,
+                   "batch": 4, "rounds": 2,
+                   "learner": {k: v for k, v in TAGGER_LEARNER.items() if k != "kind"}},
+        "learner": LEARNER,
+        "runner": {"workers": 1},
+    })  # fmt: skip
+    df = read_results(run_experiment(project.root, cfg, prepare_features=False))
+    auc = df[(df.study == "tagger") & (df.metric == "auc")]
+    assert set(auc["situation"]) == {"night"}
+    assert set(auc["strategy"]) == {"random", "balance_situations"}
+    assert sorted(auc["n_labelled"].unique()) == [6, 10]
+    assert auc["value"].between(0, 1).all()
+    # the same seed gives both strategies the same initial set, so the same first tagger
+    first = auc[auc["round"] == 1].groupby("seed")["value"].nunique()
+    assert (first == 1).all()
+    assert plot_tagger_curves(df, tmp_path / "tagger.png").stat().st_size > 0
