@@ -997,5 +997,39 @@ def serve(
     run_server(project, host=host, port=port, token=token, say=console.print)
 
 
+# ----------------------------------------------------------------------------- integrity
+@app.command()
+def check(
+    project: Path = PROJECT,
+    quick: bool = typer.Option(
+        False, help="SQLite quick_check and no recount of the coverage counts (faster)."
+    ),
+) -> None:
+    """Check a project's integrity (after a crash, a kill or a hand edit): SQLite's own
+    check, orphan and duplicate rows, feature shards, campaign rounds and picks, and the
+    coverage counts. Exit code 1 when something is wrong; leftovers are only reported."""
+    from scenesift.store.integrity import check as check_store
+
+    with Store.open(project) as store:
+        report = check_store(store, quick=quick)
+    table = Table(title=f"Integrity of {project}")
+    for col in ("check", "result", "seconds", "what it checks"):
+        table.add_column(col, justify="right" if col == "seconds" else "left")
+    for r in report.results:
+        if r.count == 0:
+            result = "[green]ok[/]"
+        else:
+            result = f"[{'yellow' if r.ok else 'red'}]{r.count:,} found[/]"
+        table.add_row(r.name, result, f"{r.seconds:.2f}", r.description)
+    console.print(table)
+    for r in report.results:
+        for problem in r.problems:
+            console.print(f"[{'yellow' if r.ok else 'red'}]{r.name}:[/] {problem}")
+        if r.count > len(r.problems):
+            console.print(f"{r.name}: ... and {r.count - len(r.problems):,} more")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -6,14 +6,11 @@ from rich.table import Table
 
 from scenesift.records import ImportReport
 from scenesift.store import Store
-from scenesift.store.coverage import Coverage
+from scenesift.store.coverage import Coverage, frame_counts
 
 
 def summary_table(store: Store) -> Table:
-    rows = store.conn.execute(
-        "SELECT d.split, f.state, count(*), count(DISTINCT f.drive) FROM frames f "
-        "JOIN drives d ON d.name = f.drive GROUP BY d.split, f.state"
-    ).fetchall()
+    rows = frame_counts(store)
     table = Table(title=f"Project {store.root}")
     for col in ("split", "state", "frames", "drives"):
         table.add_column(col, justify="right" if col in ("frames", "drives") else "left")

@@ -28,13 +28,12 @@ def feature_caches(store: Store) -> list[dict[str, Any]]:
 
 
 def model_predictions(store: Store) -> list[dict[str, Any]]:
-    """Per model source: frames with situation scores, frames with detections, last write."""
+    """Per model source: frames with situation scores, frames with detections, last write
+    (from the running counts of schema V5, not a scan of every prediction)."""
     rows = store.conn.execute(
-        "SELECT source, sum(kind = 's'), sum(kind = 'b'), max(t) FROM ("
-        " SELECT source, 's' AS kind, max(created_at) AS t FROM situation_labels"
-        "  WHERE source LIKE 'model:%' GROUP BY source, frame_id"
-        " UNION ALL SELECT source, 'b', created_at FROM box_sets WHERE source LIKE 'model:%')"
-        " GROUP BY source ORDER BY max(t) DESC"
+        "SELECT source, sum(CASE kind WHEN 'situations' THEN frames END), "
+        "sum(CASE kind WHEN 'boxes' THEN frames END), max(last) FROM model_writes "
+        "WHERE frames > 0 GROUP BY source ORDER BY max(last) DESC, source"
     ).fetchall()
     return [
         {"source": s, "scored_frames": a or 0, "detected_frames": b or 0, "written": t}

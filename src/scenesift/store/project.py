@@ -18,8 +18,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from scenesift.crashpoints import crashpoint
 from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
-from scenesift.store import schema
+from scenesift.store import counts, schema
 from scenesift.store.arrays import ArrayStore
 from scenesift.store.errors import StoreError
 from scenesift.store.splits import assign_splits
@@ -167,7 +168,9 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         else:
+            crashpoint("commit")
             self.conn.execute("COMMIT")
+            crashpoint("committed")
         finally:
             self._depth = 0
 
@@ -225,31 +228,41 @@ class Store:
         stamp = now()
         frames = batch.frames
         with self.transaction() as c:
+            names = [f.name for f in frames]
             if labels_only:
-                ids = self._existing_ids(c, [f.name for f in frames], batch.report.source)
+                ids = self._existing_ids(c, names, batch.report.source)
+                known, drives = list(ids.values()), self._drives_of(c, list(ids.values()))
             else:
-                root_id = self._root_id(c, batch.image_root)
-                self._add_drives(c, frames)
-                ids = self._upsert_frames(c, frames, root_id, stamp)
-            labelled: set[int] = set()
-            sit_rows, box_rows, sets = [], [], []
-            for rec in frames:
-                fid = ids[rec.name]
-                values = taxonomy.complete_groups(rec.situations)
-                for sit, value in values.items():
-                    sit_rows.append((fid, sit, label_source, int(bool(value)), None, stamp))
-                if rec.boxes is not None:
-                    sets.append((fid, label_source))
-                    box_rows.extend(_box_row(fid, label_source, b) for b in rec.boxes)
-                if values or rec.boxes is not None:
-                    labelled.add(fid)
-            c.executemany(_UPSERT_SITUATION_LABEL, sit_rows)
-            _replace_box_sets(c, sets, box_rows, stamp)
-            if label_source != "oracle" and labelled:
-                c.executemany(
-                    "UPDATE frames SET state = 'labelled', updated_at = ? WHERE id = ?",
-                    [(stamp, fid) for fid in labelled],
-                )
+                known = list(self._ids(c, names).values())
+                drives = {f.drive for f in frames}
+            # counted in bulk: the triggers' row-by-row counting would take minutes here
+            with counts.bulk(c, known, drives) as added:
+                if not labels_only:
+                    root_id = self._root_id(c, batch.image_root)
+                    self._add_drives(c, frames)
+                    ids = self._upsert_frames(c, frames, root_id, stamp)
+                    added.extend(ids.values())
+                if label_source != "oracle":
+                    c.executemany(
+                        "UPDATE frames SET state = 'labelled', updated_at = ? WHERE id = ?",
+                        [
+                            (stamp, ids[rec.name])
+                            for rec in frames
+                            if rec.situations or rec.boxes is not None
+                        ],
+                    )
+                for chunk in _chunks(frames, 10_000):  # rows of 10k frames in memory at once
+                    sit_rows, box_rows, sets = [], [], []
+                    for rec in chunk:
+                        fid = ids[rec.name]
+                        values = taxonomy.complete_groups(rec.situations)
+                        for sit, value in values.items():
+                            sit_rows.append((fid, sit, label_source, int(bool(value)), None, stamp))
+                        if rec.boxes is not None:
+                            sets.append((fid, label_source))
+                            box_rows.extend(_box_row(fid, label_source, b) for b in rec.boxes)
+                    c.executemany(_UPSERT_SITUATION_LABEL, sit_rows)
+                    _replace_box_sets(c, sets, box_rows, stamp)
             c.execute(
                 "INSERT INTO imports (source, label_source, report, created_at) VALUES (?,?,?,?)",
                 (batch.report.source, label_source, json.dumps(asdict(batch.report)), stamp),
@@ -347,11 +360,25 @@ class Store:
         )
         return self._existing_ids(c, names, "import")
 
-    def _existing_ids(self, c: sqlite3.Connection, names: list[str], origin: str) -> dict:
+    @staticmethod
+    def _ids(c: sqlite3.Connection, names: list[str]) -> dict[str, int]:
+        """name -> id of those frames the project has."""
         ids: dict[str, int] = {}
         for chunk in _chunks(names):
             q = f"SELECT name, id FROM frames WHERE name IN ({','.join('?' * len(chunk))})"
             ids.update(c.execute(q, chunk).fetchall())
+        return ids
+
+    @staticmethod
+    def _drives_of(c: sqlite3.Connection, ids: list[int]) -> set[str]:
+        drives: set[str] = set()
+        for chunk in _chunks(ids):
+            q = f"SELECT DISTINCT drive FROM frames WHERE id IN ({','.join('?' * len(chunk))})"
+            drives.update(r[0] for r in c.execute(q, chunk))
+        return drives
+
+    def _existing_ids(self, c: sqlite3.Connection, names: list[str], origin: str) -> dict:
+        ids = self._ids(c, names)
         missing = [n for n in names if n not in ids]
         if missing:
             shown = ", ".join(repr(n) for n in missing[:5])
@@ -387,16 +414,20 @@ class Store:
             raise StoreError(f"unknown situations {unknown}; the project knows {tax.names}")
         thresholds = thresholds or {}
         stamp = now()
+        n = 0
         with self.transaction() as c:
             ids = self._existing_ids(c, list(names), source)
-            rows = []
-            for name, row in zip(names, scores, strict=True):
-                for sit, score in zip(situations, row, strict=True):
-                    score = float(score)
-                    value = int(score >= thresholds.get(sit, 0.5))
-                    rows.append((ids[name], sit, source, value, score, stamp))
-            c.executemany(_UPSERT_SITUATION_LABEL, rows)
-        return len(rows)
+            with counts.bulk(c, list(ids.values())):
+                for part in _chunks(range(len(names)), 10_000):  # rows in memory at once
+                    rows = []
+                    for i in part:
+                        for sit, score in zip(situations, scores[i], strict=True):
+                            score = float(score)
+                            value = int(score >= thresholds.get(sit, 0.5))
+                            rows.append((ids[names[i]], sit, source, value, score, stamp))
+                    c.executemany(_UPSERT_SITUATION_LABEL, rows)
+                    n += len(rows)
+        return n
 
     def write_box_predictions(self, source: str, boxes: dict[str, list[Box]]) -> int:
         """Store a model's detections per frame name (an empty list: it found nothing),
@@ -412,7 +443,8 @@ class Store:
                     if b.category not in classes:
                         raise StoreError(f"{source}: frame {name!r}: unknown class {b.category!r}")
                     rows.append(_box_row(ids[name], source, b))
-            _replace_box_sets(c, [(ids[n], source) for n in boxes], rows, stamp)
+            with counts.bulk(c, list(ids.values())):
+                _replace_box_sets(c, [(ids[n], source) for n in boxes], rows, stamp)
         return len(rows)
 
     def decision_thresholds(self, source: str) -> dict[str, float]:

@@ -168,10 +168,396 @@ CREATE TABLE label_saves (
 ) WITHOUT ROWID;
 """
 
+
+# --------------------------------------------------------------------------- V5: counts
+# Running counts for coverage and `scenesift info`, so that these answer in milliseconds on
+# millions of frames instead of scanning every label (16 per frame) and box. Triggers keep
+# them, so every writer (imports, campaigns, the web app, plain SQL) is covered; a bulk
+# write (``store.counts.bulk``) pauses the triggers (a row in count_pause, inside its own
+# transaction) and recounts the frames it touched instead: seconds for a million frames,
+# where per-row triggers take minutes. ``source = 'truth'`` rows count each frame's truth:
+# per situation (and per frame for box sets) the row of the first source present in
+# human > import > oracle, as ``Store.records`` reads it. Tables:
+#   count_drive_states  (drive, state) -> frames; count_split_states (split, state) ->
+#                       frames, drives with such frames
+#   count_labels        (situation, source, frame state, value) -> situation labels
+#   count_box_sets      (source, frame state) -> box sets
+#   count_boxes         (source, category, frame state) -> frames with such boxes, boxes
+#   model_writes        (model source, 'situations' | 'boxes') -> frames, latest write time
+# ``count_queries()`` recomputes them from the data (the V5 backfill, bulk writes and
+# ``scenesift check``).
+
+_TRUTH = "('human', 'import', 'oracle')"
+_MODEL = "LIKE 'model:%'"
+
+
+def _rank(col: str) -> str:
+    return f"(CASE {col} WHEN 'human' THEN 0 WHEN 'import' THEN 1 WHEN 'oracle' THEN 2 END)"
+
+
+def _upsert(table: str, keys: str, values: str, select: str, sums: str) -> str:
+    """``INSERT INTO table (keys, values) <select> ON CONFLICT (keys) DO UPDATE`` adding
+    ``sums`` (the count columns); ``select`` must have a WHERE clause (SQLite's upsert)."""
+    update = ", ".join(f"{c} = {c} + excluded.{c}" for c in sums.split(", "))
+    if "last" in values.split(", "):
+        update += ", last = max(coalesce(last, ''), coalesce(excluded.last, ''))"
+    return (
+        f"INSERT INTO {table} ({keys}, {values}) {select} "
+        f"ON CONFLICT ({keys}) DO UPDATE SET {update};"
+    )
+
+
+def _trigger(name: str, event: str, when: str, *body: str) -> str:
+    """A counting trigger: it does nothing while a bulk write has paused counting."""
+    cond = "NOT EXISTS (SELECT 1 FROM count_pause)" + (f" AND {when}" if when else "")
+    return f"CREATE TRIGGER {name} {event}\nWHEN {cond} BEGIN\n" + "\n".join(body) + "\nEND;"
+
+
+def _frames_delta(drive: str, state: str, sign: int) -> str:
+    """One frame of ``drive`` enters (+1) or leaves (-1) ``state``."""
+    became = 1 if sign > 0 else 0  # the drive's count in this state that changes its drives
+    return "\n".join([
+        _upsert("count_drive_states", "drive, state", "n",
+                f"SELECT {drive}, {state}, {sign} WHERE 1", "n"),
+        _upsert("count_split_states", "split, state", "frames, drives",
+                f"SELECT d.split, {state}, {sign}, CASE (SELECT n FROM count_drive_states "
+                f"WHERE drive = {drive} AND state = {state}) WHEN {became} THEN {sign} ELSE 0 "
+                f"END FROM drives d WHERE d.name = {drive}", "frames, drives"),
+        f"DELETE FROM count_drive_states WHERE drive = {drive} AND state = {state} AND n = 0;",
+    ])  # fmt: skip
+
+
+def _better(table: str, match: str, source: str) -> str:
+    """Whether a truth source better than ``source`` has a row in ``table`` matching
+    ``match``: one primary-key probe for an import, two for an oracle, none for a human."""
+    probe = f"EXISTS (SELECT 1 FROM {table} o WHERE {match} AND o.source"
+    return (
+        f"(CASE {source} WHEN 'human' THEN 0 WHEN 'import' THEN {probe} = 'human') "
+        f"WHEN 'oracle' THEN {probe} IN ('human', 'import')) ELSE 0 END)"
+    )
+
+
+def _label_better(row: str) -> str:
+    """Whether a truth source better than ``row``'s labelled the same frame and situation."""
+    match = f"o.frame_id = {row}.frame_id AND o.situation = {row}.situation"
+    return _better("situation_labels", match, f"{row}.source")
+
+
+def _label_worse_value(row: str) -> str:
+    """The value of the best truth row worse than ``row`` (the one it shadows), or NULL."""
+    return (
+        f"(SELECT o.value FROM situation_labels o WHERE o.frame_id = {row}.frame_id "
+        f"AND o.situation = {row}.situation AND o.source IN {_TRUTH} "
+        f"AND {_rank('o.source')} > {_rank(f'{row}.source')} ORDER BY {_rank('o.source')} "
+        "LIMIT 1)"
+    )
+
+
+def _label_alone(row: str) -> str:
+    """Whether no other truth source labelled ``row``'s frame and situation."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM situation_labels o WHERE o.frame_id = {row}.frame_id "
+        f"AND o.situation = {row}.situation AND o.source IN {_TRUTH} "
+        f"AND o.source != {row}.source)"
+    )
+
+
+def _labels_delta(row: str, source: str, value: str, sign: int, where: str = "1") -> str:
+    """A situation label of ``row``'s frame, in that frame's state, counted +1 or -1."""
+    return _upsert("count_labels", "situation, source, state, value", "n",
+                   f"SELECT {row}.situation, {source}, f.state, {value}, {sign} FROM frames f "
+                   f"WHERE f.id = {row}.frame_id AND {where}", "n")  # fmt: skip
+
+
+def _set_better(frame: str, source: str) -> str:
+    """Whether a truth source better than ``source`` has a box set for ``frame``."""
+    return _better("box_sets", f"o.frame_id = {frame}", source)
+
+
+def _set_worse(frame: str, source: str) -> str:
+    """The best truth box set of ``frame`` worse than ``source`` (the one it shadows)."""
+    return (
+        f"(SELECT o.source FROM box_sets o WHERE o.frame_id = {frame} AND o.source IN {_TRUTH} "
+        f"AND {_rank('o.source')} > {_rank(source)} ORDER BY {_rank('o.source')} LIMIT 1)"
+    )
+
+
+def _set_delta(frame: str, set_source: str, counted_as: str, sign: int) -> str:
+    """Box set (frame, set_source) and its boxes, counted as ``counted_as``, +1 or -1."""
+    return "\n".join([
+        _upsert("count_box_sets", "source, state", "n",
+                f"SELECT {counted_as}, f.state, {sign} FROM frames f WHERE f.id = {frame} "
+                f"AND {set_source} IS NOT NULL", "n"),
+        _upsert("count_boxes", "source, category, state", "frames, boxes",
+                f"SELECT {counted_as}, b.category, f.state, {sign}, {sign} * count(*) "
+                f"FROM boxes b INDEXED BY boxes_by_frame JOIN frames f ON f.id = b.frame_id "
+                f"WHERE b.frame_id = {frame} AND b.source = {set_source} GROUP BY b.category",
+                "frames, boxes"),
+    ])  # fmt: skip
+
+
+def _box_delta(row: str, counted_as: str, sign: int, where: str = "1") -> str:
+    """One box of ``row``'s set, +1 or -1; its category's frame count changes when it is the
+    set's only box of that category."""
+    alone = (
+        f"NOT EXISTS (SELECT 1 FROM boxes o INDEXED BY boxes_by_frame "
+        f"WHERE o.frame_id = {row}.frame_id AND o.source = {row}.source "
+        f"AND o.category = {row}.category AND o.id != {row}.id)"
+    )
+    return _upsert("count_boxes", "source, category, state", "frames, boxes",
+                   f"SELECT {counted_as}, {row}.category, f.state, {sign} * ({alone}), {sign} "
+                   f"FROM frames f WHERE f.id = {row}.frame_id AND {where}",
+                   "frames, boxes")  # fmt: skip
+
+
+def count_queries(touched_only: bool = False) -> dict[str, str]:
+    """Per count table, the query recounting its rows from the data (keys first, counts
+    last); with ``touched_only``, of the frames in ``temp.count_touched`` alone (every
+    count but count_split_states adds up over frames)."""
+    f = ("temp.count_touched t CROSS JOIN frames f ON f.id = t.id" if touched_only
+         else "frames f")  # fmt: skip
+    best_sets = (
+        f"SELECT s.frame_id, s.source, f.state FROM {f} CROSS JOIN box_sets s "
+        f"ON s.frame_id = f.id WHERE s.source IN {_TRUTH} "
+        f"AND NOT {_set_better('s.frame_id', 's.source')}"
+    )
+    queries = {
+        "count_drive_states": f"SELECT f.drive, f.state, count(*) FROM {f} GROUP BY 1, 2",
+        "count_split_states": (
+            "SELECT d.split, f.state, count(*), count(DISTINCT f.drive) FROM frames f "
+            "JOIN drives d ON d.name = f.drive GROUP BY 1, 2"
+        ),
+        "count_labels": (
+            "WITH g AS MATERIALIZED (SELECT s.situation, s.source, f.state, s.value, "
+            f"s.source IN {_TRUTH} AND NOT {_label_better('s')} AS best, count(*) AS n "
+            f"FROM {f} CROSS JOIN situation_labels s ON s.frame_id = f.id "
+            "GROUP BY 1, 2, 3, 4, 5) "
+            "SELECT situation, source, state, value, sum(n) FROM g GROUP BY 1, 2, 3, 4 "
+            "UNION ALL SELECT situation, 'truth', state, value, sum(n) FROM g WHERE best "
+            "GROUP BY 1, 3, 4"
+        ),
+        "count_box_sets": (
+            f"SELECT s.source, f.state, count(*) FROM {f} CROSS JOIN box_sets s "
+            "ON s.frame_id = f.id GROUP BY 1, 2 "
+            f"UNION ALL SELECT 'truth', state, count(*) FROM ({best_sets}) GROUP BY 2"
+        ),
+        "count_boxes": (
+            f"SELECT b.source, b.category, f.state, count(DISTINCT b.frame_id), count(*) "
+            f"FROM {f} CROSS JOIN boxes b INDEXED BY boxes_by_frame ON b.frame_id = f.id "
+            "GROUP BY 1, 2, 3 UNION ALL SELECT 'truth', b.category, t.state, "
+            f"count(DISTINCT b.frame_id), count(*) FROM ({best_sets}) t CROSS JOIN boxes b "
+            "INDEXED BY boxes_by_frame ON b.frame_id = t.frame_id AND b.source = t.source "
+            "GROUP BY 2, 3"
+        ),
+        "model_writes": (
+            "SELECT s.source, 'situations', count(DISTINCT s.frame_id), max(s.created_at) "
+            f"FROM {f} CROSS JOIN situation_labels s ON s.frame_id = f.id "
+            f"WHERE s.source {_MODEL} GROUP BY 1 UNION ALL SELECT b.source, 'boxes', "
+            f"count(*), max(b.created_at) FROM {f} CROSS JOIN box_sets b "
+            f"ON b.frame_id = f.id WHERE b.source {_MODEL} GROUP BY 1"
+        ),
+    }
+    if touched_only:
+        del queries["count_split_states"]
+    return queries
+
+
+def _frame_moves(old: str, new: str) -> list[str]:
+    """All counts of frame NEW.id move from state ``old`` to ``new`` (-1 there, +1 here)."""
+    out = []
+    for state, sign in ((old, -1), (new, 1)):
+        out += [
+            _upsert("count_labels", "situation, source, state, value", "n",
+                    f"SELECT situation, source, {state}, value, {sign} FROM situation_labels "
+                    "WHERE frame_id = NEW.id", "n"),
+            _upsert("count_labels", "situation, source, state, value", "n",
+                    f"SELECT s.situation, 'truth', {state}, s.value, {sign} FROM "
+                    f"situation_labels s WHERE s.frame_id = NEW.id AND s.source IN {_TRUTH} "
+                    f"AND NOT {_label_better('s')}", "n"),
+            _upsert("count_box_sets", "source, state", "n",
+                    f"SELECT source, {state}, {sign} FROM box_sets WHERE frame_id = NEW.id", "n"),
+            _upsert("count_box_sets", "source, state", "n",
+                    f"SELECT 'truth', {state}, {sign} FROM box_sets s WHERE s.frame_id = NEW.id "
+                    f"AND s.source IN {_TRUTH} AND NOT {_set_better('s.frame_id', 's.source')}",
+                    "n"),
+            _upsert("count_boxes", "source, category, state", "frames, boxes",
+                    f"SELECT source, category, {state}, {sign}, {sign} * count(*) FROM boxes "
+                    "INDEXED BY boxes_by_frame WHERE frame_id = NEW.id GROUP BY source, category",
+                    "frames, boxes"),
+            _upsert("count_boxes", "source, category, state", "frames, boxes",
+                    f"SELECT 'truth', b.category, {state}, {sign}, {sign} * count(*) FROM boxes b "
+                    "INDEXED BY boxes_by_frame JOIN box_sets s ON s.frame_id = b.frame_id "
+                    f"AND s.source = b.source WHERE b.frame_id = NEW.id AND s.source IN {_TRUTH} "
+                    f"AND NOT {_set_better('s.frame_id', 's.source')} GROUP BY b.category",
+                    "frames, boxes"),
+        ]  # fmt: skip
+    return out
+
+
+def _fixed(table: str, columns: tuple[str, ...]) -> str:
+    """Key columns the counts depend on cannot change (delete and insert instead)."""
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in columns)
+    return (
+        f"CREATE TRIGGER {table}_keys_fixed BEFORE UPDATE OF {', '.join(columns)} ON {table} "
+        f"WHEN {changed} BEGIN SELECT RAISE(ABORT, '{table}: {', '.join(columns)} cannot "
+        "change (the counts of coverage depend on them): delete the row and insert another'); "
+        "END;"
+    )
+
+
+_TABLES_V5 = """
+CREATE TABLE count_pause (paused INTEGER NOT NULL);
+CREATE TABLE count_drive_states (
+    drive TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (drive, state)
+) WITHOUT ROWID;
+CREATE TABLE count_split_states (
+    split TEXT NOT NULL, state TEXT NOT NULL, frames INTEGER NOT NULL, drives INTEGER NOT NULL,
+    PRIMARY KEY (split, state)
+) WITHOUT ROWID;
+CREATE TABLE count_labels (
+    situation TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL,
+    value INTEGER NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (situation, source, state, value)
+) WITHOUT ROWID;
+CREATE TABLE count_box_sets (
+    source TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (source, state)
+) WITHOUT ROWID;
+CREATE TABLE count_boxes (
+    source TEXT NOT NULL, category TEXT NOT NULL, state TEXT NOT NULL,
+    frames INTEGER NOT NULL, boxes INTEGER NOT NULL,
+    PRIMARY KEY (source, category, state)
+) WITHOUT ROWID;
+CREATE TABLE model_writes (
+    source TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('situations', 'boxes')),
+    frames INTEGER NOT NULL, last TEXT,
+    PRIMARY KEY (source, kind)
+) WITHOUT ROWID;
+"""
+
+_NEW_TRUTH_LABEL = f"NEW.source IN {_TRUTH} AND NOT {_label_better('NEW')}"
+_OLD_TRUTH_LABEL = f"OLD.source IN {_TRUTH} AND NOT {_label_better('OLD')}"
+_NEW_TRUTH_SET = f"NEW.source IN {_TRUTH} AND NOT {_set_better('NEW.frame_id', 'NEW.source')}"
+_OLD_TRUTH_SET = f"OLD.source IN {_TRUTH} AND NOT {_set_better('OLD.frame_id', 'OLD.source')}"
+_OLD_SET_THERE = (
+    "EXISTS (SELECT 1 FROM box_sets WHERE frame_id = OLD.frame_id AND source = OLD.source)"
+)
+
+_TRIGGERS_V5 = [
+    # frames, per drive and state; a deleted frame's labels and box sets go first, while it
+    # is still there to say in which state they were counted
+    _trigger("frames_count_insert", "AFTER INSERT ON frames", "",
+             _frames_delta("NEW.drive", "NEW.state", 1)),
+    _trigger("frames_count_delete", "BEFORE DELETE ON frames", "",
+             "DELETE FROM box_sets WHERE frame_id = OLD.id;",
+             "DELETE FROM situation_labels WHERE frame_id = OLD.id;",
+             _frames_delta("OLD.drive", "OLD.state", -1)),
+    _trigger("frames_count_update", "AFTER UPDATE OF drive, state ON frames",
+             "(OLD.drive IS NOT NEW.drive OR OLD.state IS NOT NEW.state)",
+             _frames_delta("OLD.drive", "OLD.state", -1),
+             _frames_delta("NEW.drive", "NEW.state", 1)),
+    _trigger("frames_count_state", "AFTER UPDATE OF state ON frames",
+             "OLD.state IS NOT NEW.state", *_frame_moves("OLD.state", "NEW.state")),
+    _trigger("drives_count_split", "AFTER UPDATE OF split ON drives",
+             "OLD.split IS NOT NEW.split",
+             _upsert("count_split_states", "split, state", "frames, drives",
+                     "SELECT OLD.split, state, -n, -1 FROM count_drive_states "
+                     "WHERE drive = NEW.name", "frames, drives"),
+             _upsert("count_split_states", "split, state", "frames, drives",
+                     "SELECT NEW.split, state, n, 1 FROM count_drive_states "
+                     "WHERE drive = NEW.name", "frames, drives")),
+    # situation labels per source, and the truth: a better source's row shadows a worse one
+    # (one trigger per table and event where rows arrive by the million: a trigger's call
+    # costs more than the conditions inside it)
+    _trigger("labels_count_insert", "AFTER INSERT ON situation_labels", "",
+             _labels_delta("NEW", "NEW.source", "NEW.value", 1),
+             _labels_delta("NEW", "'truth'", "NEW.value", 1,
+                           f"NEW.source IN {_TRUTH} AND {_label_alone('NEW')}"),
+             _labels_delta("NEW", "'truth'", _label_worse_value("NEW"), -1,
+                           f"NEW.source IN {_TRUTH} AND NOT {_label_alone('NEW')} "
+                           f"AND NOT {_label_better('NEW')} "
+                           f"AND {_label_worse_value('NEW')} IS NOT NULL"),
+             _labels_delta("NEW", "'truth'", "NEW.value", 1,
+                           f"NEW.source IN {_TRUTH} AND NOT {_label_alone('NEW')} "
+                           f"AND NOT {_label_better('NEW')}"),
+             _upsert("model_writes", "source, kind", "frames, last",
+                     "SELECT NEW.source, 'situations', NOT EXISTS (SELECT 1 FROM "
+                     "situation_labels o WHERE o.frame_id = NEW.frame_id AND o.source = "
+                     "NEW.source AND o.situation != NEW.situation), NEW.created_at "
+                     f"WHERE NEW.source {_MODEL}", "frames")),
+    _trigger("labels_count_delete", "AFTER DELETE ON situation_labels", "",
+             _labels_delta("OLD", "OLD.source", "OLD.value", -1)),
+    _trigger("labels_count_update", "AFTER UPDATE OF value ON situation_labels",
+             "OLD.value IS NOT NEW.value",
+             _labels_delta("OLD", "OLD.source", "OLD.value", -1),
+             _labels_delta("NEW", "NEW.source", "NEW.value", 1)),
+    _trigger("labels_truth_delete", "AFTER DELETE ON situation_labels", _OLD_TRUTH_LABEL,
+             _labels_delta("OLD", "'truth'", "OLD.value", -1),
+             _labels_delta("OLD", "'truth'", _label_worse_value("OLD"), 1,
+                           f"{_label_worse_value('OLD')} IS NOT NULL")),
+    _trigger("labels_truth_update", "AFTER UPDATE OF value ON situation_labels",
+             f"OLD.value IS NOT NEW.value AND {_NEW_TRUTH_LABEL}",
+             _labels_delta("OLD", "'truth'", "OLD.value", -1),
+             _labels_delta("NEW", "'truth'", "NEW.value", 1)),
+    _trigger("labels_model_delete", "AFTER DELETE ON situation_labels",
+             f"OLD.source {_MODEL} AND NOT EXISTS (SELECT 1 FROM situation_labels o "
+             "WHERE o.frame_id = OLD.frame_id AND o.source = OLD.source)",
+             "UPDATE model_writes SET frames = frames - 1 "
+             "WHERE source = OLD.source AND kind = 'situations';"),
+    _trigger("labels_model_time", "AFTER UPDATE OF created_at ON situation_labels",
+             f"NEW.source {_MODEL}",
+             "UPDATE model_writes SET last = max(coalesce(last, ''), NEW.created_at) "
+             "WHERE source = NEW.source AND kind = 'situations';"),
+    _fixed("situation_labels", ("frame_id", "situation", "source")),
+    # box sets and boxes: a set's boxes are counted through the set when it goes (before
+    # the cascade removes them); a better source's set shadows a worse one
+    _trigger("box_sets_count_insert", "AFTER INSERT ON box_sets", "",
+             _upsert("count_box_sets", "source, state", "n",
+                     "SELECT NEW.source, f.state, 1 FROM frames f WHERE f.id = NEW.frame_id",
+                     "n"),
+             _set_delta("NEW.frame_id", f"(CASE WHEN {_NEW_TRUTH_SET} THEN "
+                        f"{_set_worse('NEW.frame_id', 'NEW.source')} END)", "'truth'", -1),
+             _upsert("count_box_sets", "source, state", "n",
+                     "SELECT 'truth', f.state, 1 FROM frames f WHERE f.id = NEW.frame_id "
+                     f"AND {_NEW_TRUTH_SET}", "n"),
+             _upsert("model_writes", "source, kind", "frames, last",
+                     f"SELECT NEW.source, 'boxes', 1, NEW.created_at WHERE NEW.source {_MODEL}",
+                     "frames")),
+    _trigger("box_sets_count_delete", "BEFORE DELETE ON box_sets", "",
+             _set_delta("OLD.frame_id", "OLD.source", "OLD.source", -1)),
+    _trigger("box_sets_truth_delete", "BEFORE DELETE ON box_sets", _OLD_TRUTH_SET,
+             _set_delta("OLD.frame_id", "OLD.source", "'truth'", -1),
+             _set_delta("OLD.frame_id", _set_worse("OLD.frame_id", "OLD.source"), "'truth'", 1)),
+    _trigger("box_sets_model_delete", "BEFORE DELETE ON box_sets", f"OLD.source {_MODEL}",
+             "UPDATE model_writes SET frames = frames - 1 "
+             "WHERE source = OLD.source AND kind = 'boxes';"),
+    _fixed("box_sets", ("frame_id", "source")),
+    _trigger("boxes_count_insert", "AFTER INSERT ON boxes", "",
+             _box_delta("NEW", "NEW.source", 1),
+             _box_delta("NEW", "'truth'", 1, _NEW_TRUTH_SET)),
+    _trigger("boxes_count_delete", "AFTER DELETE ON boxes", _OLD_SET_THERE,
+             _box_delta("OLD", "OLD.source", -1)),
+    _trigger("boxes_truth_delete", "AFTER DELETE ON boxes",
+             f"{_OLD_SET_THERE} AND {_OLD_TRUTH_SET}", _box_delta("OLD", "'truth'", -1)),
+    _fixed("boxes", ("frame_id", "source", "category")),
+]  # fmt: skip
+
+V5 = _TABLES_V5 + "\n".join(_TRIGGERS_V5)
+
+
+def _backfill_counts(conn: sqlite3.Connection) -> None:
+    """V5 on an existing catalog: the tables and triggers, then today's counts."""
+    for statement in _statements(V5):
+        conn.execute(statement)
+    for table, query in count_queries().items():
+        conn.execute(f"INSERT INTO {table} SELECT * FROM ({query})")
+
+
 Migration = str | Callable[[sqlite3.Connection], None]
 
 #: MIGRATIONS[i] takes a catalog from version i to version i + 1.
-MIGRATIONS: list[Migration] = [V1, V2, V3, V4]
+MIGRATIONS: list[Migration] = [V1, V2, V3, V4, _backfill_counts]
 
 LATEST = len(MIGRATIONS)
 
