@@ -31,7 +31,7 @@ bench: $(STAMP)
 # Re-resolve the pins from pyproject.toml (torch stays on the CPU build).
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
-	.lockenv/bin/pip install --quiet torch==2.13.0 -e '.[dev,ray]'
+	.lockenv/bin/pip install --quiet torch==2.13.0 -e '.[dev,ray,onnx]'
 	{ echo "# Exact pins for every install (make venv). torch is pinned to the CPU build 2.13.0: an"; \
 	  echo "# unpinned torch pulls several GB of CUDA packages. Regenerate with \`make lock\`."; \
 	  .lockenv/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > requirements.lock

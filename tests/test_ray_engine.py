@@ -50,8 +50,11 @@ def no_local_compute(monkeypatch):
     monkeypatch.setattr(features_module, "_compute", refuse)
 
 
-@pytest.mark.parametrize("layer", ["pooled", "map"])
-def test_ray_features_equal_the_local_engine_and_are_cached(tmp_path, monkeypatch, layer):
+@pytest.mark.parametrize(("layer", "runtime"), [("pooled", "torch"), ("map", "torch"),
+                                               ("pooled", "onnx")])  # fmt: skip
+def test_ray_features_equal_the_local_engine_and_are_cached(tmp_path, monkeypatch, layer, runtime):
+    if runtime == "onnx":
+        pytest.importorskip("onnxruntime")
     backbone = get_backbone("tiny")
     local_store = new_project(tmp_path / "local")
     local = embed(local_store, backbone, layer=layer, batch_size=4, progress=False)
@@ -59,12 +62,13 @@ def test_ray_features_equal_the_local_engine_and_are_cached(tmp_path, monkeypatc
     with monkeypatch.context() as m:
         no_local_compute(m)
         got = embed(ray_store, backbone, layer=layer, batch_size=4, progress=False,
-                    engine="ray", ray_workers=2)  # fmt: skip
+                    engine="ray", ray_workers=2, runtime=runtime)  # fmt: skip
     assert (got.computed, got.cached) == (10, 0)
     assert got.names == local.names and got.fingerprint == local.fingerprint
     assert got.array.shape == local.array.shape and got.array.dtype == local.array.dtype
+    tol = 1e-5 if runtime == "torch" else 1e-4
     np.testing.assert_allclose(got.array.astype(np.float32), local.array.astype(np.float32),
-                               rtol=1e-5, atol=1e-5)  # fmt: skip
+                               rtol=tol, atol=tol)  # fmt: skip
 
     again = embed(ray_store, backbone, layer=layer, progress=False, engine="ray")
     assert (again.computed, again.cached) == (0, 10)  # nothing computed: Ray not even used

@@ -236,6 +236,17 @@ RAY_ADDRESS = typer.Option(
 RAY_WORKERS = typer.Option(2, min=1, help="With --engine ray: model actors (one CPU each).")
 
 
+class Runtime(StrEnum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+RUNTIME = typer.Option(
+    Runtime.torch, help="Forward pass: torch, or onnx (ONNX Runtime, ~1.8x faster on CPU; "
+    "pip install 'scenesift[onnx]').",
+)  # fmt: skip
+
+
 @app.command()
 def embed(
     project: Path = PROJECT,
@@ -253,12 +264,15 @@ def embed(
     engine: Engine = ENGINE,
     ray_address: str | None = RAY_ADDRESS,
     ray_workers: int = RAY_WORKERS,
+    runtime: Runtime = RUNTIME,
 ) -> None:
     """Compute backbone features for the project's frames into the feature cache.
 
     Frames already cached for this backbone, weights, preprocessing and layer are not
     computed again; the cache is keyed by the fingerprint printed at the end. With
     --engine ray they are computed by Ray Data (a local Ray, or --ray-address's cluster)."""
+    from rich.markup import escape
+
     from scenesift.models import (
         BackboneUnavailable,
         ImageLoadError,
@@ -267,6 +281,7 @@ def embed(
     )
     from scenesift.models import embed as embed_frames
     from scenesift.models.features import keep_freed_memory
+    from scenesift.models.onnx_runtime import OnnxUnavailable
     from scenesift.models.ray_engine import RayEngineError
 
     keep_freed_memory()  # this process is ours: ~2x faster forward passes on CPU
@@ -276,10 +291,11 @@ def embed(
         result = embed_frames(
             store, model, layer=layer, split=split, batch_size=batch_size, workers=workers,
             engine=engine.value, ray_address=ray_address, ray_workers=ray_workers,
+            runtime=runtime.value,
         )  # fmt: skip
-    except (BackboneUnavailable, ImageLoadError, RayEngineError, UnknownBackbone,
-            ValueError) as e:  # fmt: skip
-        _user_error(e)
+    except (BackboneUnavailable, ImageLoadError, OnnxUnavailable, RayEngineError,
+            UnknownBackbone, ValueError) as e:  # fmt: skip
+        _user_error(RuntimeError(escape(str(e))))  # messages name [extras]
     finally:
         store.close()
     h, w = model.preprocessing.size
@@ -403,27 +419,32 @@ def tagger_predict(
     engine: Engine = ENGINE,
     ray_address: str | None = RAY_ADDRESS,
     ray_workers: int = RAY_WORKERS,
+    runtime: Runtime = RUNTIME,
 ) -> None:
     """Pre-label: write situation scores and thresholded values into the store as
     model:<fingerprint> (used by `info`, selection, and `export labelstudio --predictions`).
 
-    With --engine ray the pooled features are embedded by Ray Data first; the head then
-    scores them from the feature cache as usual."""
+    With --engine ray (or --runtime onnx) the pooled features are embedded that way first;
+    the head then scores them from the feature cache as usual."""
+    from rich.markup import escape
+
     from scenesift.models import ImageLoadError
     from scenesift.models import embed as embed_frames
     from scenesift.models.features import keep_freed_memory
+    from scenesift.models.onnx_runtime import OnnxUnavailable
     from scenesift.models.ray_engine import RayEngineError
     from scenesift.pipelines import tagger as pipe
 
     keep_freed_memory()
     with Store.open(project) as store:
         tagger, path = pipe.load(store, checkpoint)
-        if engine == Engine.ray:
+        if engine == Engine.ray or runtime == Runtime.onnx:
             if tagger.groups_trained:  # its scores come from a full forward, not the cache
                 _user_error(
-                    f"--engine ray scores from cached pooled features, which this tagger "
-                    f"cannot use: {tagger.groups_trained} backbone group(s) were fine-tuned; "
-                    f"score it without --engine ray, or train with --schedule frozen"
+                    f"--engine ray and --runtime onnx score from cached pooled features, "
+                    f"which this tagger cannot use: {tagger.groups_trained} backbone "
+                    f"group(s) were fine-tuned; score it without them, or train with "
+                    f"--schedule frozen"
                 )
             names = None  # every frame; else those of the state and the validation frames
             if state is not None:
@@ -432,11 +453,12 @@ def tagger_predict(
             try:
                 embed_frames(
                     store, tagger.net.backbone, names, layer="pooled",
-                    batch_size=tagger.config.batch_size, engine="ray",
-                    ray_address=ray_address, ray_workers=ray_workers,
+                    batch_size=tagger.config.batch_size, workers=tagger.config.workers,
+                    engine=engine.value, ray_address=ray_address, ray_workers=ray_workers,
+                    runtime=runtime.value,
                 )  # fmt: skip
-            except (ImageLoadError, RayEngineError, ValueError) as e:
-                _user_error(e)
+            except (ImageLoadError, OnnxUnavailable, RayEngineError, ValueError) as e:
+                _user_error(RuntimeError(escape(str(e))))  # messages name [extras]
         summary = pipe.prelabel(store, tagger, path, precision, state=state)
     table = Table(title=f"Pre-labels written as {summary.source} ({summary.frames:,} frames)")
     for col in ("situation", "threshold", "rule", "predicted positive"):

@@ -18,8 +18,9 @@ import json
 import os
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,9 @@ DEFAULT_WORKERS = 0
 #: Where features are computed: ``local`` (this process, DataLoader) or ``ray`` (Ray Data on
 #: a local or existing cluster, :mod:`scenesift.models.ray_engine`); both fill this cache.
 ENGINES = ("local", "ray")
+#: What runs the forward pass: ``torch`` (eager) or ``onnx`` (ONNX Runtime, an optional extra;
+#: ~1.8x faster on 2 CPU cores, features equal up to float rounding, so not in the cache key).
+RUNTIMES = ("torch", "onnx")
 
 
 @dataclass
@@ -99,6 +103,7 @@ def embed(
     engine: str = "local",
     ray_address: str | None = None,
     ray_workers: int = 2,
+    runtime: str = "torch",
 ) -> FeatureSet:
     """Features of ``names`` (default: every frame, optionally of one ``split``), computing
     only the frames not cached yet for this backbone, preprocessing and layer.
@@ -110,9 +115,12 @@ def embed(
     ``engine="ray"`` computes the missing frames with Ray Data on ``ray_workers`` model
     actors (``ray_address``: None starts a local Ray, ``auto`` or ``ray://host:port``
     joins a cluster); the result and the cache are the same as the local engine's.
+    ``runtime="onnx"`` runs the forward pass in ONNX Runtime on either engine.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     spec = cache_spec(backbone, layer)
     fp = fingerprint(spec)
     frames = _frames(store, names, split)
@@ -123,9 +131,10 @@ def embed(
         from scenesift.models.ray_engine import compute_on_ray  # Ray is an optional extra
 
         compute_on_ray(store, backbone, spec, fp, missing, layer, batch_size, progress,
-                       address=ray_address, workers=ray_workers)  # fmt: skip
+                       address=ray_address, workers=ray_workers, runtime=runtime)  # fmt: skip
     elif missing:
-        _compute(store, backbone, spec, fp, missing, layer, batch_size, workers, progress)
+        _compute(store, backbone, spec, fp, missing, layer, batch_size, workers, progress,
+                 runtime)  # fmt: skip
     seconds = time.perf_counter() - started
     rows = _cached_rows(store, fp, [fid for fid, _, _ in frames]) if missing else cached
     array = _gather(store, rows, [fid for fid, _, _ in frames], _empty_shape(backbone, layer))
@@ -159,6 +168,19 @@ def keep_freed_memory() -> bool:
 
 
 # --------------------------------------------------------------------------- computing
+def inference_forward(
+    backbone: Backbone, layer: str, runtime: str = "torch"
+) -> Callable[[torch.Tensor], np.ndarray]:
+    """The per-batch function both engines run: images -> the cached quantity, on the
+    inference copy of ``backbone`` (BN folded, channels_last: ~2x faster, same features)."""
+    model = backbone.for_inference()
+    if runtime == "onnx":
+        from scenesift.models.onnx_runtime import OnnxForward  # an optional extra
+
+        return OnnxForward.export(model, layer)
+    return partial(forward_features, model, layer=layer)
+
+
 @torch.inference_mode()
 def forward_features(backbone: Backbone, images: torch.Tensor, layer: str) -> np.ndarray:
     """The cached quantity for a batch: pooled (N, C) float32 or the map as float16."""
@@ -182,13 +204,14 @@ def _compute(
     batch_size: int,
     workers: int,
     progress: bool,
+    runtime: str = "torch",
 ) -> None:
+    forward = inference_forward(backbone, layer, runtime)
     loader = make_loader([p for _, _, p in missing], backbone.preprocessing, batch_size, workers)
-    model = backbone.for_inference()  # BN folded, channels_last: ~2x faster, same features
     shards = ShardWriter(store, spec, fp)
     with steps(f"embedding ({backbone.name}, {layer})", len(missing), progress) as step:
         for batch in loader:
-            out = forward_features(model, batch.images, layer)
+            out = forward(batch.images)
             shards.add([missing[i][0] for i in batch.index.tolist()], out)
             step(len(out))
     shards.flush()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from scenesift.models.backbones import Backbone, Preprocessing
 from scenesift.models.features import (
     ShardWriter,
     _empty_shape,
-    forward_features,
+    inference_forward,
     keep_freed_memory,
 )
 from scenesift.models.images import ImageLoadError, load_pixels, normalise
@@ -97,6 +97,7 @@ def compute_on_ray(
     progress: bool = True,
     address: str | None = None,
     workers: int = 2,
+    runtime: str = "torch",
 ) -> int:
     """Compute the features of ``missing`` (frame id, name, path) on Ray and register them
     in the cache under ``fp``; returns the frames cached.
@@ -108,11 +109,12 @@ def compute_on_ray(
         raise ValueError(f"ray workers must be >= 1, got {workers}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    forward = inference_forward(backbone, layer, runtime)  # exported once if onnx
     staging = store.root / STAGING_DIR / f"ray-{fp}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True, exist_ok=True)
     try:
         with ray_session(address, workers) as ray:
-            _run(ray, backbone, missing, layer, batch_size, workers, staging, progress)
+            _run(ray, backbone, forward, missing, batch_size, workers, staging, progress)
         return _register(store, backbone, spec, fp, missing, layer, staging, progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -121,17 +123,14 @@ def compute_on_ray(
 def _run(
     ray: Any,
     backbone: Backbone,
+    forward: Callable[[torch.Tensor], np.ndarray],
     missing: Sequence[tuple[int, str, str]],
-    layer: str,
     batch_size: int,
     workers: int,
     staging: Path,
     progress: bool,
 ) -> None:
     """frames -> decode tasks -> model actors -> Parquet shards in ``staging``."""
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = progress
-    context.print_on_execution_start = progress
     per_block = min(BLOCK_FRAMES, -(-len(missing) // workers))  # >= one block per worker
     blocks = [
         pa.table(
@@ -142,7 +141,7 @@ def _run(
         )
         for i in range(0, len(missing), per_block)
     ]
-    model = ray.put(backbone.for_inference())  # BN folded, channels_last; shipped once
+    model = ray.put(forward)  # the inference model (or its ONNX graph), shipped once
     pixels = ray.data.from_arrow(blocks).map_batches(
         decode_batch,
         fn_kwargs={"preprocessing": backbone.preprocessing},
@@ -154,14 +153,19 @@ def _run(
     )
     features = pixels.map_batches(
         ForwardActor,
-        fn_constructor_kwargs={"model": [model], "layer": layer,
-                               "preprocessing": backbone.preprocessing},
+        fn_constructor_kwargs={"forward": [model], "preprocessing": backbone.preprocessing},
         batch_size=batch_size,
         batch_format="numpy",
         num_cpus=1,
         compute=ray.data.ActorPoolStrategy(size=workers),
     )  # fmt: skip
-    features.write_parquet(str(staging))
+    context = ray.data.DataContext.get_current()
+    before = context.enable_progress_bars, context.print_on_execution_start
+    context.enable_progress_bars = context.print_on_execution_start = progress
+    try:
+        features.write_parquet(str(staging))
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = before
 
 
 def decode_batch(batch: dict[str, np.ndarray], preprocessing: Preprocessing) -> dict[str, Any]:
@@ -181,23 +185,22 @@ def decode_batch(batch: dict[str, np.ndarray], preprocessing: Preprocessing) -> 
 
 
 class ForwardActor:
-    """Holds the inference backbone (built once per actor) and runs ``forward_features``
-    on decoded batches, exactly as the local engine does."""
+    """Holds the inference model (fetched once per actor) and runs it on decoded batches,
+    exactly as the local engine does."""
 
-    def __init__(self, model: list[Any], layer: str, preprocessing: Preprocessing) -> None:
+    def __init__(self, forward: list[Any], preprocessing: Preprocessing) -> None:
         import ray
 
         keep_freed_memory()  # the actor's process is ours: ~2x faster CPU forward passes
-        torch.set_num_threads(1)  # one reserved CPU per actor
-        self.model = ray.get(model[0])  # passed in a list: fetched here, not as an argument
-        self.layer = layer
+        torch.set_num_threads(1)  # one reserved CPU per actor (ONNX Runtime follows it)
+        self.forward = ray.get(forward[0])  # in a list: fetched here, not as an argument
         self.preprocessing = preprocessing
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         pixels = batch["pixels"]
         images = torch.from_numpy(normalise(pixels, self.preprocessing))
         images = images.permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: channels_last
-        out = forward_features(self.model, images, self.layer)
+        out = self.forward(images)
         return {"frame_id": batch["frame_id"], "error": batch["error"], "features": out}
 
 
@@ -237,7 +240,11 @@ def _register(
         first = next(iter(errors))
         path = next(p for fid, _, p in missing if fid == first)
         more = f" ({len(errors) - 1} more unreadable)" if len(errors) > 1 else ""
-        raise ImageLoadError(path, f"{errors[first]}{more}; the other frames were cached")
+        if len(errors) == len(missing) and errors[first] == "no such file":
+            more += "; are the images at the same path on every Ray node (a shared file system)?"
+        elif len(errors) < len(missing):
+            more += "; the other frames were cached"
+        raise ImageLoadError(path, f"{errors[first]}{more}")
     return writer.written
 
 
