@@ -226,3 +226,17 @@ def test_bad_inputs_are_rejected_with_a_clear_message():
         evaluate_tagging(np.array([[0, 2]]), s, ok, ["a", "b"])
     with pytest.raises(ValueError, match="finite"):
         evaluate_tagging(y, np.array([[0.1, np.nan]]), ok, ["a", "b"])
+
+
+def test_a_common_situation_is_not_called_positive_everywhere():
+    # "clear" in 95% of frames: every threshold reaches 90% precision, so "the lowest such
+    # threshold" would call every frame clear; the separating threshold is taken instead
+    rng = np.random.default_rng(3)
+    y = (rng.random(2000) < 0.95).astype(int)
+    s = np.clip(0.5 + 0.3 * (y - 0.5) + rng.normal(0, 0.1, 2000), 0, 1)
+    thr, how = thresholds_for_precision(y[:, None], s[:, None], np.ones((2000, 1), bool),
+                                        ["clear"], target_precision=0.9)  # fmt: skip
+    assert how["clear"].startswith("Youden J")
+    called = s >= thr["clear"]
+    assert precision_score(y, called) > 0.99 and called.mean() < 0.99
+    assert (~called & (y == 0)).sum() > 0.8 * (y == 0).sum()  # most negatives stay negative

@@ -106,7 +106,12 @@ def run_experiment(
     _check_same_experiment(project, config)
     out = results_dir(project, config)
     done = finished_runs(out)
-    todo = [r for r in plan(config) if r.run not in done]
+    # Longest first (a campaign is many trainings, a variance run one; within the variance
+    # study, the largest fractions): the last workers to finish then wait on short runs.
+    todo = sorted(
+        (r for r in plan(config) if r.run not in done),
+        key=lambda r: (r.study == "variance", -(r.fraction if r.study == "variance" else 0)),
+    )
     total = len(done) + len(todo)
     if on_progress is not None:
         on_progress(Progress(len(done), total, None, 0.0))

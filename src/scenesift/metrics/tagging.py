@@ -295,9 +295,12 @@ def thresholds_for_precision(
 
     The lowest threshold whose precision (``score >= threshold``) reaches the target, which
     keeps the most recall at that precision; where no threshold reaches it, the max-F1
-    threshold. Undefined labels get 0.5. The second dict says which rule applied per label.
+    threshold. Where the base rate alone reaches the target (a common situation such as
+    "clear" at 90% precision), that rule would call every frame positive, and so would max
+    F1: the threshold that best separates the classes (Youden's J, max TPR - FPR on the ROC
+    curve) is used instead. Undefined labels get 0.5. The second dict says which rule applied.
     """
-    from sklearn.metrics import precision_recall_curve
+    from sklearn.metrics import precision_recall_curve, roc_curve
 
     y_true, y_score, mask = _validate(y_true, y_score, mask, situations)
     thresholds: dict[str, float] = {}
@@ -307,6 +310,12 @@ def thresholds_for_precision(
         reason = _undefined_reason(t)
         if reason is not None:
             thresholds[name], how[name] = 0.5, f"undefined ({_SHORT_REASON[reason]})"
+            continue
+        if t.mean() >= target_precision:
+            fpr, tpr, roc_thr = roc_curve(t, s)
+            best = int(np.argmax(tpr - fpr))
+            thresholds[name] = float(min(roc_thr[best], s.max()))  # roc_curve's first is inf
+            how[name] = f"Youden J (base rate {t.mean():.2f} >= precision {target_precision:g})"
             continue
         precision, recall, thr = precision_recall_curve(t, s)
         precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
