@@ -31,8 +31,11 @@ app = typer.Typer(
 
 
 def _user_error(e: Exception) -> NoReturn:
-    """A user's mistake: one red line and exit code 2, no traceback."""
-    err_console.print(f"[red]error:[/] {e}")
+    """A user's mistake: one red line and exit code 2, no traceback. The message is
+    escaped: paths and extras in square brackets (``scenesift[ray]``) are text, not markup."""
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/] {escape(str(e))}")
     raise typer.Exit(2) from None
 
 
@@ -271,7 +274,6 @@ def embed(
     Frames already cached for this backbone, weights, preprocessing and layer are not
     computed again; the cache is keyed by the fingerprint printed at the end. With
     --engine ray they are computed by Ray Data (a local Ray, or --ray-address's cluster)."""
-    from rich.markup import escape
 
     from scenesift.models import (
         BackboneUnavailable,
@@ -295,7 +297,7 @@ def embed(
         )  # fmt: skip
     except (BackboneUnavailable, ImageLoadError, OnnxUnavailable, RayEngineError,
             UnknownBackbone, ValueError) as e:  # fmt: skip
-        _user_error(RuntimeError(escape(str(e))))  # messages name [extras]
+        _user_error(e)
     finally:
         store.close()
     h, w = model.preprocessing.size
@@ -426,7 +428,6 @@ def tagger_predict(
 
     With --engine ray (or --runtime onnx) the pooled features are embedded that way first;
     the head then scores them from the feature cache as usual."""
-    from rich.markup import escape
 
     from scenesift.models import ImageLoadError
     from scenesift.models import embed as embed_frames
@@ -458,7 +459,7 @@ def tagger_predict(
                     runtime=runtime.value,
                 )  # fmt: skip
             except (ImageLoadError, OnnxUnavailable, RayEngineError, ValueError) as e:
-                _user_error(RuntimeError(escape(str(e))))  # messages name [extras]
+                _user_error(e)
         summary = pipe.prelabel(store, tagger, path, precision, state=state)
     table = Table(title=f"Pre-labels written as {summary.source} ({summary.frames:,} frames)")
     for col in ("situation", "threshold", "rule", "predicted positive"):
