@@ -13,6 +13,7 @@ from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.plots import plot_tagger_curves
 from scenesift.experiments.results import read_results
 from scenesift.experiments.runners import run_experiment
+from scenesift.report.summary import experiment_tables, tagger_study_text
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -105,3 +106,9 @@ def test_the_tagger_study_gives_auc_rows_per_label_and_its_plot(project, tmp_pat
     first = auc[auc["round"] == 1].groupby("seed")["value"].nunique()
     assert (first == 1).all()
     assert plot_tagger_curves(df, tmp_path / "tagger.png").stat().st_size > 0
+    # the headline table: one row per strategy, the baseline first, paired differences
+    text = tagger_study_text(df)
+    assert [r[0] for r in text.rows] == ["random", "balance_situations"]
+    assert text.columns[2:6] == ["AULC mean ROC-AUC", "- random", "AULC night", "- random"]
+    assert text.rows[0][3] == "baseline" and "(p " in text.rows[1][3]
+    assert [t.title for t in experiment_tables(df)] == ["Situation tagger: strategies vs random"]

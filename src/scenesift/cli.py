@@ -923,7 +923,12 @@ def experiment_run(
             out = run_experiment(project, cfg, on_progress=on_progress)
         except ValueError as e:
             _user_error(e)
-    console.print(f"Results: [bold]{out}[/] (one Parquet file per run)")
+    from scenesift.report.summary import experiment_tables
+
+    for table in experiment_tables(out):
+        console.print(table)
+    console.print(f"Results: [bold]{out}[/] (one Parquet file per run; `scenesift report` "
+                  "draws the figures)")  # fmt: skip
 
 
 @experiment_app.command("remove")

@@ -38,7 +38,13 @@ from scenesift.report.gallery import (
     stored_boxes,
     tagger_cams,
 )
-from scenesift.report.summary import TextTable, as_frame, summary_text, variance_text
+from scenesift.report.summary import (
+    TextTable,
+    as_frame,
+    summary_text,
+    tagger_study_text,
+    variance_text,
+)
 from scenesift.report.template import render
 from scenesift.store import Store, StoreError
 
@@ -273,6 +279,7 @@ def _tagger(store: Store, df: pd.DataFrame | None, figs: _Figures) -> Section:
                        "black tick is the AP of a random ranker.")
         )  # fmt: skip
     if df is not None and plots.has_rows(df, "tagger"):
+        s.blocks.append(Block("table", table=tagger_study_text(df), dim=("random",)))
         s.blocks.append(
             figs.block(lambda p: plots.plot_tagger_curves(df, p), "tagger_study",
                        "Rare-label ROC-AUC vs labels spent",

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from scenesift.experiments import stats
-from scenesift.experiments.results import read_results
+from scenesift.experiments.results import ALL, read_results
 
 
 @dataclass
@@ -137,6 +137,66 @@ def variance_text(results: pd.DataFrame, metric: str = "map50") -> TextTable:
     return TextTable(columns, rows, caption, numeric=set(range(1, 9)))
 
 
+def tagger_study_text(
+    results: pd.DataFrame,
+    labels: list[str] | None = None,
+    n_labels: int = 3,
+    baseline: str = stats.BASELINE,
+) -> TextTable:
+    """The tagger study per strategy: AULC of the mean ROC-AUC over labels and of the
+    ROC-AUC of the hardest labels, each with its paired difference to ``baseline``.
+
+    ``labels``: default the ``n_labels`` labels the baseline's first tagger ranked worst
+    (mean over seeds): the situations the initial random set taught it least, where
+    choosing what to label can matter."""
+    df = results
+    auc = stats.subset(df, "auc", ALL, None, "tagger")
+    auc = auc.loc[auc["situation"] != ALL]
+    if labels is None:
+        first = auc.loc[auc["n_labelled"] == auc["n_labelled"].min()]
+        pool = (
+            first.loc[first["strategy"] == baseline]
+            if baseline in set(first["strategy"])
+            else first
+        )
+        worst = pool.groupby("situation")["value"].mean().sort_values()
+        labels = list(worst.index[:n_labels])
+    measures = [("auc_mean", ALL, "mean ROC-AUC")] + [("auc", s, s) for s in labels]
+    columns = ["strategy", "seeds"]
+    for _, _, title in measures:
+        columns += [f"AULC {title}", f"- {baseline}"]
+    strategies = sorted(set(auc["strategy"]), key=lambda s: (s != baseline, s))
+    rows = []
+    for strategy in strategies:
+        row = [strategy, ""]
+        for metric, situation, _ in measures:
+            a = stats.area_under_curve(df, metric, situation=situation, study="tagger")
+            by = a.by_strategy.set_index("strategy")
+            if strategy not in by.index:
+                row += ["-", "-"]
+                continue
+            r = by.loc[strategy]
+            row[1] = str(int(r["n_seeds"]))
+            row.append(fmt_ci(r["mean"], r["ci_low"], r["ci_high"]))
+            if strategy == baseline:
+                row.append("baseline")
+                continue
+            t = stats.paired_test(df, strategy, baseline, metric, situation=situation,
+                                  study="tagger")  # fmt: skip
+            row.append(f"{fmt_ci(t.mean_diff, t.ci_low, t.ci_high, sign=True)} "
+                       f"(p {fmt_p(t.t_pvalue)})")  # fmt: skip
+        rows.append(row)
+    span = auc["n_labelled"]
+    caption = (
+        f"Situation tagger campaigns: area under the test ROC-AUC learning curve over "
+        f"{span.min():,.0f}-{span.max():,.0f} labelled frames, divided by its width; mean "
+        f"[95% t-interval across seeds], the difference paired by seed (same initial set) "
+        f"with its paired t-test p-value. Labels: {', '.join(labels)} (those the first "
+        f"tagger ranked worst), and the mean over every label defined on the test split."
+    )
+    return TextTable(columns, rows, caption, numeric=set(range(1, len(columns))))
+
+
 def report_summary_table(
     results: pd.DataFrame | str | Path,
     full_map50: float | None = None,
@@ -151,9 +211,29 @@ def report_summary_table(
         table.add_column("strategy")
         return table
     text = summary_text(df, full_map50, share, baseline)
-    table = Table(title="Active learning strategies vs " + baseline, caption=text.caption)
+    return rich_table(text, "Active learning strategies vs " + baseline, baseline)
+
+
+def rich_table(text: TextTable, title: str, baseline: str | None = stats.BASELINE) -> Table:
+    """A ``TextTable`` for the terminal (the baseline's row dimmed)."""
+    table = Table(title=title, caption=text.caption)
     for j, col in enumerate(text.columns):
         table.add_column(col, justify="right" if j in text.numeric else "left")
     for row in text.rows:
         table.add_row(*map(escape, row), style="dim" if row[0] == baseline else None)
     return table
+
+
+def experiment_tables(results: pd.DataFrame | str | Path) -> list[Table]:
+    """Every study's headline table that the results have rows for."""
+    df = as_frame(results)
+    out: list[Table] = []
+    if df is None or df.empty:
+        return out
+    if not stats.variance_summary(df).empty:
+        out.append(rich_table(variance_text(df), "Variance of random subsets", None))
+    if not stats.subset(df, "map50").empty:
+        out.append(report_summary_table(df))
+    if not stats.subset(df, "auc_mean", study="tagger").empty:
+        out.append(rich_table(tagger_study_text(df), "Situation tagger: strategies vs random"))
+    return out
