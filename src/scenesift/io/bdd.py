@@ -115,8 +115,10 @@ def read_bdd(
     report = ImportReport(source=f"bdd:{labels_json.resolve()}")
     records: list[FrameRecord] = []
     seen: dict[str, str] = {}
-    items = list(frames_cur.items())
-    for cur in tracked(items, track):
+    items = frames_cur.value
+    for i in tracked(range(len(items)), track):
+        cur = frames_cur[i]
+        items[i] = None  # parsed: its JSON goes as the records grow (1M frames: GBs less)
         rec = _parse_frame(cur, taxonomy, mapping, image_dir, report)
         if rec.name in seen:
             raise cur.error(f"a unique frame name ({rec.name!r} is also at {seen[rec.name]})")
