@@ -111,3 +111,57 @@ def test_ray_and_local_process_pool_give_the_same_table(project):
     b = ray_df[cols].sort_values(key).reset_index(drop=True)
     assert len(a) > 0
     assert a.equals(b)
+
+
+def test_workers_die_with_the_experiment_process(project, tmp_path):
+    """kill -9 of `experiment run` must not leave its worker processes training orphans."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(
+        'name = "orphans"\nstudies = ["variance"]\n[variance]\nfractions = [1.0]\n'
+        'repeats = 50\n[learner]\nmin_score = 0.0\n[learner.detector]\nbackbone = "tiny"\n'
+        "input_size = [64, 96]\nbatch_size = 8\nwidth = 16\nepochs = 30\n"
+        '[runner]\nengine = "local"\nworkers = 2\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scenesift", "experiment", "run", str(cfg), "-p", str(project)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def children() -> set[int]:
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+        return {int(x) for x in out.stdout.split()}
+
+    deadline = time.monotonic() + 60
+    workers: set[int] = set()
+    while time.monotonic() < deadline and len(workers) < 2:
+        workers = {pid for pid in children() if _is_worker(pid)}
+        time.sleep(0.2)
+    assert len(workers) == 2, "the experiment never started its 2 workers"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"spawn_main" in f.read()
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False

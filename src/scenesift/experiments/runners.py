@@ -153,12 +153,35 @@ def _local(project: Path, config: ExperimentConfig, todo: list[RunSpec]) -> Iter
             yield _timed(project, data, run, threads)
         return
     # spawn: torch and forked OpenMP thread pools do not mix
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         pending = {pool.submit(_timed, project, data, run, threads) for run in todo}
         while pending:
             ready, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in ready:
                 yield future.result()
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker ends when the experiment's process dies (Ctrl-C, kill -9): otherwise it
+    would finish its run, then wait forever as an orphan, holding its cores. Linux only
+    (prctl PR_SET_PDEATHSIG, then a check that the parent did not die before it was set);
+    elsewhere a no-op."""
+    import contextlib
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def _ray(project: Path, config: ExperimentConfig, todo: list[RunSpec]) -> Iterator:
