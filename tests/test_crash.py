@@ -161,7 +161,7 @@ class Killer:
     project: Path
     rng: np.random.Generator
     kills: list[str] = field(default_factory=list)
-    runs: list[tuple[str, float]] = field(default_factory=list)
+    runs: list[tuple[str, str, float]] = field(default_factory=list)  # command, end, s
 
     def run(self, args: list[str], kill: tuple[str, int] | float | None) -> bool:
         """Run ``scenesift ARGS``; ``kill`` is a crash point (name, n), a delay in seconds
@@ -180,7 +180,9 @@ class Killer:
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
-            self.runs.append((f"{' '.join(args[:2])} {kill}", time.perf_counter() - started))
+            killed = proc.returncode == -signal.SIGKILL
+            how = "finished" if not killed else kill[0] if isinstance(kill, tuple) else "timed"
+            self.runs.append((" ".join(args[:2]), how, time.perf_counter() - started))
         if proc.returncode == -signal.SIGKILL:
             self.kills.append(f"{args[0]} {args[1]} at {kill}")
             self.assert_intact()
@@ -225,9 +227,9 @@ def victim(project: Path, s: Scenario, rng: np.random.Generator, scale: int) -> 
     Store.init(project, split_fractions=(0.6, 0.15, 0.25)).close()
 
     # import: one transaction per run, so every crash point lands (a re-run changes nothing)
-    imports = iter(range(8 * scale + 1))
+    imports = iter(range(10 * scale))  # a run that finished before its delay is spare
     k.step(
-        8 * scale,
+        9 * scale,
         lambda: (
             ["import", "bdd", str(s.labels), "--as", "oracle"]
             if next(imports, None) is not None
@@ -342,8 +344,15 @@ def crash_run(tmp_path: Path, s: Scenario, monkeypatch, seed: int, scale: int) -
     k = victim(tmp_path / "victim", s, np.random.default_rng(seed), scale)
     k.assert_intact()
     assert_same(contents(tmp_path / "victim"), want)
-    print(f"{len(k.kills)} kills in {len(k.runs)} runs, {time.perf_counter() - started:.0f} s:")
-    print("\n".join(f"{what}: {seconds:.1f} s" for what, seconds in k.runs))
+    print(f"{len(k.kills)} kills in {len(k.runs)} runs, {time.perf_counter() - started:.0f} s "
+          "in all (pytest -s prints this table)\n")  # fmt: skip
+    print("| command | runs | killed before a commit | after a commit | after a delay "
+          "| finished | seconds |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |")  # fmt: skip
+    for command in dict.fromkeys(c for c, _, _ in k.runs):
+        ends = [e for c, e, _ in k.runs if c == command]
+        spent = sum(t for c, _, t in k.runs if c == command)
+        cells = [ends.count(e) for e in ("commit", "committed", "timed", "finished")]
+        print(f"| `{command}` | {len(ends)} | {' | '.join(map(str, cells))} | {spent:.0f} |")
     return k
 
 
