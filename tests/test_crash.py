@@ -38,7 +38,9 @@ from scenesift.store.integrity import check
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SHARD_FRAMES = 24  # several shards per embedding run: kills between them keep finished work
+#: Several shards per embedding run (kills between them keep finished work); a multiple of
+#: embed's --batch-size 8, so that each shard holds exactly this many frames.
+SHARD_FRAMES = 24
 CAMPAIGN = """
 initial = {initial}
 batch = 4
@@ -145,7 +147,7 @@ def reference(project: Path, s: Scenario, monkeypatch) -> None:
 
     cli("init", project, "--split", "0.6,0.15,0.25")
     cli("import", "bdd", s.labels, "-p", project, "--as", "oracle")
-    cli("embed", "-p", project, "--backbone", "tiny", "--batch-size", "16")
+    cli("embed", "-p", project, "--backbone", "tiny", "--batch-size", "8")
     cli("al", "start", "sim", "-p", project, "--config", s.sim)
     cli("al", "start", "people", "-p", project, "--config", s.human)
     for _ in range(s.human_rounds):
@@ -250,7 +252,7 @@ def victim(project: Path, s: Scenario, rng: np.random.Generator, scale: int) -> 
 
     k.step(
         4 * scale,
-        lambda: ["embed", "--backbone", "tiny", "--batch-size", "16"] if shards_left() else None,
+        lambda: ["embed", "--backbone", "tiny", "--batch-size", "8"] if shards_left() else None,
         embed_kill,
     )
 
