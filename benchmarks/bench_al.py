@@ -23,6 +23,7 @@ import resource
 import subprocess
 import sys
 import time
+import timeit
 
 import numpy as np
 
@@ -76,12 +77,8 @@ def scored_pool(n: int, seed: int) -> Pool:
 
 
 def best_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    """Best wall time of ``repeats`` calls (the least disturbed by other jobs)."""
+    return min(timeit.repeat(fn, number=1, repeat=repeats))
 
 
 def uncertainty_rows(args: argparse.Namespace) -> tuple[list[tuple[str, str]], int]:

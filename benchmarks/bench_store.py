@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,12 +177,8 @@ def scenesift(*args: object, work: Path) -> Run:
 
 
 def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    """Best wall time of ``repeats`` calls (the least disturbed by other jobs)."""
+    return min(timeit.repeat(fn, number=1, repeat=repeats))
 
 
 def queries(project: Path, repeats: int) -> tuple[dict[str, float], int]:

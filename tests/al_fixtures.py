@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +52,21 @@ def oracle_project(tmp_path: Path) -> Store:
     batch = ImportBatch(make_frames(tmp_path / "data"), tmp_path / "data", ImportReport("t"))
     store.ingest(batch, label_source="oracle")
     return store
+
+
+def campaign_config(learner=LEARNER, **kw):
+    """A small simulated campaign: 6 random frames, then rounds of 4."""
+    from scenesift.al.campaign import CampaignConfig
+
+    base = {"strategy": {"name": "random"}, "initial": 6, "batch": 4,
+            "stopping": {"max_rounds": 3}, "learner": learner}  # fmt: skip
+    return CampaignConfig(**{**base, **kw})
+
+
+@contextmanager
+def opened_oracle_project(tmp_path: Path) -> Iterator[Store]:
+    store = oracle_project(tmp_path)
+    try:
+        yield store
+    finally:
+        store.close()

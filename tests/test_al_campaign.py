@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from al_fixtures import LEARNER, make_frames, oracle_project
+from al_fixtures import LEARNER, campaign_config, make_frames, opened_oracle_project
 from scenesift.al.campaign import Campaign, CampaignConfig
 from scenesift.records import ImportBatch, ImportReport
 from scenesift.store import Store, StoreError
@@ -17,15 +17,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture
 def project(tmp_path):
-    store = oracle_project(tmp_path)
-    yield store
-    store.close()
+    with opened_oracle_project(tmp_path) as store:
+        yield store
 
 
 def config(**kw) -> CampaignConfig:
-    base = {"strategy": {"name": "random"}, "initial": 6, "batch": 4,
-            "stopping": {"max_rounds": 3}, "learner": LEARNER}  # fmt: skip
-    return CampaignConfig(**{**base, **kw})
+    return campaign_config(**{"learner": LEARNER, **kw})
 
 
 def picks(store: Store, name: str) -> list[tuple[int, int, int]]:

@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from al_fixtures import LEARNER, TAGGER_LEARNER, oracle_project
+from al_fixtures import (
+    LEARNER,
+    TAGGER_LEARNER,
+    campaign_config,
+    opened_oracle_project,
+)
 from scenesift.al.campaign import Campaign, CampaignConfig
 from scenesift.al.learners import DetectorLearner, TaggerLearner, make_learner
 from scenesift.experiments.config import ExperimentConfig
@@ -20,15 +25,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture
 def project(tmp_path):
-    store = oracle_project(tmp_path)
-    yield store
-    store.close()
+    with opened_oracle_project(tmp_path) as store:
+        yield store
 
 
 def config(**kw) -> CampaignConfig:
-    base = {"strategy": {"name": "random"}, "initial": 6, "batch": 4,
-            "stopping": {"max_rounds": 3}, "learner": TAGGER_LEARNER}  # fmt: skip
-    return CampaignConfig(**{**base, **kw})
+    return campaign_config(**{"learner": TAGGER_LEARNER, **kw})
 
 
 def test_learner_kind_picks_the_model_and_names_bad_keys():
