@@ -351,13 +351,9 @@ class Campaign:
                 if outputs.situation_probs is not None
                 else situation_scores(self.store, self._tagger_source()),
                 embed_with=self._backbone if "embeddings" in strategy.required_fields() else None,
+                situation_probs=outputs.situation_probs,
+                situation_mc_probs=outputs.situation_mc_probs,
             )
-            if outputs.situation_probs is not None:
-                pool = replace(
-                    pool,
-                    situation_probs=outputs.situation_probs,
-                    situation_mc_probs=outputs.situation_mc_probs,
-                )
             selection = strategy.select(pool, budget, rng)
         picks = [candidates[int(i)] for i in selection.indices]
         metrics["seconds"] = round(time.perf_counter() - started, 2)

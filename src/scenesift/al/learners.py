@@ -69,12 +69,7 @@ class DetectorLearner:
     def backbone(self):
         """The backbone every member trains on, at the configured input size (its pooled
         features are the embeddings diversity strategies read)."""
-        from scenesift.models import get_backbone
-
-        backbone = get_backbone(self.config.backbone)
-        if self.config.input_size is not None:
-            backbone.preprocessing = backbone.preprocessing.with_size(*self.config.input_size)
-        return backbone
+        return _configured_backbone(self.config)
 
     def fit(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]):
         from scenesift.models.detector import ObjectDetector
@@ -223,12 +218,7 @@ class TaggerLearner:
 
     def backbone(self):
         """The backbone the head reads (its pooled features are the embeddings too)."""
-        from scenesift.models import get_backbone
-
-        backbone = get_backbone(self.config.backbone)
-        if self.config.input_size is not None:
-            backbone.preprocessing = backbone.preprocessing.with_size(*self.config.input_size)
-        return backbone
+        return _configured_backbone(self.config)
 
     def fit(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]):
         return self._fit(store, self.config, train, val)
@@ -314,6 +304,13 @@ def make_learner(spec: Mapping[str, Any]) -> DetectorLearner | TaggerLearner:
             f"{', '.join(sorted(known))}"
         )
     return cls(**args)
+
+
+def _configured_backbone(config):
+    """The backbone a Detector/TaggerConfig names, at its input size."""
+    from scenesift.models.backbones import at_input_size, get_backbone
+
+    return at_input_size(get_backbone(config.backbone), config.input_size)
 
 
 def _one_hot(n: int) -> np.ndarray:

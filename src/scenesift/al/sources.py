@@ -40,17 +40,21 @@ def build_pool(
     scores: dict[str, dict[str, float]],
     embed_with: Backbone | None = None,
     progress: bool = False,
+    situation_probs: np.ndarray | None = None,
+    situation_mc_probs: np.ndarray | None = None,
 ) -> Pool:
     """The Pool of ``records`` (row-aligned with ``frame_ids`` and ``detections``).
 
     ``scores``: stored tagger scores by frame name (``situation_probs`` is None when no
-    pool frame has any). ``embed_with``: compute (or read cached) pooled embeddings of the
-    pool and of the ``labelled`` frames; leave None when the strategy does not read them.
+    pool frame has any). ``situation_probs`` / ``situation_mc_probs``: a tagger's
+    probabilities on the pool rows (and its ensemble's), when the round trained one; they
+    take the place of ``scores``. ``embed_with``: compute (or read cached) pooled
+    embeddings of the pool and of the ``labelled`` frames; leave None when the strategy
+    does not read them.
     """
     tax = store.taxonomy
     names = [r.name for r in records]
-    situation_probs = None
-    if scores:
+    if situation_probs is None and scores:
         situation_probs = np.array(
             [[scores.get(n, {}).get(s, np.nan) for s in tax.names] for n in names], np.float32
         )
@@ -82,6 +86,7 @@ def build_pool(
         ),
         situations=tuple(tax.names),
         situation_probs=situation_probs,
+        situation_mc_probs=situation_mc_probs,
         classes=tuple(tax.classes),
         detections=detections,
         embeddings=embeddings,

@@ -412,6 +412,14 @@ BACKBONES: dict[str, BackboneInfo] = {
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
+def at_input_size(backbone: Backbone, size: tuple[int, int] | None) -> Backbone:
+    """``backbone`` reading images at ``size`` (H, W); None keeps its default size. The
+    size is part of the preprocessing, so feature caches of different sizes never mix."""
+    if size is not None:
+        backbone.preprocessing = backbone.preprocessing.with_size(*size)
+    return backbone
+
+
 def get_backbone(
     name: str = DEFAULT_BACKBONE,
     pretrained: bool = True,

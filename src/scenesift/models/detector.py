@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from scenesift.models.backbones import Backbone, get_backbone
+from scenesift.models.backbones import Backbone, at_input_size, get_backbone
 from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
 from scenesift.models.detector_net import (
     STRIDE,
@@ -127,9 +127,7 @@ class ObjectDetector:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        backbone = backbone or get_backbone(cfg.backbone)
-        if cfg.input_size is not None:
-            backbone.preprocessing = backbone.preprocessing.with_size(*cfg.input_size)
+        backbone = at_input_size(backbone or get_backbone(cfg.backbone), cfg.input_size)
         net = DetectorNet(backbone, len(self.classes), cfg.width)
         self.net = net.to(memory_format=torch.channels_last)
         self.history, self.backbone_trained = [], False

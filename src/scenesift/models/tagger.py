@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scenesift.models.backbones import Backbone, get_backbone
+from scenesift.models.backbones import Backbone, at_input_size, get_backbone
 from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
 from scenesift.models.features import embed
 from scenesift.models.images import make_loader
@@ -119,9 +119,7 @@ class SituationTagger:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        backbone = backbone or get_backbone(cfg.backbone)
-        if cfg.input_size is not None:
-            backbone.preprocessing = backbone.preprocessing.with_size(*cfg.input_size)
+        backbone = at_input_size(backbone or get_backbone(cfg.backbone), cfg.input_size)
         self.net = TaggerNet(backbone, len(self.situations)).to(memory_format=torch.channels_last)
         self.history = []
         self.groups_trained = 0

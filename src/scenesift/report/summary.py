@@ -166,12 +166,17 @@ def tagger_study_text(
     for _, _, title in measures:
         columns += [f"AULC {title}", f"- {baseline}"]
     strategies = sorted(set(auc["strategy"]), key=lambda s: (s != baseline, s))
+    aulc = {  # one per measure, every strategy's row at once
+        (metric, situation): stats.area_under_curve(
+            df, metric, situation=situation, study="tagger"
+        ).by_strategy.set_index("strategy")
+        for metric, situation, _ in measures
+    }
     rows = []
     for strategy in strategies:
         row = [strategy, ""]
         for metric, situation, _ in measures:
-            a = stats.area_under_curve(df, metric, situation=situation, study="tagger")
-            by = a.by_strategy.set_index("strategy")
+            by = aulc[metric, situation]
             if strategy not in by.index:
                 row += ["-", "-"]
                 continue
