@@ -90,6 +90,32 @@ def test_block_groups_run_top_down_and_hold_every_parameter_exactly_once(name):
     assert execution_order(b, groups) == list(reversed(range(len(groups))))
 
 
+@pytest.mark.parametrize("name", ["tiny", "efficientnet_lite0"])
+def test_cutting_off_the_top_k_groups_and_running_them_on_the_trunk_is_the_forward(name):
+    b = get_backbone(name, pretrained=False).eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        full = b(x)
+        for k in range(len(b.block_groups()) + 1):
+            torch.testing.assert_close(b.top(b.trunk(x, k), k), full, rtol=0, atol=0)
+        assert b.trunk(x, 0).shape == full.shape and b.trunk(x, len(b.block_groups())) is x
+    with pytest.raises(ValueError, match="block groups"):
+        b.trunk(x, len(b.block_groups()) + 1)
+
+
+def test_the_trunk_is_keyed_by_the_weights_below_the_cut_only():
+    b = get_backbone("tiny")
+    before = b.trunk_spec(2)
+    with torch.no_grad():
+        for m in b.block_groups()[0] + b.block_groups()[1]:  # the top two groups
+            for p in m.parameters():
+                p.add_(1.0)
+    assert b.trunk_spec(2) == before and b.trunk_spec(1) != before
+    with torch.no_grad():
+        next(b.block_groups()[2][0].parameters()).add_(1.0)  # just below the cut
+    assert b.trunk_spec(2) != before
+
+
 def test_fingerprint_follows_weights_seed_and_preprocessing():
     a, same = get_backbone("tiny", seed=0), get_backbone("tiny", seed=0)
     assert a.fingerprint == same.fingerprint

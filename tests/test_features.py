@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,38 @@ def test_a_lost_shard_file_is_recomputed_not_served(project):
     again = embed(project, backbone, progress=False, workers=0)
     assert again.computed == 7
     np.testing.assert_array_equal(again.array, first.array)
+
+
+def test_an_image_replaced_at_the_same_path_is_recomputed_not_served(project, tmp_path):
+    backbone = get_backbone("tiny")
+    first = embed(project, backbone, progress=False, workers=0)
+    replaced = project.records()[2]
+    pixels = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(replaced.path, quality=90)
+    stat = replaced.path.stat()  # a new mtime even on filesystems with coarse timestamps
+    os.utime(replaced.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    seen = counting(backbone)
+    again = embed(project, backbone, progress=False, workers=0)
+    assert (again.computed, again.cached, sum(seen)) == (1, 6, 1)
+    row = again.names.index(replaced.name)
+    assert not np.array_equal(again.array[row], first.array[row])
+    others = [i for i in range(len(again)) if i != row]
+    np.testing.assert_array_equal(again.array[others], first.array[others])
+    fresh = Store.init(tmp_path / "fresh")  # the same frames, never cached
+    frames = project.records()
+    fresh.ingest(ImportBatch(frames, tmp_path / "images", ImportReport("test", len(frames))))
+    np.testing.assert_array_equal(
+        embed(fresh, backbone, progress=False, workers=0).array[row], again.array[row]
+    )
+    assert embed(project, backbone, progress=False, workers=0).computed == 0
+
+
+def test_rows_cached_before_image_signatures_existed_are_still_served(project):
+    backbone = get_backbone("tiny")
+    embed(project, backbone, progress=False, workers=0)
+    with project.transaction() as c:
+        c.execute("UPDATE features SET image_sig = NULL")
+    assert embed(project, backbone, progress=False, workers=0).computed == 0
 
 
 def test_frames_by_split_and_unknown_names(project):

@@ -214,6 +214,7 @@ def test_an_older_catalog_gets_its_counts_on_opening(tmp_path):
             c.execute(f"DROP TRIGGER {name}")
         for table in [*schema.count_queries(), "count_pause"]:
             c.execute(f"DROP TABLE {table}")
+        c.execute("ALTER TABLE features DROP COLUMN image_sig")  # added by V6
         c.execute("PRAGMA user_version = 4")
     with Store.open(tmp_path / "p") as store:
         assert schema.version(store.conn) == schema.LATEST
@@ -256,7 +257,7 @@ def test_feature_rows_need_their_shard(project, tmp_path):
     fid = project.conn.execute("SELECT min(id) FROM frames").fetchone()[0]
     fp = project.arrays.put({"x": 1}, np.zeros((2, 3), np.float32), kind="features")
     with project.transaction() as c:
-        c.executemany("INSERT INTO features VALUES ('spec', ?, ?, ?)",
+        c.executemany("INSERT INTO features (spec, frame_id, shard, row) VALUES ('spec', ?, ?, ?)",
                       [(fid, fp, 1), (fid + 1, "nowhere", 0)])  # fmt: skip
     assert results(project)["features"] == [
         "1 feature row(s) point at shard nowhere, which is not registered"]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from PIL import Image
 
 from scenesift.models.backbones import Preprocessing, get_backbone
+from scenesift.models.features import feature_caches
 from scenesift.models.tagger import SituationTagger, TaggerConfig, label_matrix
 from scenesift.models.tagger_net import (
     TaggerNet,
@@ -154,3 +156,53 @@ def test_frozen_tagger_uses_the_feature_cache_and_save_load_round_trips(tmp_path
                                                      epochs=2, workers=0, seed=1))  # fmt: skip
     other.fit(recs[:16], recs[16:], store=store, backbone=tiny(), progress=False)
     assert other.fingerprint != tagger.fingerprint
+
+
+def gradual(cache_trunk: bool) -> TaggerConfig:
+    return TaggerConfig(backbone="tiny", schedule="gradual", epochs=4, batch_size=8,
+                        workers=0, patience=9, cache_trunk=cache_trunk)  # fmt: skip
+
+
+def test_gradual_fine_tuning_on_the_cached_trunk_is_the_image_path_run_once(tmp_path, monkeypatch):
+    """Epochs that train the top K groups read the frozen groups' cached output: the same
+    losses and weights as running every image through the whole backbone each epoch."""
+    recs = dataset(tmp_path / "data")
+    store = Store.init(tmp_path / "proj")
+    store.ingest(ImportBatch(recs, tmp_path / "data", ImportReport("test")))
+    on_images = SituationTagger(SITUATIONS, gradual(False)).fit(
+        recs[:16], recs[16:], store=store, backbone=tiny(), progress=False
+    )
+    import scenesift.models.tagger as tagger_module
+
+    def no_images(*args, **kwargs):
+        raise AssertionError("a fine-tuning epoch read images instead of the cached trunk")
+
+    monkeypatch.setattr(tagger_module, "make_loader", no_images)
+    on_trunk = SituationTagger(SITUATIONS, gradual(True)).fit(
+        recs[:16], recs[16:], store=store, backbone=tiny(), progress=False
+    )
+    assert [h.trainable_groups for h in on_trunk.history] == [0, 1, 2, 3]
+    for a, b in zip(on_images.history, on_trunk.history, strict=True):
+        assert b.train_loss == pytest.approx(a.train_loss, rel=1e-2)  # float16 trunk
+        assert b.val_loss == pytest.approx(a.val_loss, rel=1e-2)
+    for (name, a), b in zip(on_images.net.state_dict().items(),
+                            on_trunk.net.state_dict().values(), strict=True):  # fmt: skip
+        torch.testing.assert_close(b, a, rtol=0.05, atol=2e-3, msg=name)
+    layers = {row["layer"] for row in feature_caches(store)}
+    assert "trunk:3" in layers  # the top 3 of 5 groups train in epochs 1-3
+    monkeypatch.undo()
+    np.testing.assert_allclose(on_trunk.predict_proba(recs, progress=False),
+                               on_images.predict_proba(recs, progress=False),
+                               atol=0.02)  # fmt: skip
+
+
+def test_the_trunk_is_not_cached_where_it_would_not_fit_in_memory_or_is_the_image(tmp_path):
+    recs = dataset(tmp_path / "data")
+    store = Store.init(tmp_path / "proj")
+    store.ingest(ImportBatch(recs, tmp_path / "data", ImportReport("test")))
+    small = replace(gradual(True), trunk_memory_gb=1e-9)
+    every_group = replace(gradual(True), epochs=9)  # would unfreeze all 5 tiny groups
+    for cfg in (small, every_group, replace(gradual(True), schedule="full")):
+        SituationTagger(SITUATIONS, cfg).fit(recs[:16], recs[16:], store=store,
+                                             backbone=tiny(), progress=False)  # fmt: skip
+    assert not [row for row in feature_caches(store) if row["layer"].startswith("trunk")]

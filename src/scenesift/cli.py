@@ -257,7 +257,9 @@ def embed(
         "efficientnet_lite0", help="Backbone: efficientnet_lite0, resnet50 or tiny."
     ),
     layer: str = typer.Option(
-        "pooled", help="pooled: one vector per frame; map: the stride-32 feature map (float16)."
+        "pooled",
+        help="pooled: one vector per frame; map: the stride-32 feature map; pyramid: the "
+        "stride-8/16/32 maps; trunk:K: the output below the top K block groups (float16).",
     ),
     split: str | None = typer.Option(None, help="Only this split (train, val or test)."),
     batch_size: int = typer.Option(32, min=1, help="Frames per forward pass."),
@@ -359,6 +361,12 @@ def tagger_train(
         3e-4, help="Learning rate of the head in epochs where backbone groups train too."
     ),
     lr_decay: float = typer.Option(0.5),
+    cache_trunk: bool = typer.Option(
+        True,
+        help="gradual: fine-tune the top groups on the cached output of the frozen ones "
+        "below (computed once) instead of running every image through the whole backbone "
+        "each epoch.",
+    ),
     seed: int = typer.Option(0),
 ) -> None:
     """Train on the labelled train split, early-stop on val, save a checkpoint."""
@@ -370,7 +378,7 @@ def tagger_train(
     cfg = TaggerConfig(
         backbone=backbone, schedule=schedule, epochs=epochs, batch_size=batch_size, seed=seed,
         samples_per_epoch=samples_per_epoch, head_lr=head_lr, backbone_lr=backbone_lr,
-        lr_decay=lr_decay, finetune_head_lr=finetune_head_lr,
+        lr_decay=lr_decay, finetune_head_lr=finetune_head_lr, cache_trunk=cache_trunk,
         input_size=_parse_size(input_size) if input_size else None,
     )  # fmt: skip
     with Store.open(project) as store:

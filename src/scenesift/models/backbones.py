@@ -128,6 +128,52 @@ class Backbone(nn.Module):
         parameter exactly once. Gradual unfreezing trains ``groups[:k]``."""
         raise NotImplementedError
 
+    def group_forwards(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        """What each block group computes, from the input side up: the reverse order of
+        ``block_groups``; applied in turn they are ``forward``."""
+        raise NotImplementedError
+
+    def trunk(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """The backbone without its top ``k`` groups: what those groups receive.
+
+        While gradual unfreezing trains at most the top ``k`` groups, everything below
+        them is frozen, so its output can be cached once and every fine-tuning epoch runs
+        only ``top`` (``forward(x) == top(trunk(x, k), k)``)."""
+        steps = self.group_forwards()
+        for step in steps[: len(steps) - self._check_cut(k)]:
+            x = step(x)
+        return x
+
+    def top(self, h: torch.Tensor, k: int) -> torch.Tensor:
+        """The top ``k`` groups applied to ``trunk(x, k)``: the stride-32 map."""
+        steps = self.group_forwards()
+        for step in steps[len(steps) - self._check_cut(k) :]:
+            h = step(h)
+        return h
+
+    def trunk_spec(self, k: int) -> dict[str, Any]:
+        """Everything that determines ``trunk(x, k)``: the weights *below* the cut only, so
+        fine-tuning the top groups keeps the trunk's cache valid."""
+        h = hashlib.sha256()
+        for gi, group in enumerate(self.block_groups()[self._check_cut(k) :]):
+            for mi, module in enumerate(group):
+                for name, t in module.state_dict().items():
+                    t = t.detach().cpu().contiguous()
+                    h.update(f"{gi}.{mi}.{name}:{t.dtype}:{tuple(t.shape)};".encode())
+                    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return {
+            "backbone": self.name,
+            "trunk": k,
+            "weights": h.hexdigest(),
+            "preprocessing": self.preprocessing.spec(),
+        }
+
+    def _check_cut(self, k: int) -> int:
+        n = len(self.block_groups())
+        if not 0 <= k <= n:
+            raise ValueError(f"{self.name} has {n} block groups; cannot cut off the top {k}")
+        return k
+
     def conv_bn_pairs(self) -> list[tuple[nn.Module, str, str]]:
         """(parent module, conv attribute, batch-norm attribute) that ``for_inference`` may
         fold; each BN must directly follow its conv."""
@@ -258,6 +304,23 @@ class EfficientNetLite0(Backbone):
         stages = [list(self.blocks[a:b]) for a, b in self.STAGES]
         return [list(self.head), *reversed(stages), list(self.stem)]
 
+    def group_forwards(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        n = len(self.blocks)
+
+        def stage(a: int, b: int) -> Callable[[torch.Tensor], torch.Tensor]:
+            def run(x: torch.Tensor) -> torch.Tensor:
+                for i in range(a, b):
+                    x = self.blocks[i](x, drop_connect_rate=self._drop_connect * i / n)
+                return x
+
+            return run
+
+        return [
+            lambda x: self.act(self.stem[1](self.stem[0](x))),
+            *(stage(a, b) for a, b in self.STAGES),
+            lambda x: self.act(self.head[1](self.head[0](x))),
+        ]
+
 
 # --------------------------------------------------------------------------- ResNet-50
 def _import_torchvision():
@@ -336,6 +399,10 @@ class ResNet50(Backbone):
     def block_groups(self) -> list[list[nn.Module]]:
         return [[layer] for layer in reversed(self.layers)] + [list(self.stem)]
 
+    def group_forwards(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        stem = lambda x: self.maxpool(self.relu(self.stem[1](self.stem[0](x))))  # noqa: E731
+        return [stem, *self.layers]
+
 
 # --------------------------------------------------------------------------- tiny
 def _conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -378,6 +445,9 @@ class TinyCNN(Backbone):
 
     def block_groups(self) -> list[list[nn.Module]]:
         return [[stage] for stage in reversed(self.stages)]
+
+    def group_forwards(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        return list(self.stages)
 
 
 # --------------------------------------------------------------------------- registry

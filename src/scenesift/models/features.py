@@ -6,13 +6,15 @@ embedded twice for the same spec: ``embed`` computes only the frames the cache l
 
 Layout: each run writes its new features as array shards (``store.arrays``) and, in the
 same transaction that registers a shard, one ``features`` row per frame (spec, frame,
-shard, row). The shard file is written before that transaction, so a killed run leaves at
-most an unregistered file, never rows pointing at nothing. Reading gathers rows from the
-memory-mapped shards.
+shard, row, image signature). The signature (file size and mtime) is taken before the
+image is decoded; a frame whose file no longer matches it is computed again. The shard
+file is written before that transaction, so a killed run leaves at most an unregistered
+file, never rows pointing at nothing. Reading gathers rows from the memory-mapped shards.
 """
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import json
 import os
@@ -34,8 +36,9 @@ from scenesift.ui import steps
 
 #: ``pyramid``: the stride-8/16/32 maps of ``Backbone.features`` flattened and concatenated
 #: per frame (float16), for detectors whose neck trains on cached features; see
-#: :func:`split_pyramid`.
-LAYERS = ("pooled", "map", "pyramid")
+#: :func:`split_pyramid`. ``trunk:K`` (K >= 1): ``Backbone.trunk(x, K)``, the backbone below
+#: its top K block groups (float16), on which a tagger fine-tunes those K groups.
+LAYERS = ("pooled", "map", "pyramid", "trunk:K")
 KIND = "features"
 #: Bump when the way features are computed changes without the spec noticing.
 FORMAT = 1
@@ -76,15 +79,31 @@ class FeatureSet:
         return len(self.names)
 
 
+def trunk_layer(k: int) -> str:
+    return f"trunk:{k}"
+
+
+def trunk_cut(layer: str) -> int | None:
+    """K of a ``trunk:K`` layer; None for the other layers; ValueError for unknown ones."""
+    if layer in LAYERS[:3]:
+        return None
+    prefix, _, k = layer.partition(":")
+    if prefix != "trunk" or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"layer must be one of {LAYERS} (K >= 1), got {layer!r}")
+    return int(k)
+
+
 def cache_spec(backbone: Backbone, layer: str) -> dict[str, Any]:
-    """Everything that determines a frame's cached features (the cache key's content)."""
-    if layer not in LAYERS:
-        raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
+    """Everything that determines a frame's cached features (the cache key's content).
+    A trunk is keyed by the weights below its cut only (``Backbone.trunk_spec``)."""
+    k = trunk_cut(layer)
     return {
         "kind": KIND,
         "format": FORMAT,
         "backbone": backbone.name,
-        "backbone_fingerprint": backbone.fingerprint,
+        "backbone_fingerprint": (
+            backbone.fingerprint if k is None else fingerprint(backbone.trunk_spec(k))
+        ),
         "preprocessing": backbone.preprocessing.spec(),
         "layer": layer,
         "dtype": "float32" if layer == "pooled" else "float16",
@@ -124,7 +143,7 @@ def embed(
     spec = cache_spec(backbone, layer)
     fp = fingerprint(spec)
     frames = _frames(store, names, split)
-    cached = _cached_rows(store, fp, [fid for fid, _, _ in frames])
+    cached = _fresh(_cached_rows(store, fp, [fid for fid, _, _ in frames]), frames)
     missing = list({f[0]: f for f in frames if f[0] not in cached}.values())  # each once
     started = time.perf_counter()
     if missing and engine == "ray":
@@ -137,7 +156,8 @@ def embed(
                  runtime)  # fmt: skip
     seconds = time.perf_counter() - started
     rows = _cached_rows(store, fp, [fid for fid, _, _ in frames]) if missing else cached
-    array = _gather(store, rows, [fid for fid, _, _ in frames], _empty_shape(backbone, layer))
+    empty = _empty_shape(backbone, layer) if not frames else (0,)  # the shape of no frames
+    array = _gather(store, rows, [fid for fid, _, _ in frames], empty)
     return FeatureSet(
         names=[name for _, name, _ in frames],
         array=array.astype(np.float32 if layer == "pooled" else np.float16, copy=False),
@@ -188,6 +208,9 @@ def forward_features(backbone: Backbone, images: torch.Tensor, layer: str) -> np
         maps = backbone.features(images)
         flat = [m.to(torch.float16).reshape(len(m), -1) for m in maps]  # reshape: NCHW order
         return torch.cat(flat, dim=1).numpy()
+    k = trunk_cut(layer)
+    if k is not None:
+        return backbone.trunk(images, k).to(torch.float16).contiguous().numpy()
     fmap = backbone(images)
     if layer == "pooled":
         return fmap.mean(dim=(2, 3)).float().numpy()
@@ -208,7 +231,7 @@ def _compute(
 ) -> None:
     forward = inference_forward(backbone, layer, runtime)
     loader = make_loader([p for _, _, p in missing], backbone.preprocessing, batch_size, workers)
-    shards = ShardWriter(store, spec, fp)
+    shards = ShardWriter(store, spec, fp, image_signatures(missing))
     with steps(f"embedding ({backbone.name}, {layer})", len(missing), progress) as step:
         for batch in loader:
             out = forward(batch.images)
@@ -222,8 +245,10 @@ class ShardWriter:
     ``SHARD_BYTES``): what both engines write through, so memory is bounded by a shard,
     never by the pool, and a killed run keeps every shard it finished."""
 
-    def __init__(self, store: Store, spec: dict[str, Any], fp: str) -> None:
-        self.store, self.spec, self.fp = store, spec, fp
+    def __init__(
+        self, store: Store, spec: dict[str, Any], fp: str, sigs: dict[int, str | None]
+    ) -> None:
+        self.store, self.spec, self.fp, self.sigs = store, spec, fp, sigs
         self.ids: list[int] = []
         self.arrays: list[np.ndarray] = []
         self.nbytes = 0
@@ -242,13 +267,19 @@ class ShardWriter:
     def flush(self) -> None:
         """Write and register what is queued (nothing if empty)."""
         if self.ids:
-            _write_shard(self.store, self.spec, self.fp, self.ids, self.arrays)
+            sigs = [self.sigs.get(i) for i in self.ids]
+            _write_shard(self.store, self.spec, self.fp, self.ids, sigs, self.arrays)
             self.written += len(self.ids)
         self.ids, self.arrays, self.nbytes = [], [], 0
 
 
 def _write_shard(
-    store: Store, spec: dict[str, Any], fp: str, ids: list[int], arrays: list[np.ndarray]
+    store: Store,
+    spec: dict[str, Any],
+    fp: str,
+    ids: list[int],
+    sigs: list[str | None],
+    arrays: list[np.ndarray],
 ) -> None:
     """Register a shard and index its rows atomically (the file is written first)."""
     array = np.concatenate(arrays)
@@ -256,8 +287,12 @@ def _write_shard(
     with store.transaction() as c:
         shard = store.arrays.put(shard_spec, array, kind=KIND)  # joins this transaction
         c.executemany(
-            "INSERT OR REPLACE INTO features (spec, frame_id, shard, row) VALUES (?, ?, ?, ?)",
-            [(fp, fid, shard, row) for row, fid in enumerate(ids)],
+            "INSERT OR REPLACE INTO features (spec, frame_id, shard, row, image_sig) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (fp, fid, shard, row, sig)
+                for row, (fid, sig) in enumerate(zip(ids, sigs, strict=True))
+            ],
         )
 
 
@@ -289,38 +324,68 @@ def _frames(
     return [by_name[n] for n in names]
 
 
-def _cached_rows(store: Store, fp: str, ids: list[int]) -> dict[int, tuple[str, int]]:
-    """frame id -> (shard, row) for the frames cached under ``fp`` whose shard exists."""
+def image_signature(path: str) -> str | None:
+    """Size and modification time (ns) of an image file; None where it cannot be read
+    (decoding will then raise the clear error)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def image_signatures(frames: Sequence[tuple[int, str, str]]) -> dict[int, str | None]:
+    """frame id -> signature of its image now, taken *before* decoding: a file replaced
+    between this and the decode only causes one needless recomputation later."""
+    return {fid: image_signature(path) for fid, _, path in frames}
+
+
+def _fresh(
+    rows: dict[int, tuple[str, int, str | None]], frames: Sequence[tuple[int, str, str]]
+) -> dict[int, tuple[str, int, str | None]]:
+    """The cached rows whose image file is still the one they were computed from."""
+    paths = {fid: path for fid, _, path in frames}
+    return {
+        fid: row for fid, row in rows.items()
+        if row[2] is None or image_signature(paths[fid]) == row[2]
+    }  # fmt: skip
+
+
+def _cached_rows(store: Store, fp: str, ids: list[int]) -> dict[int, tuple[str, int, str | None]]:
+    """frame id -> (shard, row, image signature) for the frames cached under ``fp`` whose
+    shard exists."""
     wanted = set(ids)
-    rows: dict[int, tuple[str, int]] = {}
+    rows: dict[int, tuple[str, int, str | None]] = {}
     if len(wanted) <= 900:  # one query with the ids bound (SQLite's limit is 999)
         chunk = sorted(wanted)
         if chunk:
             q = (
-                "SELECT frame_id, shard, row FROM features WHERE spec = ? "
+                "SELECT frame_id, shard, row, image_sig FROM features WHERE spec = ? "
                 f"AND frame_id IN ({','.join('?' * len(chunk))})"
             )
-            rows.update((fid, (s, r)) for fid, s, r in store.conn.execute(q, (fp, *chunk)))
+            rows.update(
+                (fid, (s, r, sig)) for fid, s, r, sig in store.conn.execute(q, (fp, *chunk))
+            )
     else:
-        for fid, s, r in store.conn.execute(
-            "SELECT frame_id, shard, row FROM features WHERE spec = ?", (fp,)
+        for fid, s, r, sig in store.conn.execute(
+            "SELECT frame_id, shard, row, image_sig FROM features WHERE spec = ?", (fp,)
         ):
             if fid in wanted:
-                rows[fid] = (s, r)
-    present = {s for s in {s for s, _ in rows.values()} if store.arrays.has(s)}
-    return {fid: sr for fid, sr in rows.items() if sr[0] in present}  # lost files: recompute
+                rows[fid] = (s, r, sig)
+    present = {s for s in {row[0] for row in rows.values()} if store.arrays.has(s)}
+    return {fid: row for fid, row in rows.items() if row[0] in present}  # lost: recompute
 
 
 def _gather(
     store: Store,
-    rows: dict[int, tuple[str, int]],
+    rows: dict[int, tuple[str, int, str | None]],
     ids: list[int],
     empty_shape: tuple[int, ...],
 ) -> np.ndarray:
     """Stack the cached rows of ``ids`` in order, reading each shard once (memory-mapped)."""
     by_shard: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
     for pos, fid in enumerate(ids):
-        shard, row = rows[fid]
+        shard, row, _ = rows[fid]
         by_shard[shard][0].append(pos)
         by_shard[shard][1].append(row)
     out: np.ndarray | None = None
@@ -333,13 +398,23 @@ def _gather(
     return out if out is not None else np.empty(empty_shape, dtype=np.float32)
 
 
-def _empty_shape(backbone: Backbone, layer: str) -> tuple[int, ...]:
+def row_shape(backbone: Backbone, layer: str) -> tuple[int, ...]:
+    """The shape of one frame's cached features for ``layer``."""
     h, w = backbone.preprocessing.size
     if layer == "pooled":
-        return (0, backbone.out_channels)
+        return (backbone.out_channels,)
     if layer == "pyramid":
-        return (0, sum(int(np.prod(s)) for s in pyramid_shapes(backbone)))
-    return (0, backbone.out_channels, h // 32, w // 32)
+        return (sum(int(np.prod(s)) for s in pyramid_shapes(backbone)),)
+    k = trunk_cut(layer)
+    if k is not None:
+        probe = copy.deepcopy(backbone).eval()  # never touch the caller's BatchNorm state
+        with torch.inference_mode():
+            return tuple(probe.trunk(torch.zeros(1, 3, h, w), k).shape[1:])
+    return (backbone.out_channels, h // 32, w // 32)
+
+
+def _empty_shape(backbone: Backbone, layer: str) -> tuple[int, ...]:
+    return (0, *row_shape(backbone, layer))
 
 
 def pyramid_shapes(backbone: Backbone) -> list[tuple[int, int, int]]:

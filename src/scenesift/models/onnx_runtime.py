@@ -49,6 +49,8 @@ class _LayerOutput(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layer == "pyramid":
             return torch.cat([m.reshape(m.shape[0], -1) for m in self.model.features(x)], 1)
+        if self.layer.startswith("trunk:"):
+            return self.model.trunk(x, int(self.layer.partition(":")[2]))
         fmap = self.model(x)
         return fmap.mean(dim=(2, 3)) if self.layer == "pooled" else fmap
 

@@ -32,6 +32,7 @@ from scenesift.models.backbones import Backbone, Preprocessing
 from scenesift.models.features import (
     ShardWriter,
     _empty_shape,
+    image_signatures,
     inference_forward,
     keep_freed_memory,
 )
@@ -114,8 +115,9 @@ def compute_on_ray(
     staging.mkdir(parents=True, exist_ok=True)
     try:
         with ray_session(address, workers) as ray:
+            sigs = image_signatures(missing)  # before any decode (see features.py)
             _run(ray, backbone, forward, missing, batch_size, workers, staging, progress)
-        return _register(store, backbone, spec, fp, missing, layer, staging, progress)
+        return _register(store, backbone, spec, fp, missing, sigs, layer, staging, progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -210,6 +212,7 @@ def _register(
     spec: dict[str, Any],
     fp: str,
     missing: Sequence[tuple[int, str, str]],
+    sigs: dict[int, str | None],
     layer: str,
     staging: Path,
     progress: bool,
@@ -218,7 +221,7 @@ def _register(
     row_shape = _empty_shape(backbone, layer)[1:]
     dtype = np.float32 if layer == "pooled" else np.float16
     files = sorted(staging.rglob("*.parquet"))
-    writer = ShardWriter(store, spec, fp)
+    writer = ShardWriter(store, spec, fp, sigs)
     errors: dict[int, str] = {}
     rows = 0
     with steps(f"caching ({backbone.name}, {layer})", len(missing), progress) as step:

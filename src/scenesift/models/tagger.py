@@ -5,6 +5,10 @@ Training follows seed 000: all situations at once, masked binary cross-entropy, 
 layer alone for the first epoch, then one more block group of the backbone per epoch.
 While the backbone is frozen, the head trains on cached pooled features (exactly
 equivalent, see ``TaggerNet.head_on_pooled``), so that epoch costs seconds, not minutes.
+The fine-tuning epochs of a gradual schedule never train more than its top K groups, so
+with a store they train on the cached output of the frozen groups below (the ``trunk:K``
+layer): the same computation, with the bottom of the backbone run once instead of once
+per epoch.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 
 from scenesift.models.backbones import Backbone, at_input_size, get_backbone
 from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
-from scenesift.models.features import embed
+from scenesift.models.features import embed, row_shape, trunk_layer
 from scenesift.models.images import make_loader
 from scenesift.models.tagger_net import (
     SCHEDULES,
@@ -59,6 +63,10 @@ class TaggerConfig:
     #: Neighbouring frames of a drive are near-duplicates, so a subset loses little and a
     #: fine-tuning epoch on 2 CPU cores drops from minutes to seconds.
     samples_per_epoch: int | None = None
+    #: Fine-tune on the cached trunk (see the module docstring) when a store is given and
+    #: the train and validation trunks fit in ``trunk_memory_gb``; else on the images.
+    cache_trunk: bool = True
+    trunk_memory_gb: float = 4.0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -140,6 +148,16 @@ class SituationTagger:
             return pooled_cache[key]
 
         groups = backbone.block_groups()
+        cut = self._trunk_cut(backbone, len(train) + len(val), store)
+        trunks: dict[str, torch.Tensor] = {}
+
+        def trunk(records: Sequence[FrameRecord], key: str) -> torch.Tensor | None:
+            if not cut:
+                return None
+            if key not in trunks:
+                trunks[key] = self._trunk(records, store, backbone, cut, progress)
+            return trunks[key]
+
         best, best_loss, stale = None, float("inf"), 0
         for epoch in range(cfg.epochs):
             started = time.perf_counter()
@@ -148,18 +166,22 @@ class SituationTagger:
             if head_only:
                 train_loss = self._fit_head(pooled(train, "train"), y_tr, m_tr, pos_weight, rng)
             else:
-                train_loss = self._fit_epoch(train, y_tr, m_tr, n_groups, pos_weight, rng, progress)
+                train_loss = self._fit_epoch(
+                    train, y_tr, m_tr, n_groups, pos_weight, rng, progress,
+                    trunk(train, "train"), cut,
+                )  # fmt: skip
                 self.groups_trained = max(self.groups_trained, n_groups)
             if not len(val):  # nothing to early-stop on: keep training, keep the last epoch
                 self.history.append(EpochLog(epoch, n_groups, train_loss, float("nan"),
                                              time.perf_counter() - started))  # fmt: skip
                 continue
             with torch.inference_mode():
-                logits = (
-                    self.net.head_on_pooled(pooled(val, "val"))
-                    if head_only
-                    else torch.from_numpy(self._logits(val, progress, "validating"))
-                )
+                if head_only:
+                    logits = self.net.head_on_pooled(pooled(val, "val"))
+                elif cut:
+                    logits = self._logits_from_trunk(trunk(val, "val"), cut)
+                else:
+                    logits = torch.from_numpy(self._logits(val, progress, "validating"))
                 # Unweighted: pos_weight helps rare labels train, but with a handful of
                 # validation positives it would make the stopping signal jump around.
                 val_loss = float(masked_bce(logits, y_va, m_va))
@@ -199,8 +221,11 @@ class SituationTagger:
                 losses.append(float(loss.detach()))
         return float(np.mean(losses[-max(1, len(losses) // cfg.head_passes) :]))
 
-    def _fit_epoch(self, train, y, m, n_groups, pos_weight, rng, progress) -> float:
-        """One epoch over the images, the head and the top ``n_groups`` groups training."""
+    def _fit_epoch(
+        self, train, y, m, n_groups, pos_weight, rng, progress, trunk=None, cut=0
+    ) -> float:
+        """One epoch over the images (or their cached ``trunk`` below the top ``cut``
+        groups), the head and the top ``n_groups`` groups training."""
         cfg = self.config
         net = self.net
         groups = set_trainable(net, n_groups)
@@ -210,16 +235,24 @@ class SituationTagger:
         opt = torch.optim.AdamW(param_groups, weight_decay=cfg.weight_decay)
         set_train_mode(net, n_groups)
         order = rng.permutation(len(train))[: cfg.samples_per_epoch or len(train)]
-        loader = make_loader(
-            [train[i].path for i in order], net.backbone.preprocessing, cfg.batch_size, cfg.workers
-        )
+        if trunk is None:
+            batches = (
+                (torch.from_numpy(order[b.index.numpy()]), b.images)
+                for b in make_loader([train[i].path for i in order],
+                                     net.backbone.preprocessing, cfg.batch_size, cfg.workers)
+            )  # fmt: skip
+        else:
+            batches = (
+                (idx, trunk[idx].float().contiguous(memory_format=torch.channels_last))
+                for idx in torch.from_numpy(order).split(cfg.batch_size)
+            )
         losses = []
         with steps(
             f"epoch: {n_groups} group(s) + head", len(order), progress, transient=True
         ) as advance:
-            for batch in loader:
-                idx = torch.from_numpy(order[batch.index.numpy()])
-                loss = masked_bce(net(batch.images), y[idx], m[idx], pos_weight)
+            for idx, x in batches:
+                logits = net(x) if trunk is None else net.forward_from_trunk(x, cut)
+                loss = masked_bce(logits, y[idx], m[idx], pos_weight)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -227,6 +260,33 @@ class SituationTagger:
                 advance(len(idx))
         net.eval()
         return float(np.mean(losses)) if losses else 0.0
+
+    def _trunk_cut(self, backbone: Backbone, n_frames: int, store: Store | None) -> int:
+        """K when fine-tuning can run on the cached ``trunk:K`` (0: on the images): only
+        gradual schedules keep the groups below their top K frozen throughout."""
+        cfg = self.config
+        n = len(backbone.block_groups())
+        k = min(cfg.epochs - 1, n)
+        if store is None or not cfg.cache_trunk or cfg.schedule != "gradual" or not 0 < k < n:
+            return 0
+        frame_bytes = 2 * int(np.prod(row_shape(backbone, trunk_layer(k))))  # float16
+        return k if n_frames * frame_bytes <= cfg.trunk_memory_gb * 2**30 else 0
+
+    def _trunk(self, records, store, backbone, cut, progress) -> torch.Tensor:
+        """``backbone.trunk(x, cut)`` of ``records`` (float16), through the feature cache."""
+        feats = embed(
+            store, backbone, [r.name for r in records], layer=trunk_layer(cut),
+            batch_size=self.config.batch_size, workers=self.config.workers, progress=progress,
+        )  # fmt: skip
+        return torch.from_numpy(np.ascontiguousarray(feats.array))
+
+    def _logits_from_trunk(self, trunk: torch.Tensor, cut: int) -> torch.Tensor:
+        net = self._check_fitted().eval()
+        out = [
+            net.forward_from_trunk(h.float().contiguous(memory_format=torch.channels_last), cut)
+            for h in trunk.split(self.config.batch_size)
+        ]
+        return torch.cat(out) if out else torch.zeros((0, len(self.situations)))
 
     def _pooled(self, records, store, backbone, progress) -> torch.Tensor:
         """Pooled features of the (frozen, pretrained) backbone, from the cache if any."""

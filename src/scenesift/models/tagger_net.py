@@ -33,6 +33,10 @@ class TaggerNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.cam(x).mean(dim=(2, 3))
 
+    def forward_from_trunk(self, trunk: torch.Tensor, k: int) -> torch.Tensor:
+        """Logits from ``backbone.trunk(x, k)``: identical to forward(x)."""
+        return self.head(self.backbone.top(trunk, k)).mean(dim=(2, 3))
+
     def head_on_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """Logits from pooled features (N, C): identical to forward() by linearity."""
         w = self.head.weight.flatten(1)  # (S, C)

@@ -554,10 +554,17 @@ def _backfill_counts(conn: sqlite3.Connection) -> None:
         conn.execute(f"INSERT INTO {table} SELECT * FROM ({query})")
 
 
+#: Feature cache rows remember the image file they were computed from (size and mtime in
+#: nanoseconds), so a file replaced at the same path is recomputed, not served stale. Rows
+#: written before V6 have NULL: nothing is known about their file and they are trusted.
+V6 = """
+ALTER TABLE features ADD COLUMN image_sig TEXT;
+"""
+
 Migration = str | Callable[[sqlite3.Connection], None]
 
 #: MIGRATIONS[i] takes a catalog from version i to version i + 1.
-MIGRATIONS: list[Migration] = [V1, V2, V3, V4, _backfill_counts]
+MIGRATIONS: list[Migration] = [V1, V2, V3, V4, _backfill_counts, V6]
 
 LATEST = len(MIGRATIONS)
 
