@@ -354,6 +354,9 @@ def tagger_train(
     ),
     batch_size: int = typer.Option(32, min=1),
     head_lr: float = typer.Option(3e-3, help="Learning rate of the new 1x1 conv head."),
+    head_passes: int = typer.Option(
+        20, min=1, help="Passes over the cached pooled features in a head-only epoch."
+    ),
     backbone_lr: float = typer.Option(
         1e-4, help="Learning rate of the top backbone group; each lower one gets --lr-decay x."
     ),
@@ -377,7 +380,8 @@ def tagger_train(
     keep_freed_memory()
     cfg = TaggerConfig(
         backbone=backbone, schedule=schedule, epochs=epochs, batch_size=batch_size, seed=seed,
-        samples_per_epoch=samples_per_epoch, head_lr=head_lr, backbone_lr=backbone_lr,
+        samples_per_epoch=samples_per_epoch, head_lr=head_lr, head_passes=head_passes,
+        backbone_lr=backbone_lr,
         lr_decay=lr_decay, finetune_head_lr=finetune_head_lr, cache_trunk=cache_trunk,
         input_size=_parse_size(input_size) if input_size else None,
     )  # fmt: skip

@@ -45,6 +45,23 @@ def test_dashboard_shows_coverage_learning_curve_and_reports(client):
     assert r.status_code == 200 and "Campaign summary" in r.text
 
 
+def test_a_tagger_campaign_plots_its_mean_roc_auc(tmp_path):
+    store = Store.init(tmp_path / "p")
+    with store.transaction() as c:
+        c.execute("INSERT INTO campaigns (name, created_at) VALUES ('tagging', '2024-01-01')")
+        for idx, auc in enumerate((0.81, 0.93)):
+            c.execute(
+                "INSERT INTO rounds (campaign_id, idx, status, metrics, created_at) "
+                "VALUES (1, ?, 'done', ?, '2024-01-02')",
+                (idx, json.dumps({"n_labelled": 50 * (idx + 1), "auc_mean": auc})),
+            )
+    store.close()
+    with TestClient(create_app(tmp_path / "p"), base_url="http://127.0.0.1") as c:
+        html = c.get("/").text
+    assert "<polyline" in html and "mean ROC-AUC" in html and "0.930" in html
+    assert "mAP" not in html.split("Learning curve", 1)[1].split("</section>", 1)[0]
+
+
 def test_dashboard_empty_state_without_a_campaign(tmp_path):
     Store.init(tmp_path / "empty").close()
     with TestClient(create_app(tmp_path / "empty"), base_url="http://127.0.0.1") as c:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from html import escape
 
-from scenesift.web.queries import CurvePoint
+from scenesift.web.queries import CURVE_METRICS, CurvePoint
+
+COLOURS = {"map50": "#2563eb", "map": "#f97316", "auc_mean": "#16a34a"}
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -26,10 +28,10 @@ def _label(v: float) -> str:
 
 
 def learning_curve_svg(points: list[CurvePoint], width: int = 560, height: int = 260) -> str:
-    """mAP@0.5 (and mAP@[.5:.95] when present) against labelled frames."""
+    """Each round metric present (mAP@0.5, mAP, mean ROC-AUC) against labelled frames."""
     series = [
-        ("mAP@0.5", "#2563eb", [(p.n_labelled, p.map50) for p in points if p.map50 is not None]),
-        ("mAP", "#f97316", [(p.n_labelled, p.map) for p in points if p.map is not None]),
+        (label, COLOURS[key], [(p.n_labelled, p.values[key]) for p in points if key in p.values])
+        for key, label in CURVE_METRICS.items()
     ]
     series = [s for s in series if s[2]]
     left, right, top, bottom = 48, 16, 16, 40

@@ -664,12 +664,16 @@ def frame_picks(conn: sqlite3.Connection, frame_id: int) -> list[tuple]:
 
 
 # ------------------------------------------------------------------------------ campaigns
+#: Round metrics a learning curve can plot, in legend order: the detector's mAPs and the
+#: tagger's mean ROC-AUC (``Campaign.metric`` names the one a campaign optimises).
+CURVE_METRICS = {"map50": "mAP@0.5", "map": "mAP@[.5:.95]", "auc_mean": "mean ROC-AUC"}
+
+
 @dataclass(frozen=True)
 class CurvePoint:
     round: int
     n_labelled: float
-    map50: float | None
-    map: float | None
+    values: dict[str, float]  # CURVE_METRICS key -> value, only those the round has
 
 
 @dataclass(frozen=True)
@@ -678,6 +682,12 @@ class LearningCurve:
     status: str
     rounds: int
     points: list[CurvePoint]
+
+    @property
+    def metrics(self) -> dict[str, str]:
+        """key -> label of the metrics at least one round has, in CURVE_METRICS order."""
+        have = {k for p in self.points for k in p.values}
+        return {k: label for k, label in CURVE_METRICS.items() if k in have}
 
 
 def learning_curve(conn: sqlite3.Connection) -> LearningCurve | None:
@@ -699,14 +709,8 @@ def learning_curve(conn: sqlite3.Connection) -> LearningCurve | None:
             continue
         if not isinstance(m, dict) or not _number(m.get("n_labelled")):
             continue
-        points.append(
-            CurvePoint(
-                idx,
-                float(m["n_labelled"]),
-                float(m["map50"]) if _number(m.get("map50")) else None,
-                float(m["map"]) if _number(m.get("map")) else None,
-            )
-        )
+        values = {k: float(m[k]) for k in CURVE_METRICS if _number(m.get(k))}
+        points.append(CurvePoint(idx, float(m["n_labelled"]), values))
     return LearningCurve(name, status, n_rounds, points)
 
 
