@@ -185,6 +185,9 @@ def test_variance_summary_per_fraction():
     assert summary.loc[0.2, "std"] == pytest.approx(np.std([0.45, 0.69, 0.5, 0.6], ddof=1))
     assert summary.loc[1.0, "spread"] == pytest.approx(0.0)
     assert stats.full_data_value(frame(rows)) == pytest.approx(0.8)
+    lucky = [{**rows[0], "fraction": 1.0, "run": f"full{i}", "value": v}
+             for i, v in enumerate([0.30, 0.31, 0.32, 0.90])]  # fmt: skip
+    assert stats.full_data_value(frame(lucky)) == pytest.approx(0.315)  # not pulled by 0.90
     assert stats.full_data_value(curves({("random", 0): linear()})) is None
 
 

@@ -176,7 +176,7 @@ def test_results_can_be_a_results_directory(project, results, tmp_path):
         append_run(tmp_path / "results", str(run), rows.to_dict("records"))
     html = build_report(project, tmp_path / "r.html", tmp_path / "results",
                         sections=("summary",)).read_text(encoding="utf-8")  # fmt: skip
-    assert "least_confidence" in html and "mean of the variance study" in html
+    assert "least_confidence" in html and "median of the variance study" in html
 
 
 def test_terminal_summary_table_has_the_key_numbers(results):

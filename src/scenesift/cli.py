@@ -962,7 +962,9 @@ def report_cmd(
     ),
     campaign: str | None = typer.Option(None, help="Campaign for the galleries (default: latest)."),
     full_map50: float | None = typer.Option(
-        None, help="Full-data mAP@0.5 for the 95% target (default: the variance study's 100%)."
+        None,
+        help="Full-data mAP@0.5 for the 95% target (default: the median of the variance "
+        "study's 100% runs).",
     ),
     out: Path | None = typer.Option(None, help="Default: PROJECT/reports/report.html."),
 ) -> None:

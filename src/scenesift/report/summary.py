@@ -99,7 +99,7 @@ def summary_text(
     if full_map50 is None:
         source = "no full-data mAP@0.5: pass it, or run the variance study with fraction 1.0"
     elif from_variance:
-        source = f"full-data mAP@0.5 {full_map50:.3f}: mean of the variance study's 100% runs"
+        source = f"full-data mAP@0.5 {full_map50:.3f}: median of the variance study's 100% runs"
     else:
         source = f"full-data mAP@0.5 {full_map50:.3f} (given)"
     x = ""
