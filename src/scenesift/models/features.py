@@ -343,7 +343,9 @@ def image_signatures(frames: Sequence[tuple[int, str, str]]) -> dict[int, str | 
 def _fresh(
     rows: dict[int, tuple[str, int, str | None]], frames: Sequence[tuple[int, str, str]]
 ) -> dict[int, tuple[str, int, str | None]]:
-    """The cached rows whose image file is still the one they were computed from."""
+    """The cached rows whose image file is still the one they were computed from: one
+    ``stat`` per frame, ~1 us on a local disk (a second per million frames), more on a
+    network file system."""
     paths = {fid: path for fid, _, path in frames}
     return {
         fid: row for fid, row in rows.items()
