@@ -154,17 +154,17 @@ class Backbone(nn.Module):
     def trunk_spec(self, k: int) -> dict[str, Any]:
         """Everything that determines ``trunk(x, k)``: the weights *below* the cut only, so
         fine-tuning the top groups keeps the trunk's cache valid."""
-        h = hashlib.sha256()
-        for gi, group in enumerate(self.block_groups()[self._check_cut(k) :]):
-            for mi, module in enumerate(group):
-                for name, t in module.state_dict().items():
-                    t = t.detach().cpu().contiguous()
-                    h.update(f"{gi}.{mi}.{name}:{t.dtype}:{tuple(t.shape)};".encode())
-                    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        below = self.block_groups()[self._check_cut(k) :]
+        state = (
+            (f"{gi}.{mi}.{name}", t)
+            for gi, group in enumerate(below)
+            for mi, module in enumerate(group)
+            for name, t in module.state_dict().items()
+        )
         return {
             "backbone": self.name,
             "trunk": k,
-            "weights": h.hexdigest(),
+            "weights": _tensors_digest(state),
             "preprocessing": self.preprocessing.spec(),
         }
 
@@ -196,12 +196,7 @@ class Backbone(nn.Module):
         state = self.state_dict()
         key = _version_key(state.values())
         if key is None or key != self._digest.key:
-            h = hashlib.sha256()
-            for name, t in state.items():
-                t = t.detach().cpu().contiguous()
-                h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-            self._digest = _Digest(key or (), h.hexdigest())
+            self._digest = _Digest(key or (), _tensors_digest(state.items()))
         return self._digest.value
 
     def spec(self) -> dict[str, Any]:
@@ -218,6 +213,16 @@ class Backbone(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, source={self.source}, preprocessing={self.preprocessing}"
+
+
+def _tensors_digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """sha256 of named tensors: names, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for name, t in named:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _version_key(tensors: Iterable[torch.Tensor]) -> tuple | None:
