@@ -160,6 +160,20 @@ def test_rows_table_and_pr_plot(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_class_with_a_handful_of_test_objects_is_flagged_in_the_table():
+    frames = scene(12)
+    frames[0] = replace(frames[0], boxes=[*frames[0].boxes, Box("golf_cart", 10, 10, 60, 50)])
+    res = evaluate_detection(frames, noisy(frames), CLASSES)
+    assert res.few_instances() == {"golf_cart": 1}
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(res.to_table())
+    text = " ".join(console.export_text().split())
+    assert "Few test objects: golf_cart (1)" in text and "up to 1/4" in text
+    assert evaluate_detection(scene(12), noisy(scene(12)), CLASSES).few_instances_note() == ""
+
+
 def test_slices_report_their_own_sizes():
     frames = scene(20)
     preds = noisy(frames)

@@ -40,6 +40,8 @@ from scenesift.records import Box, FrameRecord
 SIZES = ("small", "medium", "large")
 _SIZE_LIMITS = {"small": (0, 32**2), "medium": (32**2, 96**2), "large": (96**2, float("inf"))}
 NO_INSTANCES = "no ground-truth instances"
+#: Below this many ground-truth objects a class's AP is flagged as too coarse to trust.
+FEW_INSTANCES = 10
 ALL = "all"
 #: Name prefix of object slices in tables and tidy rows (``object:close``).
 OBJECT_PREFIX = "object:"
@@ -113,6 +115,25 @@ class DetectionResults:
     def per_class(self, metric: str = "AP50") -> dict[str, float | None]:
         return {c: self.get(metric, c).value for c in self.classes}
 
+    def few_instances(self, below: int = FEW_INSTANCES) -> dict[str, int]:
+        """Classes with ground truth but fewer than ``below`` objects: their AP jumps in
+        big steps (with one object it is 0 or 1) and each moves the mean by up to
+        1/(classes with ground truth)."""
+        counts = {c: self.get("AP50", c).n_instances for c in self.classes}
+        return {c: n for c, n in counts.items() if 0 < n < below}
+
+    def few_instances_note(self, below: int = FEW_INSTANCES) -> str:
+        """A warning for tables and reports ('' when every class has enough objects)."""
+        few = self.few_instances(below)
+        if not few:
+            return ""
+        defined = sum(1 for c in self.classes if self.get("AP50", c).n_instances)
+        listed = ", ".join(f"{c} ({n})" for c, n in few.items())
+        return (
+            f"Few test objects: {listed}. Such a class's AP moves in big steps (0 or 1 "
+            f"with one object), and each moves the mean by up to 1/{defined}."
+        )
+
     def rows(self) -> list[dict[str, Any]]:
         """Tidy rows (metric, class, slice, value, ci_low, ci_high, n_images, n_instances,
         reason); the size bucket is part of the metric name (``AP50_small``)."""
@@ -136,7 +157,7 @@ class DetectionResults:
         table = Table(
             title=title or f"Detection ({self.slice}: {self.n_images:,} images)",
             caption="COCO evaluation (pycocotools). Classes without ground truth are "
-            "undefined and left out of the means.",
+            "undefined and left out of the means. " + self.few_instances_note(),
         )
         table.add_column("class", no_wrap=True)
         for col in ("instances", "AP@0.5", "AP@[.5:.95]"):
