@@ -1,5 +1,6 @@
 """The variance study's spread of mAP@0.5 over chosen classes only (mean of their AP@0.5 per
-run): how much of the spread a class with a handful of test objects causes.
+run): how much of the spread a class with a handful of test objects causes; and the strategy
+study's mean over those classes per labelled-set size, each strategy paired with random.
 
     .venv/bin/python benchmarks/variance_by_class.py \
         demo-output/project/experiments/full/results --classes car,truck,pedestrian,cyclist
@@ -30,6 +31,22 @@ def main() -> None:
     for fraction, r in stats.iterrows():
         print(f"| {fraction:.0%} | {r['count']:.0f} | {r['min']:.3f} | {r['median']:.3f} "
               f"| {r['max']:.3f} | {r['std']:.3f} |")  # fmt: skip
+    rows = df[(df["study"] == "strategies") & (df["metric"] == "ap50")
+              & (df["situation"] == "all") & df["class"].isin(classes)]  # fmt: skip
+    if rows.empty:
+        return
+    curves = rows.groupby(["strategy", "seed", "n_labelled"])["value"].mean()
+    random = curves.loc["random"]
+    sizes = sorted(random.index.get_level_values("n_labelled").unique())
+    print("\nstrategies: mean over seeds; others as the paired difference from random")
+    print("| strategy | " + " | ".join(str(n) for n in sizes) + " |")
+    print("| --- |" + " ---: |" * len(sizes))
+    mean = random.groupby("n_labelled").mean()
+    print("| random | " + " | ".join(f"{mean[n]:.3f}" for n in sizes) + " |")
+    for strategy in curves.index.get_level_values("strategy").unique():
+        if strategy != "random":
+            diff = (curves.loc[strategy] - random).groupby("n_labelled").mean()
+            print(f"| {strategy} | " + " | ".join(f"{diff[n]:+.3f}" for n in sizes) + " |")
 
 
 if __name__ == "__main__":
