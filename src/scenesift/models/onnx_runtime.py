@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from scenesift.models.backbones import Backbone
+from scenesift.models.features import trunk_cut
 
 OPSET = 17
 
@@ -49,8 +50,9 @@ class _LayerOutput(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layer == "pyramid":
             return torch.cat([m.reshape(m.shape[0], -1) for m in self.model.features(x)], 1)
-        if self.layer.startswith("trunk:"):
-            return self.model.trunk(x, int(self.layer.partition(":")[2]))
+        k = trunk_cut(self.layer)
+        if k is not None:
+            return self.model.trunk(x, k)
         fmap = self.model(x)
         return fmap.mean(dim=(2, 3)) if self.layer == "pooled" else fmap
 

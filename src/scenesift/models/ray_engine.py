@@ -31,10 +31,10 @@ import torch
 from scenesift.models.backbones import Backbone, Preprocessing
 from scenesift.models.features import (
     ShardWriter,
-    _empty_shape,
     image_signatures,
     inference_forward,
     keep_freed_memory,
+    row_shape,
 )
 from scenesift.models.images import ImageLoadError, load_pixels, normalise
 from scenesift.store import Store
@@ -218,7 +218,7 @@ def _register(
     progress: bool,
 ) -> int:
     """Stream the staging shards into the feature cache, one row group at a time."""
-    row_shape = _empty_shape(backbone, layer)[1:]
+    shape = row_shape(backbone, layer)
     dtype = np.float32 if layer == "pooled" else np.float16
     files = sorted(staging.rglob("*.parquet"))
     writer = ShardWriter(store, spec, fp, sigs)
@@ -229,7 +229,7 @@ def _register(
             for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS):
                 ids = batch.column("frame_id").to_numpy()
                 error = batch.column("error").to_numpy(zero_copy_only=False)
-                feats = tensor_column(batch.column("features"), row_shape, dtype)
+                feats = tensor_column(batch.column("features"), shape, dtype)
                 ok = error == ""
                 for fid, reason in zip(ids[~ok], error[~ok], strict=True):
                     errors[int(fid)] = str(reason)
