@@ -13,10 +13,12 @@ import pytest
 from scenesift.synth import (
     PARTICIPANTS,
     FrameState,
+    Label,
     ObjectState,
     WorldConfig,
     contact_sheet,
     default_world_config,
+    frame_attributes,
     generate,
     plan_drive,
     read_generation,
@@ -135,9 +137,24 @@ def test_situation_flags_agree_with_labels(world) -> None:
         a = f["attributes"]
         dist = [lb["attributes"]["distance"] for lb in parts]
         assert a["pedestrian_present"] == any(lb["category"] == "pedestrian" for lb in parts)
-        assert a["crowded"] == (len(parts) >= SMALL.crowded_min)
+        seen = [lb for lb in parts if lb["attributes"]["occlusion"] <= SMALL.crowded_max_occlusion]
+        assert a["crowded"] == (len(seen) >= SMALL.crowded_min)
         assert a["close_participant"] == any(d <= SMALL.close_m for d in dist)
         assert a["far_participant"] == any(d > SMALL.far_m for d in dist)
+
+
+def test_crowded_counts_only_participants_that_are_mostly_visible() -> None:
+    def car(i: int, occlusion: float) -> Label:
+        return Label(i, "car", (0.0, 0.0, 10.0, 10.0), occlusion, 0.0, 20.0)
+
+    state = FrameState()
+    cut = state.settings.crowded_max_occlusion
+    n = state.settings.crowded_min
+    half_hidden = [car(i, cut) for i in range(n)]
+    assert frame_attributes(state, half_hidden)["crowded"]
+    # a queue of cars mostly hidden behind the first one is boxed, but does not look crowded
+    queue = [car(0, 0.0)] + [car(i, min(1.0, cut + 0.2)) for i in range(1, n + 4)]
+    assert not frame_attributes(state, queue)["crowded"]
 
 
 # ------------------------------------------------------------------ geometry

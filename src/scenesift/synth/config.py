@@ -77,6 +77,10 @@ class WorldConfig:
     close_m: float = field(default=10.0, metadata=_sec("labels"))
     far_m: float = field(default=40.0, metadata=_sec("labels"))
     crowded_min: int = field(default=8, metadata=_sec("labels"))
+    #: A participant counts towards "crowded" (many participants *visible*) only when at
+    #: most this share of it is hidden: a labeller judging a scene cannot count a car that
+    #: shows one tenth of itself, though it is still boxed for detection (max_occlusion).
+    crowded_max_occlusion: float = field(default=0.5, metadata=_sec("labels"))
     # [render]
     noise_sigma: float = field(default=2.5, metadata=_sec("render"))
     night_noise_sigma: float = field(default=7.0, metadata=_sec("render"))
@@ -148,6 +152,8 @@ class WorldConfig:
 
         if self.width < 32 or self.height < 32:
             raise bad("image.width/height", "must be at least 32 pixels")
+        if not 0.0 <= self.crowded_max_occlusion <= 1.0:
+            raise bad("labels.crowded_max_occlusion", "must be in 0..1")
         if not 1 <= self.jpeg_quality <= 100:
             raise bad("image.jpeg_quality", "must be in 1..100")
         if not 1 <= self.min_frames <= self.max_frames:

@@ -756,6 +756,7 @@ def frame_attributes(state: FrameState, labels: list[Label]) -> dict[str, object
     """BDD attributes plus the boolean situations, derived from what is actually visible."""
     s = state.settings
     parts = [lb for lb in labels if lb.category in PARTICIPANTS]
+    seen = sum(lb.occlusion <= s.crowded_max_occlusion for lb in parts)
     return {
         "timeofday": BDD_TIMEOFDAY[state.timeofday],
         "weather": BDD_WEATHER[state.weather],
@@ -764,7 +765,7 @@ def frame_attributes(state: FrameState, labels: list[Label]) -> dict[str, object
         "close_participant": any(lb.distance <= s.close_m for lb in parts),
         "far_participant": any(lb.distance > s.far_m for lb in parts),
         "pedestrian_present": any(lb.category == "pedestrian" for lb in parts),
-        "crowded": len(parts) >= s.crowded_min,
+        "crowded": seen >= s.crowded_min,
     }
 
 

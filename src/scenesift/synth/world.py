@@ -145,6 +145,7 @@ class RenderSettings:
     close_m: float = 10.0
     far_m: float = 40.0
     crowded_min: int = 8
+    crowded_max_occlusion: float = 0.5
     noise_sigma: float = 2.5
     night_noise_sigma: float = 7.0
     night_ambient: float = 0.1
@@ -170,6 +171,7 @@ class RenderSettings:
             close_m=cfg.close_m,
             far_m=cfg.far_m,
             crowded_min=cfg.crowded_min,
+            crowded_max_occlusion=cfg.crowded_max_occlusion,
             noise_sigma=cfg.noise_sigma,
             night_noise_sigma=cfg.night_noise_sigma,
             night_ambient=cfg.night_ambient,
