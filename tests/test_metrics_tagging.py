@@ -240,3 +240,19 @@ def test_a_common_situation_is_not_called_positive_everywhere():
     called = s >= thr["clear"]
     assert precision_score(y, called) > 0.99 and called.mean() < 0.99
     assert (~called & (y == 0)).sum() > 0.8 * (y == 0).sum()  # most negatives stay negative
+
+
+def test_schedule_table_names_the_weakest_situation_with_enough_positives() -> None:
+    from scenesift.tables import schedule_table
+
+    # "rare" has 5 positives and the worst ranking, "common" ~100 and a mediocre one
+    y, s, mask = synthetic(400, [0.25, 0.25, 0.0125], [4.0, 1.0, 0.0], seed=3)
+    names = ["easy", "common", "rare"]
+    weak = evaluate_tagging(y, s, mask, names)
+    strong = evaluate_tagging(y, y * 0.8 + s * 0.2, mask, names)
+    assert weak["rare"].positives < 30 and weak["rare"].roc_auc < weak["common"].roc_auc
+    console = Console(width=200, record=True)
+    console.print(schedule_table({"frozen": weak, "gradual": strong}, min_positives=30))
+    row = next(line for line in console.export_text().splitlines() if "lowest" in line)
+    assert f"{weak['common'].roc_auc:.3f} common" in row  # not "rare": too few positives
+    assert "1.000 " in row  # the perfect ranker's weakest label

@@ -336,54 +336,73 @@ tagger_app = typer.Typer(
 app.add_typer(tagger_app, name="tagger")
 
 
+# Training knobs shared by `tagger train` and `tagger compare` (one definition, one help).
+_T_BACKBONE = typer.Option("efficientnet_lite0", help="Backbone from the registry.")
+_T_INPUT_SIZE = typer.Option(
+    None, help="Network input HxW, multiples of 32 (default: the backbone's, 192x320)."
+)
+_T_EPOCHS = typer.Option(5, min=1)
+_T_SAMPLES = typer.Option(
+    None, help="Frames per backbone-training epoch (random each epoch; default all)."
+)
+_T_BATCH = typer.Option(32, min=1)
+_T_HEAD_LR = typer.Option(3e-3, help="Learning rate of the new 1x1 conv head.")
+_T_HEAD_PASSES = typer.Option(
+    20, min=1, help="Passes over the cached pooled features in a head-only epoch."
+)
+_T_BACKBONE_LR = typer.Option(
+    1e-4, help="Learning rate of the top backbone group; each lower one gets --lr-decay x."
+)
+_T_FINETUNE_HEAD_LR = typer.Option(
+    3e-4, help="Learning rate of the head in epochs where backbone groups train too."
+)
+_T_LR_DECAY = typer.Option(0.5)
+_T_CACHE_TRUNK = typer.Option(
+    True,
+    help="gradual: fine-tune the top groups on the cached output of the frozen ones "
+    "below (computed once) instead of running every image through the whole backbone "
+    "each epoch.",
+)
+_T_SEED = typer.Option(0)
+
+
+def _tagger_config(input_size: str | None, **values):
+    from scenesift.models.tagger import TaggerConfig
+
+    return TaggerConfig(input_size=_parse_size(input_size) if input_size else None, **values)
+
+
 @tagger_app.command("train")
 def tagger_train(
     project: Path = PROJECT,
-    backbone: str = typer.Option("efficientnet_lite0", help="Backbone from the registry."),
-    input_size: str | None = typer.Option(
-        None, help="Network input HxW, multiples of 32 (default: the backbone's, 192x320)."
-    ),
+    backbone: str = _T_BACKBONE,
+    input_size: str | None = _T_INPUT_SIZE,
     schedule: str = typer.Option(
         "gradual",
         help="gradual: head alone, then one more block group per epoch; "
         "frozen: head only; full: everything from the start.",
     ),
-    epochs: int = typer.Option(5, min=1),
-    samples_per_epoch: int | None = typer.Option(
-        None, help="Frames per backbone-training epoch (random each epoch; default all)."
-    ),
-    batch_size: int = typer.Option(32, min=1),
-    head_lr: float = typer.Option(3e-3, help="Learning rate of the new 1x1 conv head."),
-    head_passes: int = typer.Option(
-        20, min=1, help="Passes over the cached pooled features in a head-only epoch."
-    ),
-    backbone_lr: float = typer.Option(
-        1e-4, help="Learning rate of the top backbone group; each lower one gets --lr-decay x."
-    ),
-    finetune_head_lr: float = typer.Option(
-        3e-4, help="Learning rate of the head in epochs where backbone groups train too."
-    ),
-    lr_decay: float = typer.Option(0.5),
-    cache_trunk: bool = typer.Option(
-        True,
-        help="gradual: fine-tune the top groups on the cached output of the frozen ones "
-        "below (computed once) instead of running every image through the whole backbone "
-        "each epoch.",
-    ),
-    seed: int = typer.Option(0),
+    epochs: int = _T_EPOCHS,
+    samples_per_epoch: int | None = _T_SAMPLES,
+    batch_size: int = _T_BATCH,
+    head_lr: float = _T_HEAD_LR,
+    head_passes: int = _T_HEAD_PASSES,
+    backbone_lr: float = _T_BACKBONE_LR,
+    finetune_head_lr: float = _T_FINETUNE_HEAD_LR,
+    lr_decay: float = _T_LR_DECAY,
+    cache_trunk: bool = _T_CACHE_TRUNK,
+    seed: int = _T_SEED,
 ) -> None:
     """Train on the labelled train split, early-stop on val, save a checkpoint."""
     from scenesift.models.features import keep_freed_memory
-    from scenesift.models.tagger import TaggerConfig
     from scenesift.pipelines import tagger as pipe
 
     keep_freed_memory()
-    cfg = TaggerConfig(
-        backbone=backbone, schedule=schedule, epochs=epochs, batch_size=batch_size, seed=seed,
-        samples_per_epoch=samples_per_epoch, head_lr=head_lr, head_passes=head_passes,
-        backbone_lr=backbone_lr,
-        lr_decay=lr_decay, finetune_head_lr=finetune_head_lr, cache_trunk=cache_trunk,
-        input_size=_parse_size(input_size) if input_size else None,
+    cfg = _tagger_config(
+        input_size, backbone=backbone, schedule=schedule, epochs=epochs, seed=seed,
+        batch_size=batch_size, samples_per_epoch=samples_per_epoch, head_lr=head_lr,
+        head_passes=head_passes, backbone_lr=backbone_lr, lr_decay=lr_decay,
+        finetune_head_lr=finetune_head_lr, cache_trunk=cache_trunk,
     )  # fmt: skip
     with Store.open(project) as store:
         tagger, path = pipe.train(store, cfg)
@@ -504,20 +523,31 @@ def tagger_cam(
 @tagger_app.command("compare")
 def tagger_compare(
     project: Path = PROJECT,
-    backbone: str = typer.Option("efficientnet_lite0"),
-    epochs: int = typer.Option(5, min=1),
-    samples_per_epoch: int | None = typer.Option(None),
-    seed: int = typer.Option(0),
+    backbone: str = _T_BACKBONE,
+    input_size: str | None = _T_INPUT_SIZE,
+    epochs: int = _T_EPOCHS,
+    samples_per_epoch: int | None = _T_SAMPLES,
+    batch_size: int = _T_BATCH,
+    head_lr: float = _T_HEAD_LR,
+    head_passes: int = _T_HEAD_PASSES,
+    backbone_lr: float = _T_BACKBONE_LR,
+    finetune_head_lr: float = _T_FINETUNE_HEAD_LR,
+    lr_decay: float = _T_LR_DECAY,
+    cache_trunk: bool = _T_CACHE_TRUNK,
+    seed: int = _T_SEED,
 ) -> None:
-    """Train the frozen, gradual and full schedules on the same split and print their
-    per-situation test ROC-AUC side by side."""
+    """Train the frozen, gradual and full schedules on the same split, seed and settings
+    and print their per-situation test ROC-AUC side by side."""
     from scenesift.models.features import keep_freed_memory
-    from scenesift.models.tagger import TaggerConfig
     from scenesift.pipelines import tagger as pipe
 
     keep_freed_memory()
-    cfg = TaggerConfig(backbone=backbone, epochs=epochs, seed=seed,
-                         samples_per_epoch=samples_per_epoch)  # fmt: skip
+    cfg = _tagger_config(
+        input_size, backbone=backbone, epochs=epochs, seed=seed, batch_size=batch_size,
+        samples_per_epoch=samples_per_epoch, head_lr=head_lr, head_passes=head_passes,
+        backbone_lr=backbone_lr, lr_decay=lr_decay, finetune_head_lr=finetune_head_lr,
+        cache_trunk=cache_trunk,
+    )  # fmt: skip
     with Store.open(project) as store:
         results = pipe.compare_schedules(store, cfg)
     console.print(schedule_table(results))

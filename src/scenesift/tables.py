@@ -69,8 +69,10 @@ def skipped_lines(report: ImportReport, limit: int = 20) -> list[str]:
     return lines
 
 
-def schedule_table(results: dict) -> Table:
-    """Per-situation test ROC-AUC of several tagger schedules, side by side."""
+def schedule_table(results: dict, min_positives: int = 30) -> Table:
+    """Per-situation test ROC-AUC of several tagger schedules, side by side, with the
+    weakest situation among those with ``min_positives`` test positives (fewer make the
+    AUC a coin-flip-sized estimate)."""
     names = list(results)
     first = next(iter(results.values()))
     table = Table(title="Unfreezing schedules: test ROC-AUC per situation")
@@ -88,6 +90,16 @@ def schedule_table(results: dict) -> Table:
     table.add_row("mean (defined)", "", *(
         "-" if results[n].mean_auc is None else f"{results[n].mean_auc:.3f}" for n in names
     ))  # fmt: skip
+    cells = []
+    for name in names:
+        r = results[name]
+        scored = [
+            (r[s].roc_auc, s)
+            for s in first.situations
+            if first[s].positives >= min_positives and r[s].roc_auc is not None
+        ]
+        cells.append("{:.3f} {}".format(*min(scored)) if scored else "-")
+    table.add_row(f"lowest (>= {min_positives} positives)", "", *cells)
     return table
 
 
