@@ -328,7 +328,7 @@ def assert_same(got: dict, want: dict) -> None:
         if key == "features":
             assert sorted(got[key]) == sorted(want[key])
             for k, v in want[key].items():
-                np.testing.assert_array_equal(got[key][k], v, err_msg=str(k))
+                np.testing.assert_allclose(got[key][k], v, rtol=1e-5, atol=1e-6, err_msg=str(k))
         else:
             assert got[key] == want[key], key
 

@@ -103,7 +103,7 @@ def test_worker_processes_give_the_same_batches(project):
     paths = [r.path for r in project.records()]
     here = torch.cat([b.images for b in make_loader(paths, SMALL, batch_size=3, workers=0)])
     there = torch.cat([b.images for b in make_loader(paths, SMALL, batch_size=3, workers=1)])
-    assert torch.equal(here, there)
+    torch.testing.assert_close(here, there, rtol=0, atol=1e-6)  # another process, thread count
 
 
 def test_a_corrupt_image_in_a_worker_is_one_clear_error_naming_the_file(tmp_path):
@@ -223,9 +223,11 @@ def test_an_image_replaced_at_the_same_path_is_recomputed_not_served(project, tm
     fresh = Store.init(tmp_path / "fresh")  # the same frames, never cached
     frames = project.records()
     fresh.ingest(ImportBatch(frames, tmp_path / "images", ImportReport("test", len(frames))))
-    np.testing.assert_array_equal(
-        embed(fresh, backbone, progress=False, workers=0).array[row], again.array[row]
-    )
+    # computed in a batch of 7 here and a batch of 1 above: equal up to float rounding only
+    np.testing.assert_allclose(
+        embed(fresh, backbone, progress=False, workers=0).array[row], again.array[row],
+        rtol=1e-5, atol=1e-6,
+    )  # fmt: skip
     assert embed(project, backbone, progress=False, workers=0).computed == 0
 
 

@@ -53,7 +53,7 @@ def test_an_export_pickles_without_its_session_and_runs_anywhere():
     first = forward(images)
     again = pickle.loads(pickle.dumps(forward))  # what the Ray engine ships to its actors
     assert again._session is None
-    np.testing.assert_array_equal(again(images), first)
+    np.testing.assert_allclose(again(images), first, rtol=1e-5, atol=1e-6)  # a new session
     with torch.inference_mode():
         np.testing.assert_allclose(first, model(images).mean(dim=(2, 3)).numpy(), atol=1e-5)
 
