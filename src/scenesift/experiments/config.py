@@ -9,7 +9,7 @@ fractions = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 repeats = 30
 
 [strategies]                  # active vs random learning curves over seeds
-strategies = ["random", "least_confidence", { name = "margin", aggregate = "mean" }]
+strategies = ["random", "least_confidence", { name = "margin", agg = "mean" }]
 seeds = 5
 initial = 100
 batch = 100
