@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
+from scenesift.features import embed, keep_freed_memory
 from scenesift.metrics.detection import evaluate_detection
 from scenesift.models.backbones import get_backbone
 from scenesift.models.detector import DetectorConfig, ObjectDetector
-from scenesift.models.features import embed, keep_freed_memory
 from scenesift.store import Store
 
 

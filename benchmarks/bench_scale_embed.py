@@ -40,9 +40,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from scenesift.models import embed, get_backbone
+from scenesift.features import embed
+from scenesift.features.memory import keep_freed_memory
+from scenesift.models import get_backbone
 from scenesift.models.backbones import Preprocessing
-from scenesift.models.features import keep_freed_memory
 from scenesift.records import FrameRecord, ImportBatch, ImportReport
 from scenesift.store import Store
 

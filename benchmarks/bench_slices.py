@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scenesift.features.memory import keep_freed_memory
 from scenesift.io.formats import read_dataset
 from scenesift.metrics.detection import (
     DetectionResults,
@@ -44,7 +45,6 @@ from scenesift.metrics.detection import (
     evaluate_detection,
     evaluate_object_slices,
 )
-from scenesift.models.features import keep_freed_memory
 from scenesift.pipelines import detector as pipe
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store

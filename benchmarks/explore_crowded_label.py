@@ -22,7 +22,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch.nn import functional as F
 
-from scenesift.models import embed, get_backbone
+from scenesift.features import embed
+from scenesift.models import get_backbone
 from scenesift.models.backbones import at_input_size
 from scenesift.pipelines.tagger import labelled
 from scenesift.store import Store

@@ -20,8 +20,8 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.nn import functional as F
 
-from scenesift.models import embed, get_backbone
-from scenesift.models.features import split_pyramid
+from scenesift.features import embed, split_pyramid
+from scenesift.models import get_backbone
 from scenesift.models.tagger import label_matrix
 from scenesift.store import Store
 

@@ -61,7 +61,7 @@ lr = 0.01
 """
 #: Runs a real CLI process with smaller feature shards (a test setting, nothing else).
 ENTRY = (
-    "import sys; import scenesift.models.features as f; "
+    "import sys; import scenesift.features.cache as f; "
     f"f.SHARD_FRAMES = {SHARD_FRAMES}; from scenesift.cli import main; "
     "sys.argv[0] = 'scenesift'; main()"
 )
@@ -135,10 +135,11 @@ def waiting(project: Path, name: str, idx: int) -> bool:
 # ----------------------------------------------------------------------------- reference
 def reference(project: Path, s: Scenario, monkeypatch) -> None:
     """The scenario without interruption, through the same CLI, in this process."""
-    import scenesift.models.features as features
+    import scenesift.features.cache as cache
+    import scenesift.features.memory as memory
 
-    monkeypatch.setattr(features, "SHARD_FRAMES", SHARD_FRAMES)
-    monkeypatch.setattr(features, "keep_freed_memory", lambda: False)  # pytest's process
+    monkeypatch.setattr(cache, "SHARD_FRAMES", SHARD_FRAMES)
+    monkeypatch.setattr(memory, "keep_freed_memory", lambda: False)  # pytest's process
     runner = CliRunner()
 
     def cli(*args: object) -> None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from scenesift.features import embed, split_pyramid
 from scenesift.metrics.detection import evaluate_detection
 from scenesift.models.backbones import Preprocessing, get_backbone
 from scenesift.models.detector import DetectorConfig, ObjectDetector, decoded_to_boxes
@@ -20,7 +21,6 @@ from scenesift.models.detector_net import (
     focal_loss,
     gaussian_radius,
 )
-from scenesift.models.features import embed, split_pyramid
 from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
 from scenesift.store import Store
 

@@ -13,12 +13,11 @@ from typer.testing import CliRunner
 
 from scenesift import ui
 from scenesift.cli import app
+from scenesift.features import embed, feature_caches
 from scenesift.models import (
     FrameImages,
     ImageLoadError,
     Preprocessing,
-    embed,
-    feature_caches,
     get_backbone,
     make_loader,
 )

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from scenesift import ui
 from scenesift.cli import app
-from scenesift.models import embed, get_backbone
-from scenesift.models.onnx_runtime import OnnxForward, OnnxUnavailable
+from scenesift.features import embed
+from scenesift.features.onnx import OnnxForward, OnnxUnavailable
+from scenesift.models import get_backbone
 from scenesift.records import ImportBatch, ImportReport
 from scenesift.store import Store
 from test_features import write_frames

@@ -9,8 +9,9 @@ from typer.testing import CliRunner
 
 from scenesift import ui
 from scenesift.cli import app
-from scenesift.models import ImageLoadError, embed, get_backbone
-from scenesift.models import features as features_module
+from scenesift.features import embed
+from scenesift.features.local import LocalEngine
+from scenesift.models import ImageLoadError, get_backbone
 from scenesift.models.backbones import Preprocessing
 from scenesift.models.tagger import TaggerConfig
 from scenesift.pipelines import tagger as pipe
@@ -47,7 +48,7 @@ def no_local_compute(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the local engine ran")
 
-    monkeypatch.setattr(features_module, "_compute", refuse)
+    monkeypatch.setattr(LocalEngine, "compute", refuse)
 
 
 @pytest.mark.parametrize(("layer", "runtime"), [("pooled", "torch"), ("map", "torch"),

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from scenesift.features import feature_caches
 from scenesift.models.backbones import Preprocessing, get_backbone
-from scenesift.models.features import feature_caches
 from scenesift.models.tagger import SituationTagger, TaggerConfig, label_matrix
 from scenesift.models.tagger_net import (
     TaggerNet,

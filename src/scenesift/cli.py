@@ -277,16 +277,16 @@ def embed(
     computed again; the cache is keyed by the fingerprint printed at the end. With
     --engine ray they are computed by Ray Data (a local Ray, or --ray-address's cluster)."""
 
+    from scenesift.features import embed as embed_frames
+    from scenesift.features.memory import keep_freed_memory
+    from scenesift.features.onnx import OnnxUnavailable
+    from scenesift.features.ray import RayEngineError
     from scenesift.models import (
         BackboneUnavailable,
         ImageLoadError,
         UnknownBackbone,
         get_backbone,
     )
-    from scenesift.models import embed as embed_frames
-    from scenesift.models.features import keep_freed_memory
-    from scenesift.models.onnx_runtime import OnnxUnavailable
-    from scenesift.models.ray_engine import RayEngineError
 
     keep_freed_memory()  # this process is ours: ~2x faster forward passes on CPU
     store = Store.open(project)
@@ -394,7 +394,7 @@ def tagger_train(
     seed: int = _T_SEED,
 ) -> None:
     """Train on the labelled train split, early-stop on val, save a checkpoint."""
-    from scenesift.models.features import keep_freed_memory
+    from scenesift.features.memory import keep_freed_memory
     from scenesift.pipelines import tagger as pipe
 
     keep_freed_memory()
@@ -426,7 +426,7 @@ def tagger_eval(
 ) -> None:
     """Per-situation ROC-AUC and PR-AUC (average precision) with test positives; undefined
     where the split has no positives or no negatives."""
-    from scenesift.models.features import keep_freed_memory
+    from scenesift.features.memory import keep_freed_memory
     from scenesift.pipelines import tagger as pipe
 
     keep_freed_memory()
@@ -460,11 +460,11 @@ def tagger_predict(
     With --engine ray (or --runtime onnx) the pooled features are embedded that way first;
     the head then scores them from the feature cache as usual."""
 
+    from scenesift.features import embed as embed_frames
+    from scenesift.features.memory import keep_freed_memory
+    from scenesift.features.onnx import OnnxUnavailable
+    from scenesift.features.ray import RayEngineError
     from scenesift.models import ImageLoadError
-    from scenesift.models import embed as embed_frames
-    from scenesift.models.features import keep_freed_memory
-    from scenesift.models.onnx_runtime import OnnxUnavailable
-    from scenesift.models.ray_engine import RayEngineError
     from scenesift.pipelines import tagger as pipe
 
     keep_freed_memory()
@@ -538,7 +538,7 @@ def tagger_compare(
 ) -> None:
     """Train the frozen, gradual and full schedules on the same split, seed and settings
     and print their per-situation test ROC-AUC side by side."""
-    from scenesift.models.features import keep_freed_memory
+    from scenesift.features.memory import keep_freed_memory
     from scenesift.pipelines import tagger as pipe
 
     keep_freed_memory()
@@ -574,8 +574,8 @@ def detector_train(
     seed: int = typer.Option(0),
 ) -> None:
     """Train on the labelled train split (early-stopped on val), save a checkpoint."""
+    from scenesift.features.memory import keep_freed_memory
     from scenesift.models.detector import DetectorConfig
-    from scenesift.models.features import keep_freed_memory
     from scenesift.pipelines import detector as pipe
 
     keep_freed_memory()
@@ -593,7 +593,7 @@ def detector_predict(
 ) -> None:
     """Detect objects and store them as model:<fingerprint> (full class-probability vectors
     kept), for selection and `export coco-results` / `export labelstudio --predictions`."""
-    from scenesift.models.features import keep_freed_memory
+    from scenesift.features.memory import keep_freed_memory
     from scenesift.pipelines import detector as pipe
 
     keep_freed_memory()
@@ -617,7 +617,7 @@ def detector_eval(
 ) -> None:
     """mAP@[.5:.95], mAP@0.5, per class and size (pycocotools), per situation and per
     object distance band (object:close/mid/far, where the ground truth records distances)."""
-    from scenesift.models.features import keep_freed_memory
+    from scenesift.features.memory import keep_freed_memory
     from scenesift.pipelines import detector as pipe
 
     keep_freed_memory()
@@ -671,7 +671,7 @@ def gaps(
 ) -> None:
     """Situation gap report: per situation, labelled frames, unlabelled frames the tagger
     puts there, detector mAP@0.5 with a 95% interval, ranked by where data is most needed."""
-    from scenesift.models.features import keep_freed_memory
+    from scenesift.features.memory import keep_freed_memory
     from scenesift.pipelines import detector as pipe
     from scenesift.pipelines.gaps import gap_report, gap_table, plot_gaps
 
@@ -831,7 +831,7 @@ def al_strategies() -> None:
 
 
 def _run_campaign(campaign) -> None:
-    from scenesift.models.features import keep_freed_memory
+    from scenesift.features.memory import keep_freed_memory
     from scenesift.tables import rounds_table
 
     keep_freed_memory()

@@ -102,8 +102,8 @@ def models_and_experiment(out: Path, project: Path, workers: int) -> None:
     from scenesift.experiments.config import ExperimentConfig
     from scenesift.experiments.results import read_results
     from scenesift.experiments.runners import remove_experiment, run_experiment
+    from scenesift.features.memory import keep_freed_memory
     from scenesift.models.detector import DetectorConfig
-    from scenesift.models.features import keep_freed_memory
     from scenesift.models.tagger import TaggerConfig
     from scenesift.pipelines import detector as det
     from scenesift.pipelines import tagger as tag

@@ -62,7 +62,7 @@ def build_pool(
             situation_probs = None
     embeddings = labelled_emb = None
     if embed_with is not None:
-        from scenesift.models import embed
+        from scenesift.features import embed
 
         def pooled(frames: list[str]) -> np.ndarray:
             return embed(store, embed_with, frames, layer="pooled", progress=progress).array

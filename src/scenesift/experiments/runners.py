@@ -80,7 +80,7 @@ def prepare(project: Path, config: ExperimentConfig, progress: bool = True) -> N
     """Cache the backbone pyramid (and pooled features, for diversity strategies) of
     every frame the runs will read, once, in this process."""
     from scenesift.al.learners import DetectorLearner, make_learner
-    from scenesift.models import embed
+    from scenesift.features import embed
     from scenesift.store import Store
 
     backbone = DetectorLearner(**config.learner).backbone()
@@ -132,7 +132,7 @@ def run_experiment(
 def _timed(project: Path, config: dict[str, Any], run: RunSpec, threads: int):
     import torch
 
-    from scenesift.models.features import keep_freed_memory
+    from scenesift.features.memory import keep_freed_memory
 
     torch.set_num_threads(threads)
     keep_freed_memory()

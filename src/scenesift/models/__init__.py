@@ -1,4 +1,5 @@
-"""Models: backbones (ImageNet feature extractors), the image pipeline and the feature cache."""
+"""Models: backbones (ImageNet feature extractors), the image pipeline, the tagger and the
+detector (the feature cache is :mod:`scenesift.features`)."""
 
 from scenesift.models.backbones import (
     BACKBONES,
@@ -9,7 +10,6 @@ from scenesift.models.backbones import (
     UnknownBackbone,
     get_backbone,
 )
-from scenesift.models.features import FeatureSet, embed, feature_caches
 from scenesift.models.images import FrameImages, ImageLoadError, make_loader
 
 __all__ = [
@@ -17,13 +17,10 @@ __all__ = [
     "DEFAULT_BACKBONE",
     "Backbone",
     "BackboneUnavailable",
-    "FeatureSet",
     "FrameImages",
     "ImageLoadError",
     "Preprocessing",
     "UnknownBackbone",
-    "embed",
-    "feature_caches",
     "get_backbone",
     "make_loader",
 ]

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from scenesift.features import embed, forward_features, split_pyramid
 from scenesift.models.backbones import Backbone, at_input_size, get_backbone
 from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
 from scenesift.models.detector_net import (
@@ -40,7 +41,6 @@ from scenesift.models.detector_net import (
     detection_loss,
     flip_boxes,
 )
-from scenesift.models.features import embed, forward_features, split_pyramid
 from scenesift.models.images import make_loader
 from scenesift.models.tagger_net import set_train_mode, set_trainable
 from scenesift.records import Box, FrameRecord

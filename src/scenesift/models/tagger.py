@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scenesift.features import embed, row_shape, trunk_layer
 from scenesift.models.backbones import Backbone, at_input_size, get_backbone
 from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
-from scenesift.models.features import embed, row_shape, trunk_layer
 from scenesift.models.images import make_loader
 from scenesift.models.tagger_net import (
     SCHEDULES,

@@ -122,7 +122,7 @@ CREATE TABLE imports (
 );
 """
 
-#: Feature cache index (scenesift.models.features): which shard row holds a frame's
+#: Feature cache index (scenesift.features): which shard row holds a frame's
 #: features under a cache spec (fingerprint of backbone, weights, preprocessing, layer).
 V2 = """
 CREATE TABLE features (

@@ -5,8 +5,9 @@ stream through Ray Data: (frame id, path) blocks -> decode tasks (uint8 pixels, 
 the bytes of float inputs) -> the backbone on an actor pool (each actor builds the model
 once) -> Parquet shards in a staging folder inside the project. The driver then streams
 those shards into the feature cache through the same shard registration as the local
-engine (:class:`~scenesift.models.features.ShardWriter`) and removes them, so ``embed``
-afterwards reads every frame as cached and nothing downstream knows which engine ran.
+engine (the rows this engine yields go through :class:`~scenesift.features.cache.ShardWriter`)
+and removes them, so ``embed`` afterwards reads every frame as cached and nothing
+downstream knows which engine ran.
 
 Memory is bounded by batches and shards, never by the pool: Ray Data streams with
 back-pressure, and the driver reads one Parquet row group at a time. On a cluster the
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,16 +29,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from scenesift.features.engine import Batch, Forward, ImagesSkipped
+from scenesift.features.layers import layer_dtype, row_shape
+from scenesift.features.memory import keep_freed_memory
 from scenesift.models.backbones import Backbone, Preprocessing
-from scenesift.models.features import (
-    ShardWriter,
-    image_signatures,
-    inference_forward,
-    keep_freed_memory,
-    row_shape,
-)
 from scenesift.models.images import ImageLoadError, load_pixels, normalise
-from scenesift.store import Store
+from scenesift.store.features import FramePath
 from scenesift.ui import steps
 
 #: Frames per input block: the unit of a decode task, so the pool is read in pieces.
@@ -87,46 +84,50 @@ def ray_session(address: str | None = None, workers: int = 2) -> Iterator[Any]:
             ray.shutdown()
 
 
-def compute_on_ray(
-    store: Store,
-    backbone: Backbone,
-    spec: dict[str, Any],
-    fp: str,
-    missing: Sequence[tuple[int, str, str]],
-    layer: str,
-    batch_size: int = 32,
-    progress: bool = True,
-    address: str | None = None,
-    workers: int = 2,
-    runtime: str = "torch",
-) -> int:
-    """Compute the features of ``missing`` (frame id, name, path) on Ray and register them
-    in the cache under ``fp``; returns the frames cached.
+class RayEngine:
+    """Ray Data on ``workers`` model actors (``address``: None starts a local Ray, ``auto``
+    or ``ray://host:port`` joins a cluster), staging under ``<project>/tmp/ray-<key>-*``.
 
-    Frames whose image cannot be read are not cached; after the others are, an
-    :class:`ImageLoadError` names the first such file (so a re-run computes only those).
+    Frames whose image cannot be read are not yielded; after the others are,
+    :class:`ImagesSkipped` names the first such file (so a re-run computes only those).
     """
-    if workers < 1:
-        raise ValueError(f"ray workers must be >= 1, got {workers}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    forward = inference_forward(backbone, layer, runtime)  # exported once if onnx
-    staging = store.root / STAGING_DIR / f"ray-{fp}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True, exist_ok=True)
-    try:
-        with ray_session(address, workers) as ray:
-            sigs = image_signatures(missing)  # before any decode (see features.py)
-            _run(ray, backbone, forward, missing, batch_size, workers, staging, progress)
-        return _register(store, backbone, spec, fp, missing, sigs, layer, staging, progress)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    def __init__(
+        self,
+        project: Path,
+        key: str,
+        batch_size: int = 32,
+        workers: int = 2,
+        address: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"ray workers must be >= 1, got {workers}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.project, self.key = Path(project), key
+        self.batch_size, self.workers, self.address = batch_size, workers, address
+        self.progress = progress
+
+    def compute(
+        self, frames: Sequence[FramePath], backbone: Backbone, layer: str, forward: Forward
+    ) -> Generator[Batch, None, None]:
+        staging = self.project / STAGING_DIR / f"ray-{self.key}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir(parents=True, exist_ok=True)
+        try:
+            with ray_session(self.address, self.workers) as ray:
+                _run(ray, backbone, forward, frames, self.batch_size, self.workers, staging,
+                     self.progress)  # fmt: skip
+            yield from _read(backbone, frames, layer, staging, self.progress)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _run(
     ray: Any,
     backbone: Backbone,
-    forward: Callable[[torch.Tensor], np.ndarray],
-    missing: Sequence[tuple[int, str, str]],
+    forward: Forward,
+    missing: Sequence[FramePath],
     batch_size: int,
     workers: int,
     staging: Path,
@@ -206,22 +207,17 @@ class ForwardActor:
         return {"frame_id": batch["frame_id"], "error": batch["error"], "features": out}
 
 
-def _register(
-    store: Store,
+def _read(
     backbone: Backbone,
-    spec: dict[str, Any],
-    fp: str,
-    missing: Sequence[tuple[int, str, str]],
-    sigs: dict[int, str | None],
+    missing: Sequence[FramePath],
     layer: str,
     staging: Path,
     progress: bool,
-) -> int:
-    """Stream the staging shards into the feature cache, one row group at a time."""
+) -> Iterator[Batch]:
+    """Stream the staging shards back, one row group at a time."""
     shape = row_shape(backbone, layer)
-    dtype = np.float32 if layer == "pooled" else np.float16
+    dtype = layer_dtype(layer)
     files = sorted(staging.rglob("*.parquet"))
-    writer = ShardWriter(store, spec, fp, sigs)
     errors: dict[int, str] = {}
     rows = 0
     with steps(f"caching ({backbone.name}, {layer})", len(missing), progress) as step:
@@ -233,10 +229,9 @@ def _register(
                 ok = error == ""
                 for fid, reason in zip(ids[~ok], error[~ok], strict=True):
                     errors[int(fid)] = str(reason)
-                writer.add(ids[ok].tolist(), feats[ok])
+                yield ids[ok].tolist(), feats[ok]
                 rows += len(ids)
                 step(len(ids))
-    writer.flush()
     if rows != len(missing):
         raise RuntimeError(f"the ray engine returned {rows} rows for {len(missing)} frames")
     if errors:
@@ -247,8 +242,7 @@ def _register(
             more += "; are the images at the same path on every Ray node (a shared file system)?"
         elif len(errors) < len(missing):
             more += "; the other frames were cached"
-        raise ImageLoadError(path, f"{errors[first]}{more}")
-    return writer.written
+        raise ImagesSkipped(path, f"{errors[first]}{more}")
 
 
 def tensor_column(column: pa.Array, row_shape: tuple[int, ...], dtype: type) -> np.ndarray:

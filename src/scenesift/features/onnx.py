@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from scenesift.features.layers import layer_dtype, trunk_cut
 from scenesift.models.backbones import Backbone
-from scenesift.models.features import trunk_cut
 
 OPSET = 17
 
@@ -99,7 +99,7 @@ class OnnxForward:
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         """The cached quantity for a batch: pooled (N, C) float32, else float16."""
         out = self.session().run(None, {"images": images.contiguous().numpy()})[0]
-        return out.astype(np.float32 if self.layer == "pooled" else np.float16, copy=False)
+        return out.astype(layer_dtype(self.layer), copy=False)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"graph": self.graph, "layer": self.layer}
