@@ -3,11 +3,10 @@
 A pool of millions of frames outgrows one machine's cores, so the frames the cache lacks
 stream through Ray Data: (frame id, path) blocks -> decode tasks (uint8 pixels, a quarter of
 the bytes of float inputs) -> the backbone on an actor pool (each actor builds the model
-once) -> Parquet shards in a staging folder inside the project. The driver then streams
-those shards into the feature cache through the same shard registration as the local
-engine (the rows this engine yields go through :class:`~scenesift.features.cache.ShardWriter`)
-and removes them, so ``embed`` afterwards reads every frame as cached and nothing
-downstream knows which engine ran.
+once) -> Parquet shards in a staging folder inside the project. The driver then reads
+those shards back and yields their rows, which ``embed`` registers exactly as it does the
+local engine's, and removes them, so ``embed`` afterwards reads every frame as cached and
+nothing downstream knows which engine ran.
 
 Memory is bounded by batches and shards, never by the pool: Ray Data streams with
 back-pressure, and the driver reads one Parquet row group at a time. On a cluster the
