@@ -185,8 +185,8 @@ def queries(project: Path, repeats: int) -> tuple[dict[str, float], int]:
     """In-process timings (best of ``repeats``) of what `info`, the web app and campaigns
     ask the catalog; and the number of fog frames."""
     from scenesift.store import Store
+    from scenesift.store import browse as q
     from scenesift.store.coverage import coverage
-    from scenesift.web import queries as q
 
     out: dict[str, float] = {}
     with Store.open(project) as store:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -70,7 +72,7 @@ def test_dashboard_empty_state_without_a_campaign(tmp_path):
         assert "No active-learning round yet" in c.get("/review").text
         assert c.get("/api/frames").json()["frames"] == []
         r = c.get("/label", headers=HTML, follow_redirects=False)
-        assert r.status_code == 404 and "nothing to label" in r.text
+        assert r.status_code == 200 and "nothing to label" in r.text
 
 
 # ------------------------------------------------------------------------------ browser
@@ -381,3 +383,136 @@ def test_review_rejects_bad_verdicts_and_non_picks(client, project):
         client.post(f"/api/rounds/99/picks/{fid}", json={"review": "accepted"}).status_code == 404
     )
     assert client.get("/review", params={"round": 99}).status_code == 404
+
+
+# ------------------------------------------------------------------------------ issue 18
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            b'{"label_version": 1e400, "labeller": "a", "situations": {"day": true}}',
+            "label_version",
+        ),
+        (
+            b'{"label_version": -1e400, "labeller": "a", "situations": {"day": true}}',
+            "label_version",
+        ),
+        (b'{"label_version": NaN, "labeller": "a", "situations": {"day": true}}', "label_version"),
+        (b'{"label_version": 0, "labeller": 1e400, "situations": {"day": true}}', "labeller"),
+        (b'{"label_version": 0, "labeller": "a", "situations": {"day": NaN}}', "situations.day"),
+    ],
+)
+def test_non_finite_numbers_in_a_save_are_422_naming_the_field(client, project, body, field):
+    fid = frame_id(project, "d2/003.jpg")
+    r = client.post(
+        f"/api/frames/{fid}/labels", content=body, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    [error] = r.json()["detail"]
+    assert ".".join(map(str, error["loc"][1:])) == field and error["msg"]
+    html = client.post(
+        f"/api/frames/{fid}/labels",
+        content=body,
+        headers={"content-type": "application/json", "accept": "text/html"},
+    )
+    assert html.status_code == 422
+    assert client.get(f"/api/frames/{fid}").json()["label_version"] == 0
+
+
+@pytest.mark.parametrize("value", [b"1e400", b"-1e400", b"NaN", b"Infinity"])
+def test_a_non_finite_review_is_422(client, project, value):
+    fid = frame_id(project, "d1/000.jpg")
+    r = client.post(
+        f"/api/rounds/2/picks/{fid}",
+        content=b'{"review": ' + value + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    assert "review" in json.dumps(r.json())
+
+
+def test_a_save_while_another_process_writes_is_a_quick_503_with_retry_after(client, project):
+    fid = frame_id(project, "d2/003.jpg")
+    other = sqlite3.connect(project / "catalog.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # an import holding the write lock
+    try:
+        start = time.monotonic()
+        r = save(client, fid, {"night": True})
+        waited = time.monotonic() - start
+        assert r.status_code == 503, r.text
+        assert 1 <= int(r.headers["retry-after"]) <= 30
+        assert "busy" in r.json()["detail"] and "try again" in r.json()["detail"]
+        assert waited < 10
+        review = client.post(f"/api/rounds/2/picks/{frame_id(project, 'd1/000.jpg')}",
+                             json={"review": "accepted"})  # fmt: skip
+        assert review.status_code == 503 and "retry-after" in review.headers
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert save(client, fid, {"night": True}).status_code == 200  # the retry goes through
+
+
+def test_a_client_version_ahead_of_the_server_gets_a_409_that_says_so(client, project):
+    fid = frame_id(project, "d2/003.jpg")
+    r = save(client, fid, {"night": True}, version=5)
+    assert r.status_code == 409
+    detail = r.json()["detail"]
+    assert "it is now version 0" not in detail and "after you opened it" not in detail
+    assert "version 5" in detail and "version 0" in detail and "NOT saved" in detail
+    assert r.json()["label_version"] == 0
+
+
+def _finish_campaign_without_picks(project) -> None:
+    """What the demo leaves: every frame labelled, a final round with no picks."""
+    with Store.open(project) as store, store.transaction() as c:
+        c.execute("UPDATE frames SET state = 'labelled'")
+        c.execute(
+            "INSERT INTO rounds (campaign_id, idx, status, metrics, created_at) "
+            "VALUES (1, 2, 'final', '{}', '2024-01-05T00:00:00')"
+        )
+
+
+def test_label_link_falls_back_to_open_picks_of_an_earlier_round(client, project):
+    _finish_campaign_without_picks(project)
+    r = client.get("/label", headers=HTML)
+    assert r.status_code == 200, r.text[:300]
+    first = frame_id(project, "d1/000.jpg")
+    assert str(r.url).endswith(f"/label/{first}?round=2&review=open&sort=rank")
+
+
+def test_label_link_with_nothing_to_label_explains_instead_of_404(client, project):
+    _finish_campaign_without_picks(project)
+    with Store.open(project) as store, store.transaction() as c:
+        c.execute("UPDATE picks SET review = 'rejected'")
+    r = client.get("/label", headers=HTML)
+    assert r.status_code == 200
+    assert "nothing to label" in r.text and 'href="/browse"' in r.text
+
+
+def test_review_defaults_to_the_latest_round_with_picks_and_offers_the_others(client, project):
+    _finish_campaign_without_picks(project)
+    html = client.get("/review", headers=HTML).text
+    assert "Review demo-campaign · round 1" in html and html.count("least_confidence") == 4
+    chooser = html.split('id="round-select"', 1)[1].split("</select>", 1)[0]
+    assert "round 2" in chooser and "round 1" in chooser and "round 0" in chooser
+    href = html.split('id="label-round" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    r = client.get(href, headers=HTML)
+    assert r.status_code == 200 and "open picks" in r.text
+    final = client.get("/review", params={"round": 3}, headers=HTML).text
+    assert "no picks" in final and 'id="label-round" href=' not in final
+
+
+def test_a_prediction_with_a_tiny_score_reads_as_its_score_and_is_marked_predicted(client, project):
+    fid = frame_id(project, "d0/002.jpg")
+    with Store.open(project) as store:
+        # a threshold chosen on validation data can be tiny: 0.003 >= 0.002 is predicted
+        store.write_situation_scores(
+            MODEL, ["d0/002.jpg"], ["tunnel", "fog"], [[0.003, 0.0]], {"tunnel": 0.002}
+        )
+    html = client.get(f"/frames/{fid}", headers=HTML).text
+    row = {
+        name: html.split(f">{name}</td>", 1)[1].split("</tr>", 1)[0] for name in ("tunnel", "fog")
+    }
+    assert "0.003" in row["tunnel"] and 'class="score on"' in row["tunnel"]
+    assert "0.00<" not in row["tunnel"]
+    assert 'class="score on"' not in row["fog"] and "0.00" in row["fog"]

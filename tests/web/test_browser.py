@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -107,24 +108,20 @@ def test_filter_open_label_by_click_and_keyboard_save(browser, project, shots):
         page.wait_for_url(re.compile(r"/label/\d+\?drive=d2"))
         page.fill("#labeller", "Ana")
         night = page.locator("label.sit", has_text="night")
-        was = page.is_checked("input[value=night]")  # the tagger's prediction may start it
-        night.click()  # by clicking
-        assert page.is_checked("input[value=night]") is not was
-        if was:
-            night.click()
+        night.click()  # by clicking: one of its group, like a radio button
         assert page.is_checked("input[value=night]")
         assert not page.is_checked("input[value=day]") and not page.is_checked("input[value=dusk]")
         page.locator("body").click(position={"x": 5, "y": 300})  # leave the name field
-        if not press_toggles(page, "q", "tunnel"):  # tunnel: a scene ...
-            press_toggles(page, "q", "tunnel")
+        page.keyboard.press("q")  # tunnel: a scene ...
         scenes = ["city", "highway", "residential"]
+        assert page.is_checked("input[value=tunnel]")
         assert not any(page.is_checked(f"input[value={s}]") for s in scenes)  # ... the only one
-        page.keyboard.press("3")  # night off again ...
-        assert not page.is_checked("input[value=night]")
-        page.keyboard.press("3")  # ... and on
+        page.keyboard.press("3")  # night again: it stays chosen
+        assert page.is_checked("input[value=night]")
         page.keyboard.press("1")  # day: exclusive with night
         assert page.is_checked("input[value=day]") and not page.is_checked("input[value=night]")
         page.keyboard.press("3")
+        assert page.is_checked("input[value=night]") and not page.is_checked("input[value=day]")
         roadworks = press_toggles(page, "w", "roadworks")
         assert page.locator("#status").inner_text() == "unsaved changes"
         shots(page, "3-label-before-save")
@@ -142,8 +139,9 @@ def test_filter_open_label_by_click_and_keyboard_save(browser, project, shots):
         page.keyboard.press("n")
         page.wait_for_url(re.compile(rf"/label/{frame_id(project, 'd2/001.jpg')}\?"))
         assert page.input_value("#labeller") == "Ana"  # remembered
-        if not press_toggles(page, "2", "dusk"):
-            press_toggles(page, "2", "dusk")
+        page.keyboard.press("2")  # dusk
+        assert page.is_checked("input[value=dusk]") and not page.is_checked("input[value=night]")
+        press_toggles(page, "w", "roadworks")
         page.keyboard.press("p")  # unsaved: the first press only warns
         assert "unsaved" in page.locator("#status").inner_text()
         page.keyboard.press("Enter")
@@ -202,3 +200,103 @@ def test_review_and_dashboard_in_the_browser(browser, project, shots):
         assert "open picks" in page.locator(".frame-head").inner_text()
         page.close()
     assert errors == []
+
+
+def test_exclusive_groups_behave_like_radio_buttons_and_clearing_one_is_explicit(
+    browser, project, shots
+):
+    errors: list[str] = []
+    with LiveServer(create_app(project)) as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{server.url}/label/{frame_id(project, 'd0/001.jpg')}")
+        page.fill("#labeller", "Ana")
+        page.locator("body").click(position={"x": 5, "y": 300})
+        assert page.is_checked("input[value=clear]")  # the imported weather label
+        key = page.get_attribute("input[value=clear]", "data-key")
+        page.keyboard.press(key)  # the key of the ticked choice keeps it ticked
+        assert page.is_checked("input[value=clear]")
+        page.locator("label.sit", has_text="clear").click()  # and so does a click
+        assert page.is_checked("input[value=clear]")
+        page.keyboard.press(page.get_attribute("input[value=rain]", "data-key"))
+        assert page.is_checked("input[value=rain]") and not page.is_checked("input[value=clear]")
+        page.keyboard.press(page.get_attribute("input[value=rain]", "data-key"))
+        assert page.is_checked("input[value=rain]")
+        page.keyboard.press("s")
+        expect(page.locator("#status")).to_have_text(re.compile("^Saved"))
+        labels, _ = human_labels(project, "d0/001.jpg")
+        assert labels["rain"] == 1 and labels["clear"] == 0
+
+        # clearing the group is its own action, and the page says what a save will do
+        page.click("button[data-clear=weather]")
+        weather = ["clear", "rain", "fog", "snow"]
+        assert not any(page.is_checked(f"input[value={s}]") for s in weather)
+        status = page.locator("#status").inner_text()
+        assert "weather" in status and "unlabelled" in status
+        shots(page, "8-label-group-cleared")
+        page.keyboard.press("s")
+        expect(page.locator("#status")).to_have_text(re.compile("^Saved"))
+        labels, (_, version, _) = human_labels(project, "d0/001.jpg")
+        assert version == 2 and not set(weather) & set(labels) and labels["day"] == 1
+        page.close()
+    assert errors == []
+
+
+def test_a_save_during_another_process_write_retries_and_says_so(browser, project, shots):
+    errors: list[str] = []
+    with LiveServer(create_app(project)) as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{server.url}/label/{frame_id(project, 'd2/000.jpg')}")
+        page.fill("#labeller", "Ana")
+        page.locator("body").click(position={"x": 5, "y": 300})
+        page.keyboard.press(page.get_attribute("input[value=night]", "data-key"))
+        other = sqlite3.connect(project / "catalog.sqlite", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # a long import holds the write lock
+        try:
+            page.keyboard.press("s")
+            expect(page.locator("#status")).to_have_text(
+                re.compile("busy.*retrying"), timeout=20_000
+            )
+            shots(page, "9-label-busy-retrying")
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        expect(page.locator("#status")).to_have_text(re.compile("^Saved"), timeout=20_000)
+        labels, (state, version, who) = human_labels(project, "d2/000.jpg")
+        assert (state, version, who) == ("labelled", 1, "Ana") and labels["night"] == 1
+        page.close()
+    assert errors == []
+
+
+def test_frame_view_fits_1400_px_with_long_round_and_strategy_names(browser, project, shots):
+    fid = frame_id(project, "d1/000.jpg")
+    with Store.open(project) as store, store.transaction() as c:
+        c.execute(
+            "INSERT INTO campaigns (name, created_at) VALUES "
+            "('tagger-fusion-bald-kcenter-seed-0007', '2024-02-01')"
+        )
+        rid = c.execute(
+            "INSERT INTO rounds (campaign_id, idx, status, metrics, created_at) "
+            "VALUES (2, 12, 'labelled', '{}', '2024-02-02')"
+        ).lastrowid
+        c.execute(
+            "INSERT INTO picks (round_id, frame_id, rank, score, strategy) VALUES (?, ?, 1234, "
+            "0.123456, 'fusion(bald+kcenter_greedy_pca+situation_balance)/dedup(drive, 2.0s)')",
+            (rid, fid),
+        )
+    with LiveServer(create_app(project)) as server:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{server.url}/frames/{fid}")
+        card = page.locator("section.card.side")
+        table = card.locator("table").last  # "Picked in"
+        assert table.locator("tr").count() == 3
+        inner = card.evaluate(
+            "c => c.getBoundingClientRect().right - parseFloat(getComputedStyle(c).paddingRight)"
+        )
+        for t in (table, card.locator("table.situations")):  # both inside the padding
+            assert t.evaluate("t => t.getBoundingClientRect().right") <= inner + 0.5
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+        shots(page, "10-frame-1400px")
+        page.close()

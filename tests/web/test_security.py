@@ -13,7 +13,7 @@ from starlette.routing import Mount
 from conftest import LiveServer, TestClient, frame_id
 from scenesift.store import Store
 from scenesift.web import create_app
-from scenesift.web.security import COOKIE, is_loopback, resolve_under
+from scenesift.web.security import COOKIE, is_loopback, require_access, resolve_under
 from scenesift.web.server import access, url
 
 TOKEN = "s3cret-token-for-tests"
@@ -41,7 +41,8 @@ def guarded(project):
 
 
 def test_every_request_needs_the_token(guarded):
-    for path in ["/", "/browse", "/api/frames", "/frames/1/image", "/static/app.css"]:
+    for path in ["/", "/browse", "/api/frames", "/frames/1/image", "/static/app.css",
+                 "/api/openapi.json", "/no/such/page"]:  # fmt: skip
         r = guarded.get(path)
         assert r.status_code == 401, path
         assert "token" in r.text
@@ -238,9 +239,32 @@ BODIES = [b"", b"null", b"[]", b"{", b'{"label_version": "x"}', b'{"review": 1}'
           b"review=maybe", b"\xff\xfe"]  # fmt: skip
 
 
+def app_routes(app) -> list:
+    """Every route of the app, inside its included routers too."""
+    out = []
+
+    def walk(routes) -> None:
+        for r in routes:
+            if hasattr(r, "original_router"):  # FastAPI keeps included routers whole
+                walk(r.original_router.routes)
+            elif not isinstance(r, Mount):
+                out.append(r)
+
+    walk(app.routes)
+    return out
+
+
+def test_every_route_depends_on_the_access_check(project):
+    app = create_app(project)
+    routes = app_routes(app)
+    assert "/api/openapi.json" in [r.path for r in routes] and len(routes) >= 17
+    for route in routes:
+        assert require_access in [d.call for d in route.dependant.dependencies], route.path
+
+
 def test_no_route_answers_5xx_to_garbage(client):
     """Every route, garbage in every path parameter and every query parameter at once."""
-    routes = [r for r in client.app.routes if not isinstance(r, Mount)]
+    routes = app_routes(client.app)
     assert len(routes) >= 14
     statuses = set()
     for route in routes:

@@ -80,8 +80,12 @@ class Store:
 
     # ----------------------------------------------------------------- lifecycle
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    def _connect(
+        path: Path, busy_timeout: float = 30.0, any_thread: bool = False
+    ) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            path, isolation_level=None, timeout=busy_timeout, check_same_thread=not any_thread
+        )
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -128,7 +132,10 @@ class Store:
         return cls.open(root)
 
     @classmethod
-    def open(cls, root: Path) -> Store:
+    def open(cls, root: Path, *, busy_timeout: float = 30.0, any_thread: bool = False) -> Store:
+        """``busy_timeout``: seconds a write waits for another connection's write lock before
+        failing with "database is locked". ``any_thread``: the connection may be used from
+        another thread than this one (one at a time), as a web request's dependencies are."""
         root = Path(root)
         path = root / CATALOG
         if not path.exists():
@@ -136,7 +143,7 @@ class Store:
                 f"{root} is not a scenesift project (no {CATALOG}); create one with "
                 f"`scenesift init {root}`"
             )
-        conn = cls._connect(path)
+        conn = cls._connect(path, busy_timeout, any_thread)
         schema.migrate(conn)
         (root / ARRAYS).mkdir(exist_ok=True)
         return cls(root, conn)

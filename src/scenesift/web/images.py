@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from scenesift.files import atomic_write
-from scenesift.web.queries import FrameInfo
+from scenesift.store.browse import FrameInfo
 from scenesift.web.security import resolve_under
 
 CACHE = "cache"

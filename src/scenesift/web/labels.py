@@ -3,32 +3,31 @@
 A save is the labeller's whole statement about the frame's situations: it replaces the
 frame's ``human`` situation labels, marks the frame ``labelled``, bumps
 ``frames.label_version`` and records who saved (table ``label_saves``), all in one
-``Store.transaction()``. The request names the ``label_version`` the labeller's page read;
-the version bump is ``... WHERE id = ? AND label_version = ?``, so of two labellers saving
-the same frame the second is refused (:class:`StaleVersion`, HTTP 409) instead of silently
-overwriting the first.
+transaction (:func:`scenesift.store.browse.save_situation_labels`). The request names the
+``label_version`` the labeller's page read, so of two labellers saving the same frame the
+second is refused (:class:`StaleVersion`, HTTP 409) instead of silently overwriting the first.
 """
 
 from __future__ import annotations
 
-import json
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from scenesift.store import Store
-from scenesift.store.project import now
+from scenesift.store.browse import LabelSave, StaleVersion, UnknownFrame, save_situation_labels
 from scenesift.taxonomy import Taxonomy
-from scenesift.web.queries import LabelSave, last_save
+
+__all__ = ["LabelError", "SaveLabels", "StaleVersion", "UnknownFrame", "save_labels"]
 
 
 class SaveLabels(BaseModel):
-    """The body of ``POST /api/frames/{id}/labels``."""
+    """The body of ``POST /api/frames/{id}/labels``. Strict types: a version is a JSON
+    integer and a value a JSON boolean (never ``1e400``, ``NaN``, ``"yes"`` or ``1.0``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    label_version: int = Field(ge=0, le=2**62, description="the version the page read")
+    label_version: StrictInt = Field(ge=0, le=2**62, description="the version the page read")
     labeller: str = Field(min_length=1, max_length=100, description="who is saving")
-    situations: dict[str, bool] = Field(
+    situations: dict[str, StrictBool] = Field(
         description="situation -> value; a situation left out is missing (not negative)",
         max_length=1000,
     )
@@ -46,30 +45,6 @@ class SaveLabels(BaseModel):
 
 class LabelError(ValueError):
     """The labels contradict the taxonomy (unknown name, two members of one group)."""
-
-
-class StaleVersion(Exception):
-    """Someone saved the frame after the labeller's page read it."""
-
-    def __init__(self, frame_id: int, read: int, current: int, last: LabelSave | None) -> None:
-        super().__init__(frame_id, read, current)
-        self.frame_id, self.read, self.current, self.last = frame_id, read, current, last
-
-    def message(self) -> str:
-        who = (
-            f" by {self.last.labeller} at {self.last.saved_at}"
-            if self.last and self.last.label_version == self.current
-            else ""
-        )
-        return (
-            f"frame {self.frame_id} was saved{who} after you opened it (you read version "
-            f"{self.read}, it is now version {self.current}); your labels were NOT saved: "
-            "reload the frame to see the current labels, then save again"
-        )
-
-
-class UnknownFrame(LookupError):
-    pass
 
 
 def check_values(taxonomy: Taxonomy, values: dict[str, bool]) -> dict[str, bool]:
@@ -95,30 +70,4 @@ def check_values(taxonomy: Taxonomy, values: dict[str, bool]) -> dict[str, bool]
 def save_labels(store: Store, taxonomy: Taxonomy, frame_id: int, request: SaveLabels) -> LabelSave:
     """Write the labels; raises LabelError, UnknownFrame or StaleVersion."""
     values = check_values(taxonomy, request.situations)
-    stamp = now()
-    with store.transaction() as c:
-        cur = c.execute(
-            "UPDATE frames SET label_version = label_version + 1, state = 'labelled', "
-            "updated_at = ? WHERE id = ? AND label_version = ?",
-            (stamp, frame_id, request.label_version),
-        )
-        if cur.rowcount != 1:
-            row = c.execute("SELECT label_version FROM frames WHERE id = ?", (frame_id,)).fetchone()
-            if row is None:
-                raise UnknownFrame(frame_id)
-            raise StaleVersion(frame_id, request.label_version, row[0], last_save(c, frame_id))
-        version = request.label_version + 1
-        c.execute(
-            "DELETE FROM situation_labels WHERE frame_id = ? AND source = 'human'", (frame_id,)
-        )
-        c.executemany(
-            "INSERT INTO situation_labels (frame_id, situation, source, value, confidence, "
-            "created_at) VALUES (?, ?, 'human', ?, NULL, ?)",
-            [(frame_id, name, int(v), stamp) for name, v in values.items()],
-        )
-        c.execute(
-            "INSERT INTO label_saves (frame_id, label_version, labeller, saved_at, situations) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (frame_id, version, request.labeller, stamp, json.dumps(values, sort_keys=True)),
-        )
-    return LabelSave(request.labeller, stamp, version)
+    return save_situation_labels(store, frame_id, request.label_version, request.labeller, values)

@@ -1,5 +1,8 @@
 """Who may talk to the web app, and which files it may ever send.
 
+:class:`Access` (a route dependency) decides who may use the app; :class:`Guard` (ASGI
+middleware) limits bodies, refuses cross-site writes and adds security headers.
+
 - **Access token.** Bound to a loopback address the app answers without one (only processes
   on this machine can connect), but then only to loopback ``Host`` names, which defeats DNS
   rebinding. Bound to anything else it needs a token on every request: the header
@@ -79,13 +82,81 @@ def _wants_json(scope: Scope, headers: dict[str, str]) -> bool:
     return scope["path"].startswith("/api/") or "text/html" not in headers.get("accept", "")
 
 
-class Guard:
-    """ASGI middleware: Host check (no token), token check (token), Origin check (writes),
-    security headers on every response."""
+class Refused(Exception):
+    """Raised by :class:`Access` with the answer to send instead of the route's."""
 
-    def __init__(self, app: ASGIApp, token: str | None = None) -> None:
-        self.app = app
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class Access:
+    """Who may use the app: loopback ``Host`` names only (no token), or the token.
+
+    A dependency of every router (``Depends(require_access)``); the app's error handlers ask
+    it too, so a request that matches no route or fails validation is refused the same way
+    and learns nothing without the token.
+    """
+
+    def __init__(self, token: str | None = None) -> None:
         self.token = token
+
+    def __call__(self, request: Request) -> None:
+        refusal = self.refusal(request)
+        if refusal is not None:
+            raise Refused(refusal)
+
+    def refusal(self, request: Request) -> Response | None:
+        """The answer for a request that may not proceed, or None."""
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        json = _wants_json(request.scope, headers)
+        if self.token is None:
+            if not is_loopback(_host_name(headers.get("host", ""))):
+                return _deny(
+                    403,
+                    "this server answers only on loopback host names; serve with --token to "
+                    "use it from other machines",
+                    json,
+                )
+            return None
+        supplied_query = request.query_params.get("token")
+        auth = headers.get("authorization", "")
+        bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        cookie = request.cookies.get(COOKIE)
+        if not any(token_matches(t, self.token) for t in (bearer, supplied_query, cookie)):
+            return _deny(
+                401,
+                "access token required: open the URL `scenesift serve` printed "
+                "(…/?token=…) or send `Authorization: Bearer <token>`",
+                json,
+            )
+        if supplied_query and token_matches(supplied_query, self.token):
+            cookie_value = (
+                f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000"
+            )
+            if request.method in SAFE_METHODS:
+                # Drop the token from the address bar: the cookie carries it from now on.
+                query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+                target = request.url.path + ("?" + urlencode(query) if query else "")
+                response = RedirectResponse(target, status_code=303)
+                response.headers.append("set-cookie", cookie_value)
+                return _with_headers(response)
+            request.state.token_cookie = cookie_value  # Guard adds it to the response
+        return None
+
+
+def require_access(request: Request) -> None:
+    """The route dependency: the app's :class:`Access` (``app.state.access``) decides."""
+    request.app.state.access(request)
+
+
+class Guard:
+    """ASGI middleware for what must hold before any route runs: body size limits and the
+    Origin check of writes (CSRF); security headers (and a token cookie) on every response.
+    Who may use the app at all is :class:`Access`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,7 +164,7 @@ class Guard:
             return
         request = Request(scope)
         headers = {k.lower(): v for k, v in request.headers.items()}
-        refusal, set_cookie = self._check(request, headers)
+        refusal = self._check(request, headers)
         if refusal is not None:
             await _with_headers(refusal)(scope, receive, send)
             return
@@ -105,60 +176,30 @@ class Guard:
                 for name, value in SECURITY_HEADERS.items():
                     if name.lower().encode() not in present:
                         raw.append((name.lower().encode(), value.encode()))
-                if set_cookie:
-                    raw.append((b"set-cookie", set_cookie.encode()))
+                cookie = scope.get("state", {}).get("token_cookie")
+                if cookie:
+                    raw.append((b"set-cookie", cookie.encode()))
                 message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
-    def _check(self, request: Request, headers: dict[str, str]) -> tuple[Response | None, str]:
-        scope = request.scope
-        json = _wants_json(scope, headers)
-        if self.token is None:
-            if not is_loopback(_host_name(headers.get("host", ""))):
-                return _deny(
-                    403,
-                    "this server answers only on loopback host names; serve with --token to "
-                    "use it from other machines",
-                    json,
-                ), ""
-        else:
-            supplied_query = request.query_params.get("token")
-            auth = headers.get("authorization", "")
-            bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-            cookie = request.cookies.get(COOKIE)
-            if not any(token_matches(t, self.token) for t in (bearer, supplied_query, cookie)):
-                return _deny(
-                    401,
-                    "access token required: open the URL `scenesift serve` printed "
-                    "(…/?token=…) or send `Authorization: Bearer <token>`",
-                    json,
-                ), ""
-            if supplied_query and token_matches(supplied_query, self.token):
-                cookie_value = (
-                    f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000"
-                )
-                if request.method in SAFE_METHODS:
-                    # Drop the token from the address bar: the cookie carries it from now on.
-                    query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-                    target = request.url.path + ("?" + urlencode(query) if query else "")
-                    response = RedirectResponse(target, status_code=303)
-                    response.headers.append("set-cookie", cookie_value)
-                    return _with_headers(response), ""
-                return None, cookie_value
-        if request.method not in SAFE_METHODS:
-            length = headers.get("content-length")
-            if length is None and "chunked" in headers.get("transfer-encoding", ""):
-                return _deny(411, "send a Content-Length", json), ""
-            if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-                return _deny(413, f"request body over {MAX_BODY:,} bytes", json), ""
-            origin = headers.get("origin")
-            if origin is not None and not _same_origin(origin, headers.get("host", "")):
-                return _deny(403, f"cross-origin request from {origin} refused", json), ""
-            if headers.get("sec-fetch-site") == "cross-site":
-                return _deny(403, "cross-site request refused", json), ""
-        return None, ""
+    @staticmethod
+    def _check(request: Request, headers: dict[str, str]) -> Response | None:
+        if request.method in SAFE_METHODS:
+            return None
+        json = _wants_json(request.scope, headers)
+        length = headers.get("content-length")
+        if length is None and "chunked" in headers.get("transfer-encoding", ""):
+            return _deny(411, "send a Content-Length", json)
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return _deny(413, f"request body over {MAX_BODY:,} bytes", json)
+        origin = headers.get("origin")
+        if origin is not None and not _same_origin(origin, headers.get("host", "")):
+            return _deny(403, f"cross-origin request from {origin} refused", json)
+        if headers.get("sec-fetch-site") == "cross-site":
+            return _deny(403, "cross-site request refused", json)
+        return None
 
 
 def _same_origin(origin: str, host_header: str) -> bool:

@@ -84,7 +84,14 @@ function setupBack() {
   });
 }
 
+// The review page's round chooser shows the chosen round at once.
+function setupRoundChooser() {
+  const select = document.getElementById("round-select");
+  if (select) select.addEventListener("change", () => select.form.submit());
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  setupRoundChooser();
   setupBoxToggles();
   setupCam();
   setupReview();

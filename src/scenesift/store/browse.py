@@ -1,4 +1,6 @@
-"""The SQL behind the pages: indexed, bounded, never the whole pool in Python.
+"""The SQL behind the web app: the frame browser, the frame view, label saves and (a
+separate section at the end) the campaign views. Indexed, bounded, never the whole pool in
+Python.
 
 The frame browser pages with a *keyset* (the sort key of the last row shown, as an opaque
 cursor), so page 1,000 costs what page 1 costs. Filters that need the round's picks start
@@ -21,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from scenesift.records import Box
-from scenesift.store.project import TRUTH_PRIORITY
+from scenesift.store.project import TRUTH_PRIORITY, Store, now
 from scenesift.taxonomy import Taxonomy
 
 SORTS = ("name", "timestamp", "score", "rank")
@@ -448,86 +450,6 @@ def latest_model_source(conn: sqlite3.Connection, situations: Sequence[str]) -> 
     return max(found, key=lambda s: (found[s], s))
 
 
-@dataclass(frozen=True)
-class RoundInfo:
-    id: int
-    campaign: str
-    idx: int
-    status: str
-    created_at: str
-    counts: dict[str, int]
-
-    @property
-    def label(self) -> str:
-        return f"{self.campaign} · round {self.idx}"
-
-
-def latest_round(conn: sqlite3.Connection) -> int | None:
-    row = conn.execute("SELECT id FROM rounds ORDER BY created_at DESC, id DESC LIMIT 1").fetchone()
-    return row[0] if row else None
-
-
-def round_info(conn: sqlite3.Connection, round_id: int) -> RoundInfo | None:
-    row = conn.execute(
-        "SELECT r.id, c.name, r.idx, r.status, r.created_at FROM rounds r "
-        "JOIN campaigns c ON c.id = r.campaign_id WHERE r.id = ?",
-        (round_id,),
-    ).fetchone()
-    if row is None:
-        return None
-    counts = dict.fromkeys(REVIEWS, 0)
-    counts.update(
-        conn.execute(
-            "SELECT review, count(*) FROM picks WHERE round_id = ? GROUP BY review", (round_id,)
-        ).fetchall()
-    )
-    return RoundInfo(*row, counts=counts)
-
-
-def rounds(conn: sqlite3.Connection, limit: int = 200) -> list[tuple[int, str]]:
-    """(round id, label) of the most recent rounds, for the browser's round filter."""
-    return [
-        (rid, f"{name} · round {idx}")
-        for rid, name, idx in conn.execute(
-            "SELECT r.id, c.name, r.idx FROM rounds r JOIN campaigns c ON c.id = r.campaign_id "
-            "ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
-            (limit,),
-        )
-    ]
-
-
-@dataclass(frozen=True)
-class PickRow:
-    frame_id: int
-    name: str
-    rank: int
-    score: float | None
-    strategy: str
-    review: str
-    state: str
-
-
-def picks(
-    conn: sqlite3.Connection, round_id: int, after_rank: int = -1, limit: int = 100
-) -> list[PickRow]:
-    rows = conn.execute(
-        "SELECT p.frame_id, f.name, p.rank, p.score, p.strategy, p.review, f.state "
-        "FROM picks p CROSS JOIN frames f WHERE p.round_id = ? AND f.id = p.frame_id "
-        "AND p.rank > ? ORDER BY p.rank, p.frame_id LIMIT ?",
-        (round_id, after_rank, limit),
-    ).fetchall()
-    return [PickRow(*r) for r in rows]
-
-
-def set_review(conn: sqlite3.Connection, round_id: int, frame_id: int, review: str) -> bool:
-    """Record a reviewer's verdict; False when the frame is not a pick of that round."""
-    cur = conn.execute(
-        "UPDATE picks SET review = ? WHERE round_id = ? AND frame_id = ?",
-        (review, round_id, frame_id),
-    )
-    return cur.rowcount == 1
-
-
 # ------------------------------------------------------------------------------ one frame
 @dataclass(frozen=True)
 class FrameInfo:
@@ -637,6 +559,7 @@ def boxes(conn: sqlite3.Connection, frame_id: int) -> FrameBoxes:
     )
 
 
+# ------------------------------------------------------------------------------ label saves
 @dataclass(frozen=True)
 class LabelSave:
     labeller: str
@@ -653,6 +576,202 @@ def last_save(conn: sqlite3.Connection, frame_id: int) -> LabelSave | None:
     return LabelSave(*row) if row else None
 
 
+class UnknownFrame(LookupError):
+    """No frame with this id in the project."""
+
+
+class StaleVersion(Exception):
+    """The label version a save names is not the frame's: someone saved after the page read
+    it, or (a version ahead of the catalog's) the catalog changed under the page."""
+
+    def __init__(self, frame_id: int, read: int, current: int, last: LabelSave | None) -> None:
+        super().__init__(frame_id, read, current)
+        self.frame_id, self.read, self.current, self.last = frame_id, read, current, last
+
+    def message(self) -> str:
+        if self.read > self.current:
+            return (
+                f"your page names label version {self.read} of frame {self.frame_id}, but "
+                f"the catalog has only version {self.current} (was it restored from a backup "
+                "or replaced since the page was opened?); your labels were NOT saved: "
+                "reload the frame to see its current labels, then save again"
+            )
+        who = (
+            f" by {self.last.labeller} at {self.last.saved_at}"
+            if self.last and self.last.label_version == self.current
+            else ""
+        )
+        return (
+            f"frame {self.frame_id} was saved{who} after you opened it (you read version "
+            f"{self.read}, it is now version {self.current}); your labels were NOT saved: "
+            "reload the frame to see the current labels, then save again"
+        )
+
+
+def save_situation_labels(
+    store: Store, frame_id: int, read_version: int, labeller: str, values: dict[str, bool]
+) -> LabelSave:
+    """Replace the frame's ``human`` situation labels with ``values`` (already checked
+    against the taxonomy), mark it labelled and record the save, in one transaction whose
+    first statement takes the version the page read (optimistic concurrency: of two
+    labellers the second gets StaleVersion). Raises UnknownFrame, StaleVersion."""
+    stamp = now()
+    with store.transaction() as c:
+        cur = c.execute(
+            "UPDATE frames SET label_version = label_version + 1, state = 'labelled', "
+            "updated_at = ? WHERE id = ? AND label_version = ?",
+            (stamp, frame_id, read_version),
+        )
+        if cur.rowcount != 1:
+            row = c.execute("SELECT label_version FROM frames WHERE id = ?", (frame_id,)).fetchone()
+            if row is None:
+                raise UnknownFrame(frame_id)
+            raise StaleVersion(frame_id, read_version, row[0], last_save(c, frame_id))
+        version = read_version + 1
+        c.execute(
+            "DELETE FROM situation_labels WHERE frame_id = ? AND source = 'human'", (frame_id,)
+        )
+        c.executemany(
+            "INSERT INTO situation_labels (frame_id, situation, source, value, confidence, "
+            "created_at) VALUES (?, ?, 'human', ?, NULL, ?)",
+            [(frame_id, name, int(v), stamp) for name, v in values.items()],
+        )
+        c.execute(
+            "INSERT INTO label_saves (frame_id, label_version, labeller, saved_at, situations) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (frame_id, version, labeller, stamp, json.dumps(values, sort_keys=True)),
+        )
+    return LabelSave(labeller, stamp, version)
+
+
+# ------------------------------------------------------------------------------ busy
+def is_busy(error: sqlite3.OperationalError) -> bool:
+    """Whether a statement gave up waiting for another connection's write lock (an import
+    holds it for seconds): worth retrying, unlike every other OperationalError."""
+    message = str(error).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
+# ============================================================================ campaign views
+# Campaign, round and pick reads (and the reviewer's verdict) for the dashboard, review
+# page and frame view. Kept apart from the browser's SQL above: store/campaigns.py owns
+# campaign/round/pick SQL, and these may move there.
+@dataclass(frozen=True)
+class RoundInfo:
+    id: int
+    campaign: str
+    idx: int
+    status: str
+    created_at: str
+    counts: dict[str, int]
+
+    @property
+    def label(self) -> str:
+        return f"{self.campaign} · round {self.idx}"
+
+
+def latest_round(conn: sqlite3.Connection) -> int | None:
+    """The most recent round that picked frames (a campaign's final round picks none, so it
+    is never the round to review, browse or label)."""
+    row = conn.execute(
+        "SELECT r.id FROM rounds r WHERE EXISTS (SELECT 1 FROM picks p WHERE p.round_id = r.id) "
+        "ORDER BY r.created_at DESC, r.id DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def latest_open_round(conn: sqlite3.Connection) -> int | None:
+    """The most recent round with open (not rejected) picks: the default labelling queue."""
+    row = conn.execute(
+        "SELECT r.id FROM rounds r WHERE EXISTS (SELECT 1 FROM picks p WHERE p.round_id = r.id "
+        "AND p.review != 'rejected') ORDER BY r.created_at DESC, r.id DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def round_info(conn: sqlite3.Connection, round_id: int) -> RoundInfo | None:
+    row = conn.execute(
+        "SELECT r.id, c.name, r.idx, r.status, r.created_at FROM rounds r "
+        "JOIN campaigns c ON c.id = r.campaign_id WHERE r.id = ?",
+        (round_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    counts = dict.fromkeys(REVIEWS, 0)
+    counts.update(
+        conn.execute(
+            "SELECT review, count(*) FROM picks WHERE round_id = ? GROUP BY review", (round_id,)
+        ).fetchall()
+    )
+    return RoundInfo(*row, counts=counts)
+
+
+def rounds(conn: sqlite3.Connection, limit: int = 200) -> list[tuple[int, str]]:
+    """(round id, label) of the most recent rounds, for the browser's round filter."""
+    return [
+        (rid, f"{name} · round {idx}")
+        for rid, name, idx in conn.execute(
+            "SELECT r.id, c.name, r.idx FROM rounds r JOIN campaigns c ON c.id = r.campaign_id "
+            "ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
+            (limit,),
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class RoundChoice:
+    id: int
+    label: str
+    status: str
+    picks: int
+
+
+def round_choices(conn: sqlite3.Connection, limit: int = 200) -> list[RoundChoice]:
+    """The most recent rounds with their pick counts, for the review page's round chooser."""
+    return [
+        RoundChoice(rid, f"{name} · round {idx}", status, n)
+        for rid, name, idx, status, n in conn.execute(
+            "SELECT r.id, c.name, r.idx, r.status, "
+            "(SELECT count(*) FROM picks p WHERE p.round_id = r.id) FROM rounds r "
+            "JOIN campaigns c ON c.id = r.campaign_id ORDER BY r.created_at DESC, r.id DESC "
+            "LIMIT ?",
+            (limit,),
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class PickRow:
+    frame_id: int
+    name: str
+    rank: int
+    score: float | None
+    strategy: str
+    review: str
+    state: str
+
+
+def picks(
+    conn: sqlite3.Connection, round_id: int, after_rank: int = -1, limit: int = 100
+) -> list[PickRow]:
+    rows = conn.execute(
+        "SELECT p.frame_id, f.name, p.rank, p.score, p.strategy, p.review, f.state "
+        "FROM picks p CROSS JOIN frames f WHERE p.round_id = ? AND f.id = p.frame_id "
+        "AND p.rank > ? ORDER BY p.rank, p.frame_id LIMIT ?",
+        (round_id, after_rank, limit),
+    ).fetchall()
+    return [PickRow(*r) for r in rows]
+
+
+def set_review(conn: sqlite3.Connection, round_id: int, frame_id: int, review: str) -> bool:
+    """Record a reviewer's verdict; False when the frame is not a pick of that round."""
+    cur = conn.execute(
+        "UPDATE picks SET review = ? WHERE round_id = ? AND frame_id = ?",
+        (review, round_id, frame_id),
+    )
+    return cur.rowcount == 1
+
+
 def frame_picks(conn: sqlite3.Connection, frame_id: int) -> list[tuple]:
     """(round id, round label, rank, score, strategy, review) of every round that picked it."""
     return conn.execute(
@@ -663,7 +782,6 @@ def frame_picks(conn: sqlite3.Connection, frame_id: int) -> list[tuple]:
     ).fetchall()
 
 
-# ------------------------------------------------------------------------------ campaigns
 #: Round metrics a learning curve can plot, in legend order: the detector's mAPs and the
 #: tagger's mean ROC-AUC (``Campaign.metric`` names the one a campaign optimises).
 CURVE_METRICS = {"map50": "mAP@0.5", "map": "mAP@[.5:.95]", "auc_mean": "mean ROC-AUC"}

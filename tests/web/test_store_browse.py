@@ -9,8 +9,8 @@ import pytest
 
 from conftest import MODEL
 from scenesift.store import Store
+from scenesift.store import browse as q
 from scenesift.store.coverage import latest_model_source as coverage_latest
-from scenesift.web import queries as q
 
 FILTERS = [
     q.Filters(state="unlabelled"),
