@@ -452,6 +452,16 @@ def test_a_save_while_another_process_writes_is_a_quick_503_with_retry_after(cli
     assert save(client, fid, {"night": True}).status_code == 200  # the retry goes through
 
 
+def test_saves_of_this_app_queue_in_turn_but_not_forever(project):
+    with TestClient(create_app(project, write_wait=0.5), base_url="http://127.0.0.1") as c:
+        fid = frame_id(project, "d2/003.jpg")
+        with c.app.state.project.writing():  # another save of this app, stuck
+            r = save(c, fid, {"night": True})
+        assert r.status_code == 503 and r.headers["retry-after"]
+        assert "queued" in r.json()["detail"]
+        assert save(c, fid, {"night": True}).status_code == 200
+
+
 def test_a_client_version_ahead_of_the_server_gets_a_409_that_says_so(client, project):
     fid = frame_id(project, "d2/003.jpg")
     r = save(client, fid, {"night": True}, version=5)

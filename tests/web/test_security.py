@@ -72,6 +72,11 @@ def test_writes_need_the_token_too(guarded, project):
         f"/api/rounds/2/picks/{fid}", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
     )
     assert r.status_code == 200
+    r = guarded.post(f"/api/rounds/2/picks/{fid}", json=body, params={"token": TOKEN})
+    assert r.status_code == 200 and r.headers["set-cookie"].startswith(f"{COOKIE}={TOKEN}")
+    guarded.cookies.clear()
+    r = guarded.post(f"/api/frames/{fid}/labels", content=b"{", params={"token": "wrong"})
+    assert r.status_code == 401  # not a 422 that would answer before the token check
 
 
 def test_serve_requires_a_token_off_loopback():

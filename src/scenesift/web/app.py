@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scenesift.store.browse import is_busy
-from scenesift.web.deps import RETRY_AFTER, WRITE_WAIT, Project, qs, render
+from scenesift.web.deps import RETRY_AFTER, WRITE_WAIT, Project, WriteBusy, qs, render
 from scenesift.web.routes import api, media, pages
 from scenesift.web.security import Access, Guard, Refused
 
@@ -75,15 +75,19 @@ def create_app(
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         return error(request, 422, _json_safe(exc.errors()))
 
+    def busy(request: Request, why: str) -> Response:
+        message = f"the project catalog is busy ({why}); nothing was saved: try again shortly"
+        return error(request, 503, message, {"Retry-After": str(RETRY_AFTER)})
+
     @app.exception_handler(sqlite3.OperationalError)
-    async def _busy(request: Request, exc: sqlite3.OperationalError) -> Response:
+    async def _locked(request: Request, exc: sqlite3.OperationalError) -> Response:
         if not is_busy(exc):
             raise exc
-        message = (
-            f"the project catalog is busy: another process (an import?) held its write lock "
-            f"for over {write_wait:g} s; nothing was saved: try again in a few seconds"
-        )
-        return error(request, 503, message, {"Retry-After": str(RETRY_AFTER)})
+        return busy(request, f"another process held its write lock for over {write_wait:g} s")
+
+    @app.exception_handler(WriteBusy)
+    async def _queued(request: Request, exc: WriteBusy) -> Response:
+        return busy(request, str(exc))
 
     return app
 

@@ -43,6 +43,10 @@ RETRY_AFTER = 2
 
 
 # ------------------------------------------------------------------------------ project
+class WriteBusy(Exception):
+    """A write could not start within the project's ``write_wait`` (HTTP 503)."""
+
+
 class Project:
     """What every request needs: the project folder, its taxonomy, short-lived caches."""
 
@@ -54,6 +58,7 @@ class Project:
         self.keys = dict(zip(self.taxonomy.names, KEYS, strict=False))
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, Any]] = {}
+        self._writes = threading.Lock()
 
     @contextmanager
     def store(self) -> Iterator[Store]:
@@ -62,6 +67,19 @@ class Project:
             yield store
         finally:
             store.close()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """This app's writes take turns here, in order, so that the short wait for the
+        catalog's write lock is spent only on other processes (SQLite's busy handler polls
+        and would let 50 labellers of this app starve one another). Raises WriteBusy after
+        ``write_wait`` seconds."""
+        if not self._writes.acquire(timeout=self.write_wait):
+            raise WriteBusy(f"other saves of this app queued for over {self.write_wait:g} s")
+        try:
+            yield
+        finally:
+            self._writes.release()
 
     def cached(self, key: str, seconds: float, compute: Callable[[], Any]) -> Any:
         now = time.monotonic()

@@ -13,6 +13,7 @@ from scenesift.store import browse as q
 from scenesift.web.deps import (
     BrowseParams,
     FrameId,
+    Project,
     ProjectDep,
     ReviewBody,
     RoundId,
@@ -75,7 +76,8 @@ def frame(frame_id: FrameId, project: ProjectDep, store: StoreDep) -> dict:
 @router.post("/frames/{frame_id}/labels")
 def save(frame_id: FrameId, body: SaveLabels, project: ProjectDep, store: StoreDep) -> Response:
     try:
-        saved = save_labels(store, project.taxonomy, frame_id, body)
+        with project.writing():
+            saved = save_labels(store, project.taxonomy, frame_id, body)
     except LabelError as e:
         raise HTTPException(422, str(e)) from None
     except UnknownFrame:
@@ -92,14 +94,16 @@ def save(frame_id: FrameId, body: SaveLabels, project: ProjectDep, store: StoreD
     return JSONResponse({"frame": frame_id, **asdict(saved)})
 
 
-def set_review(store: Store, round_id: int, frame_id: int, review: str) -> None:
+def set_review(project: Project, store: Store, round_id: int, frame_id: int, review: str) -> None:
     """Record a reviewer's verdict (the API and the review page's no-script form)."""
-    with store.transaction() as c:
+    with project.writing(), store.transaction() as c:
         if not q.set_review(c, round_id, frame_id, review):
             raise HTTPException(404, f"frame {frame_id} is not a pick of round {round_id}")
 
 
 @router.post("/rounds/{round_id}/picks/{frame_id}")
-def review(round_id: RoundId, frame_id: FrameId, body: ReviewBody, store: StoreDep) -> dict:
-    set_review(store, round_id, frame_id, body.review)
+def review(
+    round_id: RoundId, frame_id: FrameId, body: ReviewBody, project: ProjectDep, store: StoreDep
+) -> dict:
+    set_review(project, store, round_id, frame_id, body.review)
     return {"round": round_id, "frame": frame_id, "review": body.review}

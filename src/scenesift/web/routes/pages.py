@@ -132,13 +132,13 @@ def review_page(
 
 @router.post("/review/{round_id}/{frame_id}")
 async def review_form(
-    request: Request, round_id: RoundId, frame_id: FrameId, store: StoreDep
+    request: Request, round_id: RoundId, frame_id: FrameId, project: ProjectDep, store: StoreDep
 ) -> Response:
     """The no-script fallback of the review buttons (an urlencoded form)."""
     raw = (await request.body())[:10_000].decode("utf-8", "replace")
     values = parse_qs(raw).get("review", [""])
     body = parse(ReviewBody, {"review": values[0]})
-    await run_in_threadpool(set_review, store, round_id, frame_id, body.review)
+    await run_in_threadpool(set_review, project, store, round_id, frame_id, body.review)
     return RedirectResponse(f"/review?round={round_id}#pick-{frame_id}", status_code=303)
 
 
