@@ -1,5 +1,6 @@
-"""Render a report from a tiny generated project and a synthetic results table, and
-screenshot it in headless Chromium (full page, and one PNG per section), to look at it.
+"""Render a report from a tiny generated project and a made-up results table
+(``tests/report_fixtures.py``), and screenshot it in headless Chromium (full page, and one
+PNG per section), to look at it.
 
     .venv/bin/python scripts/screenshot_report.py [OUT] [--frames 120] [--models]
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -21,10 +23,12 @@ import numpy as np
 from scenesift.io.bdd import read_bdd
 from scenesift.records import Box
 from scenesift.report import build_report
-from scenesift.report.synthetic import synthetic_results
 from scenesift.store import Store
 from scenesift.store.project import now
 from scenesift.synth import generate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from report_fixtures import synthetic_results  # noqa: E402 (a test fixture, not the package)
 
 
 def make_project(out: Path, frames: int) -> Store:

@@ -7,7 +7,7 @@ from PIL import Image
 
 from scenesift.experiments import plots
 from scenesift.experiments.results import frame
-from scenesift.report.synthetic import synthetic_results
+from report_fixtures import synthetic_results
 
 FIGURES = {
     "variance": plots.plot_variance,

@@ -14,7 +14,7 @@ from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
 from scenesift.report import SECTIONS, build_report, report_summary_table
 from scenesift.report.build import TITLES
 from scenesift.report.gallery import campaign_gallery
-from scenesift.report.synthetic import synthetic_results
+from report_fixtures import synthetic_results
 from scenesift.store import Store, StoreError
 from scenesift.store.project import now
 

@@ -1,5 +1,7 @@
-"""A synthetic results table shaped like a real experiment's, for previews and tests of the
-figures and the report (``scripts/screenshot_report.py``, ``tests/test_report.py``).
+"""A made-up results table shaped like a real experiment's, for tests of the figures and the
+report (``tests/test_report.py``, ``tests/test_experiment_plots.py``) and for previews
+(``scripts/screenshot_report.py``). It lives with the tests, not in the package, so no
+installed code can ship it as a result.
 
 The numbers are made up but plausible: saturating learning curves where ``least_confidence``
 learns faster than ``random``, seed noise, per-class and per-situation slices, a variance
