@@ -28,7 +28,7 @@ from scenesift.store.project import now
 from scenesift.synth import generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from report_fixtures import synthetic_results  # noqa: E402 (a test fixture, not the package)
+from report_fixtures import synthetic_results
 
 
 def make_project(out: Path, frames: int) -> Store:

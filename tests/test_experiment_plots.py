@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from report_fixtures import synthetic_results
 from scenesift.experiments import plots
 from scenesift.experiments.results import frame
-from report_fixtures import synthetic_results
 
 FIGURES = {
     "variance": plots.plot_variance,
@@ -85,3 +85,18 @@ def test_baseline_is_grey_and_dashed_and_colours_are_stable():
         plots.class_colors(["car", "truck"])["car"] == plots.class_colors(["truck", "car"])["car"]
     )
     assert b["random"] == a["random"]
+
+
+def test_class_curves_scale_to_the_data_and_name_classes_without_a_value(tmp_path, drawn):
+    df = synthetic_results(seeds=2, rounds=4, variance_runs=1)
+    per_class = (df["metric"] == "ap50") & (df["class"] != "all")
+    df.loc[per_class, "value"] *= 0.2  # every class stays under 0.2 (a small budget)
+    df.loc[per_class & (df["class"] == "traffic_cone"), "value"] = float("nan")  # no objects
+    plots.plot_class_curves(df, tmp_path / "classes.png")
+    (fig,) = drawn
+    highest = df.loc[per_class, "value"].max()
+    low, high = fig.axes[0].get_ylim()
+    assert low == 0 and highest < high <= 1.25 * highest  # not 0-1: the curves fill the panel
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "traffic_cone: undefined (no test objects)" in legend and "traffic_cone" not in legend
+    assert "car" in legend

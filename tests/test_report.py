@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
+from report_fixtures import synthetic_results
 from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
 from scenesift.report import SECTIONS, build_report, report_summary_table
 from scenesift.report.build import TITLES
 from scenesift.report.gallery import campaign_gallery
-from report_fixtures import synthetic_results
 from scenesift.store import Store, StoreError
 from scenesift.store.project import now
 
@@ -189,3 +189,125 @@ def test_terminal_summary_table_has_the_key_numbers(results):
     assert "0.703" in text  # 95% of 0.74
     empty = report_summary_table(results.loc[results["study"] == "variance"])
     assert empty.row_count == 0
+
+
+def _strategy_rows(results, shift: float):
+    """The synthetic table with least_confidence's mAP@0.5 set to random's plus ``shift``
+    (and a little noise per seed and round), so the verdict's case is known in advance."""
+    df = results.loc[(results["metric"] == "map50") & (results["class"] == "all")
+                     & (results["situation"] == "all")].copy()  # fmt: skip
+    lc = (df["strategy"] == "least_confidence") & (df["study"] == "strategies")
+    rnd = (df["strategy"] == "random") & (df["study"] == "strategies")
+    noise = np.random.default_rng(0).normal(0, 0.01, lc.sum())
+    df.loc[lc, "value"] = df.loc[rnd, "value"].to_numpy() + shift + noise
+    return df
+
+
+def _header(html: str) -> str:
+    return html[html.index("<header>") : html.index("</header>")]
+
+
+@pytest.mark.parametrize("shift", [0.08, 0.0])
+def test_the_header_says_in_plain_words_what_the_comparison_found(project, results, tmp_path,
+                                                                  shift):  # fmt: skip
+    from scenesift.experiments import stats
+
+    df = _strategy_rows(results, shift)
+    html = build_report(project, tmp_path / "r.html", df, full_map50=0.74,
+                        sections=("summary",)).read_text(encoding="utf-8")  # fmt: skip
+    header = _header(html)
+    row = stats.strategy_summary(df, 0.74).set_index("strategy").loc["least_confidence"]
+    interval = f"95% CI {row['diff_low']:+.3f} to {row['diff_high']:+.3f}"
+    assert "Verdict." in header and interval in header  # computed, not written in advance
+    assert "averaged over 100-400 labelled frames" in header and "Worth knowing" in header
+    if shift:
+        assert row["diff_low"] > 0
+        assert "least_confidence beat random" in header and f"{row['diff']:.3f} higher" in header
+    else:
+        assert row["diff_low"] < 0 < row["diff_high"]
+        assert "No strategy beat random here" in header and "beat random:" not in header
+
+
+def test_the_header_names_the_project_once_and_where_it_is(tmp_path):
+    store = Store.init(tmp_path / "project")
+    with store:
+        html = build_report(store, tmp_path / "r.html").read_text(encoding="utf-8")
+    header = _header(html)
+    assert "<h1>scenesift report: project</h1>" in header
+    assert "<b>project</b> project" not in header  # the name, not the word, once
+    assert str((tmp_path / "project").resolve()) in header
+
+
+def test_classes_without_a_value_are_named_with_the_reason(project, results, tmp_path):
+    df = results.copy()
+    df.loc[(df["metric"] == "ap50") & (df["class"] == "traffic_cone"), "value"] = float("nan")
+    df = df.loc[df["class"] != "golf_cart"]  # never recorded at all
+    html = build_report(project, tmp_path / "r.html", df,
+                        sections=("classes",)).read_text(encoding="utf-8")  # fmt: skip
+    assert "Left out: traffic_cone (AP@0.5 undefined in every round: no traffic_cone " in html
+    assert "golf_cart (no per-class rows in the results)" in html
+
+
+def test_the_tagger_section_says_how_to_run_the_tagger_study(project, results, tmp_path):
+    only_strategies = results.loc[results["study"] != "tagger"]
+    html = build_report(project, tmp_path / "r.html", only_strategies,
+                        sections=("tagger",)).read_text(encoding="utf-8")  # fmt: skip
+    assert "no tagger-study rows" in html
+    assert "add <code>&#34;tagger&#34;</code> to <code>studies</code>" in html
+    assert "<code>scenesift experiment run EXPERIMENT.toml -p PROJECT</code>" in html
+
+
+def _detector_with_stored_detections(store: Store) -> None:
+    """A 'latest' detector pointer and its detections stored on every frame (the truth,
+    shifted a little, with falling scores), as `scenesift detector predict` leaves them."""
+    folder = store.root / "models" / "detector"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "latest").write_text("fakedetector.pt\n")
+    rng = np.random.default_rng(0)
+    predictions = {}
+    for r in store.records():
+        shifted = [Box(b.category, b.x1 + rng.uniform(-3, 3), b.y1, b.x2, b.y2, score=0.9)
+                   for b in r.boxes or ()]  # fmt: skip
+        predictions[r.name] = [*shifted, Box("car", 0, 0, 20, 20, score=0.3)]
+    store.write_box_predictions("model:fakedetector", predictions)
+
+
+@pytest.mark.parametrize("boot", [200, 0])
+def test_the_gap_report_shows_the_intervals_it_claims(tmp_path, boot):
+    store = Store.init(tmp_path / "proj", split_fractions=(0.3, 0.1, 0.6))
+    frames = make_frames(tmp_path / "data", n=40)
+    with store:
+        store.ingest(ImportBatch(frames, tmp_path / "data", ImportReport("t")))
+        _detector_with_stored_detections(store)
+        kwargs = {} if boot else {"gap_boot": 0}  # the default must fill the intervals
+        html = build_report(store, tmp_path / "r.html", sections=("gaps",), **kwargs)
+        html = html.read_text(encoding="utf-8")
+    gaps = html[html.index('<section id="gaps">') :]
+    assert "stored detections" in gaps and "<table>" in gaps
+    cells = re.findall(r'<td class="num">(\d\.\d{3}-\d\.\d{3})</td>', gaps)
+    if boot:  # the default: every situation with a defined mAP@0.5 gets its interval
+        assert '<th class="num">95% CI</th>' in gaps and "bootstrap interval" in gaps
+        defined = len(re.findall(r'<td class="num">\d\.\d{3}</td>', gaps))
+        assert defined and len(cells) == defined
+    else:
+        assert "95% CI" not in gaps and "bootstrap interval" not in gaps and not cells
+
+
+def test_the_gallery_counts_the_rounds_it_shows(tmp_path):
+    store = Store.init(tmp_path / "proj", split_fractions=(0.5, 0.2, 0.3))
+    frames = make_frames(tmp_path / "data")
+    with store:
+        store.ingest(ImportBatch(frames, tmp_path / "data", ImportReport("t")))
+        add_campaign(store, "finished", rounds=3)
+        cid = store.conn.execute("SELECT id FROM campaigns").fetchone()[0]
+        with store.transaction():  # the final round trains and evaluates, it picks nothing
+            store.conn.execute(
+                "INSERT INTO rounds (campaign_id, idx, status, model_fingerprint, metrics, "
+                "created_at) VALUES (?, 3, 'final', 'finalmodel', '{}', ?)",
+                (cid, now()),
+            )
+        html = build_report(store, tmp_path / "r.html",
+                            sections=("gallery",)).read_text(encoding="utf-8")  # fmt: skip
+    assert "4 round(s)" not in html
+    assert "rounds 0-2 picked 9 frames; round 3 trained and evaluated the final model" in html
+    assert [f"Round {i}:" in html for i in range(4)] == [True, True, True, False]

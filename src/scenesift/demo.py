@@ -2,7 +2,8 @@
 
 synthetic world -> project -> import -> coverage -> situation tagger (train, AUC,
 pre-labels) -> detector on all labels (the full-data reference mAP) -> an experiment:
-active learning vs random over seeds, plus the variance of random subsets -> the report.
+active learning vs random over seeds, plus the variance of random subsets -> the report,
+in the project's ``reports/`` folder (``scenesift serve`` lists it).
 
 Re-running is cheap and safe: the world is regenerated only when its settings changed, the
 project is reused, re-importing the same world is a no-op, trained models are reused, and
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scenesift.io.bdd import read_bdd
 from scenesift.store import Store, StoreError
@@ -21,6 +23,9 @@ from scenesift.store.coverage import coverage
 from scenesift.synth import contact_sheet, default_world_config, generate, read_generation
 from scenesift.tables import coverage_table, import_report_table, summary_table
 from scenesift.ui import console, progress_bar, tracker
+
+if TYPE_CHECKING:  # the models import torch: not needed by `--quick`
+    from scenesift.models.tagger import TaggerConfig
 
 
 def _world_is_current(world: Path, frames: int, seed: int) -> bool:
@@ -96,7 +101,17 @@ workers = 2
 """
 
 
-def models_and_experiment(out: Path, project: Path, workers: int) -> None:
+def models_and_experiment(
+    out: Path,
+    project: Path,
+    workers: int,
+    experiment_toml: str = DEMO_EXPERIMENT,
+    tagger_config: TaggerConfig | None = None,
+) -> Path:
+    """Steps 4-7: tagger, full-data detector (its detections stored on every frame, so the
+    web app's frame view and dashboard show them), the experiment and the report, written
+    into the project's ``reports/`` folder (where ``scenesift serve`` lists it). Returns
+    the report's path. ``experiment_toml`` and ``tagger_config``: smaller settings (tests)."""
     from dataclasses import replace
 
     from scenesift.experiments.config import ExperimentConfig
@@ -107,12 +122,12 @@ def models_and_experiment(out: Path, project: Path, workers: int) -> None:
     from scenesift.models.tagger import TaggerConfig
     from scenesift.pipelines import detector as det
     from scenesift.pipelines import tagger as tag
-    from scenesift.report import build_report, report_summary_table
+    from scenesift.report import build_report, report_summary_table, verdict
 
     keep_freed_memory()
     config_path = out / "experiment.toml"
-    if not config_path.exists() or config_path.read_text() != DEMO_EXPERIMENT:
-        config_path.write_text(DEMO_EXPERIMENT)
+    if not config_path.exists() or config_path.read_text() != experiment_toml:
+        config_path.write_text(experiment_toml)
         remove_experiment(project, "demo")  # an older demo's runs are not comparable
     experiment = ExperimentConfig.load(config_path)
     experiment = replace(experiment, runner=replace(experiment.runner, workers=workers))
@@ -123,7 +138,8 @@ def models_and_experiment(out: Path, project: Path, workers: int) -> None:
             tagger, path = tag.load(store)
             console.print(f"Reusing tagger {tagger.fingerprint}.")
         except StoreError:
-            tagger, path = tag.train(store, TaggerConfig(schedule="frozen", epochs=3))
+            config = tagger_config or TaggerConfig(schedule="frozen", epochs=3)
+            tagger, path = tag.train(store, config)
         results = tag.evaluate(store, tagger, plots=store.root / "reports" / "tagger")
         console.print(results.to_table())
         summary = tag.prelabel(store, tagger, path, progress=True)
@@ -138,8 +154,14 @@ def models_and_experiment(out: Path, project: Path, workers: int) -> None:
             console.print(f"Reusing detector {detector.fingerprint}.")
         except StoreError:
             detector, _ = det.train(store, learner_detector)
+        # stored on every frame: the web app's frame view and dashboard and the report's
+        # gap report read them
+        source, n = det.predict(store, detector, progress=True)
+        console.print(f"Stored its detections on {n:,} frames as {source}.")
         frames = det.with_boxes(store, "test")
-        predictions = detector.predict(frames, store=store, progress=True)
+        stored = {r.name: r.predicted_boxes or [] for r in
+                  store.records(split="test", state="labelled", predictions=source)}  # fmt: skip
+        predictions = {f.name: stored.get(f.name, []) for f in frames}
         # per situation: in the report (a table this wide does not fit a terminal)
         full, _ = det.evaluate(store, predictions, "test", slices=False)
         console.print(full.to_table())
@@ -156,10 +178,31 @@ def models_and_experiment(out: Path, project: Path, workers: int) -> None:
 
     console.rule("[bold]7. Report")
     with Store.open(project) as store:
-        report = build_report(store, out / "report.html", results=table, full_map50=full.map50)
+        path = project / "reports" / "report.html"
+        report = build_report(store, path, results=table, full_map50=full.map50)
         console.print(report_summary_table(table, full_map50=full.map50))
-    console.print(f"Project: [bold]{project}[/]  (try: .venv/bin/scenesift info -p {project})")
-    console.print(f"Report: [bold]{report}[/]")
+    sentence = verdict(table, full_map50=full.map50)
+    if sentence:
+        console.print(f"[bold]Verdict:[/] {sentence}")
+    link = _link(out / "report.html", report)
+    console.print(f"Report: [bold]{report}[/]" + (f"  (also {link})" if link else ""))
+    console.print(
+        f"Browse the project: [bold].venv/bin/scenesift serve {project}[/] (the dashboard "
+        "lists the report; each frame shows its truth and predicted boxes)"
+    )
+    return report
+
+
+def _link(link: Path, target: Path) -> Path | None:
+    """A symlink at ``link`` to the report in the project (where older demos wrote it), or
+    None where the file system has no symlinks."""
+    try:
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(Path(target).resolve())
+    except OSError:
+        return None
+    return link
 
 
 def main() -> None:

@@ -294,28 +294,54 @@ def _metric_name(metric: str) -> str:
     )
 
 
+def classes_left_out(
+    df: pd.DataFrame, metric: str = "ap50", classes: Sequence[str] = ()
+) -> dict[str, str]:
+    """Classes a per-class figure cannot draw, each with the reason: its AP is undefined in
+    every evaluation (COCO leaves AP undefined for a class without test objects), or, for
+    ``classes`` (e.g. the taxonomy's) that have no per-class rows at all, not recorded."""
+    mask = (df["metric"] == metric) & (df["study"] == "strategies") & (df["situation"] == ALL)
+    rows = df.loc[mask.fillna(False).astype(bool) & (df["class"] != ALL)]
+    recorded = {str(c) for c in rows["class"].dropna().unique()}
+    defined = {str(c) for c in rows.loc[rows["value"].notna(), "class"].unique()}
+    out = {
+        c: f"{_metric_name(metric)} undefined in every round: no {c} objects in the test split"
+        for c in sorted(recorded - defined)
+    }
+    out.update({c: "no per-class rows in the results" for c in classes if c not in recorded})
+    return out
+
+
 def plot_class_curves(
     df: pd.DataFrame, path: Path | str, metric: str = "ap50", x: str = "n_labelled"
 ) -> Path:
-    """Figure 4: AP@0.5 per class per loop (mean across seeds), one panel per strategy."""
+    """Figure 4: AP@0.5 per class per loop (mean across seeds), one panel per strategy.
+    The y axis spans the data (AP often stays far below 1 on a small budget); classes whose
+    AP is undefined throughout are named in the legend, not silently dropped."""
     rows = _class_rows(df, metric)
     _require(rows, "per-class (class != 'all')", "campaigns record AP@0.5 per class each round")
     strategies = _ordered(rows["strategy"].unique())
     colors = class_colors(rows["class"].unique())
+    left_out = classes_left_out(df, metric)
     fig, axes, grid = _grid(len(strategies), 3, (4.2, 3.2), extra_h=1.2)
+    top = 0.0
     for ax, s in zip(axes, strategies, strict=True):
         part = rows.loc[rows["strategy"] == s]
         for c in sorted(colors):
             lc = stats.learning_curves(part, metric, cls=c, x=x)
+            lc = lc.loc[lc["mean"].notna()]
             if len(lc):
                 ax.plot(lc[x], lc["mean"], marker="o", ms=3, lw=1.6, color=colors[c], label=c)
+                top = max(top, float(lc["mean"].max()))
         ax.set_title(f"{s} ({part['seed'].nunique()} seeds)", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.set_ylim(0, 1.02)
         if x == "n_labelled":
             _thousands(ax)
+    axes[0].set_ylim(0, min(1.02, max(0.05, top * 1.12)))  # shared y: one call sets all
     _label_outer(grid, len(strategies), _x_name(x), f"{_metric_name(metric)} (test)")
-    _bottom_legend(fig, [_line(colors[c], c) for c in sorted(colors)], columns=6)
+    handles = [_line(colors[c], c) for c in sorted(colors) if c not in left_out]
+    handles += [_line("0.75", f"{c}: undefined (no test objects)", ":") for c in left_out]
+    _bottom_legend(fig, handles, columns=6)
     fig.suptitle(f"{_metric_name(metric)} per class per loop (mean across seeds)", fontsize=11)
     return _save(fig, path)
 
@@ -361,7 +387,10 @@ def plot_learning_speed(df: pd.DataFrame, path: Path | str, metric: str = "ap50"
         ax.grid(alpha=0.3)
         _thousands(ax)
     _label_outer(grid, len(strategies), "labelled frames", "AP@0.5 gain\nper 1,000 frames")
-    _bottom_legend(fig, [_line(colors[c], c) for c in sorted(colors)], columns=6)
+    left_out = classes_left_out(df, metric)
+    handles = [_line(colors[c], c) for c in sorted(colors) if c not in left_out]
+    handles += [_line("0.75", f"{c}: undefined (no test objects)", ":") for c in left_out]
+    _bottom_legend(fig, handles, columns=6)
     fig.suptitle(
         "Learning speed per class: derivative of the mean AP@0.5 curve (below 0: more data hurt)",
         fontsize=11,

@@ -117,7 +117,8 @@ def plot_gaps(rows: Sequence[SituationGap], path: Path) -> Path:
                 fontsize=8, transform=ax.get_yaxis_transform())  # fmt: skip
     ax.set_yticks(y, [f"{i}. {r.situation}" for i, r in enumerate(shown, 1)], fontsize=9)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("detector mAP@0.5 in the situation (test split, 95% bootstrap interval)")
+    interval = ", 95% bootstrap interval" if any(r.ci is not None for r in shown) else ""
+    ax.set_xlabel(f"detector mAP@0.5 in the situation (test split{interval})")
     ax.set_title("Situation gap report, most needed first", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

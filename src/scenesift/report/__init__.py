@@ -3,6 +3,6 @@
 ``experiments.stats``."""
 
 from scenesift.report.build import SECTIONS, build_report
-from scenesift.report.summary import report_summary_table
+from scenesift.report.summary import report_summary_table, verdict
 
-__all__ = ["SECTIONS", "build_report", "report_summary_table"]
+__all__ = ["SECTIONS", "build_report", "report_summary_table", "verdict"]

@@ -12,7 +12,7 @@ demo project):
   running the network; its summary plot is drawn from the same numbers;
 - the gap report: the latest detector's stored test detections (``detector predict``), or,
   when missing and ``detect=True``, the detector run once on the test split (slower);
-  ``gap_boot`` bootstrap resamples per situation (0: no interval, fastest);
+  ``gap_boot`` bootstrap resamples per situation for its 95% intervals (0: none);
 - galleries: picks, truth and stored predictions from the catalog; class activation maps
   load the latest tagger and run it on ``cams`` frames only.
 """
@@ -44,10 +44,14 @@ from scenesift.report.summary import (
     summary_text,
     tagger_study_text,
     variance_text,
+    verdict,
 )
 from scenesift.report.template import render
 from scenesift.store import Store, StoreError
 
+#: Bootstrap resamples over test images for the gap report's per-situation intervals: they
+#: re-accumulate stored per-image matches (no re-matching), so 200 cost seconds.
+GAP_BOOT = 200
 SECTIONS = ("summary", "curves", "variance", "classes", "situations", "tagger", "gaps",
             "gallery")  # fmt: skip
 TITLES = {
@@ -83,6 +87,14 @@ EXPERIMENT_SECTIONS = ("summary", "curves", "variance", "classes", "situations")
 EXPERIMENTS_INTRO = (
     "Learning curves per strategy with confidence intervals, labels needed to reach a "
     "target, the variance study and per-class and per-situation learning (seed 002)."
+)
+TAGGER_STUDY_HOWTO = (
+    "The results table has no tagger-study rows (situation-aware vs random selection, "
+    "ROC-AUC per rare label; the demo does not run this study, it takes about as long as "
+    'the strategy study). To run it, add `"tagger"` to `studies` in the experiment\'s TOML '
+    "(its `[tagger]` table sets `strategies`, `seeds`, `initial`, `batch`, `rounds`; see "
+    "`src/scenesift/experiments/config.py`), run `scenesift experiment run EXPERIMENT.toml "
+    "-p PROJECT` (finished runs are kept) and then `scenesift report -p PROJECT`."
 )
 NO_RESULTS = (
     "No experiment results were given to the report: run an experiment "
@@ -160,6 +172,16 @@ def _figure_section(
     if not s.blocks:
         s.empty.append(missing)
     return s
+
+
+def _left_out(df: pd.DataFrame | None, classes: Sequence[str]) -> str:
+    """' Left out: traffic_cone (AP@0.5 undefined in every round: ...).' ('' if none)."""
+    if df is None or not plots.has_rows(df, "class_curves"):
+        return ""
+    gone = plots.classes_left_out(df, "ap50", classes)
+    if not gone:
+        return ""
+    return " Left out: " + "; ".join(f"{c} ({why})" for c, why in gone.items()) + "."
 
 
 def _variance(df: pd.DataFrame | None, figs: _Figures) -> Section:
@@ -287,10 +309,7 @@ def _tagger(store: Store, df: pd.DataFrame | None, figs: _Figures) -> Section:
                        "label on the test split as labelled frames are added.")
         )  # fmt: skip
     elif df is not None:
-        s.empty.append(
-            "The results table has no tagger-study rows (situation-aware vs random "
-            "selection, ROC-AUC per rare label): run the tagger study to compare them."
-        )
+        s.empty.append(TAGGER_STUDY_HOWTO)
     return s
 
 
@@ -332,22 +351,25 @@ def _gaps(store: Store, figs: _Figures, boot: int, detect: bool) -> Section:
     except StoreError as e:
         s.empty.append(f"No gap report: {e}.")
         return s
+    with_ci = boot >= 2
+    columns = ["rank", "situation", "labelled", "unlabelled (tagger)", "test images",
+               "mAP@0.5"] + (["95% CI"] if with_ci else []) + ["need"]  # fmt: skip
     table = TextTable(
-        ["rank", "situation", "labelled", "unlabelled (tagger)", "test images", "mAP@0.5",
-         "95% CI", "need"],
+        columns,
         [
             [str(i), r.situation, f"{r.labelled:,}",
              "-" if r.unlabelled_predicted is None else f"{r.unlabelled_predicted:,}",
-             f"{r.test_images:,}", "undefined" if r.map50 is None else f"{r.map50:.3f}",
-             "" if r.ci is None else f"{r.ci[0]:.3f}-{r.ci[1]:.3f}",
-             "" if r.need is None else f"{r.need:.4f}"]
+             f"{r.test_images:,}", "undefined" if r.map50 is None else f"{r.map50:.3f}"]
+            + ([_interval(r.ci)] if with_ci else [])
+            + ["" if r.need is None else f"{r.need:.4f}"]
             for i, r in enumerate(rows, 1)
         ],
         f"Detector {path.stem[:10]}, {how}. need = (1 - mAP@0.5) / sqrt(labelled + 1). "
         f"mAP@0.5 on the test frames in the situation (labels, else the tagger)"
-        + (f", 95% bootstrap interval over images ({boot} resamples)." if boot >= 2 else
+        + (f", 95% bootstrap interval over images ({boot} resamples; none where the slice "
+           "is too small to resample)." if with_ci else
            "; no interval (gap_boot=0): `scenesift gaps` bootstraps them."),
-        numeric={0, 2, 3, 4, 5, 6, 7},
+        numeric={0, *range(2, len(columns))},
     )  # fmt: skip
     s.blocks.append(Block("table", table=table))
     if all((r.map50 or 0.0) < 0.005 for r in rows):
@@ -357,9 +379,16 @@ def _gaps(store: Store, figs: _Figures, boot: int, detect: bool) -> Section:
         )
         s.blocks.append(Block("note", caption=weak))
     else:
-        caption = "Most needed first; bars: mAP@0.5 with its interval."
+        caption = "Most needed first; bars: mAP@0.5" + (
+            f", black lines its 95% bootstrap interval ({boot} resamples)." if with_ci else
+            " (no interval: built with gap_boot=0)."
+        )  # fmt: skip
         s.blocks.append(figs.block(lambda p: plot_gaps(rows, p), "gaps", "Gaps", caption))
     return s
+
+
+def _interval(ci: tuple[float, float] | None) -> str:
+    return "-" if ci is None else f"{ci[0]:.3f}-{ci[1]:.3f}"
 
 
 def _gallery(store: Store, campaign: str | None, per_round: int, rounds: int, cams: int) -> Section:
@@ -395,7 +424,7 @@ def _meta(store: Store, df: pd.DataFrame | None, generated: str) -> list[tuple[s
     states = dict(c.execute("SELECT state, count(*) FROM frames GROUP BY state").fetchall())
     n = sum(states.values())
     campaigns = c.execute("SELECT count(*) FROM campaigns").fetchone()[0]
-    meta = [("project", str(store.root.name)), ("generated", generated),
+    meta = [("folder", str(store.root.resolve())), ("generated", generated),
             ("frames", f"{n:,}"), ("labelled", f"{states.get('labelled', 0):,}"),
             ("campaigns", f"{campaigns:,}")]  # fmt: skip
     if df is not None and len(df):
@@ -418,7 +447,7 @@ def build_report(
     per_round: int = 8,
     max_rounds: int = 12,
     cams: int = 4,
-    gap_boot: int = 0,
+    gap_boot: int = GAP_BOOT,
     detect: bool = True,
 ) -> Path:
     """Write the report to ``out_html`` (atomically) and return its path.
@@ -460,7 +489,8 @@ def build_report(
             "classes": lambda: _figure_section(
                 "classes", df, figs,
                 [("class_curves", plots.plot_class_curves, "AP@0.5 per class per loop",
-                  "One line per class, mean across seeds; one panel per strategy."),
+                  "One line per class, mean across seeds; one panel per strategy; the y axis "
+                  "spans the data." + _left_out(df, store.taxonomy.classes)),
                  ("learning_speed", plots.plot_learning_speed, "Learning speed per class",
                   "The slope of each class's mean AP@0.5 curve, in AP@0.5 per 1,000 labelled "
                   "frames (np.gradient between rounds); below zero, more data hurt.")],
@@ -489,6 +519,7 @@ def build_report(
     page = render(
         title=f"scenesift report: {store.root.name}",
         meta=_meta(store, df, generated),
+        verdict=verdict(df, full_map50, share, baseline) if df is not None else "",
         warnings=warnings,
         sections=out,
         version=__version__,

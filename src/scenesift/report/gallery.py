@@ -152,6 +152,31 @@ def _spread(items: list, k: int) -> list:
     return [items[i] for i in idx]
 
 
+def _span(idx: Sequence[int]) -> str:
+    """'round 3' or 'rounds 0-4' (or 'rounds 0, 2, 5' when not consecutive)."""
+    if len(idx) == 1:
+        return f"round {idx[0]}"
+    if list(idx) == list(range(idx[0], idx[-1] + 1)):
+        return f"rounds {idx[0]}-{idx[-1]}"
+    return "rounds " + ", ".join(map(str, idx))
+
+
+def _rounds_text(rounds: Sequence[tuple]) -> str:
+    """How many rounds picked frames, and which did not (the last round of a finished
+    campaign trains and evaluates the final model without picking), so the count matches
+    the rounds the gallery shows."""
+    picked = [r[1] for r in rounds if r[5] > 0]
+    final = [r[1] for r in rounds if r[5] == 0 and r[2] == "final"]
+    waiting = [r[1] for r in rounds if r[5] == 0 and r[2] != "final"]
+    n = sum(r[5] for r in rounds)
+    text = f"{_span(picked)} picked {n:,} frames" if picked else "no round picked frames yet"
+    if final:
+        text += f"; {_span(final)} trained and evaluated the final model (no picks)"
+    if waiting:
+        text += f"; {_span(waiting)} has not picked yet"
+    return text
+
+
 def campaign_gallery(
     store: Store,
     campaign: str | None = None,
@@ -198,7 +223,7 @@ def campaign_gallery(
     detail = (
         f"strategy {strategy}, labeller {config.get('labeler', '?')}, initial "
         f"{config.get('initial', '?')} frames, then {config.get('batch', '?')} per round; "
-        f"{len(rounds)} round(s), {sum(r[5] for r in rounds):,} frames picked"
+        f"{_rounds_text(rounds)}"
     )
     out_rounds = []
     any_predictions = False

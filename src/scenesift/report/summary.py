@@ -119,6 +119,121 @@ def summary_text(
     return TextTable(columns, rows, caption, numeric={1, 2, 3, 4, 5, 6})
 
 
+def _p_text(p: float) -> str:
+    text = fmt_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def verdict(
+    results: pd.DataFrame | str | Path | None,
+    full_map50: float | None = None,
+    share: float = 0.95,
+    baseline: str = stats.BASELINE,
+    metric: str = "map50",
+) -> str:
+    """What the strategy study found, in plain words and computed from ``results`` (every
+    number comes from ``stats.strategy_summary``): which strategy beat ``baseline`` on its
+    mAP@0.5 averaged over the labelling budget (the paired 95% t-interval across seeds
+    excludes zero), the labels each needed to reach ``share`` of the full-data mAP@0.5, and
+    why the outcome is worth knowing. '' when the results hold no strategy comparison."""
+    df = as_frame(results)
+    if df is None or stats.subset(df, metric).empty:
+        return ""
+    if full_map50 is None:
+        full_map50 = stats.full_data_value(df, metric)
+    s = stats.strategy_summary(df, full_map50, share, baseline, metric)
+    if baseline not in set(s["strategy"]):
+        return (
+            f"No verdict: the strategy study has no {baseline!r} runs to compare with "
+            f"(strategies: {', '.join(map(str, s['strategy']))})."
+        )
+    auc = stats.area_under_curve(df, metric).per_seed
+    budget, top = "", float("nan")
+    if len(auc) and _ok(auc["x_min"].iloc[0]):
+        top = float(auc["x_max"].iloc[0])
+        budget = f"averaged over {auc['x_min'].iloc[0]:,.0f}-{top:,.0f} labelled frames, "
+    base = s.loc[s["strategy"] == baseline].iloc[0]
+    better, tied, worse, unpaired = [], [], [], []
+    for _, r in s.loc[s["strategy"] != baseline].iterrows():
+        if not _ok(r["diff"]) or not _ok(r["diff_low"]):
+            unpaired.append(str(r["strategy"]))
+            continue
+        evidence = (
+            f"(95% CI {r['diff_low']:+.3f} to {r['diff_high']:+.3f}; paired t-test "
+            f"{_p_text(r['t_pvalue'])}, {int(r['n_pairs'])} seeds)"
+        )
+        reach = _reach(r, base, share, top)
+        name = str(r["strategy"])
+        if r["diff_low"] > 0:
+            better.append((name, r, f"On this pool, {name} beat {baseline}: {budget}its mAP@0.5 "
+                                    f"was {r['diff']:.3f} higher {evidence}.{reach}"))  # fmt: skip
+        elif r["diff_high"] < 0:
+            worse.append((name, r, f"{name} did worse than {baseline}: {budget}its mAP@0.5 was "
+                                   f"{-r['diff']:.3f} lower {evidence}.{reach}"))  # fmt: skip
+        else:
+            tied.append((name, r, f"{budget}{name}'s mAP@0.5 differed from {baseline}'s by "
+                                  f"{r['diff']:+.3f} {evidence}.{reach}"))  # fmt: skip
+    out = [text for _, _, text in better]
+    if better:
+        name, r, _ = max(better, key=lambda b: b[1]["diff"])
+        saved = (
+            1 - r["labels"] / base["labels"]
+            if _ok(r.get("labels")) and _ok(base.get("labels")) and base["labels"] > 0
+            else float("nan")
+        )
+        out.append(
+            f"Worth knowing: on data like this, {name} gets the same accuracy for about "
+            f"{saved:.0%} fewer labels than {baseline} picks."
+            if _ok(saved) and saved > 0
+            else f"Worth knowing: on data like this, frames chosen by {name} give more "
+            f"accuracy per label than {baseline} picks, so a labelling budget goes further."
+        )
+    elif tied:
+        first = tied[0][2]
+        out.append(f"No strategy beat {baseline} here: {first[0].lower()}{first[1:]}")
+        out.extend(text for _, _, text in tied[1:])
+        high = max(r["diff_high"] for _, r, _ in tied)
+        out.append(
+            f"Worth knowing: at this budget, choosing frames by a strategy bought no "
+            f"measurable accuracy over {baseline} picks, so {baseline} sampling (simpler, and "
+            f"unbiased for evaluation) is the safe choice until a larger study shows a gain; "
+            f"this one could have missed a gain of up to {high:.3f} mAP@0.5."
+        )
+    out.extend(text for _, _, text in worse)
+    if worse and not better and not tied:
+        out.append(
+            f"Worth knowing: on data like this, {baseline} picks were the better use of "
+            "labels; a strategy has to be checked against random before it is trusted."
+        )
+    if unpaired:
+        out.append(
+            f"Not compared ({', '.join(unpaired)}): a paired test needs at least 2 seeds run "
+            f"with both the strategy and {baseline}."
+        )
+    return " ".join(out)
+
+
+def _reach(r: pd.Series, base: pd.Series, share: float, top: float) -> str:
+    """' Target, 95% of the full-data mAP@0.5 (0.703): least_confidence needed 420
+    labelled frames, random 510 (means over seeds).' or who did not reach it."""
+    target = r.get("target")
+    if not _ok(target):
+        return ""
+    within = f" within {top:,.0f} labelled frames" if _ok(top) else ""
+
+    def how(row: pd.Series) -> str:
+        if _ok(row.get("labels")):
+            return f"needed {row['labels']:,.0f} labelled frames (mean over seeds)"
+        n = int(row["n_seeds"])
+        k = int(row["n_reached"]) if _ok(row.get("n_reached")) else 0
+        return f"did not reach it{within}" if k == 0 else f"reached it on {k} of {n} seeds only"
+
+    head = f" Target, {share:.0%} of the full-data mAP@0.5 ({target:.3f}):"
+    if not _ok(r.get("labels")) and how(r) == how(base):
+        return f"{head} {how(r).replace('did not reach', 'neither strategy reached')}."
+    return f"{head} {r['strategy']} {how(r)}; {base['strategy']} {how(base)}."
+
+
 def variance_text(results: pd.DataFrame, metric: str = "map50") -> TextTable:
     v = stats.variance_summary(results, metric)
     columns = ["training share", "labelled frames", "trainings", "min", "median", "max",

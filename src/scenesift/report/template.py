@@ -17,6 +17,8 @@ main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 64px; background: #
 header h1 { margin: 0 0 4px; font-size: 26px; }
 .meta { color: var(--muted); margin: 0 0 12px; }
 .meta b { color: var(--fg); font-weight: 600; }
+.verdict { background: #eff6ff; border-left: 4px solid var(--accent); padding: 10px 14px;
+           margin: 8px 0 12px; max-width: 980px; font-size: 15.5px; }
 .warn { background: #fef3c7; border: 1px solid #f59e0b; padding: 8px 12px; border-radius: 6px; }
 nav ol { margin: 8px 0 0; padding-left: 22px; }
 nav li { margin: 2px 0; }
@@ -76,6 +78,7 @@ TEMPLATE = """<!DOCTYPE html>
   <p class="meta">
     {% for key, value in meta %}<b>{{ key }}</b> {{ value }}{% if not loop.last %} &middot; {% endif %}{% endfor %}
   </p>
+  {% if verdict %}<p class="verdict"><b>Verdict.</b> {{ verdict | code }}</p>{% endif %}
   {% for w in warnings %}<p class="warn">{{ w | code }}</p>{% endfor %}
   <nav><ol>
     {% for s in sections %}<li><a href="#{{ s.id }}">{{ s.title }}</a>
