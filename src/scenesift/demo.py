@@ -20,35 +20,53 @@ from typing import TYPE_CHECKING
 from scenesift.io.bdd import read_bdd
 from scenesift.store import Store, StoreError
 from scenesift.store.coverage import coverage
-from scenesift.synth import contact_sheet, default_world_config, generate, read_generation
+from scenesift.synth import (
+    WorldConfig,
+    contact_sheet,
+    default_world_config,
+    generate,
+    read_generation,
+)
 from scenesift.tables import coverage_table, import_report_table, summary_table
 from scenesift.ui import console, progress_bar, tracker
 
 if TYPE_CHECKING:  # the models import torch: not needed by `--quick`
+    import pandas as pd
+
+    from scenesift.experiments.config import ExperimentConfig
+    from scenesift.models.detector import DetectorConfig
     from scenesift.models.tagger import TaggerConfig
 
 
-def _world_is_current(world: Path, frames: int, seed: int) -> bool:
-    """True when ``world`` holds a finished default world made with these settings."""
+def _world_is_current(world: Path, frames: int, seed: int, config: WorldConfig) -> bool:
+    """True when ``world`` holds a finished world made with these settings."""
     if not (world / "labels.json").exists():
         return False
     try:
-        config, written_seed, written_frames = read_generation(world / "world.toml")
+        written, written_seed, written_frames = read_generation(world / "world.toml")
     except (OSError, ValueError, tomllib.TOMLDecodeError):
         return False
-    return (written_seed, written_frames) == (seed, frames) and config == default_world_config()
+    return (written_seed, written_frames) == (seed, frames) and written == config
 
 
 def run(
-    out: Path, frames: int = 2000, seed: int = 0, workers: int = 2, quick: bool = False
+    out: Path,
+    frames: int = 2000,
+    seed: int = 0,
+    workers: int = 2,
+    quick: bool = False,
+    world_config: WorldConfig | None = None,
 ) -> Path:
+    """Steps 1-3 (world, project, import, coverage), then, unless ``quick``, the rest (see
+    :func:`models_and_experiment`). ``world_config``: default the shipped world."""
     out = Path(out)
     world, project = out / "world", out / "project"
+    config = world_config or default_world_config()
     console.rule("[bold]1. Synthetic driving world")
-    if _world_is_current(world, frames, seed):
+    if _world_is_current(world, frames, seed, config):
         console.print(f"Reusing {world} ({frames} frames, seed {seed}).")
     else:
-        summary = generate(world, frames, seed=seed, workers=workers, progress=True)
+        summary = generate(world, frames, seed=seed, config=config, workers=workers, progress=True)
         console.print(
             f"Generated {summary.n_frames} frames in {summary.n_drives} drives "
             f"in {summary.seconds:.1f} s."
@@ -108,21 +126,14 @@ def models_and_experiment(
     experiment_toml: str = DEMO_EXPERIMENT,
     tagger_config: TaggerConfig | None = None,
 ) -> Path:
-    """Steps 4-7: tagger, full-data detector (its detections stored on every frame, so the
-    web app's frame view and dashboard show them), the experiment and the report, written
-    into the project's ``reports/`` folder (where ``scenesift serve`` lists it). Returns
-    the report's path. ``experiment_toml`` and ``tagger_config``: smaller settings (tests)."""
+    """Steps 4-7: tagger, full-data detector, the experiment and the report; returns the
+    report's path. ``experiment_toml`` and ``tagger_config``: smaller settings (tests)."""
     from dataclasses import replace
 
     from scenesift.experiments.config import ExperimentConfig
-    from scenesift.experiments.results import read_results
-    from scenesift.experiments.runners import remove_experiment, run_experiment
+    from scenesift.experiments.runners import remove_experiment
     from scenesift.features.memory import keep_freed_memory
     from scenesift.models.detector import DetectorConfig
-    from scenesift.models.tagger import TaggerConfig
-    from scenesift.pipelines import detector as det
-    from scenesift.pipelines import tagger as tag
-    from scenesift.report import build_report, report_summary_table, verdict
 
     keep_freed_memory()
     config_path = out / "experiment.toml"
@@ -133,38 +144,61 @@ def models_and_experiment(
     experiment = replace(experiment, runner=replace(experiment.runner, workers=workers))
 
     with Store.open(project) as store:
-        console.rule("[bold]4. Situation tagger (seed 000)")
-        try:
-            tagger, path = tag.load(store)
-            console.print(f"Reusing tagger {tagger.fingerprint}.")
-        except StoreError:
-            config = tagger_config or TaggerConfig(schedule="frozen", epochs=3)
-            tagger, path = tag.train(store, config)
-        results = tag.evaluate(store, tagger, plots=store.root / "reports" / "tagger")
-        console.print(results.to_table())
-        summary = tag.prelabel(store, tagger, path, progress=True)
-        console.print(f"Pre-labelled {summary.frames:,} frames as {summary.source}.")
+        situation_tagger(store, tagger_config)
+        full_map50 = full_data_detector(
+            store, DetectorConfig(**experiment.learner.get("detector", {}))
+        )
+    table = run_demo_experiment(project, experiment)
+    return write_report(out, project, table, full_map50)
 
-        console.rule("[bold]5. Detector on all labels (the full-data reference)")
-        learner_detector = DetectorConfig(**experiment.learner.get("detector", {}))
-        try:
-            detector, _ = det.load(store)
-            if detector.config != learner_detector:
-                raise StoreError("retrain with the experiment's settings")
-            console.print(f"Reusing detector {detector.fingerprint}.")
-        except StoreError:
-            detector, _ = det.train(store, learner_detector)
-        # stored on every frame: the web app's frame view and dashboard and the report's
-        # gap report read them
-        source, n = det.predict(store, detector, progress=True)
-        console.print(f"Stored its detections on {n:,} frames as {source}.")
-        frames = det.with_boxes(store, "test")
-        stored = {r.name: r.predicted_boxes or [] for r in
-                  store.records(split="test", state="labelled", predictions=source)}  # fmt: skip
-        predictions = {f.name: stored.get(f.name, []) for f in frames}
-        # per situation: in the report (a table this wide does not fit a terminal)
-        full, _ = det.evaluate(store, predictions, "test", slices=False)
-        console.print(full.to_table())
+
+def situation_tagger(store: Store, config: TaggerConfig | None = None) -> None:
+    """Step 4: train (or reuse) the tagger, print its test quality, store its pre-labels."""
+    from scenesift.models.tagger import TaggerConfig
+    from scenesift.pipelines import tagger as tag
+
+    console.rule("[bold]4. Situation tagger (seed 000)")
+    try:
+        tagger, path = tag.load(store)
+        console.print(f"Reusing tagger {tagger.fingerprint}.")
+    except StoreError:
+        tagger, path = tag.train(store, config or TaggerConfig(schedule="frozen", epochs=3))
+    results = tag.evaluate(store, tagger, plots=store.root / "reports" / "tagger")
+    console.print(results.to_table())
+    summary = tag.prelabel(store, tagger, path, progress=True)
+    console.print(f"Pre-labelled {summary.frames:,} frames as {summary.source}.")
+
+
+def full_data_detector(store: Store, config: DetectorConfig) -> float | None:
+    """Step 5: train (or reuse) the detector on every labelled train frame, store its
+    detections on every frame (the web app's frame view and dashboard, and the report's
+    gap report, read them) and return its test mAP@0.5: the experiment's full-data
+    reference."""
+    from scenesift.pipelines import detector as det
+
+    console.rule("[bold]5. Detector on all labels (the full-data reference)")
+    try:
+        detector, _ = det.load(store)
+        if detector.config != config:
+            raise StoreError("retrain with the experiment's settings")
+        console.print(f"Reusing detector {detector.fingerprint}.")
+    except StoreError:
+        detector, _ = det.train(store, config)
+    source, n = det.predict(store, detector, progress=True)
+    console.print(f"Stored its detections on {n:,} frames as {source}.")
+    frames = det.with_boxes(store, "test")
+    stored = {r.name: r.predicted_boxes for r in store.records(names={f.name for f in frames},
+                                                               predictions=source)}  # fmt: skip
+    # per situation: in the report (a table this wide does not fit a terminal)
+    full, _ = det.evaluate(store, {f.name: stored[f.name] for f in frames}, "test", slices=False)
+    console.print(full.to_table())
+    return full.map50
+
+
+def run_demo_experiment(project: Path, experiment: ExperimentConfig) -> pd.DataFrame:
+    """Step 6: the experiment's unfinished runs; returns its whole results table."""
+    from scenesift.experiments.results import read_results
+    from scenesift.experiments.runners import run_experiment
 
     console.rule("[bold]6. Experiment: active learning vs random, variance of random subsets")
     with progress_bar() as bar:
@@ -174,17 +208,23 @@ def models_and_experiment(
             bar.update(task, total=p.total, completed=p.done)
 
         results_dir = run_experiment(project, experiment, on_progress=on_progress)
-    table = read_results(results_dir)
+    return read_results(results_dir)
+
+
+def write_report(out: Path, project: Path, table: pd.DataFrame, full_map50: float | None) -> Path:
+    """Step 7: the report, in the project's ``reports/`` folder (where ``scenesift serve``
+    lists it), a link to it in ``out``, and the verdict on the terminal."""
+    from scenesift.report import build_report, report_summary_table, verdict
 
     console.rule("[bold]7. Report")
     with Store.open(project) as store:
         path = project / "reports" / "report.html"
-        report = build_report(store, path, results=table, full_map50=full.map50)
-        console.print(report_summary_table(table, full_map50=full.map50))
-    sentence = verdict(table, full_map50=full.map50)
+        report = build_report(store, path, results=table, full_map50=full_map50)
+        console.print(report_summary_table(table, full_map50=full_map50))
+    sentence = verdict(table, full_map50=full_map50)
     if sentence:
         console.print(f"[bold]Verdict:[/] {sentence}")
-    link = _link(out / "report.html", report)
+    link = _link(Path(out) / "report.html", report)
     console.print(f"Report: [bold]{report}[/]" + (f"  (also {link})" if link else ""))
     console.print(
         f"Browse the project: [bold].venv/bin/scenesift serve {project}[/] (the dashboard "
