@@ -49,9 +49,10 @@ from scenesift.report.summary import (
 from scenesift.report.template import render
 from scenesift.store import Store, StoreError
 
-#: Bootstrap resamples over test images for the gap report's per-situation intervals: they
-#: re-accumulate stored per-image matches (no re-matching), so 200 cost seconds.
-GAP_BOOT = 200
+#: Bootstrap resamples over test images for the gap report's per-situation intervals, as
+#: `scenesift gaps` draws by default: each re-accumulates the stored per-image matches (no
+#: re-matching), so on the demo's test split they cost seconds.
+GAP_BOOT = 30
 SECTIONS = ("summary", "curves", "variance", "classes", "situations", "tagger", "gaps",
             "gallery")  # fmt: skip
 TITLES = {
