@@ -311,3 +311,13 @@ def test_the_gallery_counts_the_rounds_it_shows(tmp_path):
     assert "4 round(s)" not in html
     assert "rounds 0-2 picked 9 frames; round 3 trained and evaluated the final model" in html
     assert [f"Round {i}:" in html for i in range(4)] == [True, True, True, False]
+
+
+def test_no_verdict_when_the_detector_learned_nothing(project, results, tmp_path):
+    df = _strategy_rows(results, 0.05)
+    df["value"] = 0.0  # a detector too short-trained to find anything, in every run
+    html = build_report(project, tmp_path / "r.html", df, full_map50=0.0,
+                        sections=("summary",)).read_text(encoding="utf-8")  # fmt: skip
+    header = _header(html)
+    assert "No verdict: the detector&#39;s mAP@0.5 stayed below 0.005" in header
+    assert "beat random" not in header and "Train it longer" in header

@@ -119,6 +119,15 @@ def summary_text(
     return TextTable(columns, rows, caption, numeric={1, 2, 3, 4, 5, 6})
 
 
+#: Below this mAP@0.5 everywhere a detector has learned nothing a comparison could show (the
+#: gap report's rule too).
+WEAK = 0.005
+
+
+def metric_name(metric: str) -> str:
+    return {"map50": "mAP@0.5", "map": "mAP@[.5:.95]"}.get(metric, metric)
+
+
 def _p_text(p: float) -> str:
     text = fmt_p(p)
     return f"p {text}" if text.startswith("<") else f"p = {text}"
@@ -141,6 +150,13 @@ def verdict(
         return ""
     if full_map50 is None:
         full_map50 = stats.full_data_value(df, metric)
+    if stats.subset(df, metric)["value"].max() < WEAK:
+        return (
+            f"No verdict: the detector's {metric_name(metric)} stayed below {WEAK} in every "
+            "round of every run, so these runs cannot tell strategies apart. Train it longer "
+            "(the experiment's `[learner]` table, e.g. `detector = { epochs = 12 }`) and run "
+            "the experiment again."
+        )
     s = stats.strategy_summary(df, full_map50, share, baseline, metric)
     if baseline not in set(s["strategy"]):
         return (
