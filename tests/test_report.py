@@ -321,3 +321,28 @@ def test_no_verdict_when_the_detector_learned_nothing(project, results, tmp_path
     header = _header(html)
     assert "No verdict: the detector&#39;s mAP@0.5 stayed below 0.005" in header
     assert "beat random" not in header and "Train it longer" in header
+
+
+@pytest.mark.parametrize("with_ci", [True, False])
+def test_the_gap_figure_spans_the_data_and_claims_intervals_only_when_drawn(
+    tmp_path, monkeypatch, with_ci
+):
+    from matplotlib.figure import Figure
+
+    from scenesift.pipelines.gaps import SituationGap, plot_gaps
+
+    drawn = []
+    save = Figure.savefig
+    monkeypatch.setattr(
+        Figure, "savefig", lambda fig, *a, **k: (drawn.append(fig), save(fig, *a, **k))
+    )
+    rows = [
+        SituationGap(situation="night", labelled=10, unlabelled_predicted=None, test_images=20,
+                     map50=0.2, ci=(0.15, 0.24) if with_ci else None, need=0.2),
+        SituationGap(situation="day", labelled=30, unlabelled_predicted=5, test_images=40,
+                     map50=0.1, ci=(0.08, 0.12) if with_ci else None, need=0.16),
+    ]  # fmt: skip
+    plot_gaps(rows, tmp_path / "gaps.png")
+    ax = drawn[0].axes[0]
+    assert ax.get_xlim() == pytest.approx((0, 1.15 * (0.24 if with_ci else 0.2)))
+    assert ("95% bootstrap interval" in ax.get_xlabel()) == with_ci

@@ -116,7 +116,8 @@ def plot_gaps(rows: Sequence[SituationGap], path: Path) -> Path:
         ax.text(1.02, yi, f"labelled {r.labelled:,} | unlabelled {supply}", va="center",
                 fontsize=8, transform=ax.get_yaxis_transform())  # fmt: skip
     ax.set_yticks(y, [f"{i}. {r.situation}" for i, r in enumerate(shown, 1)], fontsize=9)
-    ax.set_xlim(0, 1)
+    highest = max([v for r in shown for v in (r.map50, *(r.ci or ()))], default=1.0)
+    ax.set_xlim(0, min(1.0, max(0.05, 1.15 * highest)))  # scaled to the data
     interval = ", 95% bootstrap interval" if any(r.ci is not None for r in shown) else ""
     ax.set_xlabel(f"detector mAP@0.5 in the situation (test split{interval})")
     ax.set_title("Situation gap report, most needed first", fontsize=11)
