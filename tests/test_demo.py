@@ -5,6 +5,7 @@ view and the dashboard show them."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -34,6 +35,7 @@ def test_the_report_is_written_into_the_project_and_linked_from_the_output(demo_
     out, project, report = demo_out
     assert report == project / "reports" / "report.html" and report.stat().st_size > 10_000
     assert (out / "report.html").resolve() == report.resolve()  # the old place still opens it
+    assert os.readlink(out / "report.html") == "project/reports/report.html"  # movable
     html = report.read_text(encoding="utf-8")
     assert "Verdict." in html and "least_confidence" in html
 

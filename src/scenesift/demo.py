@@ -13,6 +13,7 @@ the experiment skips the runs it already finished.
 from __future__ import annotations
 
 import argparse
+import os
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -239,7 +240,8 @@ def _link(link: Path, target: Path) -> Path | None:
     try:
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to(Path(target).resolve())
+        # relative: the output folder can be moved or copied whole
+        link.symlink_to(os.path.relpath(Path(target).resolve(), link.parent.resolve()))
     except OSError:
         return None
     return link
