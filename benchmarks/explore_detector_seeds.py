@@ -40,9 +40,9 @@ def main() -> None:
         print("| ---: | --- | ---: | ---: | ---: |" + " ---: |" * len(classes))
         for seed in (int(s) for s in args.seeds.split(",")):
             learner.config = replace(learner.config, seed=seed)
-            kept = learner.fit(store, boxed["train"], boxed["val"])
+            [kept] = learner.fit(store, boxed["train"], boxed["val"])
             losses = [e.val_loss for e in kept.history]
-            last = learner.fit(store, boxed["train"], [])
+            [last] = learner.fit(store, boxed["train"], [])
             m = learner.evaluate(kept, store, boxed["test"])
             per_class = " | ".join(f"{m['ap50_per_class'][c]:.3f}" for c in classes)
             print(f"| {seed} | {' '.join(f'{v:.3f}' for v in losses)} | {int(np.argmin(losses))} "

@@ -63,7 +63,7 @@ def test_ensemble_members_differ_and_feed_bald(project):
     learner = TaggerLearner(**{k: v for k, v in TAGGER_LEARNER.items() if k != "kind"},
                             ensemble=3)  # fmt: skip
     frames = [r for r in project.records(split="train")]
-    members = learner.fit_members(project, frames[:12], [])
+    members = learner.fit(project, frames[:12], [])
     out = learner.pool_outputs(members, project, frames[12:])
     s = len(project.taxonomy.names)
     assert out.situation_probs.shape == (len(frames) - 12, s)

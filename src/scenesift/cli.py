@@ -781,6 +781,7 @@ def al_status(
 ) -> None:
     """Rounds of a campaign (labelled frames, mAP@0.5, picks), or the list of campaigns."""
     from scenesift.al.campaign import Campaign
+    from scenesift.store import campaigns
     from scenesift.tables import rounds_table
 
     with Store.open(project) as store:
@@ -788,11 +789,8 @@ def al_status(
             table = Table(title="Campaigns")
             for col in ("name", "status", "rounds", "created"):
                 table.add_column(col)
-            for row in store.conn.execute(
-                "SELECT c.name, c.status, (SELECT count(*) FROM rounds r "
-                "WHERE r.campaign_id = c.id), c.created_at FROM campaigns c ORDER BY c.id"
-            ):
-                table.add_row(*(str(x) for x in row))
+            for c in campaigns.all_campaigns(store):
+                table.add_row(c.name, c.status, str(c.n_rounds), c.created_at)
             console.print(table)
             return
         campaign = Campaign.open(store, name)

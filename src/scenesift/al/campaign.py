@@ -23,7 +23,6 @@ A human campaign marks its picks ``selected`` and, once the Label Studio export 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -32,13 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from scenesift.al.learners import make_learner
+from scenesift.al.learners import check_provided, make_learner
 from scenesift.al.pool import Selection
 from scenesift.al.sources import build_pool, confident, situation_scores
 from scenesift.al.stopping import Plateau, StopDecision, StoppingRule
 from scenesift.records import FrameRecord
 from scenesift.store import Store, StoreError
-from scenesift.store.project import now
+from scenesift.store import campaigns as catalog
+from scenesift.store.campaigns import NewPick, RoundInfo
 
 LABELERS = ("oracle", "labelstudio")
 CAMPAIGNS_DIR = Path("campaigns")
@@ -110,21 +110,6 @@ class CampaignConfig:
         return StoppingRule(**args)
 
 
-@dataclass(frozen=True)
-class RoundInfo:
-    id: int
-    idx: int
-    status: str
-    model_fingerprint: str | None
-    metrics: dict[str, Any]
-    n_picks: int
-    strategy: str | None
-
-    @property
-    def n_labelled(self) -> int | None:
-        return self.metrics.get("n_labelled")
-
-
 @dataclass
 class RunResult:
     """Where ``run`` left the campaign: ``finished``, ``waiting`` for labels, or ``paused``."""
@@ -152,48 +137,21 @@ class Campaign:
             raise ValueError(f"campaign name {name!r}: 1-100 characters, no slashes")
         from scenesift.al.strategies import make_strategy
 
-        make_strategy(config.strategy)  # a bad spec fails now, not rounds later
-        for needs in {"box_disagreement", "bald"} & _spec_names(config.strategy):
-            if int(config.learner.get("ensemble", 1)) < 2:
-                raise ValueError(
-                    f"{needs} needs an ensemble: set learner.ensemble >= 2 "
-                    "(members trained per round)"
-                )
-            kind = config.learner.get("kind", "detector")
-            if (needs == "bald") != (kind == "tagger"):
-                raise ValueError(
-                    f"{needs} reads a {'tagger' if needs == 'bald' else 'detector'} "
-                    f"ensemble; this campaign's learner is a {kind}"
-                )
-        with store.transaction() as c:
-            if c.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
-                raise StoreError(
-                    f"campaign {name!r} already exists: continue it with "
-                    f"`scenesift al resume {name}` or choose another name"
-                )
-            cur = c.execute(
-                "INSERT INTO campaigns (name, config, status, created_at) VALUES (?, ?, ?, ?)",
-                (name, json.dumps(config.to_dict(), sort_keys=True), "running", now()),
-            )
-        return cls(store, int(cur.lastrowid), name, config)
+        strategy = make_strategy(config.strategy)  # a bad spec fails now, not rounds later
+        # the Pool fills the learner's fields, and the stored tagger's scores if it reads them
+        stored = ("situation_probs",) if config.situations_from else ()
+        check_provided(strategy, make_learner(config.learner), stored)
+        return cls(store, catalog.create(store, name, config.to_dict()), name, config)
 
     @classmethod
     def open(cls, store: Store, name: str) -> Campaign:
-        row = store.conn.execute(
-            "SELECT id, config FROM campaigns WHERE name = ?", (name,)
-        ).fetchone()
-        if row is None:
-            names = [r[0] for r in store.conn.execute("SELECT name FROM campaigns ORDER BY id")]
-            hint = f"; campaigns: {', '.join(names)}" if names else "; there are none yet"
-            raise StoreError(f"no campaign named {name!r}{hint}")
-        config = CampaignConfig.from_dict(json.loads(row[1]), where=f"campaign {name!r}")
-        return cls(store, row[0], name, config)
+        row = catalog.get(store, name)
+        config = CampaignConfig.from_dict(row.config, where=f"campaign {name!r}")
+        return cls(store, row.id, name, config)
 
     @property
     def status(self) -> str:
-        return self.store.conn.execute(
-            "SELECT status FROM campaigns WHERE id = ?", (self.id,)
-        ).fetchone()[0]
+        return catalog.status(self.store, self.id)
 
     @property
     def folder(self) -> Path:
@@ -201,46 +159,17 @@ class Campaign:
 
     # ----------------------------------------------------------------- reading
     def rounds(self) -> list[RoundInfo]:
-        rows = self.store.conn.execute(
-            "SELECT r.id, r.idx, r.status, r.model_fingerprint, r.metrics, "
-            "(SELECT count(*) FROM picks p WHERE p.round_id = r.id), "
-            "(SELECT strategy FROM picks p WHERE p.round_id = r.id LIMIT 1) "
-            "FROM rounds r WHERE r.campaign_id = ? ORDER BY r.idx",
-            (self.id,),
-        ).fetchall()
-        return [RoundInfo(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+        return catalog.rounds(self.store, self.id)
 
     def labelled_ids(self) -> set[int]:
         """Frame ids this campaign may train on now (see the module docstring)."""
-        c = self.store.conn
-        ids = {
-            r[0]
-            for r in c.execute(
-                "SELECT p.frame_id FROM picks p JOIN rounds r ON r.id = p.round_id "
-                "WHERE r.campaign_id = ? AND r.status = 'labelled' AND p.review != 'rejected'",
-                (self.id,),
-            )
-        }
+        ids = catalog.labelled_picks(self.store, self.id)
         if self.config.existing_labels:
-            ids |= {
-                r[0]
-                for r in c.execute(
-                    "SELECT f.id FROM frames f JOIN drives d ON d.name = f.drive "
-                    "WHERE d.split = ? AND f.state = 'labelled'",
-                    (self.config.pool_split,),
-                )
-            }
+            ids |= catalog.labelled_in_split(self.store, self.config.pool_split)
         return ids
 
     def picked_ids(self) -> set[int]:
-        return {
-            r[0]
-            for r in self.store.conn.execute(
-                "SELECT p.frame_id FROM picks p JOIN rounds r ON r.id = p.round_id "
-                "WHERE r.campaign_id = ?",
-                (self.id,),
-            )
-        }
+        return catalog.picked(self.store, self.id)
 
     def curve(self) -> list[tuple[int, float]]:
         """The learning curve: (labelled frames, metric) for every evaluated round."""
@@ -293,16 +222,10 @@ class Campaign:
         return next(r for r in self.rounds() if r.idx == idx)
 
     def _new_round(self, idx: int) -> None:
-        with self.store.transaction() as c:
-            c.execute(
-                "INSERT OR IGNORE INTO rounds (campaign_id, idx, status, created_at) "
-                "VALUES (?, ?, 'created', ?)",
-                (self.id, idx, now()),
-            )
+        catalog.add_round(self.store, self.id, idx)
 
     def _set_status(self, status: str) -> None:
-        with self.store.transaction() as c:
-            c.execute("UPDATE campaigns SET status = ? WHERE id = ?", (status, self.id))
+        catalog.set_status(self.store, self.id, status)
 
     def _play(self, rnd: RoundInfo) -> None:
         """Train, evaluate, decide, select: everything a round computes before labelling."""
@@ -321,7 +244,7 @@ class Campaign:
             predictions: dict = {}
         else:
             train = [frames["record"][i] for i in sorted(labelled)]
-            members = self.learner.fit_members(self.store, train, self._reference("val"))
+            members = self.learner.fit(self.store, train, self._reference("val"))
             model = members[0]
             fp = model.fingerprint
             evaluation = self._reference(cfg.eval_split)
@@ -372,41 +295,23 @@ class Campaign:
         picks: Sequence[int],
         shown: dict | None = None,
     ) -> None:
-        with self.store.transaction() as c:
-            current = c.execute("SELECT status FROM rounds WHERE id = ?", (rnd.id,)).fetchone()
-            if current is None or current[0] != "created":
-                return  # another process finished this round first
-            if selection is not None:
-                c.executemany(
-                    "INSERT INTO picks (round_id, frame_id, rank, score, strategy) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (rnd.id, fid, rank, _finite(score), selection.strategy)
-                        for rank, (fid, score) in enumerate(
-                            zip(picks, selection.scores.tolist(), strict=True)
-                        )
-                    ],
-                )
-                if not self.config.simulated:
-                    c.executemany(
-                        "UPDATE frames SET state = 'selected', selected_round = ?, updated_at = ? "
-                        "WHERE id = ? AND state = 'unlabelled'",
-                        [(rnd.id, now(), fid) for fid in picks],
-                    )
-                    if fp is not None and shown:
-                        self.store.write_box_predictions(f"model:{fp}", shown)
-            c.execute(
-                "UPDATE rounds SET status = ?, model_fingerprint = ?, metrics = ? WHERE id = ?",
-                (status, fp, json.dumps(metrics, sort_keys=True), rnd.id),
-            )
+        rows = (
+            []
+            if selection is None
+            else [
+                NewPick(fid, _finite(score), selection.strategy)
+                for fid, score in zip(picks, selection.scores.tolist(), strict=True)
+            ]
+        )
+        # another process may have finished this round first: then nothing is written
+        catalog.finish_round(
+            self.store, rnd.id, status, fp, metrics, rows,
+            mark_selected=not self.config.simulated, shown=shown,
+        )  # fmt: skip
 
     def _reveal(self, rnd: RoundInfo) -> None:
         """The simulated oracle: the picks' held-back truth becomes this campaign's."""
-        with self.store.transaction() as c:
-            c.execute(
-                "UPDATE rounds SET status = 'labelled' WHERE id = ? AND status = 'selected'",
-                (rnd.id,),
-            )
+        catalog.reveal(self.store, rnd.id)
 
     # ----------------------------------------------------------------- human labels
     def _export_batch(self, rnd: RoundInfo) -> Path:
@@ -461,36 +366,21 @@ class Campaign:
             raise StoreError(
                 f"{path}: none of its frames is among round {last.idx}'s {len(wanted)} picks"
             )
-        with self.store.transaction() as c:
+        with self.store.transaction():  # the labels and the round's progress, together
             self.store.ingest(batch, label_source="human", labels_only=True)
-            c.executemany(
-                "UPDATE frames SET state = 'labelled', label_version = label_version + 1, "
-                "updated_at = ? WHERE id = ?",
-                [(now(), fid) for fid in got],
-            )
-            remaining = c.execute(
-                "SELECT count(*) FROM picks p JOIN frames f ON f.id = p.frame_id "
-                "WHERE p.round_id = ? AND p.review != 'rejected' AND f.state != 'labelled'",
-                (last.id,),
-            ).fetchone()[0]
-            if remaining == 0:
-                c.execute("UPDATE rounds SET status = 'labelled' WHERE id = ?", (last.id,))
-                c.execute("UPDATE campaigns SET status = 'running' WHERE id = ?", (self.id,))
+            remaining = catalog.record_labels(self.store, self.id, last.id, got)
         self._frames = None  # labels changed
         return len(got), remaining
 
     def _pick_ids(self, rnd: RoundInfo, include_rejected: bool) -> set[int]:
-        sql = "SELECT frame_id FROM picks WHERE round_id = ?"
-        if not include_rejected:
-            sql += " AND review != 'rejected'"
-        return {r[0] for r in self.store.conn.execute(sql, (rnd.id,))}
+        return catalog.round_picks(self.store, rnd.id, include_rejected)
 
     # ----------------------------------------------------------------- inputs
     def _frame_table(self) -> dict[str, Any]:
         """Frame ids, names and truth records (read once per process; truth of picks comes
         from here, so the simulated oracle needs no copy of the labels)."""
         if self._frames is None:
-            ids = dict(self.store.conn.execute("SELECT name, id FROM frames").fetchall())
+            ids = catalog.frame_ids(self.store)
             records = self.store.records(split=self.config.pool_split)
             self._frames = {
                 "record": {ids[r.name]: r for r in records},
@@ -552,17 +442,3 @@ def _random_selection(n: int, k: int, rng: np.random.Generator, name: str) -> Se
 
 def _finite(x: float) -> float | None:
     return x if np.isfinite(x) else None
-
-
-def _spec_names(spec: Any) -> set[str]:
-    """Every strategy name in a (possibly nested) strategy spec."""
-    out: set[str] = set()
-    if isinstance(spec, dict):
-        if isinstance(spec.get("name"), str):
-            out.add(spec["name"])
-        for value in spec.values():
-            out |= _spec_names(value)
-    elif isinstance(spec, list):
-        for value in spec:
-            out |= _spec_names(value)
-    return out

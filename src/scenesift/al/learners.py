@@ -1,35 +1,30 @@
 """What a campaign trains each round, and what it reads back from the model.
 
-A learner wraps an estimator for the loop: ``fit_members`` on the labelled frames,
-``evaluate`` on the fixed evaluation split (the learning curve's y), ``pool_outputs`` on the
-pool (what strategies score). Two learners: the detector (seed 002's loop, mAP), trained in
-``frozen`` mode on the cached backbone pyramid so a round costs seconds to a minute on 2 CPU
-cores; and the situation tagger (seed 000's model in the loop, ROC-AUC per situation),
-whose head trains on cached pooled features in about a second.
+A learner (the ``al.pool.Learner`` protocol) wraps an estimator for the loop: ``fit`` an
+ensemble on the labelled frames, ``evaluate`` on the fixed evaluation split (the learning
+curve's y), ``pool_outputs`` on the pool (what strategies score), and ``provides()`` the
+Pool fields those outputs fill, which ``check_provided`` holds against a strategy's
+``required_fields()`` before a campaign starts.
+
+Two learners: the detector (seed 002's loop, mAP), trained in ``frozen`` mode on the cached
+backbone pyramid so a round costs seconds to a minute on 2 CPU cores; and the situation
+tagger (seed 000's model in the loop, ROC-AUC per situation), whose head trains on cached
+pooled features in about a second.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
-from scenesift.al.pool import Detections
+from scenesift.al.pool import Detections, Learner, PoolOutputs, Strategy
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store
 
-
-@dataclass(frozen=True)
-class PoolOutputs:
-    """What a round's models say about the pool: the fields of ``Pool`` they fill, and the
-    boxes shown to labellers as pre-annotations (per frame name)."""
-
-    detections: Detections | None = None
-    situation_probs: np.ndarray | None = None  # (n, S)
-    situation_mc_probs: np.ndarray | None = None  # (T, n, S), ensemble members
-    shown: Mapping[str, Sequence[Box]] = field(default_factory=dict)
+__all__ = ["LEARNERS", "DetectorLearner", "PoolOutputs", "TaggerLearner", "make_learner"]
 
 
 @dataclass
@@ -59,7 +54,17 @@ class DetectorLearner:
     def __post_init__(self) -> None:
         from scenesift.models.detector import DetectorConfig
 
+        if self.ensemble < 1:
+            raise ValueError("learner.ensemble must be >= 1")
         self.config = DetectorConfig(**dict(self.detector))
+
+    @staticmethod
+    def fields_for(ensemble: int) -> tuple[str, ...]:
+        """Pool fields a detector of ``ensemble`` members fills."""
+        return ("detections", "embeddings") + (("detections.member",) if ensemble > 1 else ())
+
+    def provides(self) -> tuple[str, ...]:
+        return self.fields_for(self.ensemble)
 
     @staticmethod
     def has_truth(record: FrameRecord) -> bool:
@@ -71,21 +76,13 @@ class DetectorLearner:
         features are the embeddings diversity strategies read)."""
         return _configured_backbone(self.config)
 
-    def fit(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]):
+    def fit(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]) -> list:
+        """``ensemble`` models differing only in their seed (``seed + k``)."""
         from scenesift.models.detector import ObjectDetector
 
-        model = ObjectDetector(store.taxonomy.classes, self.config)
-        return model.fit(train, val or None, store=store, progress=self.progress)
-
-    def fit_members(
-        self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]
-    ) -> list:
-        """``ensemble`` models differing only in their seed; the first is ``fit``'s."""
-        from scenesift.models.detector import ObjectDetector
-
-        members = [self.fit(store, train, val)]
-        for k in range(1, self.ensemble):
-            cfg = replace(self.config, seed=self.config.seed + k)
+        members = []
+        for k in range(self.ensemble):
+            cfg = replace(self.config, seed=self.config.seed + k) if k else self.config
             model = ObjectDetector(store.taxonomy.classes, cfg)
             members.append(model.fit(train, val or None, store=store, progress=self.progress))
         return members
@@ -103,7 +100,7 @@ class DetectorLearner:
             member=np.concatenate([np.full(len(d.frame), k) for k, d in enumerate(parts)]),
         )
 
-    def predict(self, model, store: Store, records: Sequence[FrameRecord]) -> dict[str, list[Box]]:
+    def _predict(self, model, store: Store, records: Sequence[FrameRecord]) -> dict[str, list[Box]]:
         return model.predict(records, store=store, progress=self.progress)
 
     def pool_outputs(
@@ -111,7 +108,7 @@ class DetectorLearner:
     ) -> PoolOutputs:
         """Every member's detections on the pool; member 0's are shown to labellers."""
         names = [r.name for r in records]
-        per_member = [self.predict(m, store, records) for m in members]
+        per_member = [self._predict(m, store, records) for m in members]
         n_classes = len(store.taxonomy.classes)
         detections = (
             self.member_detections(per_member, names, n_classes)
@@ -130,7 +127,7 @@ class DetectorLearner:
         """mAP@0.5, mAP@[.5:.95], per-class AP@0.5 and (optionally) AP@0.5 per situation."""
         from scenesift.metrics.detection import evaluate_detection, evaluate_slices
 
-        predictions = self.predict(model, store, frames)
+        predictions = self._predict(model, store, frames)
         classes = store.taxonomy.classes
         results = evaluate_detection(frames, predictions, classes)
         out: dict[str, Any] = {
@@ -212,6 +209,14 @@ class TaggerLearner:
         self.config = TaggerConfig(**{"schedule": "frozen", **overrides})
 
     @staticmethod
+    def fields_for(ensemble: int) -> tuple[str, ...]:
+        """Pool fields a tagger of ``ensemble`` heads fills (its members are BALD's samples)."""
+        return ("situation_probs", "embeddings") + (("situation_mc_probs",) if ensemble > 1 else ())
+
+    def provides(self) -> tuple[str, ...]:
+        return self.fields_for(self.ensemble)
+
+    @staticmethod
     def has_truth(record: FrameRecord) -> bool:
         """Whether a frame's truth can train and evaluate this model (any situation label)."""
         return bool(record.situations)
@@ -220,19 +225,16 @@ class TaggerLearner:
         """The backbone the head reads (its pooled features are the embeddings too)."""
         return _configured_backbone(self.config)
 
-    def fit(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]):
-        return self._fit(store, self.config, train, val)
-
     def _fit(self, store: Store, config, train, val):
         from scenesift.models.tagger import SituationTagger
 
         model = SituationTagger(list(store.taxonomy.names), config)
         return model.fit(train, val, store=store, progress=self.progress)
 
-    def fit_members(
-        self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]
-    ) -> list:
-        members = [self.fit(store, train, val)]
+    def fit(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]) -> list:
+        """``ensemble`` heads: the first on all of ``train``, the others on bootstrap
+        resamples of it with seeds ``seed + k``."""
+        members = [self._fit(store, self.config, train, val)]
         for k in range(1, self.ensemble):
             rng = np.random.default_rng([self.config.seed, k])
             resample = [train[i] for i in rng.integers(0, len(train), len(train))]
@@ -240,7 +242,7 @@ class TaggerLearner:
             members.append(self._fit(store, cfg, resample, val))
         return members
 
-    def predict_proba(self, model, store: Store, records: Sequence[FrameRecord]) -> np.ndarray:
+    def _predict(self, model, store: Store, records: Sequence[FrameRecord]) -> np.ndarray:
         return model.predict_proba(records, store=store, progress=self.progress)
 
     def evaluate(
@@ -257,9 +259,7 @@ class TaggerLearner:
 
         names = list(store.taxonomy.names)
         y, mask = label_matrix(frames, names)
-        results = evaluate_tagging(
-            y, self.predict_proba(model, store, frames), mask.astype(bool), names
-        )
+        results = evaluate_tagging(y, self._predict(model, store, frames), mask.astype(bool), names)
         worst = results.min_auc_with()
         return {
             "auc_mean": results.mean_auc,
@@ -275,7 +275,7 @@ class TaggerLearner:
         self, members: Sequence[Any], store: Store, records: Sequence[FrameRecord]
     ) -> PoolOutputs:
         """The round's tagger probabilities on the pool, and every member's as samples."""
-        probs = [self.predict_proba(m, store, records).astype(np.float32) for m in members]
+        probs = [self._predict(m, store, records).astype(np.float32) for m in members]
         return PoolOutputs(
             situation_probs=probs[0],
             situation_mc_probs=np.stack(probs) if len(probs) > 1 else None,
@@ -288,7 +288,7 @@ class TaggerLearner:
 LEARNERS = {"detector": DetectorLearner, "tagger": TaggerLearner}
 
 
-def make_learner(spec: Mapping[str, Any]) -> DetectorLearner | TaggerLearner:
+def make_learner(spec: Mapping[str, Any]) -> Learner:
     """A learner from a campaign's ``learner`` table: ``kind`` (detector by default) and
     that learner's arguments; an unknown kind or key is named in the error."""
     args = dict(spec)
@@ -304,6 +304,47 @@ def make_learner(spec: Mapping[str, Any]) -> DetectorLearner | TaggerLearner:
             f"{', '.join(sorted(known))}"
         )
     return cls(**args)
+
+
+def check_provided(strategy: Strategy, learner: Learner, extra: Iterable[str] = ()) -> None:
+    """Refuse a strategy that reads a Pool field the campaign never fills, naming the
+    strategy, the field and what would fill it. ``extra``: fields the campaign fills
+    besides the learner's (stored tagger scores: ``situation_probs``)."""
+    provided = {*learner.provides(), *extra}
+    missing = [f for f in strategy.required_fields() if f not in provided]
+    if not missing:
+        return
+    needs = []
+    for f in missing:
+        who = ", ".join(repr(s.name) for s in _needing(strategy, f)) or repr(strategy.name)
+        needs.append(f"strategy {who} needs Pool.{f}, which comes from {_providers(f)}")
+    raise ValueError(
+        f"{'; '.join(needs)}; this campaign's learner is {learner.kind!r} with "
+        f"ensemble = {learner.ensemble}, which provides {', '.join(learner.provides())}"
+    )
+
+
+def _providers(name: str) -> str:
+    """What fills a Pool field: the learner kinds (and ensemble sizes) that provide it."""
+    out = []
+    for kind, cls in LEARNERS.items():
+        if name in cls.fields_for(1):
+            out.append(f"learner.kind = {kind!r}")
+        elif name in cls.fields_for(2):
+            out.append(f"learner.kind = {kind!r} with learner.ensemble >= 2")
+    if name == "situation_probs":
+        out.append("stored tagger predictions (situations_from)")
+    return " or ".join(out) or "no learner"
+
+
+def _needing(strategy: Any, name: str) -> list[Any]:
+    """The innermost strategies of a (wrapped, fused) strategy that read field ``name``."""
+    parts = [getattr(strategy, "strategy", None), getattr(strategy, "uncertainty", None)]
+    parts += [p for p, _ in getattr(strategy, "parts", ())]
+    inner = [s for p in parts if hasattr(p, "required_fields") for s in _needing(p, name)]
+    if inner:
+        return inner
+    return [strategy] if name in strategy.required_fields() else []
 
 
 def _configured_backbone(config):

@@ -3,14 +3,24 @@
 Strategies never touch the store or a model (baal's separation of heuristics from the
 loop): the campaign, or ``scenesift select`` for a user's own predictions, builds a
 ``Pool`` once per round, a strategy returns a ``Selection`` of row indices into it.
+
+The two contracts meet in field names: a ``Strategy`` declares the optional Pool fields it
+reads (``required_fields()``), a ``Learner`` the ones its models fill (``provides()``), so
+a campaign whose strategy reads what its learner never fills is refused when it is created.
+A dotted name is a field of a field: ``detections.member`` (an ensemble's detections).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from scenesift.records import Box, FrameRecord
+    from scenesift.store import Store
 
 
 @dataclass(frozen=True)
@@ -65,9 +75,74 @@ class Selection:
     strategy: str  # the strategy's name with its parameters, stored with the picks
 
 
+def field_value(pool: Pool, name: str) -> Any:
+    """A Pool field by (dotted) name; None when it, or the field holding it, is None."""
+    value: Any = pool
+    for part in name.split("."):
+        value = None if value is None else getattr(value, part)
+    return value
+
+
 class Strategy(Protocol):
     """Picks ``budget`` rows of a pool; deterministic given ``rng``."""
 
     name: str
 
+    def required_fields(self) -> tuple[str, ...]:
+        """The optional Pool fields it reads (it raises, naming one, when that is None)."""
+        ...
+
     def select(self, pool: Pool, budget: int, rng: np.random.Generator) -> Selection: ...
+
+
+@dataclass(frozen=True)
+class PoolOutputs:
+    """What a round's models say about the pool: the fields of ``Pool`` they fill, and the
+    boxes shown to labellers as pre-annotations (per frame name)."""
+
+    detections: Detections | None = None
+    situation_probs: np.ndarray | None = None  # (n, S)
+    situation_mc_probs: np.ndarray | None = None  # (T, n, S), ensemble members
+    shown: Mapping[str, Sequence[Box]] = field(default_factory=dict)
+
+
+class Learner(Protocol):
+    """What a campaign trains each round (``al.learners``): ``fit`` an ensemble on the
+    labelled frames, ``evaluate`` its first member (the learning curve's y, ``metric``),
+    and turn the members' predictions on the pool into ``PoolOutputs``."""
+
+    kind: ClassVar[str]
+    metric: ClassVar[str]  # the learning curve's default y
+    ensemble: int
+    min_score: float  # detections below it are neither scored nor shown
+    slices: bool | list[str]  # evaluate per situation too
+
+    def provides(self) -> tuple[str, ...]:
+        """The Pool fields its rounds fill (``embeddings``: its backbone's pooled features)."""
+        ...
+
+    def has_truth(self, record: FrameRecord) -> bool:
+        """Whether a frame's truth can train and evaluate this model."""
+        ...
+
+    def fit(
+        self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]
+    ) -> list[Any]:
+        """``ensemble`` models; the first is the round's model."""
+        ...
+
+    def evaluate(
+        self,
+        model: Any,
+        store: Store,
+        frames: Sequence[FrameRecord],
+        slices: Mapping[str, Sequence[str]] | None = None,
+    ) -> dict[str, Any]: ...
+
+    def pool_outputs(
+        self, members: Sequence[Any], store: Store, records: Sequence[FrameRecord]
+    ) -> PoolOutputs: ...
+
+    def backbone(self) -> Any:
+        """The backbone its models read (pooled features = the Pool's embeddings)."""
+        ...

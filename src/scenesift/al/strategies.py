@@ -30,7 +30,7 @@ import numpy as np
 from scenesift.al import balance, diversity, heuristics
 from scenesift.al.dedup import dedup_ranked
 from scenesift.al.heuristics import check_choice, check_empty, top_k
-from scenesift.al.pool import Pool, Selection
+from scenesift.al.pool import Pool, Selection, field_value
 
 TARGETS: tuple[str, ...] = ("detections", "situations")
 _SITUATION_FUNCS = {
@@ -101,12 +101,12 @@ class BaseStrategy:
         """Raise a ValueError naming any missing or misaligned Pool field."""
         n = len(pool)
         for f in self.required_fields():
-            value = getattr(pool, f)
+            value = field_value(pool, f)
             if value is None:
                 raise ValueError(f"strategy {self.name!r} needs Pool.{f}, which is None")
             if f == "situation_mc_probs":
                 rows = np.shape(value)[1] if np.ndim(value) == 3 else -1
-            elif f == "detections":
+            elif f.startswith("detections"):
                 continue
             else:
                 rows = len(value)
@@ -279,7 +279,7 @@ class BoxDisagreement(ScoreStrategy):
         return shown
 
     def required_fields(self) -> tuple[str, ...]:
-        return ("detections",)
+        return ("detections", "detections.member")
 
     def score(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
         assert pool.detections is not None
@@ -364,7 +364,7 @@ class _UncertainDiverse(BaseStrategy):
         self.candidates = candidates
 
     def required_fields(self) -> tuple[str, ...]:
-        return ("embeddings",)
+        return tuple(dict.fromkeys(("embeddings", *self.uncertainty.required_fields())))
 
     def check(self, pool: Pool) -> None:
         super().check(pool)

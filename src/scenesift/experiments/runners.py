@@ -65,13 +65,10 @@ def remove_experiment(project: Path, name: str) -> int:
     """Delete an experiment's results and its campaigns; returns campaigns removed."""
     import shutil
 
-    from scenesift.store import Store
+    from scenesift.store import Store, campaigns
 
-    with Store.open(project) as store, store.transaction() as c:
-        n = c.execute(
-            "DELETE FROM campaigns WHERE name LIKE ? ESCAPE '\\'",
-            (name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%",),
-        ).rowcount
+    with Store.open(project) as store:
+        n = campaigns.remove_prefixed(store, f"{name}:")
     shutil.rmtree(Path(project) / RESULTS_DIR / name, ignore_errors=True)
     return n
 

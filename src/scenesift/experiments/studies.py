@@ -107,7 +107,7 @@ def _variance_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
     from scenesift.al.learners import DetectorLearner
 
     started = time.perf_counter()
-    learner = DetectorLearner(**{**cfg.learner, "slices": False})
+    learner = DetectorLearner(**{**cfg.learner, "slices": False, "ensemble": 1})
     pool = [r for r in store.records(split=cfg.pool_split) if r.boxes is not None]
     k = max(1, round(run.fraction * len(pool)))
     # one stream per (fraction, repeat): the subsets of different sizes are independent
@@ -116,7 +116,7 @@ def _variance_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
     val = [r for r in store.records(split="val") if r.boxes is not None]
     evaluation = [r for r in store.records(split=cfg.eval_split) if r.boxes is not None]
     learner.config = _seeded(learner.config, run.seed)
-    model = learner.fit(store, subset, val)
+    [model] = learner.fit(store, subset, val)
     metrics = learner.evaluate(model, store, evaluation)
     metrics.update(n_labelled=k, seconds=round(time.perf_counter() - started, 2))
     return [{**row, "round": 0} for row in metric_rows(_base(cfg, run), metrics, len(evaluation))]

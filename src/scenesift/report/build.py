@@ -48,6 +48,7 @@ from scenesift.report.summary import (
 )
 from scenesift.report.template import render
 from scenesift.store import Store, StoreError
+from scenesift.store.campaigns import count as count_campaigns
 
 #: Bootstrap resamples over test images for the gap report's per-situation intervals, as
 #: `scenesift gaps` draws by default: each re-accumulates the stored per-image matches (no
@@ -424,7 +425,7 @@ def _meta(store: Store, df: pd.DataFrame | None, generated: str) -> list[tuple[s
     c = store.conn
     states = dict(c.execute("SELECT state, count(*) FROM frames GROUP BY state").fetchall())
     n = sum(states.values())
-    campaigns = c.execute("SELECT count(*) FROM campaigns").fetchone()[0]
+    campaigns = count_campaigns(store)
     meta = [("folder", str(store.root.resolve())), ("generated", generated),
             ("frames", f"{n:,}"), ("labelled", f"{states.get('labelled', 0):,}"),
             ("campaigns", f"{campaigns:,}")]  # fmt: skip

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from scenesift.records import Box, FrameRecord
-from scenesift.store import Store, StoreError
+from scenesift.store import Store, StoreError, campaigns
+from scenesift.store.campaigns import RoundInfo
 from scenesift.store.coverage import latest_model_source
 
 THUMB_WIDTH = 320
@@ -64,7 +64,7 @@ def data_uri(data: bytes, mime: str) -> str:
 
 def campaign_names(store: Store) -> list[str]:
     """Campaigns, newest first."""
-    return [r[0] for r in store.conn.execute("SELECT name FROM campaigns ORDER BY id DESC")]
+    return campaigns.names(store)[::-1]
 
 
 def _scaled(box: Box, sx: float, sy: float) -> tuple[float, float, float, float]:
@@ -161,14 +161,14 @@ def _span(idx: Sequence[int]) -> str:
     return "rounds " + ", ".join(map(str, idx))
 
 
-def _rounds_text(rounds: Sequence[tuple]) -> str:
+def _rounds_text(rounds: Sequence[RoundInfo]) -> str:
     """How many rounds picked frames, and which did not (the last round of a finished
     campaign trains and evaluates the final model without picking), so the count matches
     the rounds the gallery shows."""
-    picked = [r[1] for r in rounds if r[5] > 0]
-    final = [r[1] for r in rounds if r[5] == 0 and r[2] == "final"]
-    waiting = [r[1] for r in rounds if r[5] == 0 and r[2] != "final"]
-    n = sum(r[5] for r in rounds)
+    picked = [r.idx for r in rounds if r.n_picks > 0]
+    final = [r.idx for r in rounds if r.n_picks == 0 and r.status == "final"]
+    waiting = [r.idx for r in rounds if r.n_picks == 0 and r.status != "final"]
+    n = sum(r.n_picks for r in rounds)
     text = f"{_span(picked)} picked {n:,} frames" if picked else "no round picked frames yet"
     if final:
         text += f"; {_span(final)} trained and evaluated the final model (no picks)"
@@ -186,37 +186,18 @@ def campaign_gallery(
 ) -> Gallery | None:
     """The first ``per_round`` picks (by rank) of each round of ``campaign`` (default: the
     latest); None when the project has no campaign. Unknown names raise StoreError."""
-    c = store.conn
     if campaign is None:
-        row = c.execute("SELECT id, name, config FROM campaigns ORDER BY id DESC").fetchone()
+        row = campaigns.latest(store)
         if row is None:
             return None
     else:
-        row = c.execute(
-            "SELECT id, name, config FROM campaigns WHERE name = ?", (campaign,)
-        ).fetchone()
-        if row is None:
-            names = campaign_names(store)
-            have = f"; campaigns: {', '.join(names)}" if names else "; there are none yet"
-            raise StoreError(f"no campaign named {campaign!r}{have}")
-    cid, name, config = row
-    config = json.loads(config or "{}")
-    rounds = c.execute(
-        "SELECT r.id, r.idx, r.status, r.model_fingerprint, r.metrics, "
-        "(SELECT count(*) FROM picks p WHERE p.round_id = r.id) "
-        "FROM rounds r WHERE r.campaign_id = ? ORDER BY r.idx",
-        (cid,),
-    ).fetchall()
-    with_picks = [r for r in rounds if r[5] > 0]
+        row = campaigns.get(store, campaign)
+    name, config = row.name, row.config
+    rounds = campaigns.rounds(store, row.id)
+    with_picks = [r for r in rounds if r.n_picks > 0]
     shown = _spread(with_picks, max_rounds)
-    picks = {}
-    for rid, *_ in shown:
-        picks[rid] = c.execute(
-            "SELECT p.frame_id, f.name, p.rank, p.score, p.strategy, p.review FROM picks p "
-            "JOIN frames f ON f.id = p.frame_id WHERE p.round_id = ? ORDER BY p.rank LIMIT ?",
-            (rid, per_round),
-        ).fetchall()
-    names = {p[1] for rows in picks.values() for p in rows}
+    picks = {r.id: campaigns.top_picks(store, r.id, per_round) for r in shown}
+    names = {p.frame_name for rows in picks.values() for p in rows}
     records = {r.name: r for r in store.records(names=names)} if names else {}
     tagger_tags, tagger = _tagger_tags(store, names) if names else ({}, None)
     strategy = config.get("strategy", {}).get("name", "?")
@@ -227,15 +208,16 @@ def campaign_gallery(
     )
     out_rounds = []
     any_predictions = False
-    for rid, idx, status, fp, metrics, n_picks in shown:
-        metrics = json.loads(metrics or "{}")
+    for rnd in shown:
+        fp, metrics, shown_picks = rnd.model_fingerprint, rnd.metrics, picks[rnd.id]
         preds = None
         if fp:
-            preds = stored_boxes(store, f"model:{fp}", [p[0] for p in picks[rid]],
+            preds = stored_boxes(store, f"model:{fp}", [p.frame_id for p in shown_picks],
                                  min_score, cap=30)  # fmt: skip
         any_predictions |= preds is not None
         thumbs = []
-        for fid, fname, rank, score, _, review in picks[rid]:
+        for p in shown_picks:
+            fname = p.frame_name
             rec = records.get(fname)
             if rec is None:
                 continue
@@ -243,25 +225,25 @@ def campaign_gallery(
             tags, tags_from = (truth_tags, "labels") if truth_tags else (
                 sorted(tagger_tags.get(fname, [])), "tagger" if fname in tagger_tags else ""
             )  # fmt: skip
-            src = thumbnail(rec, rec.boxes, None if preds is None else preds.get(fid))
-            score_text = "" if score is None else f", score {score:.3g}"
+            src = thumbnail(rec, rec.boxes, None if preds is None else preds.get(p.frame_id))
+            score_text = "" if p.score is None else f", score {p.score:.3g}"
             n_truth = "not labelled" if rec.boxes is None else f"{len(rec.boxes)} boxes"
-            thumbs.append(Thumb(src, fname, f"#{rank + 1}{score_text}, {n_truth}", tags,
-                                tags_from, "" if review == "pending" else review))  # fmt: skip
-        bits = [f"{n_picks:,} picked", f"status {status}"]
+            thumbs.append(Thumb(src, fname, f"#{p.rank + 1}{score_text}, {n_truth}", tags,
+                                tags_from, "" if p.review == "pending" else p.review))  # fmt: skip
+        bits = [f"{rnd.n_picks:,} picked", f"status {rnd.status}"]
         if metrics.get("n_labelled") is not None:
             bits.append(f"model trained on {metrics['n_labelled']:,} frames")
         if metrics.get("map50") is not None:
             bits.append(f"its mAP@0.5 {metrics['map50']:.3f}")
-        by = picks[rid][0][4] if picks[rid] else strategy
-        title = f"Round {idx}: {by}"
+        by = shown_picks[0].strategy if shown_picks else strategy
+        title = f"Round {rnd.idx}: {by}"
         if fp is None:
             bits.append("no model (random initial set)")
         elif preds is None:
             bits.append(f"model {fp[:10]}: predictions not stored")
         else:
             bits.append(f"model {fp[:10]}: predictions in orange")
-        out_rounds.append(GalleryRound(idx, title, "; ".join(bits), thumbs))
+        out_rounds.append(GalleryRound(rnd.idx, title, "; ".join(bits), thumbs))
     note = ""
     if len(with_picks) > len(shown):
         note = f"Showing {len(shown)} of {len(with_picks)} rounds (first, last, evenly spaced). "

@@ -28,12 +28,12 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from scenesift.store import schema
+from scenesift.store import campaigns, schema
 from scenesift.store.project import CATALOG, Store
 
 #: Problems listed per check; the rest are only counted.
@@ -196,20 +196,14 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], str] | str:
 
 
 def _campaigns(store: Store, r: CheckResult) -> None:
-    c = store.conn
-    for cid, name, status, config in c.execute(
-        "SELECT id, name, status, config FROM campaigns ORDER BY id"
-    ).fetchall():
-        cfg = json.loads(config)
+    for campaign in campaigns.all_campaigns(store):
+        cid, name, status, cfg = campaign.id, campaign.name, campaign.status, campaign.config
         human = cfg.get("labeler", "oracle") != "oracle"
         existing = cfg.get("use_existing_labels")
         existing = human if existing is None else existing
         pool = cfg.get("pool_split", "train")
         where = f"campaign {name!r}"
-        rounds = c.execute(
-            "SELECT id, idx, status, metrics FROM rounds WHERE campaign_id = ? ORDER BY idx",
-            (cid,),
-        ).fetchall()
+        rounds = [(x.id, x.idx, x.status, x.metrics) for x in campaigns.rounds(store, cid)]
         statuses = [s for _, _, s, _ in rounds]
         if [idx for _, idx, _, _ in rounds] != list(range(len(rounds))):
             r.add(f"{where}: rounds numbered {[idx for _, idx, _, _ in rounds]}, not 0..")
@@ -222,16 +216,7 @@ def _campaigns(store: Store, r: CheckResult) -> None:
         if status == "finished" and (not statuses or statuses[-1] != "final"):
             r.add(f"{where}: finished, but its last round is not final")
 
-        picks = c.execute(
-            "SELECT r.idx, r.status, p.frame_id, p.review, f.state, d.split, "
-            "EXISTS (SELECT 1 FROM situation_labels l WHERE l.frame_id = p.frame_id "
-            "AND l.source = 'human') OR EXISTS (SELECT 1 FROM box_sets b "
-            "WHERE b.frame_id = p.frame_id AND b.source = 'human') "
-            "FROM picks p JOIN rounds r ON r.id = p.round_id "
-            "LEFT JOIN frames f ON f.id = p.frame_id LEFT JOIN drives d ON d.name = f.drive "
-            "WHERE r.campaign_id = ? ORDER BY r.idx, p.rank",
-            (cid,),
-        ).fetchall()
+        picks = [astuple(p) for p in campaigns.audit_picks(store, cid)]
         first: dict[int, int] = {}
         per_round: dict[int, int] = defaultdict(int)
         rejected = False
@@ -257,7 +242,7 @@ def _campaigns(store: Store, r: CheckResult) -> None:
                     r.add(f"{where}: round {idx} is labelled but frame {fid} has no human labels")
         before = 0
         for _, idx, _, metrics in rounds:
-            n = json.loads(metrics).get("n_labelled")
+            n = metrics.get("n_labelled")
             if n is not None:
                 if existing and n < before and not rejected:
                     r.add(f"{where}: round {idx} trained on {n} labelled frames, fewer than "
