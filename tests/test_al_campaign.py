@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
-from al_fixtures import LEARNER, campaign_config, make_frames, opened_oracle_project
+from al_fixtures import (
+    LEARNER,
+    TAGGER_LEARNER,
+    campaign_config,
+    filled_fields,
+    make_frames,
+    opened_oracle_project,
+)
 from scenesift.al.campaign import Campaign, CampaignConfig
+from scenesift.al.learners import DetectorLearner, make_learner
+from scenesift.al.pool import Learner
 from scenesift.records import ImportBatch, ImportReport
 from scenesift.store import Store, StoreError
+from scenesift.store import campaigns as catalog
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -264,6 +275,68 @@ def test_disagreement_of_an_ensemble_drives_selection(project):
                  stopping={"max_rounds": 2})  # fmt: skip
     rounds = Campaign.create(project, "ens", cfg).run().rounds
     assert rounds[1].strategy.startswith("box_disagreement") and rounds[1].n_picks == 4
+
+
+def test_learners_say_which_pool_fields_they_fill():
+    tagger, detector = make_learner(TAGGER_LEARNER), make_learner(LEARNER)
+    assert isinstance(tagger, Learner) and isinstance(detector, Learner)
+    assert set(detector.provides()) == {"detections", "embeddings"}
+    assert set(tagger.provides()) == {"situation_probs", "embeddings"}
+    # an ensemble's members are the samples disagreement strategies read
+    ensemble = make_learner({**LEARNER, "ensemble": 2}).provides()
+    assert set(ensemble) == {"detections", "detections.member", "embeddings"}
+    ensemble = make_learner({**TAGGER_LEARNER, "ensemble": 2}).provides()
+    assert set(ensemble) == {"situation_probs", "situation_mc_probs", "embeddings"}
+    with pytest.raises(ValueError, match="ensemble must be >= 1"):
+        make_learner({**LEARNER, "ensemble": 0})
+
+
+def test_a_detector_ensemble_fills_what_it_provides(project):
+    learner = DetectorLearner(**{**LEARNER, "ensemble": 2})
+    frames = project.records(split="train")
+    members = learner.fit(project, frames[:12], [])
+    out = learner.pool_outputs(members, project, frames[12:])
+    assert len(members) == 2 and members[0].fingerprint != members[1].fingerprint
+    assert filled_fields(out) == set(learner.provides()) - {"embeddings"}
+    assert set(np.unique(out.detections.member)) <= {0, 1}
+    # member 0 is the round's model: its boxes are the ones shown to labellers
+    n_shown = sum(1 for boxes in out.shown.values() for _ in boxes)
+    assert n_shown == int((out.detections.member == 0).sum())
+
+
+@pytest.mark.parametrize(
+    ("spec", "learner", "situations_from", "message"),
+    [
+        ({"name": "bald"}, TAGGER_LEARNER, "latest",
+         "strategy 'bald' needs Pool.situation_mc_probs, which comes from learner.kind = "
+         "'tagger' with learner.ensemble >= 2; this campaign's learner is 'tagger' with "
+         "ensemble = 1"),
+        ({"name": "bald"}, {**LEARNER, "ensemble": 2}, "latest",
+         "strategy 'bald' needs Pool.situation_mc_probs, which comes from learner.kind = "
+         "'tagger' with learner.ensemble >= 2; this campaign's learner is 'detector'"),
+        ({"name": "box_disagreement"}, LEARNER, "latest",
+         "strategy 'box_disagreement' needs Pool.detections.member, which comes from "
+         "learner.kind = 'detector' with learner.ensemble >= 2"),
+        ({"name": "box_disagreement"}, {**TAGGER_LEARNER, "ensemble": 3}, "latest",
+         "strategy 'box_disagreement' needs Pool.detections, which comes from learner.kind = "
+         "'detector'; strategy 'box_disagreement' needs Pool.detections.member"),
+        ({"name": "balance_situations"}, LEARNER, None,
+         "strategy 'balance_situations' needs Pool.situation_probs, which comes from "
+         "learner.kind = 'tagger' or stored tagger predictions (situations_from)"),
+        # the part of a fused or uncertainty-weighted strategy that needs the field is named
+        ({"name": "fusion", "parts": [{"name": "random"}, {"name": "bald"}]}, LEARNER, "latest",
+         "strategy 'bald' needs Pool.situation_mc_probs"),
+        ({"name": "badge", "uncertainty": {"name": "margin"}}, TAGGER_LEARNER, "latest",
+         "strategy 'margin' needs Pool.detections, which comes from learner.kind = 'detector'"),
+    ],
+)  # fmt: skip
+def test_a_strategy_reading_what_the_campaign_never_fills_is_refused_at_creation(
+    project, spec, learner, situations_from, message
+):
+    cfg = config(strategy=spec, learner=learner, situations_from=situations_from)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Campaign.create(project, "refused", cfg)
+    assert catalog.names(project) == []
 
 
 def test_a_wrapped_diversity_strategy_gets_embeddings(project):

@@ -10,6 +10,7 @@ from al_fixtures import (
     LEARNER,
     TAGGER_LEARNER,
     campaign_config,
+    filled_fields,
     opened_oracle_project,
 )
 from scenesift.al.campaign import Campaign, CampaignConfig
@@ -70,6 +71,11 @@ def test_ensemble_members_differ_and_feed_bald(project):
     assert out.situation_mc_probs.shape == (3, len(frames) - 12, s)
     np.testing.assert_allclose(out.situation_mc_probs[0], out.situation_probs)
     assert not np.allclose(out.situation_mc_probs[1], out.situation_mc_probs[0])
+    # the contract: what the outputs fill is what the learner says it provides
+    assert filled_fields(out) == set(learner.provides()) - {"embeddings"}
+    single = TaggerLearner(tagger=learner.tagger)
+    alone = single.pool_outputs(single.fit(project, frames[:12], []), project, frames[12:])
+    assert filled_fields(alone) == set(single.provides()) - {"embeddings"} == {"situation_probs"}
 
     with pytest.raises(ValueError, match="ensemble"):
         Campaign.create(project, "lonely", config(strategy={"name": "bald"}))

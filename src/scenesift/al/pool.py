@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -106,6 +106,7 @@ class PoolOutputs:
     shown: Mapping[str, Sequence[Box]] = field(default_factory=dict)
 
 
+@runtime_checkable
 class Learner(Protocol):
     """What a campaign trains each round (``al.learners``): ``fit`` an ensemble on the
     labelled frames, ``evaluate`` its first member (the learning curve's y, ``metric``),
