@@ -138,7 +138,7 @@ class Campaign:
         from scenesift.al.strategies import make_strategy
 
         strategy = make_strategy(config.strategy)  # a bad spec fails now, not rounds later
-        # the Pool fills the learner's fields, and the stored tagger's scores if it reads them
+        # the Pool holds the learner's fields, plus the stored tagger's scores if it reads them
         stored = ("situation_probs",) if config.situations_from else ()
         check_provided(strategy, make_learner(config.learner), stored)
         return cls(store, catalog.create(store, name, config.to_dict()), name, config)

@@ -2,6 +2,7 @@
 
 The campaign loop (``al.campaign``), the report's gallery, the CLI, experiments and
 ``scenesift check`` all read through here, so the meaning of a row lives in one place.
+(The web app's browser queries on rounds and picks still live in ``web/queries.py``.)
 
 Every write is one ``Store.transaction()``. Called inside a caller's transaction, a write
 joins it: ``import_labels`` ingests the human labels and records the round's progress in
