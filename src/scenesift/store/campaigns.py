@@ -1,8 +1,9 @@
-"""Campaigns, rounds and picks in the catalog: the only code that reads or writes them.
+"""Campaigns, rounds and picks in the catalog: every read and write outside the web app.
 
 The campaign loop (``al.campaign``), the report's gallery, the CLI, experiments and
-``scenesift check`` all read through here, so the meaning of a row lives in one place.
-(The web app's browser queries on rounds and picks still live in ``web/queries.py``.)
+``scenesift check`` all go through here, so the meaning of a row lives in one place. The
+web app's campaign views (keyset pages over picks, review verdicts) live with its other
+queries in ``store/browse.py``.
 
 Every write is one ``Store.transaction()``. Called inside a caller's transaction, a write
 joins it: ``import_labels`` ingests the human labels and records the round's progress in
