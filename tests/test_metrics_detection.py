@@ -10,8 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rich.console import Console
+
 from scenesift.io.coco import write_coco, write_coco_predictions
+from scenesift.metrics.bootstrap import cluster_ids, resample_counts, resample_indices
 from scenesift.metrics.detection import (
+    ALL,
     DistanceFromHeight,
     ObjectSlices,
     distance_slices,
@@ -311,19 +315,25 @@ def test_distance_from_height_is_calibrated_per_class_and_estimates_detections()
         distance_slices(scene(3))
 
 
-def test_bootstrap_intervals_equal_rescoring_resampled_images():
-    """A resample re-accumulates per-image results; that must equal evaluating the drawn
-    images afresh, each draw under its own name (the definition of the bootstrap)."""
-    frames = scene(15)
+def in_drives(frames: list[FrameRecord], per_drive: int) -> list[FrameRecord]:
+    return [replace(f, drive=f"drive{i // per_drive}") for i, f in enumerate(frames)]
+
+
+@pytest.mark.parametrize("unit", ["drive", "frame"])
+def test_bootstrap_intervals_equal_rescoring_resampled_drives(unit):
+    """A resample re-accumulates per-image results; that must equal evaluating the images of
+    the drawn drives afresh, each draw under its own name (the definition of the cluster
+    bootstrap; with unit="frame" every image is its own drive)."""
+    frames = in_drives(scene(15), 3)
     preds = noisy(frames)
     n_boot, seed = 20, 3
-    res = evaluate_detection(frames, preds, CLASSES, n_boot=n_boot, seed=seed)
-    rng = np.random.default_rng(seed)
+    res = evaluate_detection(frames, preds, CLASSES, n_boot=n_boot, seed=seed, unit=unit)
+    assert res.unit == unit and res.n_drives == (5 if unit == "drive" else None)
+    clusters, _ = cluster_ids([f.drive for f in frames] if unit == "drive" else None, 15)
     values = {c: [] for c in ("all", "car")}
-    for _ in range(n_boot):
-        picks = rng.integers(0, len(frames), len(frames))
+    for counts in resample_counts(clusters, n_boot, seed):
         gt, dt = [], {}
-        for k, i in enumerate(picks):
+        for k, i in enumerate(resample_indices(counts)):
             name = f"{frames[i].name}#{k}"
             gt.append(replace(frames[i], name=name))
             dt[name] = preds.get(frames[i].name, [])
@@ -338,6 +348,46 @@ def test_bootstrap_intervals_equal_rescoring_resampled_images():
                        equal_nan=True)  # fmt: skip
     rows = {(r["metric"], r["class"]): r for r in res.rows()}
     assert rows[("AP50", "all")]["ci_low"] <= res.map50 <= rows[("AP50", "all")]["ci_high"]
+    assert res.get("AP50", ALL, "small").ci is not None  # sizes get intervals too
+
+
+def test_drives_of_identical_frames_widen_the_interval_to_the_drive_level_spread():
+    """20 copies of each frame in its own drive carry no more evidence than the one frame:
+    the drive bootstrap matches the bootstrap of one frame per drive, the frame bootstrap
+    is far too narrow."""
+    singles = [replace(f, drive=f"drive{i}") for i, f in enumerate(scene(12, seed=4))]
+    preds = noisy(singles, seed=5)
+    copies, copy_preds = [], {}
+    for f in singles:
+        for k in range(20):
+            copies.append(replace(f, name=f"{f.name}#{k}"))
+            copy_preds[f"{f.name}#{k}"] = preds[f.name]
+    one = evaluate_detection(singles, preds, CLASSES, n_boot=200, seed=1, unit="frame")
+    drive = evaluate_detection(copies, copy_preds, CLASSES, n_boot=200, seed=1)
+    frame = evaluate_detection(copies, copy_preds, CLASSES, n_boot=200, seed=1, unit="frame")
+
+    def width(res, c=ALL):
+        low, high = res.get("AP50", c).ci
+        return high - low
+
+    assert drive.map50 == pytest.approx(one.map50, abs=0.02)
+    assert width(drive) == pytest.approx(width(one), abs=0.05)
+    assert width(frame) < width(drive) / 3
+    assert drive.n_drives == 12 and drive.get("AP50", "car").n_drives <= 12
+
+
+def test_classes_seen_in_fewer_than_three_drives_are_flagged():
+    frames = in_drives(scene(12), 3)  # 4 drives
+    frames[0] = replace(frames[0], boxes=[Box("cyclist", 10, 10, 60, 60)])  # drive0 only
+    res = evaluate_detection(frames, noisy(frames), CLASSES, n_boot=10)
+    assert res.get("AP50", "cyclist").n_drives == 1
+    assert res.get("AP50", "golf_cart").n_drives == 0
+    assert res.get("AP50", ALL).n_drives == res.n_drives == 4
+    console = Console(width=200, record=True)
+    console.print(res.to_table())
+    text = console.export_text()
+    assert "1 (few)" in text and "bootstrap over drives" in text
+    assert next(r for r in res.rows() if r["class"] == "cyclist")["n_drives"] == 1
 
 
 def test_object_slices_get_intervals_too():

@@ -108,7 +108,9 @@ def test_rows_round_trip():
     res = evaluate_tagging(y, s, mask, names)
     rows = res.rows()
     assert len(rows) == 3 * len(names)
-    assert {tuple(sorted(r)) for r in rows} == {("metric", "n", "positives", "situation", "value")}
+    assert {tuple(sorted(r)) for r in rows} == {
+        ("drives_neg", "drives_pos", "metric", "n", "positives", "situation", "value")
+    }
     for r in rows:
         label = res[r["situation"]]
         assert r["value"] == getattr(label, r["metric"])
@@ -256,3 +258,37 @@ def test_schedule_table_names_the_weakest_situation_with_enough_positives() -> N
     row = next(line for line in console.export_text().splitlines() if "lowest" in line)
     assert f"{weak['common'].roc_auc:.3f} common" in row  # not "rare": too few positives
     assert "1.000 " in row  # the perfect ranker's weakest label
+
+
+def test_drives_of_identical_frames_get_the_interval_of_one_frame_per_drive():
+    """130 fog frames from one drive are one observation: with every drive made of 20 copies
+    of one frame, the drive bootstrap is exactly the bootstrap of one frame per drive, and
+    the frame bootstrap (which believes in 20x the evidence) is much narrower."""
+    y, s, mask = synthetic(16, [0.4], [1.0], seed=11)
+    y[:2, 0], y[2:4, 0] = 1, 0  # both sides present
+    one = evaluate_tagging(y, s, mask, ["fog"]).ci(n_boot=400, seed=2)["fog"]
+    copies = np.repeat(np.arange(16), 20)
+    drives = [f"drive{i}" for i in copies]
+    res = evaluate_tagging(y[copies], s[copies], mask[copies], ["fog"], drives=drives)
+    by_drive = res.ci(n_boot=400, seed=2)["fog"]
+    frames = evaluate_tagging(y[copies], s[copies], mask[copies], ["fog"]).ci(n_boot=400)["fog"]
+    assert (by_drive.low, by_drive.high) == (pytest.approx(one.low), pytest.approx(one.high))
+    assert by_drive.unit == "drive" and frames.unit == "frame"
+    assert frames.high - frames.low < (by_drive.high - by_drive.low) / 3
+
+
+def test_labels_resting_on_fewer_than_three_drives_are_flagged():
+    y = np.zeros((40, 2), dtype=int)
+    y[:8, 0] = 1  # fog: positives in drives 0 and 1 only
+    y[::2, 1] = 1  # day: half of every drive
+    s = np.linspace(0, 1, 40)[:, None].repeat(2, axis=1)
+    drives = [f"d{i // 4}" for i in range(40)]  # 10 drives of 4 frames
+    res = evaluate_tagging(y, s, np.ones_like(y, bool), ["fog", "day"], drives=drives)
+    assert (res["fog"].drives_pos, res["fog"].drives_neg, res["fog"].drives) == (2, 8, 2)
+    assert res["fog"].few_drives and not res["day"].few_drives
+    assert res["day"].drives == 10
+    console = Console(width=200, record=True)
+    console.print(res.to_table(ci=res.ci(n_boot=50)))
+    text = console.export_text()
+    assert "2/8 (few)" in text and "10/10" in text and "bootstrap over drives" in text
+    assert evaluate_tagging(y, s, np.ones_like(y, bool), ["fog", "day"])["fog"].drives is None

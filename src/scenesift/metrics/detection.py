@@ -13,9 +13,10 @@ the objects whose distance (or any other per-box quantity) lies in a range, by C
 area-range mechanism (see :class:`ObjectSlices`): a frame-level "far" slice would hold almost
 every frame, and its class mean would depend on which classes it happens to contain.
 
-Intervals are percentile bootstraps over images that re-run pycocotools' ``accumulate`` on
-resampled per-image results (:func:`_bootstrap_ap50`), so every resample is scored exactly as
-the point estimate is.
+Intervals are percentile bootstraps over *drives* (all images of each drawn drive; see
+:mod:`scenesift.metrics.bootstrap`) that re-run pycocotools' ``accumulate`` on the resampled
+per-image results (:func:`_bootstrap_ap50`), so every resample is scored exactly as the point
+estimate is. Every result carries its effective sample size: the drives holding its objects.
 
 pycocotools and matplotlib are imported where used, so importing this module stays cheap.
 """
@@ -34,6 +35,15 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
+from scenesift.metrics.bootstrap import (
+    FEW_NOTE,
+    Unit,
+    cluster_ids,
+    drives_text,
+    percentile_interval,
+    resample_counts,
+    resample_indices,
+)
 from scenesift.records import Box, FrameRecord
 
 #: COCO's area ranges (pixels^2) in COCOeval's order, after "all".
@@ -53,7 +63,8 @@ _COCO_ALL = (0.0, 1e5**2)
 class APResult:
     """One AP: ``metric`` (``AP`` = mAP@[.5:.95], ``AP50``), ``category`` (a class or
     ``all``), ``size`` (``all``/small/medium/large); ``value`` None with ``reason``.
-    ``ci``: a 95% bootstrap interval over images (AP50 only, when asked for)."""
+    ``ci``: a 95% bootstrap interval over drives (AP50 only, when asked for);
+    ``n_drives``: the drives holding its ground-truth objects (its effective sample size)."""
 
     metric: str
     category: str
@@ -62,6 +73,7 @@ class APResult:
     n_instances: int
     reason: str | None = None
     ci: tuple[float, float] | None = None
+    n_drives: int | None = None
 
 
 @dataclass
@@ -87,6 +99,10 @@ class DetectionResults:
     #: AP@0.5 on each bootstrap resample of the images: (resamples, classes + mean), NaN
     #: where undefined; object slices of one evaluation share their resamples (paired).
     ap50_samples: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    #: Drives among the slice's images; ``unit``: what the bootstrap resampled (``frame``
+    #: only where frames are independent: no drives known, or asked for).
+    n_drives: int | None = None
+    unit: Unit = "drive"
 
     def get(self, metric: str = "AP50", category: str = ALL, size: str = ALL) -> APResult:
         for r in self.results:
@@ -147,20 +163,24 @@ class DetectionResults:
                 "ci_high": r.ci[1] if r.ci else None,
                 "n_images": self.n_images,
                 "n_instances": r.n_instances,
+                "n_drives": r.n_drives,
                 "reason": r.reason,
             }
             for r in self.results
         ]
 
     def to_table(self, title: str | None = None) -> Table:
-        """Per class AP@0.5, AP@[.5:.95] and instance count; overall and size rows last."""
+        """Per class AP@0.5, AP@[.5:.95], instance and drive counts; overall and size rows
+        last."""
+        drives = "" if self.n_drives is None else f", {self.n_drives:,} drives"
         table = Table(
-            title=title or f"Detection ({self.slice}: {self.n_images:,} images)",
+            title=title or f"Detection ({self.slice}: {self.n_images:,} images{drives})",
             caption="COCO evaluation (pycocotools). Classes without ground truth are "
-            "undefined and left out of the means. " + self.few_instances_note(),
+            "undefined and left out of the means. " + _interval_note(self) + " "
+            + self.few_instances_note(),
         )
         table.add_column("class", no_wrap=True)
-        for col in ("instances", "AP@0.5", "AP@[.5:.95]"):
+        for col in ("instances", "drives", "AP@0.5", "AP@[.5:.95]"):
             table.add_column(col, justify="right")
         for c in [*self.classes, ALL]:
             if c == ALL:
@@ -169,6 +189,7 @@ class DetectionResults:
             table.add_row(
                 "mean" if c == ALL else c,
                 f"{a.n_instances:,}",
+                drives_text(a50.n_drives, self.unit),
                 _fmt(a50),
                 _fmt(a),
                 style="bold" if c == ALL else (None if a.value is not None else "dim"),
@@ -177,7 +198,10 @@ class DetectionResults:
             if not any(r.size == size for r in self.results):
                 continue  # an object slice has no size buckets
             a50, a = self.get("AP50", ALL, size), self.get("AP", ALL, size)
-            table.add_row(f"  {size}", f"{a.n_instances:,}", _fmt(a50), _fmt(a), style="dim")
+            table.add_row(
+                f"  {size}", f"{a.n_instances:,}", drives_text(a50.n_drives, self.unit),
+                _fmt(a50), _fmt(a), style="dim",
+            )  # fmt: skip
         return table
 
     def plot_pr_curves(self, path: Path | str) -> Path:
@@ -209,13 +233,15 @@ class SliceResults:
             caption=(
                 f"{OBJECT_PREFIX}* slices score only the objects in a distance band (ground "
                 "truth: labelled distance; detections: distance estimated from box height) on "
-                "every image; their images are those holding such objects."
+                "every image; their images are those holding such objects. "
                 if objects
-                else None
-            ),
+                else ""
+            )
+            + (_interval_note(first) + " (n, d): objects, drives." if first else ""),
         )
         table.add_column("slice", no_wrap=True)
         table.add_column("images", justify="right")
+        table.add_column("drives", justify="right")
         table.add_column("instances", justify="right")
         table.add_column("mean", justify="right")
         for c in classes:
@@ -226,10 +252,14 @@ class SliceResults:
                 started_objects = True
                 table.add_section()
             overall = res.get(metric)
-            cells = [name, f"{res.n_images:,}", f"{overall.n_instances:,}", _fmt(overall)]
+            cells = [
+                name, f"{res.n_images:,}", drives_text(overall.n_drives, res.unit),
+                f"{overall.n_instances:,}", _fmt(overall),
+            ]  # fmt: skip
             for c in classes:
                 r = res.get(metric, c)
-                cells.append(f"{_fmt(r)} ({r.n_instances:,})")
+                d = "" if res.unit == "frame" else f", {drives_text(r.n_drives)}"
+                cells.append(f"{_fmt(r)} ({r.n_instances:,}{d})")
             table.add_row(*cells)
         return table
 
@@ -352,18 +382,21 @@ def evaluate_detection(
     slice_name: str = ALL,
     n_boot: int = 0,
     seed: int = 0,
+    unit: Unit = "drive",
 ) -> DetectionResults:
     """COCO evaluation of ``predictions`` (frame name -> boxes) on the frames of ``gt``
     whose boxes are labelled. Predictions for other frames are ignored; a labelled frame
     without predictions counts as one where the model found nothing. ``n_boot`` > 0 adds
-    95% bootstrap intervals over images to AP@0.5 (mean and per class, all sizes)."""
+    95% bootstrap intervals to AP@0.5 (mean, per class and size), resampling drives (all
+    their images); ``unit="frame"`` resamples images as if independent (for comparison)."""
     classes = list(classes)
     ranges = {
         ALL: _COCO_ALL,
         **{s: (float(lo), min(hi, _COCO_ALL[1])) for s, (lo, hi) in _SIZE_LIMITS.items()},
     }
     ev, doc = _run_cocoeval(gt, predictions, classes, ranges)
-    samples = _bootstrap_ap50(ev, [0], n_boot, seed)
+    clusters, unit = _image_clusters(gt, doc, unit)
+    samples = _bootstrap_ap50(ev, list(range(len(ranges))), n_boot, seed, clusters)
     precision = np.asarray(ev.eval["precision"])[..., -1]  # maxDets = 100
     return DetectionResults(
         classes=classes,
@@ -372,7 +405,8 @@ def evaluate_detection(
             classes,
             list(ranges),
             _counts(doc, classes, ranges),
-            _cis(samples, classes, [ALL]),
+            _cis(samples, classes, list(ranges)),
+            _counts(doc, classes, ranges, clusters),
         ),
         n_images=len(doc["images"]),
         slice=slice_name,
@@ -380,6 +414,8 @@ def evaluate_detection(
         recall_thresholds=np.asarray(ev.params.recThrs),
         iou_thresholds=np.asarray(ev.params.iouThrs),
         ap50_samples=samples[..., 0],
+        n_drives=None if unit == "frame" else int(np.unique(clusters).size),
+        unit=unit,
     )
 
 
@@ -390,32 +426,39 @@ def evaluate_object_slices(
     objects: ObjectSlices,
     n_boot: int = 0,
     seed: int = 0,
+    unit: Unit = "drive",
 ) -> SliceResults:
     """One pycocotools evaluation of all images with ``objects.ranges`` as its area ranges
     (see :class:`ObjectSlices`); slices named ``object:<name>``, each with its objects'
-    count and the images holding them. ``n_boot``: as in :func:`evaluate_detection`."""
+    count and the images (and drives) holding them. ``n_boot``, ``unit``: as in
+    :func:`evaluate_detection`."""
     classes = list(classes)
     ranges = dict(objects.ranges)
     ev, doc = _run_cocoeval(gt, predictions, classes, ranges, objects.gt_key, objects.dt_key)
+    clusters, unit = _image_clusters(gt, doc, unit)
     names = list(ranges)
-    samples = _bootstrap_ap50(ev, list(range(len(names))), n_boot, seed)
+    samples = _bootstrap_ap50(ev, list(range(len(names))), n_boot, seed, clusters)
     cis = _cis(samples, classes, names)
     precision = np.asarray(ev.eval["precision"])[..., -1]
     counts = _counts(doc, classes, ranges)
+    drive_counts = _counts(doc, classes, ranges, clusters)
     out = {}
     for a, name in enumerate(names):
         slice_cis = {(c, ALL): ci for (c, size), ci in cis.items() if size == name}
         slice_counts = {(c, ALL): n for (c, size), n in counts.items() if size == name}
+        slice_drives = {(c, ALL): n for (c, size), n in drive_counts.items() if size == name}
         sub = precision[..., a : a + 1]
         out[OBJECT_PREFIX + name] = DetectionResults(
             classes=classes,
-            results=_results(sub, classes, [ALL], slice_counts, slice_cis),
+            results=_results(sub, classes, [ALL], slice_counts, slice_cis, slice_drives),
             n_images=_images_with(doc, ranges[name]),
             slice=OBJECT_PREFIX + name,
             precision=sub,
             recall_thresholds=np.asarray(ev.params.recThrs),
             iou_thresholds=np.asarray(ev.params.iouThrs),
             ap50_samples=samples[..., a],
+            n_drives=None if unit == "frame" else slice_drives.get((ALL, ALL), 0),
+            unit=unit,
         )
     return SliceResults(out)
 
@@ -429,19 +472,22 @@ def evaluate_slices(
     objects: ObjectSlices | None = None,
     n_boot: int = 0,
     seed: int = 0,
+    unit: Unit = "drive",
 ) -> SliceResults:
     """:func:`evaluate_detection` on each named slice of frame names (names not among the
     labelled ``gt`` frames are skipped), plus ``all`` first when ``include_all``, and the
     object slices of ``objects`` on all of ``gt`` last."""
     out: dict[str, DetectionResults] = {}
     if include_all:
-        out[ALL] = evaluate_detection(gt, predictions, classes, n_boot=n_boot, seed=seed)
+        out[ALL] = evaluate_detection(gt, predictions, classes, n_boot=n_boot, seed=seed, unit=unit)
     by_name = {r.name: r for r in gt}
     for name, names in slices.items():
         subset = [by_name[n] for n in dict.fromkeys(names) if n in by_name]
-        out[name] = evaluate_detection(subset, predictions, classes, name, n_boot, seed)
+        out[name] = evaluate_detection(subset, predictions, classes, name, n_boot, seed, unit)
     if objects is not None:
-        out |= evaluate_object_slices(gt, predictions, classes, objects, n_boot, seed).slices
+        out |= evaluate_object_slices(
+            gt, predictions, classes, objects, n_boot, seed, unit
+        ).slices
     return SliceResults(out)
 
 
@@ -561,21 +607,39 @@ def _run_cocoeval(
 
 
 def _counts(
-    doc: dict[str, Any], classes: Sequence[str], ranges: Mapping[str, tuple[float, float]]
+    doc: dict[str, Any],
+    classes: Sequence[str],
+    ranges: Mapping[str, tuple[float, float]],
+    clusters: np.ndarray | None = None,
 ) -> dict[tuple[str, str], int]:
     """(class or all, range) -> non-crowd GT instances whose ``area`` lies in the range,
-    inclusive at both ends as COCOeval tests it."""
-    counts: dict[tuple[str, str], int] = {}
+    inclusive at both ends as COCOeval tests it; with ``clusters`` (the drive of each
+    image, in ``doc`` order), the distinct drives holding such instances instead."""
+    found: dict[tuple[str, str], set] = {}
     names = {i: c for i, c in enumerate(classes, start=1)}
-    for ann in doc["annotations"]:
+    position = {img["id"]: k for k, img in enumerate(doc["images"])}
+    for n, ann in enumerate(doc["annotations"]):
         if ann["iscrowd"]:
             continue
         c = names[ann["category_id"]]
+        member = n if clusters is None else int(clusters[position[ann["image_id"]]])
         for label, (lo, hi) in ranges.items():
             if lo <= ann["area"] <= hi:
                 for key in ((c, label), (ALL, label)):
-                    counts[key] = counts.get(key, 0) + 1
-    return counts
+                    found.setdefault(key, set()).add(member)
+    return {key: len(v) for key, v in found.items()}
+
+
+def _image_clusters(
+    gt: Sequence[FrameRecord], doc: dict[str, Any], unit: Unit
+) -> tuple[np.ndarray, Unit]:
+    """The drive (cluster id) of each evaluated image in ``doc`` order, which is COCOeval's
+    image order (ids ascend with position); each image its own with ``unit="frame"``."""
+    drive_of = {frame.name: frame.drive for frame in gt}
+    drives = [drive_of[img["file_name"]] for img in doc["images"]]
+    if unit == "frame":
+        return np.arange(len(drives)), "frame"
+    return cluster_ids(drives, len(drives))
 
 
 def _images_with(doc: dict[str, Any], rng: tuple[float, float]) -> int:
@@ -596,6 +660,7 @@ def _results(
     labels: Sequence[str],
     counts: Mapping[tuple[str, str], int],
     cis: Mapping[tuple[str, str], tuple[float, float]] | None = None,
+    drives: Mapping[tuple[str, str], int] | None = None,
 ) -> list[APResult]:
     """AP@[.5:.95] and AP@0.5, overall and per class, for each area range of ``precision``
     (T, R, K, A; ``labels`` name the A ranges), averaged over the defined entries as
@@ -609,7 +674,8 @@ def _results(
                 value = _mean_defined(p)
                 ci = (cis or {}).get((c, size)) if metric == "AP50" else None
                 reason = None if value is not None else NO_INSTANCES
-                out.append(APResult(metric, c, size, value, n, reason, ci))
+                d = None if drives is None else drives.get((c, size), 0)
+                out.append(APResult(metric, c, size, value, n, reason, ci, d))
     return out
 
 
@@ -624,18 +690,19 @@ def _cis(
     out = {}
     for k, c in enumerate([*classes, ALL]):
         for a, label in enumerate(labels):
-            v = values[:, k, a]
-            v = v[~np.isnan(v)]
-            if v.size >= 2:
-                low, high = np.percentile(v, [2.5, 97.5])
-                out[(c, label)] = (float(low), float(high))
+            low, high, _ = percentile_interval(values[:, k, a], 0.95, min_used=2)
+            if low is not None and high is not None:
+                out[(c, label)] = (low, high)
     return out
 
 
-def _bootstrap_ap50(ev, areas: Sequence[int], n_boot: int, seed: int) -> np.ndarray:
-    """AP@0.5 on ``n_boot`` resamples of the images (drawn with replacement, as many as
-    there are): (n_boot, classes + mean, len(areas)), NaN where undefined; none when
-    ``n_boot`` < 2.
+def _bootstrap_ap50(
+    ev, areas: Sequence[int], n_boot: int, seed: int, clusters: np.ndarray | None = None
+) -> np.ndarray:
+    """AP@0.5 on ``n_boot`` resamples: (n_boot, classes + mean, len(areas)), NaN where
+    undefined; none when ``n_boot`` < 2. A resample draws as many drives as there are
+    (``clusters``: the drive of each image in COCOeval's image order) with replacement and
+    takes all their images; without ``clusters`` each image is its own drive.
 
     Per-image matching does not depend on the other images, so a resample's evaluation is
     pycocotools' ``accumulate`` over the per-image results (``evalImgs``) of the images it
@@ -658,16 +725,16 @@ def _bootstrap_ap50(ev, areas: Sequence[int], n_boot: int, seed: int) -> np.ndar
     p.maxDets = [p0.maxDets[-1]]
     p.areaRng = [p0.areaRng[a] for a in areas]
     p.areaRngLbl = [p0.areaRngLbl[a] for a in areas]
-    p.imgIds = list(range(n_img))
     sub = copy.copy(ev)
     sub.params = sub._paramsEval = p
     base = (
         np.arange(n_cat)[:, None, None] * n_area * n_img + np.asarray(areas)[None, :, None] * n_img
     )
-    rng = np.random.default_rng(seed)
+    counts = resample_counts(np.arange(n_img) if clusters is None else clusters, n_boot, seed)
     out = np.full((n_boot, n_cat + 1, len(areas)), np.nan)
     for b in range(n_boot):
-        picks = rng.integers(0, n_img, n_img)
+        picks = resample_indices(counts[b])
+        p.imgIds = list(range(picks.size))
         sub.evalImgs = [at50[i] for i in (base + picks[None, None, :]).ravel()]
         with contextlib.redirect_stdout(io.StringIO()):
             sub.accumulate()
@@ -677,6 +744,12 @@ def _bootstrap_ap50(ev, areas: Sequence[int], n_boot: int, seed: int) -> np.ndar
                 v = _mean_defined(prec[:, k, a] if k < n_cat else prec[:, :, a])
                 out[b, k, a] = np.nan if v is None else v
     return out
+
+
+def _interval_note(res: DetectionResults) -> str:
+    if res.unit == "frame":
+        return "Intervals: bootstrap over images, treated as independent."
+    return "Intervals: bootstrap over drives (all images of each drawn drive). " + FEW_NOTE
 
 
 def _fmt(r: APResult) -> str:

@@ -6,6 +6,9 @@ agreeing with a labelling gap). A label whose known test frames are all positive
 has no defined ROC-AUC or average precision; it is reported as undefined with the reason, never
 as 0, 0.5 or 1, so it cannot silently move the mean.
 
+Intervals resample drives, not frames (:mod:`scenesift.metrics.bootstrap`), and every label
+carries the number of drives behind it: those with a positive and those with a negative frame.
+
 ``sklearn`` and ``matplotlib`` are imported where they are used, so importing this module (and
 the CLI that imports it) stays cheap.
 """
@@ -14,11 +17,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from rich.table import Table
+
+from scenesift.metrics.bootstrap import (
+    FEW_NOTE,
+    Unit,
+    cluster_ids,
+    drives_with,
+    few,
+    percentile_interval,
+    resample_counts,
+)
 
 METRICS = ("roc_auc", "average_precision", "base_rate")
 _SHORT_REASON = {
@@ -41,10 +54,24 @@ class LabelResult:
     average_precision: float | None
     base_rate: float | None  # positives / n: the AP of a random ranker
     reason: str | None = None
+    #: Drives holding a positive / a negative known frame (None: drives unknown).
+    drives_pos: int | None = None
+    drives_neg: int | None = None
 
     @property
     def defined(self) -> bool:
         return self.reason is None
+
+    @property
+    def drives(self) -> int | None:
+        """Effective sample size: the drives on the rarer side (a ranking needs both)."""
+        if self.drives_pos is None or self.drives_neg is None:
+            return None
+        return min(self.drives_pos, self.drives_neg)
+
+    @property
+    def few_drives(self) -> bool:
+        return few(self.drives)
 
     @property
     def short_reason(self) -> str | None:
@@ -53,7 +80,8 @@ class LabelResult:
 
 @dataclass(frozen=True)
 class BootstrapCI:
-    """Percentile interval of one label's metric; ``n_used`` resamples had the label defined."""
+    """Percentile interval of one label's metric; ``n_used`` resamples had the label defined;
+    ``unit``: what was resampled (``drive``, or ``frame`` where no drives were known)."""
 
     situation: str
     metric: str
@@ -62,6 +90,7 @@ class BootstrapCI:
     level: float
     n_used: int
     n_boot: int
+    unit: Unit = "drive"
 
 
 @dataclass
@@ -77,6 +106,9 @@ class TaggingResults:
     y_true: np.ndarray = field(repr=False)
     y_score: np.ndarray = field(repr=False)
     mask: np.ndarray = field(repr=False)
+    #: Cluster id of each frame (its drive; each frame its own when drives are unknown).
+    clusters: np.ndarray | None = field(default=None, repr=False)
+    unit: Unit = "frame"
 
     # -- summary ------------------------------------------------------------------------------
 
@@ -138,9 +170,10 @@ class TaggingResults:
         level: float = 0.95,
         metric: str = "roc_auc",
     ) -> dict[str, BootstrapCI]:
-        """Bootstrap percentile intervals per label, resampling frames (with replacement).
+        """Bootstrap percentile intervals per label, resampling drives (with replacement)
+        and taking all their frames; frames only where drives are unknown (``unit``).
 
-        All labels share the same resampled frames. A resample in which a label has no
+        All labels share the same resampled drives. A resample in which a label has no
         positives or no negatives is skipped for that label; ``n_used`` says how many counted.
         Resamples are expressed as per-frame counts, i.e. sample weights, so every resample of
         a label is computed at once from one sort of its scores.
@@ -149,22 +182,17 @@ class TaggingResults:
             raise ValueError(f"metric must be 'roc_auc' or 'average_precision', not {metric!r}")
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level}")
-        counts = _bootstrap_counts(self.y_true.shape[0], n_boot, seed)
+        clusters = self.clusters if self.clusters is not None else np.arange(len(self.y_true))
+        counts = resample_counts(clusters, n_boot, seed)
         weighted = _weighted_auc if metric == "roc_auc" else _weighted_ap
-        alpha = (1 - level) / 2
         out: dict[str, BootstrapCI] = {}
         for j, name in enumerate(self.situations):
             known = self.mask[:, j]
             values = np.full(n_boot, np.nan)
             if self.labels[j].defined:
                 values = weighted(self.y_score[known, j], self.y_true[known, j], counts[:, known])
-            used = values[~np.isnan(values)]
-            low, high = (
-                (float(np.quantile(used, alpha)), float(np.quantile(used, 1 - alpha)))
-                if used.size
-                else (None, None)
-            )
-            out[name] = BootstrapCI(name, metric, low, high, level, int(used.size), n_boot)
+            low, high, used = percentile_interval(values, level)
+            out[name] = BootstrapCI(name, metric, low, high, level, used, n_boot, self.unit)
         return out
 
     # -- tables -------------------------------------------------------------------------------
@@ -178,6 +206,8 @@ class TaggingResults:
                 "value": getattr(r, metric),
                 "n": r.n,
                 "positives": r.positives,
+                "drives_pos": r.drives_pos,
+                "drives_neg": r.drives_neg,
             }
             for metric in METRICS
             for r in self.labels
@@ -188,16 +218,27 @@ class TaggingResults:
     ) -> Table:
         """Rich table in taxonomy order, undefined labels spelled out, mean over defined last.
 
-        Pass ``ci=self.ci()`` to add a bootstrap interval column for ROC-AUC.
+        Pass ``ci=self.ci()`` to add a bootstrap interval column for ROC-AUC. With drives
+        known, a column gives the drives with positives / with negatives, flagged below
+        :data:`~scenesift.metrics.bootstrap.FEW_DRIVES` on the rarer side.
         """
-        table = Table(
-            title=title,
-            caption="Only frames where the situation is known count. ROC-AUC 0.5 and AP = base "
-            "rate are a random ranker; undefined labels are left out of the mean.",
+        caption = (
+            "Only frames where the situation is known count. ROC-AUC 0.5 and AP = base "
+            "rate are a random ranker; undefined labels are left out of the mean."
         )
+        if ci is not None:
+            caption += (
+                " CI: bootstrap over drives (all frames of each drawn drive)."
+                if self.unit == "drive"
+                else " CI: bootstrap over frames, treated as independent (no drives known)."
+            )
+        drives = self.unit == "drive"
+        if drives:
+            caption += " drives: with positives / with negatives; " + FEW_NOTE
+        table = Table(title=title, caption=caption)
         table.add_column("situation", no_wrap=True)
         table.add_column("group", no_wrap=True)
-        for col in ("n", "positives", "ROC-AUC"):
+        for col in ("n", "positives", *(("drives +/-",) if drives else ()), "ROC-AUC"):
             table.add_column(col, justify="right")
         if ci is not None:
             level = next(iter(ci.values())).level if ci else 0.95
@@ -207,6 +248,8 @@ class TaggingResults:
         for r in self.labels:
             undefined = f"undefined ({r.short_reason})"
             cells = [r.situation, r.group or "", f"{r.n:,}", f"{r.positives:,}"]
+            if drives:
+                cells.append(drives_cell(r))
             cells.append(_fmt(r.roc_auc, undefined))
             if ci is not None:
                 cells.append(_fmt_ci(ci.get(r.situation)))
@@ -216,6 +259,8 @@ class TaggingResults:
         defined = len(self.labels) - self.n_undefined
         mean_base = _nanmean(_as_array(r.base_rate for r in self.labels if r.defined))
         cells = [f"mean ({defined} of {len(self.labels)} defined)", "", "", ""]
+        if drives:
+            cells.append("")
         cells.append(_fmt(self.mean_auc, "-"))
         if ci is not None:
             cells.append("")
@@ -268,20 +313,35 @@ def evaluate_tagging(
     situations: list[str],
     *,
     groups: dict[str, str | None] | None = None,
+    drives: Sequence[str | None] | None = None,
 ) -> TaggingResults:
     """Per-label ROC-AUC and average precision of tagger scores on the known labels of a split.
 
     ``y_true`` (N, S) in {0, 1}, ``y_score`` (N, S) probabilities, ``mask`` (N, S) True where the
     label is known; values where ``mask`` is False are ignored (they may be NaN or -1).
-    ``groups`` maps a situation to its taxonomy group, for display only.
+    ``groups`` maps a situation to its taxonomy group, for display only. ``drives``: each
+    frame's drive, the unit that intervals resample and effective sample sizes count (None:
+    frames are independent).
     """
     y_true, y_score, mask = _validate(y_true, y_score, mask, situations)
     groups = groups or {}
-    labels = [
-        _label_result(name, groups.get(name), y_true[mask[:, j], j], y_score[mask[:, j], j])
-        for j, name in enumerate(situations)
-    ]
-    return TaggingResults(list(situations), labels, y_true, y_score, mask)
+    clusters, unit = cluster_ids(drives, y_true.shape[0])
+    labels = []
+    for j, name in enumerate(situations):
+        k = mask[:, j]
+        r = _label_result(name, groups.get(name), y_true[k, j], y_score[k, j])
+        if unit == "drive":
+            pos = drives_with(clusters, k & (y_true[:, j] == 1))
+            r = replace(r, drives_pos=pos, drives_neg=drives_with(clusters, k & (y_true[:, j] == 0)))
+        labels.append(r)
+    return TaggingResults(list(situations), labels, y_true, y_score, mask, clusters, unit)
+
+
+def drives_cell(r: LabelResult) -> str:
+    """``positive drives/negative drives``, flagged ``(few)`` when the rarer side is short."""
+    if r.drives is None:
+        return "-"
+    return f"{r.drives_pos}/{r.drives_neg}" + (" (few)" if r.few_drives else "")
 
 
 def thresholds_for_precision(
@@ -373,14 +433,7 @@ def _label_result(name: str, group: str | None, t: np.ndarray, s: np.ndarray) ->
 
 
 # ------------------------------------------------------------------------------------------------
-# bootstrap: every resample of a label at once, as sample weights
-
-
-def _bootstrap_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) how often each frame is drawn in each resample."""
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(n_boot, n)) + (np.arange(n_boot)[:, None] * n)
-    return np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+# bootstrap: every resample of a label at once, as sample weights (see metrics/bootstrap.py)
 
 
 def _tie_groups(sorted_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -534,6 +587,14 @@ def _bar_value(ax, value: float, y: float) -> None:
     )
 
 
+def _tick(r: LabelResult) -> str:
+    """A label's name and its sample sizes: frames, and drives where known."""
+    sizes = f"{r.positives:,} pos / {r.n:,}"
+    if r.drives is not None:
+        sizes += f"; drives {drives_cell(r)}"
+    return f"{r.situation}\n({sizes})"
+
+
 def _plot_summary(labels: list[LabelResult], mean_auc: float | None, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig = _new_figure(8, 1.3 + 0.55 * len(labels))
@@ -564,7 +625,7 @@ def _plot_summary(labels: list[LabelResult], mean_auc: float | None, path: Path)
     ax.plot([np.nan], [np.nan], color="k", lw=2, label="AP of a random ranker (base rate)")
     if mean_auc is not None:
         ax.axvline(mean_auc, ls="--", color="C0", lw=1, label=f"mean ROC-AUC {mean_auc:.3f}")
-    ax.set_yticks(y, [f"{r.situation}\n({r.positives:,} pos / {r.n:,})" for r in labels])
+    ax.set_yticks(y, [_tick(r) for r in labels])
     ax.tick_params(axis="y", labelsize=10)
     ax.set_ylim(len(labels) - 0.5, -0.5)  # taxonomy order top to bottom, no empty margins
     ax.set_xlim(0, 1.08)

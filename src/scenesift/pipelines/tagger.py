@@ -116,6 +116,7 @@ def evaluate(
     results = evaluate_tagging(
         y, scores(store, tagger, records, progress), m.astype(bool), tagger.situations,
         groups={s: tax.get(s).group for s in tagger.situations if s in tax},
+        drives=[r.drive for r in records],
     )  # fmt: skip
     if plots is not None:
         results.plot_curves(plots)

@@ -250,7 +250,9 @@ def _tagger_results(store: Store) -> tuple[object | None, str]:
             score[i, j] = np.nan if value is None else value
     known &= np.isfinite(score)
     groups = {s: tax.get(s).group for s in situations if s in tax}
-    results = evaluate_tagging(y, score, known, situations, groups=groups)
+    results = evaluate_tagging(
+        y, score, known, situations, groups=groups, drives=[r.drive for r in records]
+    )
     return results, f"{how}, {len(records):,} labelled test frames"
 
 
@@ -262,6 +264,9 @@ def _ci_text(c) -> str:
 
 def _tagger(store: Store, df: pd.DataFrame | None, figs: _Figures) -> Section:
     s = Section("tagger", TITLES["tagger"], INTROS["tagger"])
+    from scenesift.metrics.bootstrap import FEW_NOTE
+    from scenesift.metrics.tagging import drives_cell
+
     results, how = _tagger_results(store)
     if results is None:
         s.empty.append(how)
@@ -271,7 +276,7 @@ def _tagger(store: Store, df: pd.DataFrame | None, figs: _Figures) -> Section:
         for r in results.labels:
             undefined = f"undefined ({r.short_reason})"
             rows.append([
-                r.situation, r.group or "", f"{r.n:,}", f"{r.positives:,}",
+                r.situation, r.group or "", f"{r.n:,}", f"{r.positives:,}", drives_cell(r),
                 undefined if r.roc_auc is None else f"{r.roc_auc:.3f}",
                 _ci_text(ci.get(r.situation)) if r.defined else "",
                 undefined if r.average_precision is None else f"{r.average_precision:.3f}",
@@ -280,18 +285,21 @@ def _tagger(store: Store, df: pd.DataFrame | None, figs: _Figures) -> Section:
         mean_auc, mean_ap = results.mean_auc, results.mean_ap
         rows.append([
             f"mean ({len(results.labels) - results.n_undefined} of {len(results.labels)} "
-            "defined)", "", "", "",
+            "defined)", "", "", "", "",
             "-" if mean_auc is None else f"{mean_auc:.3f}", "",
             "-" if mean_ap is None else f"{mean_ap:.3f}", "",
         ])  # fmt: skip
         table = TextTable(
-            ["situation", "group", "test frames", "positives", "ROC-AUC", "95% CI",
-             "PR-AUC (AP)", "base rate"],
+            ["situation", "group", "test frames", "positives", "drives +/-", "ROC-AUC",
+             "95% CI", "PR-AUC (AP)", "base rate"],
             rows,
             f"From {how}. Only frames where the situation is labelled count; ROC-AUC 0.5 and "
             "AP = base rate are a random ranker; undefined labels are left out of the mean. "
-            "95% CI: bootstrap over test frames (200 resamples).",
-            numeric={2, 3, 4, 5, 6, 7},
+            + ("95% CI: bootstrap over test drives, all frames of each drawn drive (200 "
+               "resamples). drives: with positives / with negatives; " + FEW_NOTE
+               if results.unit == "drive" else
+               "95% CI: bootstrap over test frames, treated as independent (no drives)."),
+            numeric={2, 3, 5, 6, 7, 8},
         )  # fmt: skip
         undefined = tuple(r.situation for r in results.labels if not r.defined)
         s.blocks.append(
