@@ -158,3 +158,22 @@ def test_export_with_predictions_writes_pre_annotations_and_coco_results(tmp_pat
     assert run("export", "coco-results", res, "-p", project).exit_code == 0
     detections = json.loads(res.read_text())
     assert len(detections) == 18 and detections[0]["score"] == 0.6
+
+
+def test_info_shows_drives_per_split_for_each_situation_and_class(tmp_path):
+    from scenesift.store import Store
+    from scenesift.store.coverage import drives_per_split
+
+    project = tmp_path / "proj"
+    run("init", project)
+    run("import", "bdd", small_bdd(tmp_path / "data"), "--project", project)
+    with Store.open(project) as store:
+        rows = {r.name: r for r in drives_per_split(store)}
+    # night is in 2 of the 6 drives: the split keeps one in train and one in test
+    assert (rows["night"].train, rows["night"].test) == (1, 1)
+    assert rows["car"].total == 6 and rows["fog"].total == 0 and not rows["car"].unsplit
+    out = run("info", "-p", project).output
+    assert "Drives with positives per split" in out
+    table = out[out.index("Drives with positives per split") :].splitlines()
+    night = next(line for line in table if line.strip(" │┃").startswith("night"))
+    assert night.count("1 (few)") == 2

@@ -117,11 +117,28 @@ def test_gap_report_ranks_situations_by_need_with_intervals(project, tmp_path):
     assert ranked[0].situation == "night"
     undefined = [r.map50 is None for r in ranked]
     assert undefined == sorted(undefined) and undefined[-1]  # undefined ones last
-    point, (low, high) = slice_map50(gt, preds, project.taxonomy.classes, n_boot=20)
+    point, (low, high), drives = slice_map50(gt, preds, project.taxonomy.classes, n_boot=20)
     assert low <= point <= high and 0 < point < 1
+    assert drives == len({f.drive for f in gt}) and rows["night"].test_drives == len(
+        {f.drive for f in gt if f.name in night}
+    )
     from rich.console import Console
 
-    console = Console(width=200, record=True)
+    console = Console(width=250, record=True)
     console.print(gap_table(list(rows.values())))
-    assert "night" in console.export_text()
+    text = console.export_text()
+    assert "night" in text and "test drives" in text and "over test drives" in text
     assert plot_gaps(list(rows.values()), tmp_path / "gaps.png").stat().st_size > 0
+
+
+def test_gaps_rank_by_the_drive_level_interval_not_the_point_estimate():
+    from scenesift.pipelines.gaps import SituationGap, rank_gaps
+
+    # fog looks fine (mAP 0.8) but rests on one test drive: it could be anywhere in [0.1, 1]
+    fog = SituationGap("fog", 10, 50, 40, 0.8, (0.1, 1.0), 0.2 / 3.3, 1, (0.0, 0.9 / 3.3))
+    # night is measured on 20 drives: mAP 0.5 in [0.45, 0.55]
+    night = SituationGap("night", 10, 50, 400, 0.5, (0.45, 0.55), 0.5 / 3.3, 20,
+                         (0.45 / 3.3, 0.55 / 3.3))  # fmt: skip
+    rain = SituationGap("rain", 10, 50, 0, None, None, None, 0, None)
+    assert night.need > fog.need  # by the point estimate night would come first
+    assert [r.situation for r in rank_gaps([night, rain, fog])] == ["fog", "night", "rain"]

@@ -12,7 +12,7 @@ import pytest
 from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
 from scenesift.store import Store, StoreError, fingerprint, schema
 from scenesift.store.coverage import coverage
-from scenesift.store.splits import assign_splits
+from scenesift.store.splits import assign_splits, unsplit_labels
 
 
 def make_batch(root: Path, spec: dict[str, list[dict]]) -> ImportBatch:
@@ -241,6 +241,36 @@ def test_a_rare_label_is_spread_even_when_its_drives_hold_a_rarer_one():
     out = assign_splits(labels, sizes, (0.7, 0.1, 0.2), seed=0)
     assert out["d0"] != out["d1"]
     assert out["d1"] != out["d2"]
+
+
+def test_a_situation_in_two_drives_gets_one_in_train_and_one_in_test():
+    # fog in 2 of 33 drives: proportional placement sends the second to val (it lacks fog
+    # most, relative to its target), leaving no fog to test on
+    sizes = {f"d{i:02d}": 30 + (i * 7) % 60 for i in range(33)}
+    labels = {d: {"situation:day": n} for d, n in sizes.items()}
+    for d in ("d03", "d17"):
+        labels[d]["situation:fog"] = sizes[d]
+    labels["d05"]["situation:tunnel"] = 10  # one drive: cannot be in both
+    for i in (1, 2, 4, 6, 7):
+        labels[f"d{i:02d}"]["class:golf_cart"] = 3
+    out = assign_splits(labels, sizes, (0.64, 0.12, 0.24), seed=0)
+    assert {out["d03"], out["d17"]} == {"train", "test"}
+    golf = {out[f"d{i:02d}"] for i in (1, 2, 4, 6, 7)}
+    assert {"train", "test"} <= golf
+    assert unsplit_labels(labels, out) == {"situation:tunnel": 1}
+    counts = {s: sum(1 for v in out.values() if v == s) for s in ("train", "val", "test")}
+    assert min(counts.values()) >= 3
+
+
+def test_the_guarantee_never_takes_a_labels_last_drive_from_a_split():
+    # a and b share their drives: moving d0 to test for a would take b's only train drive
+    sizes = {f"d{i}": 10 for i in range(12)}
+    labels = {d: {"situation:day": 10} for d in sizes}
+    labels["d0"] |= {"situation:a": 5, "situation:b": 5}
+    labels["d1"] |= {"situation:a": 5, "situation:b": 5}
+    out = assign_splits(labels, sizes, (0.7, 0.1, 0.2), seed=1)
+    assert {out["d0"], out["d1"]} == {"train", "test"}
+    assert unsplit_labels(labels, out) == {}
 
 
 def test_arrays_are_keyed_by_the_fingerprint_of_what_made_them(store):

@@ -14,6 +14,7 @@ from scenesift.io.errors import FormatError
 from scenesift.store import Store, StoreError
 from scenesift.tables import (
     coverage_table,
+    drives_table,
     import_report_table,
     inventory_table,
     schedule_table,
@@ -213,12 +214,13 @@ def export(
 def info(project: Path = PROJECT) -> None:
     """Summarise the project: frames per split and label state, and the coverage table of
     situations and classes x labelled / unlabelled / predicted."""
-    from scenesift.store.coverage import coverage
+    from scenesift.store.coverage import coverage, drives_per_split
     from scenesift.store.inventory import feature_caches, model_predictions
 
     with Store.open(project) as store:
         console.print(summary_table(store))
         console.print(coverage_table(coverage(store)))
+        console.print(drives_table(drives_per_split(store)))
         inventory = inventory_table(feature_caches(store), model_predictions(store))
         if inventory is not None:
             console.print(inventory)

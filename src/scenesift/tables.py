@@ -6,7 +6,8 @@ from rich.table import Table
 
 from scenesift.records import ImportReport
 from scenesift.store import Store
-from scenesift.store.coverage import Coverage, frame_counts
+from scenesift.metrics.bootstrap import FEW_DRIVES
+from scenesift.store.coverage import Coverage, DriveSplitRow, frame_counts
 
 
 def summary_table(store: Store) -> Table:
@@ -44,6 +45,37 @@ def coverage_table(cov: Coverage) -> Table:
             "-" if r.predicted is None else f"{r.predicted:,}",
             "" if r.boxes is None else f"{r.boxes:,}", style=style,
         )  # fmt: skip
+    return table
+
+
+def drives_table(rows: list[DriveSplitRow]) -> Table:
+    """Drives per split for each situation and class: how many independent samples a split
+    has of it (consecutive frames of a drive are nearly the same picture)."""
+    unsplit = [r.name for r in rows if r.unsplit]
+    table = Table(
+        title="Drives with positives per split",
+        caption=f"Drives holding a positive frame (situations) or an object (classes), by "
+        f"labels and held-back truth. (few): fewer than {FEW_DRIVES} drives, too few for an "
+        "interval to mean much. "
+        + (
+            "Not in both train and test (could not be split): " + ", ".join(unsplit) + "."
+            if unsplit
+            else "Every present situation and class has drives in train and test."
+        ),
+    )
+    table.add_column("situation / class", no_wrap=True)
+    for col in ("train", "val", "test", "all"):
+        table.add_column(col, justify="right")
+    kind = None
+    for r in rows:
+        if kind is not None and r.kind != kind:
+            table.add_section()
+        kind = r.kind
+        cells = [
+            f"{n:,}" + (" (few)" if 0 < n < FEW_DRIVES else "")
+            for n in (r.train, r.val, r.test)
+        ]
+        table.add_row(r.name, *cells, f"{r.total:,}", style="red" if r.unsplit else None)
     return table
 
 

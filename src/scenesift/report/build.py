@@ -336,7 +336,7 @@ def _gaps(store: Store, figs: _Figures, boot: int, detect: bool) -> Section:
         )
         return s
     from scenesift.pipelines import detector as pipe
-    from scenesift.pipelines.gaps import gap_report, plot_gaps
+    from scenesift.pipelines.gaps import GAP_CAPTION, GAP_COLUMNS, gap_cells, gap_report, plot_gaps
 
     source = f"model:{path.stem}"
     try:
@@ -362,23 +362,16 @@ def _gaps(store: Store, figs: _Figures, boot: int, detect: bool) -> Section:
         s.empty.append(f"No gap report: {e}.")
         return s
     with_ci = boot >= 2
-    columns = ["rank", "situation", "labelled", "unlabelled (tagger)", "test images",
-               "mAP@0.5"] + (["95% CI"] if with_ci else []) + ["need"]  # fmt: skip
+    keep = [k for k, col in enumerate(GAP_COLUMNS) if with_ci or "CI" not in col]
+    columns = [GAP_COLUMNS[k] for k in keep]
     table = TextTable(
         columns,
-        [
-            [str(i), r.situation, f"{r.labelled:,}",
-             "-" if r.unlabelled_predicted is None else f"{r.unlabelled_predicted:,}",
-             f"{r.test_images:,}", "undefined" if r.map50 is None else f"{r.map50:.3f}"]
-            + ([_interval(r.ci)] if with_ci else [])
-            + ["" if r.need is None else f"{r.need:.4f}"]
-            for i, r in enumerate(rows, 1)
-        ],
-        f"Detector {path.stem[:10]}, {how}. need = (1 - mAP@0.5) / sqrt(labelled + 1). "
-        f"mAP@0.5 on the test frames in the situation (labels, else the tagger)"
-        + (f", 95% bootstrap interval over images ({boot} resamples; none where the slice "
-           "is too small to resample)." if with_ci else
-           "; no interval (gap_boot=0): `scenesift gaps` bootstraps them."),
+        [[gap_cells(i, r)[k] for k in keep] for i, r in enumerate(rows, 1)],
+        f"Detector {path.stem[:10]}, {how}. "
+        + (f"{GAP_CAPTION} ({boot} resamples; none where the slice is too small to "
+           "resample.)" if with_ci else
+           "need = (1 - mAP@0.5) / sqrt(labelled + 1), ranked by its point value: no "
+           "interval (gap_boot=0); `scenesift gaps` bootstraps them over drives."),
         numeric={0, *range(2, len(columns))},
     )  # fmt: skip
     s.blocks.append(Block("table", table=table))
@@ -390,15 +383,11 @@ def _gaps(store: Store, figs: _Figures, boot: int, detect: bool) -> Section:
         s.blocks.append(Block("note", caption=weak))
     else:
         caption = "Most needed first; bars: mAP@0.5" + (
-            f", black lines its 95% bootstrap interval ({boot} resamples)." if with_ci else
+            f", black lines its 95% interval over test drives ({boot} resamples)." if with_ci else
             " (no interval: built with gap_boot=0)."
         )  # fmt: skip
         s.blocks.append(figs.block(lambda p: plot_gaps(rows, p), "gaps", "Gaps", caption))
     return s
-
-
-def _interval(ci: tuple[float, float] | None) -> str:
-    return "-" if ci is None else f"{ci[0]:.3f}-{ci[1]:.3f}"
 
 
 def _gallery(store: Store, campaign: str | None, per_round: int, rounds: int, cams: int) -> Section:

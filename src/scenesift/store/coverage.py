@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from scenesift.store.project import TRUTH_PRIORITY as _TRUTH_SOURCES
 from scenesift.store.project import Store
 
 
@@ -137,3 +138,50 @@ def _class_rows(store: Store, classes: list[str]) -> list[CoverageRow]:
         )
         for cat in classes
     ]
+
+
+@dataclass(frozen=True)
+class DriveSplitRow:
+    """Drives holding a positive frame (situation) or an object (class) per split, by the
+    project's truth (human, import or held-back oracle labels; never model predictions):
+    the effective sample size each split can offer for it."""
+
+    kind: str  # "situation" or "class"
+    name: str
+    train: int
+    val: int
+    test: int
+
+    @property
+    def total(self) -> int:
+        return self.train + self.val + self.test
+
+    @property
+    def unsplit(self) -> bool:
+        """Present somewhere but missing from train or from test."""
+        return self.total > 0 and (self.train == 0 or self.test == 0)
+
+
+def drives_per_split(store: Store) -> list[DriveSplitRow]:
+    """One row per situation and class in taxonomy order (one indexed query per label)."""
+    c = store.conn
+    truth = tuple(_TRUTH_SOURCES)
+    marks = ",".join("?" * len(truth))
+    rows = []
+    for kind, names, sql in (
+        ("situation", store.taxonomy.names,
+         "SELECT d.split, count(DISTINCT f.drive) FROM situation_labels l "
+         "JOIN frames f ON f.id = l.frame_id JOIN drives d ON d.name = f.drive "
+         f"WHERE l.situation = ? AND l.source IN ({marks}) AND l.value = 1 GROUP BY d.split"),
+        ("class", store.taxonomy.classes,
+         "SELECT d.split, count(DISTINCT f.drive) FROM boxes b "
+         "JOIN frames f ON f.id = b.frame_id JOIN drives d ON d.name = f.drive "
+         f"WHERE b.category = ? AND b.source IN ({marks}) GROUP BY d.split"),
+    ):  # fmt: skip
+        for name in names:
+            per = dict(c.execute(sql, (name, *truth)).fetchall())
+            rows.append(
+                DriveSplitRow(kind, name, per.get("train", 0), per.get("val", 0),
+                              per.get("test", 0))
+            )  # fmt: skip
+    return rows

@@ -11,6 +11,14 @@ drives: drives holding the rarest labels are placed first, each into the split t
 its labels most. Unlike the original (which looks at the rarest label only), every label of
 the drive votes, weighted by rarity, because a drive often holds two rare labels (snow in a
 tunnel) and the rarer one alone would decide where the other goes.
+
+Proportions alone can still leave a rare situation out of train or test: with fog in two
+drives, the second goes wherever fog is most lacking relative to its target, often val, and
+then there is no fog to test on (or to learn from). So afterwards every label with at least
+two positive drives gets one in train and one in test, rarest label first, by moving a
+positive drive from val (else from the split with most of them) without taking any label's
+last positive drive out of train or test. :func:`unsplit_labels` names the labels that still
+lack one (a label in a single drive cannot be split).
 """
 
 from __future__ import annotations
@@ -69,4 +77,62 @@ def assign_splits(
         got_frames[choice] += drive_sizes[d]
         for lab in present:
             got[lab][choice] += drive_labels[d][lab]
+    if share[0] > 0 and share[2] > 0:
+        _keep_train_and_test(out, drive_labels, drive_sizes, tiebreak)
     return out
+
+
+def _keep_train_and_test(
+    out: dict[str, str],
+    drive_labels: Mapping[str, Mapping[str, int]],
+    drive_sizes: Mapping[str, int],
+    tiebreak: Mapping[str, int],
+) -> None:
+    """Move drives so that each label with >= 2 positive drives has one in train and one
+    in test, never emptying train or test of another such label's positive drives."""
+    positive: dict[str, list[str]] = {}
+    for d in sorted(out):
+        for lab, n in drive_labels.get(d, {}).items():
+            if n > 0:
+                positive.setdefault(lab, []).append(d)
+    splittable = {lab: ds for lab, ds in positive.items() if len(ds) >= 2}
+
+    def in_split(lab: str, split: str) -> int:
+        return sum(1 for d in splittable[lab] if out[d] == split)
+
+    def movable(d: str) -> bool:
+        src = out[d]
+        if src == "val":
+            return True
+        return all(
+            in_split(lab, src) >= 2
+            for lab, n in drive_labels.get(d, {}).items()
+            if n > 0 and lab in splittable
+        )
+
+    for lab in sorted(splittable, key=lambda lab: (len(splittable[lab]), lab)):
+        for target in ("test", "train"):
+            if in_split(lab, target):
+                continue
+            donors = [d for d in splittable[lab] if out[d] != target and movable(d)]
+            if donors:
+                # from val first, then from the split holding most of the label; small drives
+                # first, to disturb the split sizes least
+                d = min(donors, key=lambda d: (out[d] != "val", -in_split(lab, out[d]),
+                                               drive_sizes[d], tiebreak[d]))  # fmt: skip
+                out[d] = target
+
+
+def unsplit_labels(
+    drive_labels: Mapping[str, Mapping[str, int]], assignment: Mapping[str, str]
+) -> dict[str, int]:
+    """Labels with a positive drive that lack one in train or in test: label -> its positive
+    drives (1: cannot be split; more: the guarantee could not be kept)."""
+    where: dict[str, set[str]] = {}
+    drives: dict[str, int] = {}
+    for d, split in assignment.items():
+        for lab, n in drive_labels.get(d, {}).items():
+            if n > 0:
+                where.setdefault(lab, set()).add(split)
+                drives[lab] = drives.get(lab, 0) + 1
+    return {lab: drives[lab] for lab in sorted(where) if not {"train", "test"} <= where[lab]}
