@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from rich.console import Console
 
 from scenesift.io.coco import write_coco, write_coco_predictions

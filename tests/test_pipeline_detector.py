@@ -142,3 +142,20 @@ def test_gaps_rank_by_the_drive_level_interval_not_the_point_estimate():
     rain = SituationGap("rain", 10, 50, 0, None, None, None, 0, None)
     assert night.need > fog.need  # by the point estimate night would come first
     assert [r.situation for r in rank_gaps([night, rain, fog])] == ["fog", "night", "rain"]
+
+
+def test_training_warns_about_labels_whose_positives_come_from_fewer_than_two_drives(project):
+    from scenesift.pipelines import tagger as tagger_pipe
+    from scenesift.pipelines.evidence import positive_drives
+
+    train = pipe.with_boxes(project, "train")
+    drives = positive_drives(train, situations=["night"], classes=["car", "truck"])
+    assert drives["car"] == len({f.drive for f in train}) >= 2 and drives["truck"] == 0
+    warning = pipe.training_warning(project)
+    assert warning is not None and "\n" not in warning
+    assert "truck (0)" in warning and " car (" not in warning
+    # night holds in every other drive of train; fog, never
+    situations = tagger_pipe.training_warning(project)
+    assert "fog (0)" in situations and "night" not in situations
+    one = [f for f in train if f.drive == train[0].drive]
+    assert positive_drives(one, classes=["car"]) == {"car": 1}

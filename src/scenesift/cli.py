@@ -407,6 +407,8 @@ def tagger_train(
         finetune_head_lr=finetune_head_lr, cache_trunk=cache_trunk,
     )  # fmt: skip
     with Store.open(project) as store:
+        if warning := pipe.training_warning(store):
+            console.print(f"[yellow]warning:[/] {warning}")
         tagger, path = pipe.train(store, cfg)
     table = Table(title=f"Tagger {tagger.fingerprint} ({schedule})")
     for col in ("epoch", "groups training", "train loss", "val loss", "seconds"):
@@ -424,7 +426,7 @@ def tagger_eval(
     checkpoint: Path | None = typer.Option(None, help="Default: the latest trained tagger."),
     split: str = typer.Option("test"),
     plots: bool = typer.Option(True, help="Write ROC and PR curves per situation (PNG)."),
-    ci: bool = typer.Option(True, help="Bootstrap 95% confidence intervals of ROC-AUC."),
+    ci: bool = typer.Option(True, help="Bootstrap 95% intervals of ROC-AUC, over drives."),
 ) -> None:
     """Per-situation ROC-AUC and PR-AUC (average precision) with test positives; undefined
     where the split has no positives or no negatives."""
@@ -583,6 +585,8 @@ def detector_train(
     keep_freed_memory()
     cfg = DetectorConfig(backbone=backbone, mode=mode, epochs=epochs, seed=seed)
     with Store.open(project) as store:
+        if warning := pipe.training_warning(store):
+            console.print(f"[yellow]warning:[/] {warning}")
         detector, path = pipe.train(store, cfg)
     console.print(f"Detector {detector.fingerprint} ({mode}): checkpoint [bold]{path}[/]")
 
@@ -614,7 +618,7 @@ def detector_eval(
         True, help="Also per situation (labels, else tagger) and per object distance band."
     ),
     boot: int = typer.Option(
-        0, min=0, help="Bootstrap resamples over images for 95% intervals of AP@0.5 (0: none)."
+        0, min=0, help="Bootstrap resamples (of drives) for 95% intervals of AP@0.5 (0: none)."
     ),
 ) -> None:
     """mAP@[.5:.95], mAP@0.5, per class and size (pycocotools), per situation and per
@@ -650,7 +654,7 @@ def eval_predictions(
         False, "--slices", help="Also per situation and per object distance band."
     ),
     boot: int = typer.Option(
-        0, min=0, help="Bootstrap resamples over images for 95% intervals of AP@0.5 (0: none)."
+        0, min=0, help="Bootstrap resamples (of drives) for 95% intervals of AP@0.5 (0: none)."
     ),
 ) -> None:
     """Evaluate any detector's predictions (YOLO, Faster R-CNN, ...) against the project's
@@ -669,7 +673,7 @@ def gaps(
     project: Path = PROJECT,
     checkpoint: Path | None = typer.Option(None, help="Detector (default: the latest)."),
     split: str = typer.Option("test"),
-    boot: int = typer.Option(30, min=0, help="Bootstrap resamples for the mAP intervals."),
+    boot: int = typer.Option(30, min=0, help="Bootstrap resamples of drives for mAP intervals."),
 ) -> None:
     """Situation gap report: per situation, labelled frames, unlabelled frames the tagger
     puts there, detector mAP@0.5 with a 95% interval, ranked by where data is most needed."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from scenesift.metrics.bootstrap import FEW_DRIVES
 from scenesift.records import ImportReport
 from scenesift.store import Store
-from scenesift.metrics.bootstrap import FEW_DRIVES
 from scenesift.store.coverage import Coverage, DriveSplitRow, frame_counts
 
 
@@ -72,8 +72,7 @@ def drives_table(rows: list[DriveSplitRow]) -> Table:
             table.add_section()
         kind = r.kind
         cells = [
-            f"{n:,}" + (" (few)" if 0 < n < FEW_DRIVES else "")
-            for n in (r.train, r.val, r.test)
+            f"{n:,}" + (" (few)" if 0 < n < FEW_DRIVES else "") for n in (r.train, r.val, r.test)
         ]
         table.add_row(r.name, *cells, f"{r.total:,}", style="red" if r.unsplit else None)
     return table

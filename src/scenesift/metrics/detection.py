@@ -176,7 +176,9 @@ class DetectionResults:
         table = Table(
             title=title or f"Detection ({self.slice}: {self.n_images:,} images{drives})",
             caption="COCO evaluation (pycocotools). Classes without ground truth are "
-            "undefined and left out of the means. " + _interval_note(self) + " "
+            "undefined and left out of the means. "
+            + _interval_note(self)
+            + " "
             + self.few_instances_note(),
         )
         table.add_column("class", no_wrap=True)
@@ -485,9 +487,7 @@ def evaluate_slices(
         subset = [by_name[n] for n in dict.fromkeys(names) if n in by_name]
         out[name] = evaluate_detection(subset, predictions, classes, name, n_boot, seed, unit)
     if objects is not None:
-        out |= evaluate_object_slices(
-            gt, predictions, classes, objects, n_boot, seed, unit
-        ).slices
+        out |= evaluate_object_slices(gt, predictions, classes, objects, n_boot, seed, unit).slices
     return SliceResults(out)
 
 

@@ -332,7 +332,9 @@ def evaluate_tagging(
         r = _label_result(name, groups.get(name), y_true[k, j], y_score[k, j])
         if unit == "drive":
             pos = drives_with(clusters, k & (y_true[:, j] == 1))
-            r = replace(r, drives_pos=pos, drives_neg=drives_with(clusters, k & (y_true[:, j] == 0)))
+            r = replace(
+                r, drives_pos=pos, drives_neg=drives_with(clusters, k & (y_true[:, j] == 0))
+            )
         labels.append(r)
     return TaggingResults(list(situations), labels, y_true, y_score, mask, clusters, unit)
 

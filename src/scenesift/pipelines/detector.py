@@ -25,6 +25,7 @@ from scenesift.metrics.detection import (
 from scenesift.models.backbones import Backbone
 from scenesift.models.detector import DetectorConfig, ObjectDetector
 from scenesift.pipelines.checkpoints import latest, load_checkpoint, mark_latest
+from scenesift.pipelines.evidence import few_drives_warning, positive_drives
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, StoreError
 from scenesift.store.coverage import latest_model_source
@@ -53,6 +54,13 @@ def train(
     path = detector.save(directory / f"{detector.fingerprint}.pt")
     mark_latest(directory, path)
     return detector, path
+
+
+def training_warning(store: Store) -> str | None:
+    """One line naming the classes whose training objects come from fewer than 2 drives
+    (None: all have enough); see :mod:`scenesift.pipelines.evidence`."""
+    drives = positive_drives(with_boxes(store, "train"), classes=store.taxonomy.classes)
+    return few_drives_warning(drives, "classes")
 
 
 def load(store: Store, path: Path | None = None) -> tuple[ObjectDetector, Path]:

@@ -22,6 +22,7 @@ from scenesift.models.backbones import Backbone
 from scenesift.models.images import make_loader
 from scenesift.models.tagger import SituationTagger, TaggerConfig, label_matrix
 from scenesift.pipelines.checkpoints import latest, load_checkpoint, mark_latest
+from scenesift.pipelines.evidence import few_drives_warning, positive_drives
 from scenesift.records import FrameRecord
 from scenesift.store import Store, StoreError
 
@@ -55,6 +56,14 @@ def train(
     tagger.fit(tr, va, store=store, backbone=backbone, progress=progress)
     path = save(store, tagger)
     return tagger, path
+
+
+def training_warning(store: Store, situations: Sequence[str] | None = None) -> str | None:
+    """One line naming the situations whose training positives come from fewer than 2
+    drives (None: all have enough); see :mod:`scenesift.pipelines.evidence`."""
+    names = list(situations or store.taxonomy.names)
+    drives = positive_drives(labelled(store, "train"), situations=names)
+    return few_drives_warning(drives, "situations")
 
 
 def save(store: Store, tagger: SituationTagger, extra: dict | None = None) -> Path:
