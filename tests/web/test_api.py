@@ -40,6 +40,7 @@ def test_every_page_renders(client, project):
 def test_dashboard_shows_coverage_learning_curve_and_reports(client):
     html = client.get("/").text
     assert "Situation coverage" in html and "Class coverage" in html
+    assert "drives train / val / test" in html and 'class="few"' in html  # few drives flagged
     assert "demo-campaign" in html and "<svg" in html and "<polyline" in html
     assert "0.470" in html  # mAP@0.5 of the last round, in the table under the curve
     assert 'href="/reports/campaign/summary.html"' in html

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from scenesift.metrics.bootstrap import FEW_DRIVES
 from scenesift.store import Store
 from scenesift.store import browse as q
+from scenesift.store.coverage import drives_per_split
 from scenesift.web.charts import learning_curve_svg
 from scenesift.web.deps import (
     BrowseParams,
@@ -40,6 +42,7 @@ Browse = Annotated[BrowseParams, Depends(query(BrowseParams))]
 @router.get("/")
 def dashboard(request: Request, project: ProjectDep, store: StoreDep) -> Response:
     cov = project.coverage(store)
+    drives = {r.name: r for r in drives_per_split(store)}
     curve = q.learning_curve(store.conn)
     latest = q.latest_round(store.conn)
     round_info = q.round_info(store.conn, latest) if latest else None
@@ -55,6 +58,8 @@ def dashboard(request: Request, project: ProjectDep, store: StoreDep) -> Respons
         situations=situations,
         classes=classes,
         scale=scale,
+        drives=drives,
+        few_drives=FEW_DRIVES,
         curve=curve,
         svg=svg,
         reports=project.reports(),
