@@ -74,6 +74,14 @@ def test_train_predict_store_and_evaluate_per_situation(project):
     assert night["n_images"] == sum(
         1 for f in pipe.with_boxes(project, "test") if f.situations["night"]
     )
+    assert night["n_drives"] == len(
+        {f.drive for f in pipe.with_boxes(project, "test") if f.situations["night"]}
+    )
+
+    # the gap report from the command line: drive-level intervals, test drives per situation
+    out = CliRunner().invoke(app, ["gaps", "-p", str(project.root), "--boot", "10"])
+    assert out.exit_code == 0, out.output
+    assert "test drives" in out.output and "night" in out.output
 
 
 def test_eval_command_scores_your_own_coco_results(project, tmp_path):
