@@ -292,3 +292,17 @@ def test_labels_resting_on_fewer_than_three_drives_are_flagged():
     text = console.export_text()
     assert "2/8 (few)" in text and "10/10" in text and "bootstrap over drives" in text
     assert evaluate_tagging(y, s, np.ones_like(y, bool), ["fog", "day"])["fog"].drives is None
+
+
+def test_a_drive_resample_draws_whole_drives_as_many_as_there_are():
+    from scenesift.metrics.bootstrap import cluster_ids, resample_counts, resample_indices
+
+    clusters, unit = cluster_ids(["a", "a", "b", "c", "c", "c", None], 7)
+    assert unit == "drive" and list(clusters) == [0, 0, 1, 2, 2, 2, 3]  # no drive: its own
+    counts = resample_counts(clusters, 500, seed=4)
+    assert (counts[:, 0] == counts[:, 1]).all() and (counts[:, 3] == counts[:, 5]).all()
+    per_drive = counts[:, [0, 2, 3, 6]]
+    assert (per_drive.sum(axis=1) == 4).all()  # 4 drives drawn each time
+    assert 0.9 < per_drive.mean() < 1.1  # each drive drawn once on average
+    assert list(resample_indices(np.array([2, 0, 1]))) == [0, 0, 2]
+    assert cluster_ids(None, 3)[1] == "frame" and list(cluster_ids([None] * 3, 3)[0]) == [0, 1, 2]
