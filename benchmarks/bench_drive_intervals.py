@@ -9,6 +9,9 @@ were independent (what every interval did before) and resampling drives (all fra
 drawn drive). Prints, per situation and per class, the test drives behind the number, the
 point estimate and both 95% interval widths, as markdown for BENCHMARKS.md.
 
+``--reuse`` re-evaluates the project and models an earlier run left in ``--out`` (features
+cached), without generating or training again.
+
 The models are deliberately short-trained: the subject is the width of the intervals around
 whatever they score, not the scores.
 """
@@ -63,32 +66,41 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_drive_intervals"))
     ap.add_argument("--boot", type=int, default=200)
     ap.add_argument("--detector-epochs", type=int, default=4)
+    ap.add_argument("--reuse", action="store_true", help="Re-evaluate an earlier run's models.")
     args = ap.parse_args()
     keep_freed_memory()
     started = time.perf_counter()
 
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
-    (args.out / "world.toml").write_text(WORLD)
-    world = generate(
-        args.out / "world", args.frames, seed=args.seed,
-        config=WorldConfig.from_toml(args.out / "world.toml"), progress=False,
-    )  # fmt: skip
-    store = Store.init(args.out / "project")
-    batch = read_dataset("bdd", args.out / "world" / "labels.json", store.taxonomy)
-    store.ingest(batch, label_source="import")
+    if args.reuse:
+        store = Store.open(args.out / "project")
+    else:
+        if args.out.exists():
+            shutil.rmtree(args.out)
+        args.out.mkdir(parents=True)
+        (args.out / "world.toml").write_text(WORLD)
+        generate(
+            args.out / "world", args.frames, seed=args.seed,
+            config=WorldConfig.from_toml(args.out / "world.toml"), progress=False,
+        )  # fmt: skip
+        store = Store.init(args.out / "project")
+        batch = read_dataset("bdd", args.out / "world" / "labels.json", store.taxonomy)
+        store.ingest(batch, label_source="import")
     splits = dict(
         store.conn.execute("SELECT split, count(*) FROM drives GROUP BY split").fetchall()
     )
+    n_frames = store.conn.execute("SELECT count(*) FROM frames").fetchone()[0]
     print(
-        f"World: {world.n_frames} frames in {world.n_drives} drives at 10 Hz "
+        f"World: {n_frames} frames in {sum(splits.values())} drives at 10 Hz "
         f"(drives per split: {splits}); setup {time.perf_counter() - started:.0f} s"
     )
 
     # -- tagger --------------------------------------------------------------------------
     t0 = time.perf_counter()
-    tagger, _ = tag_pipe.train(store, TaggerConfig(schedule="frozen", epochs=1), progress=False)
+    if args.reuse:
+        tagger, _ = tag_pipe.load(store)
+    else:
+        cfg = TaggerConfig(schedule="frozen", epochs=1)
+        tagger, _ = tag_pipe.train(store, cfg, progress=False)
     records = tag_pipe.labelled(store, "test")
     y, m = label_matrix(records, tagger.situations)
     scores = tag_pipe.scores(store, tagger, records, progress=False)
@@ -114,7 +126,10 @@ def main() -> None:
     # -- detector ------------------------------------------------------------------------
     t0 = time.perf_counter()
     cfg = DetectorConfig(mode="frozen", epochs=args.detector_epochs)
-    detector, _ = det_pipe.train(store, cfg, progress=False)
+    if args.reuse:
+        detector, _ = det_pipe.load(store)
+    else:
+        detector, _ = det_pipe.train(store, cfg, progress=False)
     gt = det_pipe.with_boxes(store, "test")
     predictions = detector.predict(gt, store=store, progress=False)
     classes = store.taxonomy.classes

@@ -380,6 +380,8 @@ def test_classes_seen_in_fewer_than_three_drives_are_flagged():
     frames[0] = replace(frames[0], boxes=[Box("cyclist", 10, 10, 60, 60)])  # drive0 only
     res = evaluate_detection(frames, noisy(frames), CLASSES, n_boot=10)
     assert res.get("AP50", "cyclist").n_drives == 1
+    assert res.get("AP50", "cyclist").ci is None  # one drive: resamples repeat it or lack it
+    assert res.get("AP50", "car").ci is not None
     assert res.get("AP50", "golf_cart").n_drives == 0
     assert res.get("AP50", ALL).n_drives == res.n_drives == 4
     console = Console(width=200, record=True)
@@ -390,7 +392,7 @@ def test_classes_seen_in_fewer_than_three_drives_are_flagged():
 
 
 def test_object_slices_get_intervals_too():
-    frames = scene(12)
+    frames = in_drives(scene(12), 3)
     for f in frames:
         f.boxes = [replace(b, attributes={"distance": 600.0 / b.height}) for b in f.boxes]
     out = evaluate_object_slices(frames, noisy(frames), CLASSES, distance_slices(frames), 10)

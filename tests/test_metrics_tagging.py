@@ -292,6 +292,10 @@ def test_labels_resting_on_fewer_than_three_drives_are_flagged():
     text = console.export_text()
     assert "2/8 (few)" in text and "10/10" in text and "bootstrap over drives" in text
     assert evaluate_tagging(y, s, np.ones_like(y, bool), ["fog", "day"])["fog"].drives is None
+    y[4:, 0] = 0  # fog now in drive d0 alone: no interval rather than a collapsed one
+    one = evaluate_tagging(y, s, np.ones_like(y, bool), ["fog", "day"], drives=drives)
+    assert one["fog"].drives == 1 and one.ci(n_boot=50)["fog"].low is None
+    assert one["fog"].roc_auc is not None
 
 
 def test_a_drive_resample_draws_whole_drives_as_many_as_there_are():

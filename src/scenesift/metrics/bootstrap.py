@@ -90,6 +90,13 @@ def few(n_drives: int | None) -> bool:
     return n_drives is not None and n_drives < FEW_DRIVES
 
 
+def one_drive(n_drives: int | None) -> bool:
+    """Whether a metric rests on a single drive: its resamples either lack that drive
+    (undefined) or repeat it, so the percentile interval would collapse onto the estimate
+    however little one drive tells; such a metric gets no interval."""
+    return n_drives is not None and n_drives < 2
+
+
 def drives_text(n_drives: int | None, unit: Unit = "drive") -> str:
     """The effective sample size as printed beside a metric: ``7``, or ``1 (few)`` below
     :data:`FEW_DRIVES` drives; ``-`` when unknown (frames resampled as independent)."""

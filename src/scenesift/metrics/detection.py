@@ -40,6 +40,7 @@ from scenesift.metrics.bootstrap import (
     Unit,
     cluster_ids,
     drives_text,
+    one_drive,
     percentile_interval,
     resample_counts,
     resample_indices,
@@ -400,6 +401,7 @@ def evaluate_detection(
     clusters, unit = _image_clusters(gt, doc, unit)
     samples = _bootstrap_ap50(ev, list(range(len(ranges))), n_boot, seed, clusters)
     precision = np.asarray(ev.eval["precision"])[..., -1]  # maxDets = 100
+    drives = _counts(doc, classes, ranges, clusters)
     return DetectionResults(
         classes=classes,
         results=_results(
@@ -407,8 +409,8 @@ def evaluate_detection(
             classes,
             list(ranges),
             _counts(doc, classes, ranges),
-            _cis(samples, classes, list(ranges)),
-            _counts(doc, classes, ranges, clusters),
+            _cis(samples, classes, list(ranges), None if unit == "frame" else drives),
+            drives,
         ),
         n_images=len(doc["images"]),
         slice=slice_name,
@@ -440,10 +442,10 @@ def evaluate_object_slices(
     clusters, unit = _image_clusters(gt, doc, unit)
     names = list(ranges)
     samples = _bootstrap_ap50(ev, list(range(len(names))), n_boot, seed, clusters)
-    cis = _cis(samples, classes, names)
+    drive_counts = _counts(doc, classes, ranges, clusters)
+    cis = _cis(samples, classes, names, None if unit == "frame" else drive_counts)
     precision = np.asarray(ev.eval["precision"])[..., -1]
     counts = _counts(doc, classes, ranges)
-    drive_counts = _counts(doc, classes, ranges, clusters)
     out = {}
     for a, name in enumerate(names):
         slice_cis = {(c, ALL): ci for (c, size), ci in cis.items() if size == name}
@@ -680,16 +682,22 @@ def _results(
 
 
 def _cis(
-    values: np.ndarray, classes: Sequence[str], labels: Sequence[str]
+    values: np.ndarray,
+    classes: Sequence[str],
+    labels: Sequence[str],
+    drives: Mapping[tuple[str, str], int] | None = None,
 ) -> dict[tuple[str, str], tuple[float, float]]:
     """95% percentile intervals of AP@0.5 by (class or all, area label) from resamples
     (n_boot, K + 1, A); resamples where a value is undefined are left out, and fewer than 2
-    (or fewer than 2 resamples) give none."""
+    (or fewer than 2 resamples) give none; so do objects of a single drive (``drives``: see
+    :func:`~scenesift.metrics.bootstrap.one_drive`)."""
     if values.shape[0] < 2:
         return {}
     out = {}
     for k, c in enumerate([*classes, ALL]):
         for a, label in enumerate(labels):
+            if drives is not None and one_drive(drives.get((c, label), 0)):
+                continue
             low, high, _ = percentile_interval(values[:, k, a], 0.95, min_used=2)
             if low is not None and high is not None:
                 out[(c, label)] = (low, high)
@@ -749,7 +757,10 @@ def _bootstrap_ap50(
 def _interval_note(res: DetectionResults) -> str:
     if res.unit == "frame":
         return "Intervals: bootstrap over images, treated as independent."
-    return "Intervals: bootstrap over drives (all images of each drawn drive). " + FEW_NOTE
+    return (
+        "Intervals: bootstrap over drives (all images of each drawn drive); none for objects "
+        "of a single drive. " + FEW_NOTE
+    )
 
 
 def _fmt(r: APResult) -> str:

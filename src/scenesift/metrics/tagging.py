@@ -29,6 +29,7 @@ from scenesift.metrics.bootstrap import (
     cluster_ids,
     drives_with,
     few,
+    one_drive,
     percentile_interval,
     resample_counts,
 )
@@ -171,7 +172,8 @@ class TaggingResults:
         metric: str = "roc_auc",
     ) -> dict[str, BootstrapCI]:
         """Bootstrap percentile intervals per label, resampling drives (with replacement)
-        and taking all their frames; frames only where drives are unknown (``unit``).
+        and taking all their frames; frames only where drives are unknown (``unit``). A
+        label whose positives or negatives all come from one drive gets no interval.
 
         All labels share the same resampled drives. A resample in which a label has no
         positives or no negatives is skipped for that label; ``n_used`` says how many counted.
@@ -189,7 +191,9 @@ class TaggingResults:
         for j, name in enumerate(self.situations):
             known = self.mask[:, j]
             values = np.full(n_boot, np.nan)
-            if self.labels[j].defined:
+            # one drive on either side: every resample holding it repeats the same ranking,
+            # so the percentiles would collapse onto the estimate; no interval is honest
+            if self.labels[j].defined and not one_drive(self.labels[j].drives):
                 values = weighted(self.y_score[known, j], self.y_true[known, j], counts[:, known])
             low, high, used = percentile_interval(values, level)
             out[name] = BootstrapCI(name, metric, low, high, level, used, n_boot, self.unit)
@@ -228,7 +232,8 @@ class TaggingResults:
         )
         if ci is not None:
             caption += (
-                " CI: bootstrap over drives (all frames of each drawn drive)."
+                " CI: bootstrap over drives (all frames of each drawn drive); none where the "
+                "positives or the negatives come from one drive."
                 if self.unit == "drive"
                 else " CI: bootstrap over frames, treated as independent (no drives known)."
             )
