@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from scenesift.features.memory import keep_freed_memory
 from scenesift.io.formats import read_dataset
 from scenesift.metrics.bootstrap import drives_text
 from scenesift.metrics.detection import evaluate_detection
 from scenesift.metrics.tagging import drives_cell, evaluate_tagging
 from scenesift.models.detector import DetectorConfig
-from scenesift.models.features import keep_freed_memory
 from scenesift.models.tagger import TaggerConfig, label_matrix
 from scenesift.pipelines import detector as det_pipe
 from scenesift.pipelines import tagger as tag_pipe
