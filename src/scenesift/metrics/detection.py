@@ -785,7 +785,9 @@ def _plot_pr(res: DetectionResults, path: Path) -> Path:
         if ap.value is None:
             ax.plot([], [], label=f"{c}: undefined (no instances)", color="0.7")
             continue
-        ax.plot(recall, np.clip(p, 0, 1), label=f"{c}: AP@0.5 {ap.value:.3f} (n={ap.n_instances})")
+        drives = "" if res.unit == "frame" else f", drives {drives_text(ap.n_drives)}"
+        ax.plot(recall, np.clip(p, 0, 1),
+                label=f"{c}: AP@0.5 {ap.value:.3f} (n={ap.n_instances}{drives})")  # fmt: skip
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("recall", fontsize=11)
