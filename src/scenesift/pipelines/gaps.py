@@ -120,9 +120,9 @@ GAP_COLUMNS = ("rank", "situation", "labelled", "unlabelled (tagger)", "test ima
                "test drives", "mAP@0.5", "95% CI", "need", "need 95% CI")  # fmt: skip
 GAP_CAPTION = (
     "need = (1 - mAP@0.5) / sqrt(labelled + 1). mAP@0.5 on the test frames in the situation "
-    "(labels, else the tagger), 95% interval by bootstrap over test drives (all frames of "
-    "each drawn drive); ranked by the upper end of need's interval, so a situation seen in "
-    "few drives ranks high. " + FEW_NOTE
+    "(labels, else the tagger), 95% bootstrap interval over test drives (all frames of "
+    "each drawn drive; none for a single drive); ranked by the upper end of need's "
+    "interval, so a situation seen in few drives ranks high. " + FEW_NOTE
 )
 
 
@@ -160,7 +160,9 @@ def plot_gaps(rows: Sequence[SituationGap], path: Path) -> Path:
     ax.set_yticks(y, [f"{i}. {r.situation}" for i, r in enumerate(shown, 1)], fontsize=9)
     highest = max([v for r in shown for v in (r.map50, *(r.ci or ()))], default=1.0)
     ax.set_xlim(0, min(1.0, max(0.05, 1.15 * highest)))  # scaled to the data
-    interval = ", 95% interval over drives" if any(r.ci is not None for r in shown) else ""
+    interval = (
+        ", 95% bootstrap interval over drives" if any(r.ci is not None for r in shown) else ""
+    )
     ax.set_xlabel(f"detector mAP@0.5 in the situation (test split{interval})")
     ax.set_title("Situation gap report, most needed first", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
