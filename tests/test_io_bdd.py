@@ -171,3 +171,41 @@ def test_a_mapping_naming_an_unknown_situation_is_an_error(tmp_path):
     mapping.write_text('[attributes.weather]\nhail = "hailstorm"\n')
     with pytest.raises(FormatError, match="hailstorm"):
         read_bdd(path, TAX, mapping=BddMapping.from_toml(mapping))
+
+
+def test_two_situations_of_an_exclusive_group_are_refused(tmp_path):
+    labels = dataset(tmp_path, [frame("d1/a.jpg", timeofday="night", day=True)])
+    with pytest.raises(
+        FormatError, match=r"\$\[0\]\.attributes: .*time_of_day.*\['day', 'night'\]"
+    ):
+        read_bdd(labels, TAX)
+
+
+def test_a_non_finite_number_anywhere_is_refused_with_its_json_path(tmp_path):
+    labels = dataset(tmp_path, [frame("d1/a.jpg", labels=[box(speed=1.0)])])
+    labels.write_text(labels.read_text().replace('"speed": 1.0', '"speed": NaN'))
+    with pytest.raises(FormatError, match=r"\$\[0\]\.labels\[0\]\.attributes\.speed: .*finite"):
+        read_bdd(labels, TAX)
+    labels.write_text(labels.read_text().replace('"speed": NaN', '"speed": -1e999'))
+    with pytest.raises(FormatError, match=r"\$\[0\]\.labels\[0\]\.attributes\.speed"):
+        read_bdd(labels, TAX)
+
+
+def test_exports_write_strict_json(tmp_path):
+    from scenesift.records import Box, FrameRecord
+
+    rec = FrameRecord(
+        "a.jpg",
+        tmp_path / "a.jpg",
+        "d",
+        boxes=[Box("car", 1, 2, 3, 4, attributes={"s": float("nan")})],
+    )
+    with pytest.raises(ValueError, match="JSON"):
+        write_bdd([rec], tmp_path / "out.json")
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_missing_image_folder_is_an_error_before_anything_is_read(tmp_path):
+    labels = dataset(tmp_path, [frame("d1/a.jpg")])
+    with pytest.raises(FormatError, match=r"nowhere: .*an existing image folder"):
+        read_bdd(labels, TAX, image_dir=tmp_path / "nowhere")

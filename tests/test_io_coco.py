@@ -207,3 +207,15 @@ def test_clipping_dropping_unknown_categories_and_map(tmp_path):
     assert batch.report.unknown_categories == {}
     batch = read_coco(path, TAX, category_map={"bus": "truck"})
     assert [b.category for b in batch.frames[0].boxes] == ["car", "truck", "car"]
+
+
+def test_two_situations_of_an_exclusive_group_are_refused(tmp_path):
+    doc = coco_doc([image(1, "a.png", situations={"day": True, "night": True})], [])
+    with pytest.raises(FormatError, match=r"\$\.images\[0\]\.situations: .*time_of_day"):
+        read_coco(dump(tmp_path, doc, ("a.png",)), TAX)
+
+
+def test_a_missing_image_folder_is_an_error(tmp_path):
+    path = dump(tmp_path, coco_doc([image(1, "a.png")], []), ("a.png",))
+    with pytest.raises(FormatError, match="an existing image folder"):
+        read_coco(path, TAX, image_dir=tmp_path / "nowhere")

@@ -101,3 +101,33 @@ def test_bad_images_are_skipped_and_listed(tmp_path):
     assert reasons["empty.png"] == "empty file"
     assert reasons["cut.jpg"].startswith("corrupt")
     assert read_csv_folder(path, TAX, verify_images=False).report.frames == 2
+
+
+def test_two_situations_of_an_exclusive_group_are_refused(tmp_path):
+    path = csv_file(tmp_path, "image,day,night\na.png,0,0\nb.png,1,yes\n")
+    with pytest.raises(FormatError, match=r"line 3: .*time_of_day.*\['day', 'night'\]"):
+        read_csv_folder(path, TAX)
+
+
+def test_the_split_column_is_read_per_drive(tmp_path):
+    text = "image,drive,split\na.png,d1,test\nb.png,d1,\nc.png,d2,\n"
+    batch = read_csv_folder(csv_file(tmp_path, text, ("a.png", "b.png", "c.png")), TAX)
+    assert [f.split for f in batch.frames] == ["test", "test", None]
+
+
+def test_an_unknown_split_names_line_and_allowed_values(tmp_path):
+    path = csv_file(tmp_path, "image,split\na.png,train\nb.png,bogus\n")
+    with pytest.raises(FormatError, match=r"line 3, column 'split': .*train, val or test.*bogus"):
+        read_csv_folder(path, TAX)
+
+
+def test_conflicting_splits_of_one_drive_name_both_lines(tmp_path):
+    path = csv_file(tmp_path, "image,drive,split\na.png,d1,train\nb.png,d1,test\n")
+    with pytest.raises(FormatError, match=r"line 3, column 'split': .*drive 'd1'.*line 2"):
+        read_csv_folder(path, TAX)
+
+
+def test_a_missing_image_folder_is_an_error(tmp_path):
+    path = csv_file(tmp_path, "image\na.png\n")
+    with pytest.raises(FormatError, match="an existing image folder"):
+        read_csv_folder(path, TAX, image_dir=tmp_path / "nowhere")

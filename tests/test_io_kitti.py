@@ -166,3 +166,10 @@ def test_custom_class_map(tmp_path):
     root = kitti(tmp_path, {"000001": [line("Van", 1, 2, 3, 4), line("Tram", 1, 2, 3, 4)]})
     batch = read_kitti(root, TAX, class_map={"Van": None, "Tram": "truck"})
     assert [b.category for b in batch.frames[0].boxes] == ["truck"]
+
+
+def test_two_images_sharing_a_stem_and_its_label_file_are_refused(tmp_path):
+    root = kitti(tmp_path, {"000001": [line("Car", 1, 2, 30, 40)]})
+    write_image(root / "image_2" / "000001.jpg")
+    with pytest.raises(FormatError, match=r"000001\.jpg.*000001\.png|000001\.png.*000001\.jpg"):
+        read_kitti(root, TAX)

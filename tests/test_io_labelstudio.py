@@ -245,3 +245,13 @@ def test_malformed_export_names_the_json_path(tmp_path, tasks, where, expected):
         read_labelstudio_export(export(tmp_path, tasks), TAX)
     assert e.value.where == where
     assert "export.json" in str(e.value) and expected in str(e.value)
+
+
+def test_two_situations_of_an_exclusive_group_are_refused(tmp_path):
+    out = write_labelstudio_tasks(predicted(tmp_path), TAX, tmp_path / "ls")
+    task = json.loads(out.read_text())[1]
+    choice = {"type": "choices", "from_name": "situations", "to_name": "image",
+              "value": {"choices": ["day", "night"]}}  # fmt: skip
+    path = export(tmp_path, [annotate(task, [choice])])
+    with pytest.raises(FormatError, match=r"\$\[0\]\.annotations\[0\]\.result: .*time_of_day"):
+        read_labelstudio_export(path, TAX)

@@ -29,6 +29,7 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator[Any]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    with atomic_write(path) as f:
-        json.dump(data, f, indent=1)
+    """Strict JSON (no NaN or Infinity, which strict parsers reject), written atomically."""
+    with atomic_write(path) as f:  # a failure leaves no file (nor a half-written one)
+        json.dump(data, f, indent=1, allow_nan=False)
         f.write("\n")

@@ -19,7 +19,9 @@ from scenesift.io.common import (
     ImageProblem,
     JsonCursor,
     Track,
+    check_exclusive,
     clip_box,
+    image_folder,
     is_relative_name,
     probe_image,
     read_json,
@@ -106,7 +108,7 @@ def read_bdd(
     if image_dir is None:
         beside = labels_json.parent / "images"
         image_dir = beside if beside.is_dir() else labels_json.parent
-    image_dir = Path(os.path.abspath(image_dir))
+    image_dir = Path(os.path.abspath(image_folder(image_dir)))
     doc = JsonCursor(read_json(labels_json), labels_json)
     frames_cur = doc["frames"] if isinstance(doc.value, dict) else doc
     if not isinstance(frames_cur.value, list):
@@ -165,6 +167,7 @@ def _parse_frame(
             situations[key] = attrs.boolean(key)
         else:
             report.count_unknown_attribute(key)
+    check_exclusive(situations, taxonomy, cur.path, attrs.where if attrs else cur.where)
     situations = taxonomy.complete_groups(situations)
 
     boxes: list[Box] | None = None

@@ -19,7 +19,9 @@ from scenesift.io.common import (
     ImageProblem,
     JsonCursor,
     Track,
+    check_exclusive,
     drive_id,
+    image_folder,
     is_file,
     is_relative_name,
     keep_boxes,
@@ -73,7 +75,7 @@ def read_coco(
     has_annotations = doc.has("annotations")
     if has_annotations:
         _read_annotations(doc["annotations"], images, categories)
-    root = _find_image_dir(path, images) if image_dir is None else Path(image_dir).resolve()
+    root = _find_image_dir(path, images) if image_dir is None else image_folder(image_dir).resolve()
     report = ImportReport(source=f"coco:{path}")
     frames = []
     for image in tracked(list(images.values()), track):
@@ -172,6 +174,7 @@ def _situations(cur: JsonCursor | None, taxonomy: Taxonomy) -> dict[str, bool]:
             )
         if value is not None:  # null = not labelled
             out[name] = cur.boolean(name)
+    check_exclusive(out, taxonomy, cur.path, cur.where)
     return out
 
 

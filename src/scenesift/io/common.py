@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from scenesift.files import atomic_write, write_json  # noqa: F401 (re-exported)
 from scenesift.io.errors import FormatError
 from scenesift.records import Box, ImportReport
+from scenesift.taxonomy import Taxonomy
 
 T = TypeVar("T")
 
@@ -79,6 +80,28 @@ def probe_image(path: Path, verify: bool = True) -> tuple[int, int]:
     except Exception as e:  # decoders raise OSError, SyntaxError, EOFError, struct.error, ...
         raise ImageProblem(f"corrupt ({type(e).__name__}: {e})") from None
     return width, height
+
+
+def image_folder(path: Path) -> Path:
+    """``path``, or a FormatError when it is not a folder: a mistyped ``--images`` would
+    otherwise skip every frame as missing and still register the folder in the project."""
+    path = Path(path)
+    if not path.is_dir():
+        got = "a file" if path.exists() else "missing"
+        raise FormatError(path, "folder", "an existing image folder", got)
+    return path
+
+
+def check_exclusive(
+    situations: Mapping[str, bool], taxonomy: Taxonomy, path: Path | str, where: str
+) -> None:
+    """Refuse two true situations of one exclusive group (day and night), as the web app
+    does: the catalog would hold a frame that is both."""
+    for group, members in taxonomy.groups().items():
+        true = [m for m in members if situations.get(m)]
+        if len(true) > 1:
+            expected = f"at most one true situation of the exclusive group {group!r}"
+            raise FormatError(path, where, f"{expected} ({', '.join(members)})", true)
 
 
 def is_file(path: Path) -> bool:
@@ -160,8 +183,9 @@ def read_json(path: Path) -> Any:
     surrogate escapes (``"\\ud800"``, not valid Unicode) are FormatErrors too.
     """
     text = read_text(path)
+    constants: list[str] = []
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=lambda c: constants.append(c) or float(c))
     except json.JSONDecodeError as e:
         raise FormatError(
             path, f"line {e.lineno} column {e.colno}", f"valid JSON ({e.msg})"
@@ -174,7 +198,32 @@ def read_json(path: Path) -> Any:
         where = _lone_surrogate(doc)
         if where is not None:
             raise FormatError(path, where, "valid Unicode text (a lone surrogate escape)")
+    if constants or _HUGE_EXPONENT.search(text):  # NaN, Infinity, or 1e999 (= inf)
+        where, value = _non_finite(doc)
+        if where is not None:
+            raise FormatError(
+                path, where, "a finite number (strict JSON has no NaN/Infinity)", value
+            )
     return doc
+
+
+#: An exponent of 3+ digits: the only way a JSON number literal can overflow to infinity.
+_HUGE_EXPONENT = re.compile(r"[0-9.][eE][+]?0*[0-9]{3}")
+
+
+def _non_finite(doc: Any) -> tuple[str | None, float | None]:
+    """The JSON path and value of the first NaN or infinite number (iterative)."""
+    stack: list[tuple[Any, str]] = [(doc, "$")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return where, value
+        elif isinstance(value, dict):
+            stack.extend((v, f"{where}.{k}") for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in reversed(list(enumerate(value))))
+    return None, None
 
 
 def printable(text: str | Path) -> str:

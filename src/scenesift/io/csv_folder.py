@@ -4,7 +4,8 @@ Columns: ``image`` (required, path relative to the image folder), optional ``dri
 ``timestamp`` (seconds) and ``split``, then one column per situation holding
 ``1/0/true/false/yes/no`` or nothing (= not labelled). A column that is not a situation of
 the taxonomy is an error, so a typo in a header never creates a silent new situation.
-Frames without a drive are each their own drive; the CSV carries no boxes.
+Frames without a drive are each their own drive; the CSV carries no boxes. A split belongs
+to a drive: rows of one drive may leave it empty but may not disagree.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from scenesift.io.common import (
     ImageProblem,
     Track,
     atomic_write,
+    check_exclusive,
+    image_folder,
     is_relative_name,
     probe_image,
     tracked,
 )
 from scenesift.io.errors import FormatError
 from scenesift.records import FrameRecord, ImportBatch, ImportReport
+from scenesift.store.splits import SPLITS
 from scenesift.taxonomy import Taxonomy
 
 META_COLUMNS = ("image", "drive", "timestamp", "split")
@@ -49,8 +53,10 @@ def read_csv_folder(
 ) -> ImportBatch:
     """Read the CSV and its images (under ``image_dir``, default the CSV's folder)."""
     path = Path(csv_path).resolve()
-    root = path.parent if image_dir is None else Path(image_dir).resolve()
-    records = [_parse_row(row, path, taxonomy) for row in _unique_rows(path, taxonomy)]
+    root = path.parent if image_dir is None else image_folder(image_dir).resolve()
+    rows = list(_unique_rows(path, taxonomy))
+    records = [_parse_row(row, path, taxonomy) for row in rows]
+    _drive_splits(rows, records, path)
     report = ImportReport(source=f"csv:{path}")
     frames = []
     for frame in tracked(records, track):
@@ -142,6 +148,7 @@ def _parse_row(row: _Row, path: Path, taxonomy: Taxonomy) -> FrameRecord:
         if value not in TRUE_VALUES + FALSE_VALUES:
             raise FormatError(path, f"line {row.line}, column {col!r}", _ACCEPTED, cell)
         situations[col] = value in TRUE_VALUES
+    check_exclusive(situations, taxonomy, path, f"line {row.line}")
     drive = row.cells.get("drive") or name
     if "\x00" in drive:
         raise FormatError(path, f"line {row.line}, column 'drive'", "a drive id without NUL", drive)
@@ -150,10 +157,35 @@ def _parse_row(row: _Row, path: Path, taxonomy: Taxonomy) -> FrameRecord:
         path=Path(name),  # made absolute once the image folder is known
         drive=drive,
         timestamp=_timestamp(row, path),
-        split=row.cells.get("split") or None,
+        split=_split(row, path),
         situations=situations,
         boxes=None,
     )
+
+
+def _split(row: _Row, path: Path) -> str | None:
+    cell = row.cells.get("split")
+    if cell and cell not in SPLITS:
+        where = f"line {row.line}, column 'split'"
+        raise FormatError(path, where, f"{', '.join(SPLITS[:-1])} or {SPLITS[-1]} or empty", cell)
+    return cell or None
+
+
+def _drive_splits(rows: list[_Row], records: list[FrameRecord], path: Path) -> None:
+    """One split per drive (neighbouring frames must not straddle train and test): rows
+    that disagree are an error; rows that leave it empty take their drive's."""
+    first: dict[str, tuple[str, int]] = {}
+    for row, rec in zip(rows, records, strict=True):
+        if rec.split is None:
+            continue
+        split, line = first.setdefault(rec.drive, (rec.split, row.line))
+        if split != rec.split:
+            where = f"line {row.line}, column 'split'"
+            expected = f"the split of drive {rec.drive!r}: {split!r} (line {line})"
+            raise FormatError(path, where, expected, rec.split)
+    for rec in records:
+        if rec.split is None and rec.drive in first:
+            rec.split = first[rec.drive][0]
 
 
 def _timestamp(row: _Row, path: Path) -> float | None:

@@ -82,6 +82,7 @@ def read_kitti(
     mapping = {"DontCare": None, **(DEFAULT_CLASS_MAP if class_map is None else class_map)}
     report = ImportReport(source=f"kitti:{root}")
     images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    _check_unique_stems(images)
     _report_orphan_labels(label_dir, {p.stem for p in images}, report)
     frames = []
     for image in tracked(images, track):
@@ -109,6 +110,18 @@ def read_kitti(
         frames.append(frame)
     report.frames = len(frames)
     return ImportBatch(frames=frames, image_root=image_dir, report=report)
+
+
+def _check_unique_stems(images: list[Path]) -> None:
+    """``000001.jpg`` and ``000001.png`` would share ``label_2/000001.txt``: whose is it?"""
+    seen: dict[str, Path] = {}
+    for image in images:
+        other = seen.setdefault(image.stem, image)
+        if other is not image:
+            raise FormatError(
+                printable(image.parent), f"{printable(other.name)} and {printable(image.name)}",
+                f"one image per name stem (both would read label_2/{printable(image.stem)}.txt)",
+            )  # fmt: skip
 
 
 def _report_orphan_labels(label_dir: Path, stems: set[str], report: ImportReport) -> None:

@@ -20,8 +20,10 @@ from scenesift.io.common import (
     JsonCursor,
     Track,
     atomic_write,
+    check_exclusive,
     clip_box,
     drive_id,
+    image_folder,
     is_relative_name,
     probe_image,
     read_json,
@@ -193,7 +195,7 @@ def read_labelstudio_export(
     path = Path(export_json).resolve()
     doc = JsonCursor(read_json(path), path)
     tasks = _tasks(doc)
-    root = Path(image_root).resolve() if image_root is not None else _derive_root(tasks)
+    root = image_folder(image_root).resolve() if image_root is not None else _derive_root(tasks)
     parsed = _parse_tasks(tasks, taxonomy, situations_labelled)
     report = ImportReport(source=f"labelstudio:{path}")
     frames = []
@@ -270,7 +272,9 @@ def _parse_tasks(
             continue
         local = _local_path(data.string(IMAGE)) if data.has(IMAGE) else None
         width, height = _data_size(data)
-        boxes, chosen, size = _parse_result(annotation["result"], (width, height), taxonomy)
+        result = annotation["result"]
+        boxes, chosen, size = _parse_result(result, (width, height), taxonomy)
+        check_exclusive(dict.fromkeys(chosen, True), taxonomy, result.path, result.where)
         frame = FrameRecord(
             name=name,
             path=local or Path(name),
