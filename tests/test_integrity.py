@@ -312,3 +312,39 @@ def test_check_command_prints_a_table_and_fails_on_problems(project):
     assert result.exit_code == 1
     assert "box_sets row(s) whose frame_id point at a missing frames row" in result.output
     assert "frame_id = 4242" in result.output
+
+
+def test_a_cut_or_overwritten_shard_is_found(project):
+    fp = project.arrays.put({"x": 2}, np.arange(400, dtype=np.float32).reshape(100, 4), "t")
+    path = project.arrays.path_for(fp)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    for quick in (True, False):
+        assert any("truncated" in p for p in results(project, quick)["features"]), quick
+    path.write_bytes(data[:-16] + b"\xff" * 16)  # same size, other content
+    assert results(project, quick=True)["features"] == []  # quick: sizes only
+    assert any("checksum" in p for p in results(project)["features"])
+    path.write_bytes(data)
+    assert results(project)["features"] == []
+
+
+def test_check_reports_a_damaged_catalog_instead_of_crashing(tmp_path):
+    with Store.init(tmp_path / "p") as store:
+        frames = random_frames(np.random.default_rng(4), tmp_path / "data", ["day", "night"])
+        store.ingest(ImportBatch(frames, tmp_path / "data", ImportReport("t")))
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+        size = store.conn.execute("PRAGMA page_size").fetchone()[0]
+        frames_page = store.conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'frames'"
+        ).fetchone()[0]
+    path = tmp_path / "p" / "catalog.sqlite"
+    with path.open("r+b") as f:  # garbage over the frames table's root page
+        f.seek((frames_page - 1) * size)
+        f.write(b"\x42" * size)
+    assert pages > frames_page
+    for quick in (True, False):
+        with Store.open(tmp_path / "p") as store:
+            report = check(store, quick=quick)
+        assert not report.ok
+        assert any("malformed" in p or "corrupt" in p for p in report.problems()), quick

@@ -332,3 +332,99 @@ def test_model_predictions_are_stored_per_model_and_read_back(store, tmp_path):
         store.write_situation_scores("human", names, ["night"], [[1.0], [1.0]])
     with pytest.raises(StoreError, match="not in the project"):
         store.write_box_predictions("model:abc", {"nope.jpg": []})
+
+
+# ----------------------------------------------------------------------------- robustness
+def test_a_reimport_of_identical_data_adds_no_imports_row(store, tmp_path):
+    spec = {"d1": [{"situations": {"day": True}, "boxes": [car()]}] * 2}
+    imports = "SELECT count(*) FROM imports"
+    store.ingest(make_batch(tmp_path, spec))
+    store.ingest(make_batch(tmp_path, spec))
+    assert store.conn.execute(imports).fetchone()[0] == 1
+    store.ingest(make_batch(tmp_path, {"d1": [{"situations": {"night": True}}] * 2}))
+    store.ingest(make_batch(tmp_path, spec))  # the first again: it changes the frames back
+    assert store.conn.execute(imports).fetchone()[0] == 3
+    store.ingest(make_batch(tmp_path, spec), label_source="oracle")  # another source
+    assert store.conn.execute(imports).fetchone()[0] == 4
+
+
+def test_an_imported_split_is_the_split_of_its_drive(store, tmp_path):
+    batch = make_batch(tmp_path, {f"d{i}": [{}, {}] for i in range(6)})
+    for rec in batch.frames:
+        rec.split = "test" if rec.drive in ("d0", "d1") else None
+    store.ingest(batch)
+    splits = dict(store.conn.execute("SELECT name, split FROM drives"))
+    assert splits["d0"] == splits["d1"] == "test"
+    batch.frames[0].split = "val"
+    with pytest.raises(StoreError, match=r"drive 'd0' is in the test split.*'val'"):
+        store.ingest(batch)
+    batch.frames[0].split, batch.frames[1].split = "train", "val"  # one drive, two splits
+    with pytest.raises(StoreError, match="drive 'd0'"):
+        store.ingest(batch)
+
+
+def test_a_box_attribute_that_is_not_finite_is_refused(store, tmp_path):
+    bad = Box("car", 1, 2, 3, 4, attributes={"speed": float("nan")})
+    with pytest.raises(StoreError, match=r"d1/000\.jpg.*speed"):
+        store.ingest(make_batch(tmp_path, {"d1": [{"boxes": [bad]}]}))
+    assert store.count_frames() == 0
+
+
+def test_a_catalog_identifies_itself(store):
+    assert store.conn.execute("PRAGMA application_id").fetchone()[0] == schema.APPLICATION_ID
+
+
+@pytest.mark.parametrize("kind", ["empty", "foreign", "text"])
+def test_a_file_that_is_not_a_scenesift_catalog_is_refused_and_left_alone(tmp_path, kind):
+    path = tmp_path / "p" / "catalog.sqlite"
+    path.parent.mkdir()
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "foreign":
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE project (key TEXT, value TEXT)")  # a name we use, too
+        conn.commit()
+        conn.close()
+    else:
+        path.write_text("not a database at all\n" * 100)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=r"catalog\.sqlite"):
+        Store.open(tmp_path / "p")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["catalog.sqlite"]
+
+
+def test_a_catalog_from_before_application_ids_is_stamped_on_opening(tmp_path):
+    Store.init(tmp_path / "p").close()
+    conn = sqlite3.connect(tmp_path / "p" / "catalog.sqlite")
+    conn.execute("PRAGMA application_id = 0")
+    conn.execute("PRAGMA user_version = 5")
+    conn.execute("ALTER TABLE features DROP COLUMN image_sig")  # V6 adds it again
+    conn.commit()
+    conn.close()
+    with Store.open(tmp_path / "p") as s:
+        assert s.conn.execute("PRAGMA application_id").fetchone()[0] == schema.APPLICATION_ID
+        assert schema.version(s.conn) == schema.LATEST
+
+
+def test_a_damaged_catalog_is_a_store_error_naming_it(store, tmp_path):
+    store.ingest(make_batch(tmp_path, {f"d{i}": [{"boxes": [car()]}] * 50 for i in range(40)}))
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    path = store.root / "catalog.sqlite"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # half-written
+    with pytest.raises(StoreError, match=r"catalog\.sqlite.*scenesift check"):
+        Store.open(store.root).records()
+    path.write_bytes(b"\0" * len(data))  # garbage from the first page
+    with pytest.raises(StoreError, match=r"catalog\.sqlite"):
+        Store.open(store.root)
+
+
+def test_reading_a_truncated_shard_names_the_file(store):
+    fp = store.arrays.put({"x": 1}, np.ones((100, 8), np.float32), kind="features")
+    path = store.arrays.path_for(fp)
+    path.write_bytes(path.read_bytes()[:1000])
+    for mmap in (True, False):
+        with pytest.raises(StoreError, match=f"{fp}.npy.*truncated"):
+            store.arrays.get(fp, mmap=mmap)

@@ -11,7 +11,9 @@ after a power cut) verify it. Checks:
 - ``duplicates``: at most one label per (frame, situation, source), one box set per (frame,
   source), one cache row per (spec, frame).
 - ``features``: every feature row points at a registered shard whose file exists, is the
-  registered shape and type, and has that row; every registered array's file exists.
+  registered shape and type, as long as its header says, and has that row; every
+  registered array's file exists; in the full check, each file's SHA-256 is the one
+  recorded when it was written (shards from before checksums have none to compare).
 - ``campaigns``: rounds numbered 0.. with only the last one unfinished; a frame picked at
   most once per campaign; picks only in played rounds and in the pool split; picks of a
   human campaign selected or labelled (labelled, by a person, once the round is); the
@@ -20,20 +22,25 @@ after a power cut) verify it. Checks:
 - ``counts``: the running counts behind coverage (schema V5) equal a recount.
 - ``leftovers`` (a warning, not a failure): temporary files of interrupted writes and
   shards no catalog row registers; harmless, and removable.
+
+A damaged catalog (a garbage page, a file cut short) fails the checks that meet it, each
+reporting SQLite's error, rather than ending the check with a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from scenesift.store import campaigns, schema
+from scenesift.store.arrays import file_sha256, npy_layout
+from scenesift.store.errors import StoreError
 from scenesift.store.project import CATALOG, Store
 
 #: Problems listed per check; the rest are only counted.
@@ -84,8 +91,8 @@ def check(store: Store, quick: bool = False) -> IntegrityReport:
         ("orphans", "no row points at a missing frame, drive, round or box set", _orphans),
         ("duplicates", "one label per frame, situation and source; one box set per frame "
          "and source; one cache row per frame and spec", _duplicates),
-        ("features", "feature rows point at registered shards that exist and hold them",
-         _features),
+        ("features", "feature rows point at registered shards that exist and hold them"
+         + ("" if quick else "; shard checksums"), lambda s, r: _features(s, r, quick)),
         ("campaigns", "rounds, picks and labelled counts of every campaign agree",
          _campaigns),
         ("frame states", "selected frames name the round that selected them", _frame_states),
@@ -99,7 +106,10 @@ def check(store: Store, quick: bool = False) -> IntegrityReport:
     for name, description, fn in checks:
         result = CheckResult(name, description, warning=name == "leftovers")
         started = time.perf_counter()
-        fn(store, result)
+        try:
+            fn(store, result)
+        except (sqlite3.DatabaseError, StoreError) as e:  # a damaged catalog
+            result.add(f"could not finish: {e}")
         result.seconds = time.perf_counter() - started
         results.append(result)
     return IntegrityReport(results)
@@ -153,7 +163,7 @@ def _duplicates(store: Store, r: CheckResult) -> None:
             r.add(f"{what} of frame {fid} ({key}) stored {n} times")
 
 
-def _features(store: Store, r: CheckResult) -> None:
+def _features(store: Store, r: CheckResult, quick: bool = False) -> None:
     c = store.conn
     arrays = {fp: (kind, path, json.loads(meta)) for fp, kind, path, meta in
               c.execute("SELECT fingerprint, kind, path, meta FROM arrays")}  # fmt: skip
@@ -167,6 +177,9 @@ def _features(store: Store, r: CheckResult) -> None:
         if list(shape) != list(meta.get("shape", shape)) or dtype != meta.get("dtype", dtype):
             r.add(f"array {fp} ({rel}): file is {shape} {dtype}, registered "
                   f"{tuple(meta.get('shape', ()))} {meta.get('dtype')}")  # fmt: skip
+        elif not quick and meta.get("sha256") not in (None, file_sha256(store.arrays.root / rel)):
+            r.add(f"array {fp} ({rel}): checksum differs from the one recorded when it was "
+                  "written (the file was overwritten or is damaged)")  # fmt: skip
     for shard, n, top in c.execute(
         "SELECT shard, count(*), max(row) FROM features GROUP BY shard ORDER BY shard"
     ):
@@ -181,18 +194,18 @@ def _features(store: Store, r: CheckResult) -> None:
 
 
 def _npy_header(path: Path) -> tuple[tuple[int, ...], str] | str:
-    """(shape, dtype) from a .npy header, or why it cannot be read."""
+    """(shape, dtype) from a .npy header (not the data), or why the file is unusable."""
     try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0)  # fmt: skip
-            shape, _, dtype = read(f)  # the header only, not the data
+        shape, dtype, _, size = npy_layout(path)
+        actual = os.path.getsize(path)
     except FileNotFoundError:
         return "file missing"
     except (OSError, ValueError) as e:
         return f"unreadable ({e})"
-    return tuple(shape), str(dtype)
+    if actual != size:
+        cut = "truncated" if actual < size else "longer than its header says"
+        return f"{cut}: {actual:,} bytes, its header needs {size:,}"
+    return shape, dtype
 
 
 def _campaigns(store: Store, r: CheckResult) -> None:

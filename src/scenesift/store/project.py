@@ -8,6 +8,7 @@ per (frame, source)).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -60,6 +61,75 @@ def _replace_box_sets(
     c.executemany(_INSERT_BOX, box_rows)
 
 
+#: SQLite's result codes for a damaged file (``database disk image is malformed``) and for
+#: one that is no database (``file is not a database``).
+_DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+
+
+def _damaged(path: Path, e: sqlite3.DatabaseError) -> Exception:
+    """A damaged catalog as a StoreError naming it and what to run; other errors as they are."""
+    code = getattr(e, "sqlite_errorcode", 0) & 0xFF
+    if code not in _DAMAGED:
+        return e
+    if code == sqlite3.SQLITE_NOTADB:
+        return StoreError(
+            f"{path} is not a scenesift catalog, or its first page is damaged (SQLite: {e}); "
+            "restore the project from a backup"
+        )
+    return StoreError(
+        f"{path}: the catalog is damaged (SQLite: {e}); `scenesift check -p {path.parent}` "
+        "shows what is broken; restore the project from a backup"
+    )
+
+
+class _Cursor(sqlite3.Cursor):
+    """Cursor whose statements and fetches report a damaged catalog by its file name."""
+
+    def execute(self, sql: str, parameters=(), /) -> _Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as e:
+            raise _damaged(self.connection.path, e) from e
+
+    def executemany(self, sql: str, seq, /) -> _Cursor:
+        try:
+            return super().executemany(sql, seq)
+        except sqlite3.DatabaseError as e:
+            raise _damaged(self.connection.path, e) from e
+
+    def fetchone(self):
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as e:
+            raise _damaged(self.connection.path, e) from e
+
+    def fetchmany(self, size: int | None = None) -> list:
+        try:
+            return super().fetchmany(self.arraysize if size is None else size)
+        except sqlite3.DatabaseError as e:
+            raise _damaged(self.connection.path, e) from e
+
+    def fetchall(self) -> list:
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as e:
+            raise _damaged(self.connection.path, e) from e
+
+
+class _Catalog(sqlite3.Connection):
+    """The catalog connection: a damaged file is a StoreError naming it, not a traceback
+    from deep inside whatever command met the bad page first. (Rows read by iterating a
+    cursor are not checked: that is per row, on hot paths.)"""
+
+    path: Path
+
+    def execute(self, sql: str, parameters=(), /) -> _Cursor:
+        return self.cursor(_Cursor).execute(sql, parameters)
+
+    def executemany(self, sql: str, seq, /) -> _Cursor:
+        return self.cursor(_Cursor).executemany(sql, seq)
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -81,14 +151,27 @@ class Store:
     # ----------------------------------------------------------------- lifecycle
     @staticmethod
     def _connect(
-        path: Path, busy_timeout: float = 30.0, any_thread: bool = False
+        path: Path, busy_timeout: float = 30.0, any_thread: bool = False, new: bool = False
     ) -> sqlite3.Connection:
+        """Open the catalog; an existing file must be one (checked before anything is
+        written to it: an empty or foreign file is refused unchanged)."""
         conn = sqlite3.connect(
-            path, isolation_level=None, timeout=busy_timeout, check_same_thread=not any_thread
-        )
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = NORMAL")
+            path, isolation_level=None, timeout=busy_timeout, check_same_thread=not any_thread,
+            factory=_Catalog,
+        )  # fmt: skip
+        conn.path = Path(path)
+        try:
+            if not new and not schema.is_catalog(conn):
+                raise StoreError(
+                    f"{path} is not a scenesift catalog (it is empty or another program's "
+                    "SQLite database); it was left as it is"
+                )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     @classmethod
@@ -110,7 +193,7 @@ class Store:
         (root / ARRAYS).mkdir(exist_ok=True)
         tmp = root / (CATALOG + ".init")
         tmp.unlink(missing_ok=True)
-        conn = cls._connect(tmp)
+        conn = cls._connect(tmp, new=True)
         try:
             schema.migrate(conn)
             store = cls(root, conn)
@@ -227,6 +310,9 @@ class Store:
         held back for simulated labelling: frames stay unlabelled until revealed).
         With ``labels_only`` (a labelling round trip) every frame must already be in the
         project and only its labels are written; its path and drive are left alone.
+        A frame's ``split``, when given, is its drive's (a new drive gets it, a known drive
+        must already have it). ``imports`` records each import once: a re-import of the
+        same data, right after it, adds no row.
         """
         if label_source not in LABEL_SOURCES:
             raise StoreError(f"label source must be one of {sorted(LABEL_SOURCES)}")
@@ -234,6 +320,7 @@ class Store:
         self._validate(batch, taxonomy)
         stamp = now()
         frames = batch.frames
+        digest = _digest(frames, labels_only)
         with self.transaction() as c:
             names = [f.name for f in frames]
             if labels_only:
@@ -267,13 +354,22 @@ class Store:
                             sit_rows.append((fid, sit, label_source, int(bool(value)), None, stamp))
                         if rec.boxes is not None:
                             sets.append((fid, label_source))
-                            box_rows.extend(_box_row(fid, label_source, b) for b in rec.boxes)
+                            box_rows.extend(
+                                _box_row(fid, label_source, b, rec.name) for b in rec.boxes
+                            )
                     c.executemany(_UPSERT_SITUATION_LABEL, sit_rows)
                     _replace_box_sets(c, sets, box_rows, stamp)
-            c.execute(
-                "INSERT INTO imports (source, label_source, report, created_at) VALUES (?,?,?,?)",
-                (batch.report.source, label_source, json.dumps(asdict(batch.report)), stamp),
-            )
+            last = c.execute(
+                "SELECT source, label_source, json_extract(report, '$.digest') FROM imports "
+                "ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            if last != (batch.report.source, label_source, digest):
+                report = {**asdict(batch.report), "digest": digest}
+                c.execute(
+                    "INSERT INTO imports (source, label_source, report, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (batch.report.source, label_source, json.dumps(report), stamp),
+                )
             if progress:
                 progress(len(frames))
         return batch.report
@@ -306,13 +402,32 @@ class Store:
         return c.execute("SELECT id FROM image_roots WHERE path = ?", (path,)).fetchone()[0]
 
     def _add_drives(self, c: sqlite3.Connection, frames: list[FrameRecord]) -> None:
-        """Give every new drive a split; drives already in the project keep theirs."""
+        """Give every new drive a split: the one its frames name, else a stratified one.
+        Drives already in the project keep theirs (naming another is an error)."""
         names = sorted({f.drive for f in frames})
-        known = set()
+        known: dict[str, str] = {}
         for chunk in _chunks(names):
-            q = f"SELECT name FROM drives WHERE name IN ({','.join('?' * len(chunk))})"
-            known.update(r[0] for r in c.execute(q, chunk))
+            q = f"SELECT name, split FROM drives WHERE name IN ({','.join('?' * len(chunk))})"
+            known.update(c.execute(q, chunk).fetchall())
+        given: dict[str, tuple[str, str]] = {}
+        for f in frames:
+            if f.split is None:
+                continue
+            split, frame = given.setdefault(f.drive, (f.split, f.name))
+            if split != f.split:
+                raise StoreError(
+                    f"drive {f.drive!r}: frame {frame!r} is in the {split} split but frame "
+                    f"{f.name!r} in {f.split!r}; a split holds whole drives"
+                )
+            if f.drive in known and known[f.drive] != f.split:
+                raise StoreError(
+                    f"drive {f.drive!r} is in the {known[f.drive]} split of the project; "
+                    f"frame {f.name!r} of this import puts it in {f.split!r}"
+                )
         new = [d for d in names if d not in known]
+        fixed = sorted((d, given[d][0]) for d in new if d in given)
+        c.executemany("INSERT INTO drives (name, split) VALUES (?, ?)", fixed)
+        new = [d for d in new if d not in given]
         if not new:
             return
         sizes: Counter[str] = Counter()
@@ -449,7 +564,7 @@ class Store:
                 for b in frame_boxes:
                     if b.category not in classes:
                         raise StoreError(f"{source}: frame {name!r}: unknown class {b.category!r}")
-                    rows.append(_box_row(ids[name], source, b))
+                    rows.append(_box_row(ids[name], source, b, name))
             with counts.bulk(c, list(ids.values())):
                 _replace_box_sets(c, [(ids[n], source) for n in boxes], rows, stamp)
         return len(rows)
@@ -594,7 +709,26 @@ def _relative(path: Path, root: str) -> str:
     return Path(rel).as_posix()
 
 
-def _box_row(fid: int, source: str, b: Box) -> tuple:
+def _digest(frames: Sequence[FrameRecord], labels_only: bool) -> str:
+    """A fingerprint of everything an import writes, to tell a re-import of the same data."""
+    h = hashlib.sha256(b"labels_only" if labels_only else b"frames")
+    for f in frames:
+        boxes = None if f.boxes is None else [_box_row(0, "", b, f.name) for b in f.boxes]
+        item = [f.name, str(f.path), f.drive, f.width, f.height, f.timestamp, f.split,
+                sorted(f.situations.items()), boxes]  # fmt: skip
+        h.update(json.dumps(item).encode() + b"\n")
+    return h.hexdigest()
+
+
+def _box_row(fid: int, source: str, b: Box, frame: str = "") -> tuple:
+    try:
+        probs = json.dumps(list(b.class_probs), allow_nan=False) if b.class_probs else None
+        attributes = json.dumps(dict(b.attributes), sort_keys=True, allow_nan=False)
+    except ValueError as e:  # NaN or infinity: strict JSON readers (and exports) refuse it
+        raise StoreError(
+            f"frame {frame!r}: a {b.category} box has a value that is not a finite number "
+            f"in {dict(b.attributes)} or its class probabilities ({e})"
+        ) from None
     return (
         fid,
         source,
@@ -606,8 +740,8 @@ def _box_row(fid: int, source: str, b: Box) -> tuple:
         int(b.occluded),
         int(b.truncated),
         b.score,
-        json.dumps(list(b.class_probs)) if b.class_probs is not None else None,
-        json.dumps(dict(b.attributes), sort_keys=True),
+        probs,
+        attributes,
     )
 
 

@@ -3,6 +3,8 @@
 The schema version lives in SQLite's ``PRAGMA user_version``. Each migration is applied in
 the same transaction as the version bump (SQLite DDL is transactional), so a project is
 always at exactly one version. Never edit a released migration: append a new one.
+``PRAGMA application_id`` says that a file is a scenesift catalog at all: to SQLite an empty
+file is a valid empty database, and migrating any other database would add our tables to it.
 """
 
 from __future__ import annotations
@@ -569,13 +571,40 @@ MIGRATIONS: list[Migration] = [V1, V2, V3, V4, _backfill_counts, V6]
 LATEST = len(MIGRATIONS)
 
 
+#: ``PRAGMA application_id`` of every scenesift catalog: "SSFT" as a big-endian integer.
+APPLICATION_ID = int.from_bytes(b"SSFT", "big")
+
+#: Tables every catalog has had since V1: how one made before application ids is recognised.
+_V1_TABLES = frozenset({
+    "project", "image_roots", "drives", "campaigns", "rounds", "frames", "situations",
+    "classes", "situation_labels", "box_sets", "boxes", "arrays", "imports",
+})  # fmt: skip
+
+
+def is_catalog(conn: sqlite3.Connection) -> bool:
+    """Whether ``conn`` is a scenesift catalog: our application id, or (a catalog from before
+    application ids) no id, a schema version we wrote and every V1 table. Reads only."""
+    app = conn.execute("PRAGMA application_id").fetchone()[0]
+    if app == APPLICATION_ID:
+        return True
+    if app != 0 or version(conn) < 1:
+        return False
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return tables >= _V1_TABLES
+
+
 def version(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA user_version").fetchone()[0]
 
 
 def migrate(conn: sqlite3.Connection, migrations: list[Migration] | None = None) -> int:
-    """Bring the catalog up to the latest version; return the number of migrations applied."""
+    """Bring the catalog up to the latest version, stamped with our application id (a catalog
+    from before ids gets it here); return the number of migrations applied."""
     migrations = MIGRATIONS if migrations is None else migrations
+    if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("COMMIT")
     current = version(conn)
     if current > len(migrations):
         raise StoreError(
