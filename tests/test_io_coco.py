@@ -219,3 +219,25 @@ def test_a_missing_image_folder_is_an_error(tmp_path):
     path = dump(tmp_path, coco_doc([image(1, "a.png")], []), ("a.png",))
     with pytest.raises(FormatError, match="an existing image folder"):
         read_coco(path, TAX, image_dir=tmp_path / "nowhere")
+
+
+def test_both_coco_readers_resolve_ids_alike(tmp_path):
+    """Ground truth and results files share one resolution of ids: a category or image id
+    used twice in the ground truth is an error for the results reader too."""
+    from scenesift.io.coco_results import read_coco_results
+
+    results = tmp_path / "dt.json"
+    results.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1],
+                                    "score": 0.5}]))  # fmt: skip
+    doc = coco_doc([image(1, "a.png")], [])
+    doc["categories"].append({"id": 1, "name": "truck"})
+    gt = dump(tmp_path, doc, ("a.png",))
+    for read in (lambda: read_coco(gt, TAX), lambda: read_coco_results(results, gt, TAX.classes)):
+        with pytest.raises(FormatError, match=r"\$\.categories\[2\]\.id: .*used once"):
+            read()
+    doc = coco_doc([image(1, "a.png"), image(1, "b.png")], [])
+    doc["categories"] = [{"id": 1, "name": "car"}]
+    gt = dump(tmp_path, doc, ("a.png", "b.png"))
+    for read in (lambda: read_coco(gt, TAX), lambda: read_coco_results(results, gt, TAX.classes)):
+        with pytest.raises(FormatError, match=r"\$\.images\[1\]\.id: .*used once"):
+            read()

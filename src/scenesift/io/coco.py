@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from scenesift.io.common import (
     ImageProblem,
@@ -34,6 +34,8 @@ from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
 from scenesift.taxonomy import Taxonomy
 
 _DRIVE_KEYS = ("drive", "sequence", "video_id")
+CocoId = int | str
+T = TypeVar("T")
 _IMAGE_DIR_SAMPLE = 20
 
 
@@ -70,7 +72,7 @@ def read_coco(
     path = Path(annotations_json).resolve()
     doc = JsonCursor(read_json(path), path)
     doc.obj()
-    categories = _read_categories(doc["categories"])
+    categories = read_categories(doc["categories"])
     images = _read_images(doc["images"], taxonomy)
     has_annotations = doc.has("annotations")
     if has_annotations:
@@ -101,23 +103,54 @@ def coco_id(cur: JsonCursor) -> int | str:
     return v
 
 
-def _read_categories(cur: JsonCursor) -> dict[int | str, str]:
-    out: dict[int | str, str] = {}
+def read_categories(cur: JsonCursor) -> dict[CocoId, str]:
+    """``$.categories`` as id -> name (an id used twice is an error)."""
+    return {cid: item.string("name") for cid, item in by_id(cur, "category").items()}
+
+
+def by_id(cur: JsonCursor, what: str) -> dict[CocoId, JsonCursor]:
+    """The entries of a COCO list (``$.images``, ``$.categories``) by their ``id``, each id
+    used once: what every reader resolves ``image_id`` and ``category_id`` against."""
+    out: dict[CocoId, JsonCursor] = {}
     for item in cur.items():
-        cid = coco_id(item["id"])
-        if cid in out:
-            raise item.error("a category id used once", cid, "id")
-        out[cid] = item.string("name")
+        key = coco_id(item["id"])
+        if key in out:
+            raise item.error(f"an {what} id used once" if what[0] in "aeiou"
+                             else f"a {what} id used once", key, "id")  # fmt: skip
+        out[key] = item
     return out
 
 
-def _read_images(cur: JsonCursor, taxonomy: Taxonomy) -> dict[int | str, _Image]:
-    out: dict[int | str, _Image] = {}
+def resolve_ids(
+    item: JsonCursor, images: Mapping[CocoId, T], categories: Mapping[CocoId, str]
+) -> tuple[T, str]:
+    """An annotation's (or a result's) image and category name, from its ``image_id`` and
+    ``category_id``; FormatError at the JSON path of an unknown one."""
+    item.obj()
+    image_id = coco_id(item["image_id"])
+    if image_id not in images:
+        raise item.error("the id of an image in the ground truth's $.images", image_id, "image_id")
+    category_id = coco_id(item["category_id"])
+    if category_id not in categories:
+        raise item.error("the id of a category in $.categories", category_id, "category_id")
+    return images[image_id], categories[category_id]
+
+
+def coco_bbox(item: JsonCursor) -> tuple[float, float, float, float]:
+    """``bbox`` [x, y, width, height] as x1, y1, x2, y2."""
+    bbox = item["bbox"]
+    if not isinstance(bbox.value, list) or len(bbox.value) != 4:
+        raise bbox.error("a bbox [x, y, width, height]", bbox.value)
+    x, y, w, h = (bbox[i].number() for i in range(4))
+    if w < 0 or h < 0:
+        raise bbox.error("a bbox with width and height >= 0", bbox.value)
+    return x, y, x + w, y + h
+
+
+def _read_images(cur: JsonCursor, taxonomy: Taxonomy) -> dict[CocoId, _Image]:
+    out: dict[CocoId, _Image] = {}
     seen_files: set[str] = set()
-    for item in cur.items():
-        iid = coco_id(item["id"])
-        if iid in out:
-            raise item.error("an image id used once", iid, "id")
+    for iid, item in by_id(cur, "image").items():
         file_name = _file_name(item)
         if file_name in seen_files:
             raise item.error("a file_name used by one image only", file_name, "file_name")
@@ -182,22 +215,12 @@ def _read_annotations(
     cur: JsonCursor, images: dict[int | str, _Image], categories: dict[int | str, str]
 ) -> None:
     for item in cur.items():
-        image_id = coco_id(item["image_id"])
-        if image_id not in images:
-            raise item.error("the id of an image in $.images", image_id, "image_id")
-        category_id = coco_id(item["category_id"])
-        if category_id not in categories:
-            raise item.error("the id of a category in $.categories", category_id, "category_id")
-        images[image_id].boxes.append(_box(item, categories[category_id]))
+        image, category = resolve_ids(item, images, categories)
+        image.boxes.append(_box(item, category))
 
 
 def _box(item: JsonCursor, category: str) -> Box:
-    bbox = item["bbox"]
-    if not isinstance(bbox.value, list) or len(bbox.value) != 4:
-        raise bbox.error("a bbox [x, y, width, height]", bbox.value)
-    x, y, w, h = (bbox[i].number() for i in range(4))
-    if w < 0 or h < 0:
-        raise bbox.error("a bbox with width and height >= 0", bbox.value)
+    x1, y1, x2, y2 = coco_bbox(item)
     attributes: dict[str, Any] = {}
     if item.has("iscrowd"):
         crowd = item["iscrowd"].value
@@ -213,7 +236,7 @@ def _box(item: JsonCursor, category: str) -> Box:
                 flags[key] = attrs.boolean(key)
             else:
                 attributes[key] = value
-    return Box(category, x, y, x + w, y + h, attributes=attributes, **flags)
+    return Box(category, x1, y1, x2, y2, attributes=attributes, **flags)
 
 
 def _find_image_dir(path: Path, images: dict[int | str, _Image]) -> Path:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from scenesift.io.coco import coco_id
+from scenesift.io.coco import CocoId, by_id, coco_bbox, coco_id, read_categories, resolve_ids
 from scenesift.io.common import JsonCursor, read_json
 from scenesift.records import Box, FrameRecord
 
@@ -40,7 +40,7 @@ class PrecomputedDetector:
 
 def read_coco_results(
     results_json: Path,
-    coco_gt_json_or_image_ids: Path | Mapping[int | str, str],
+    coco_gt_json_or_image_ids: Path | Mapping[CocoId, str],
     classes: Sequence[str],
 ) -> dict[str, list[Box]]:
     """Detections per frame name from a COCO results list, best score first.
@@ -61,41 +61,28 @@ def read_coco_results(
     doc = JsonCursor(read_json(path), path)
     out: dict[str, list[Box]] = {name: [] for name in images.values()}
     for item in doc.items():
-        item.obj()
-        image_id = coco_id(item["image_id"])
-        if image_id not in images:
-            raise item.error("the id of a ground-truth image", image_id, "image_id")
-        category_id = coco_id(item["category_id"])
-        if category_id not in categories:
-            raise item.error("the id of a known category", category_id, "category_id")
-        out[images[image_id]].append(_box(item, categories[category_id], len(classes)))
+        name, category = resolve_ids(item, images, categories)
+        out[name].append(_box(item, category, len(classes)))
     for boxes in out.values():
         boxes.sort(key=lambda b: -(b.score or 0.0))
     return out
 
 
-def _read_gt_ids(
-    path: Path, classes: Sequence[str]
-) -> tuple[dict[int | str, str], dict[int | str, str]]:
+def _read_gt_ids(path: Path, classes: Sequence[str]) -> tuple[dict[CocoId, str], dict[CocoId, str]]:
+    """image id -> frame name and category id -> class, read as the COCO importer does."""
     doc = JsonCursor(read_json(path), path)
     doc.obj()
-    categories: dict[int | str, str] = {}
+    categories = read_categories(doc["categories"])
     for item in doc["categories"].items():
-        name = item.string("name")
-        if name not in classes:
-            raise item.error(f"a class of the project ({', '.join(classes)})", name, "name")
-        categories[coco_id(item["id"])] = name
-    images = {coco_id(item["id"]): item.string("file_name") for item in doc["images"].items()}
+        if categories[coco_id(item["id"])] not in classes:
+            known = f"a class of the project ({', '.join(classes)})"
+            raise item.error(known, item.value["name"], "name")
+    images = {key: item.string("file_name") for key, item in by_id(doc["images"], "image").items()}
     return images, categories
 
 
 def _box(item: JsonCursor, category: str, n_classes: int) -> Box:
-    bbox = item["bbox"]
-    if not isinstance(bbox.value, list) or len(bbox.value) != 4:
-        raise bbox.error("a bbox [x, y, width, height]", bbox.value)
-    x, y, w, h = (bbox[i].number() for i in range(4))
-    if w < 0 or h < 0:
-        raise bbox.error("a bbox with width and height >= 0", bbox.value)
+    x1, y1, x2, y2 = coco_bbox(item)
     score = item.number("score")
     probs = None
     if item.has("class_probs"):
@@ -105,4 +92,4 @@ def _box(item: JsonCursor, category: str, n_classes: int) -> Box:
         probs = tuple(cur[i].number() for i in range(n_classes))
         if min(probs) < 0 or not math.isclose(sum(probs), 1.0, abs_tol=1e-3):
             raise cur.error("probabilities >= 0 that sum to 1", cur.value)
-    return Box(category, x, y, x + w, y + h, score=score, class_probs=probs)
+    return Box(category, x1, y1, x2, y2, score=score, class_probs=probs)
