@@ -410,14 +410,22 @@ def test_a_catalog_from_before_application_ids_is_stamped_on_opening(tmp_path):
 def test_a_damaged_catalog_is_a_store_error_naming_it(store, tmp_path):
     store.ingest(make_batch(tmp_path, {f"d{i}": [{"boxes": [car()]}] * 50 for i in range(40)}))
     store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = store.conn.execute("PRAGMA page_size").fetchone()[0]
+    frames = store.conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'frames'")
+    root = frames.fetchone()[0]
     store.close()
     path = store.root / "catalog.sqlite"
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])  # half-written
-    with pytest.raises(StoreError, match=r"catalog\.sqlite.*scenesift check"):
+    with path.open("r+b") as f:  # garbage over one page: the rest can still be checked
+        f.seek((root - 1) * page)
+        f.write(b"\x42" * page)
+    with pytest.raises(StoreError, match=r"catalog\.sqlite.*malformed.*scenesift check"):
         Store.open(store.root).records()
+    path.write_bytes(data[: len(data) // 2])  # half-written: the schema itself is lost
+    with pytest.raises(StoreError, match=r"catalog\.sqlite.*schema unreadable"):
+        Store.open(store.root)
     path.write_bytes(b"\0" * len(data))  # garbage from the first page
-    with pytest.raises(StoreError, match=r"catalog\.sqlite"):
+    with pytest.raises(StoreError, match=r"catalog\.sqlite.*not a scenesift catalog"):
         Store.open(store.root)
 
 

@@ -109,7 +109,8 @@ def check(store: Store, quick: bool = False) -> IntegrityReport:
         try:
             fn(store, result)
         except (sqlite3.DatabaseError, StoreError) as e:  # a damaged catalog
-            result.add(f"could not finish: {e}")
+            cause = e.__cause__ if isinstance(e.__cause__, sqlite3.DatabaseError) else e
+            result.add(f"could not finish (SQLite: {cause})")
         result.seconds = time.perf_counter() - started
         results.append(result)
     return IntegrityReport(results)

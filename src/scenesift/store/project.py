@@ -66,8 +66,10 @@ def _replace_box_sets(
 _DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 
 
-def _damaged(path: Path, e: sqlite3.DatabaseError) -> Exception:
-    """A damaged catalog as a StoreError naming it and what to run; other errors as they are."""
+def _damaged(path: Path, e: sqlite3.DatabaseError, schema_read: bool = True) -> Exception:
+    """A damaged catalog as a StoreError naming it and what to run; other errors as they are.
+    ``schema_read``: whether SQLite could read the schema (else nothing, not even
+    ``scenesift check``, can work with the file)."""
     code = getattr(e, "sqlite_errorcode", 0) & 0xFF
     if code not in _DAMAGED:
         return e
@@ -75,6 +77,11 @@ def _damaged(path: Path, e: sqlite3.DatabaseError) -> Exception:
         return StoreError(
             f"{path} is not a scenesift catalog, or its first page is damaged (SQLite: {e}); "
             "restore the project from a backup"
+        )
+    if not schema_read:
+        return StoreError(
+            f"{path}: the catalog is damaged, its schema unreadable (SQLite: {e}); restore "
+            "the project from a backup"
         )
     return StoreError(
         f"{path}: the catalog is damaged (SQLite: {e}); `scenesift check -p {path.parent}` "
@@ -161,7 +168,13 @@ class Store:
         )  # fmt: skip
         conn.path = Path(path)
         try:
-            if not new and not schema.is_catalog(conn):
+            try:  # the first statement reads the schema
+                ours = new or schema.is_catalog(conn)
+            except StoreError as e:
+                if isinstance(e.__cause__, sqlite3.DatabaseError):
+                    raise _damaged(conn.path, e.__cause__, schema_read=False) from e.__cause__
+                raise
+            if not ours:
                 raise StoreError(
                     f"{path} is not a scenesift catalog (it is empty or another program's "
                     "SQLite database); it was left as it is"
