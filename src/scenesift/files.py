@@ -28,8 +28,10 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator[Any]:
         raise
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Strict JSON (no NaN or Infinity, which strict parsers reject), written atomically."""
-    with atomic_write(path) as f:  # a failure leaves no file (nor a half-written one)
-        json.dump(data, f, indent=1, allow_nan=False)
+def write_json(path: Path, data: Any, strict: bool = False) -> None:
+    """JSON written atomically. ``strict`` (exports for other tools): NaN and Infinity,
+    which strict parsers reject, are a ValueError and no file is written; otherwise they are
+    written as Python's json reads them back (our own sidecars: an undefined ROC-AUC)."""
+    with atomic_write(path) as f:
+        json.dump(data, f, indent=1, allow_nan=not strict)
         f.write("\n")

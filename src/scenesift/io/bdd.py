@@ -238,7 +238,7 @@ def write_bdd(
         if rec.boxes is not None:
             item["labels"] = [_box_json(b) for b in rec.boxes]
         out.append(item)
-    write_json(out_path, out)
+    write_json(out_path, out, strict=True)
     return Path(out_path)
 
 

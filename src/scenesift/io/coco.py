@@ -331,7 +331,7 @@ def write_coco(
             )
     categories = [{"id": i, "name": name} for name, i in cat_ids.items()]
     doc = {"images": images, "annotations": annotations, "categories": categories}
-    write_json(Path(out_path), doc)
+    write_json(Path(out_path), doc, strict=True)
     return Path(out_path)
 
 
@@ -395,5 +395,5 @@ def write_coco_predictions(
             if box.class_probs is not None:
                 entry["class_probs"] = list(box.class_probs)
             results.append(entry)
-    write_json(Path(out_path), results)
+    write_json(Path(out_path), results, strict=True)
     return Path(out_path)

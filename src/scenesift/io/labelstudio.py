@@ -69,7 +69,7 @@ def write_labelstudio_tasks(
     ]
     write_labelstudio_config(taxonomy, out_dir / "labeling_config.xml")
     tasks_path = out_dir / "tasks.json"
-    write_json(tasks_path, tasks)
+    write_json(tasks_path, tasks, strict=True)
     return tasks_path
 
 
