@@ -8,6 +8,7 @@ per (frame, source)).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -89,38 +90,27 @@ def _damaged(path: Path, e: sqlite3.DatabaseError, schema_read: bool = True) -> 
     )
 
 
+def _naming_damage(method: Callable) -> Callable:
+    """``method`` of a cursor, raising a damaged catalog as a StoreError naming the file."""
+
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise _damaged(self.connection.path, e) from e
+
+    return wrapped
+
+
 class _Cursor(sqlite3.Cursor):
     """Cursor whose statements and fetches report a damaged catalog by its file name."""
 
-    def execute(self, sql: str, parameters=(), /) -> _Cursor:
-        try:
-            return super().execute(sql, parameters)
-        except sqlite3.DatabaseError as e:
-            raise _damaged(self.connection.path, e) from e
-
-    def executemany(self, sql: str, seq, /) -> _Cursor:
-        try:
-            return super().executemany(sql, seq)
-        except sqlite3.DatabaseError as e:
-            raise _damaged(self.connection.path, e) from e
-
-    def fetchone(self):
-        try:
-            return super().fetchone()
-        except sqlite3.DatabaseError as e:
-            raise _damaged(self.connection.path, e) from e
-
-    def fetchmany(self, size: int | None = None) -> list:
-        try:
-            return super().fetchmany(self.arraysize if size is None else size)
-        except sqlite3.DatabaseError as e:
-            raise _damaged(self.connection.path, e) from e
-
-    def fetchall(self) -> list:
-        try:
-            return super().fetchall()
-        except sqlite3.DatabaseError as e:
-            raise _damaged(self.connection.path, e) from e
+    execute = _naming_damage(sqlite3.Cursor.execute)
+    executemany = _naming_damage(sqlite3.Cursor.executemany)
+    fetchone = _naming_damage(sqlite3.Cursor.fetchone)
+    fetchmany = _naming_damage(sqlite3.Cursor.fetchmany)
+    fetchall = _naming_damage(sqlite3.Cursor.fetchall)
 
 
 class _Catalog(sqlite3.Connection):
