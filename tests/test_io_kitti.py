@@ -51,7 +51,8 @@ def test_reads_classes_attributes_and_unlabelled_frames(tmp_path):
     batch = read_kitti(root, TAX)
     by_name = {f.name: f for f in batch.frames}
     assert list(by_name) == ["000001.png", "000002.png", "000003.png"]
-    car, ped = by_name["000001.png"].boxes
+    car, ped, *regions = by_name["000001.png"].boxes
+    assert len(regions) == len(TAX.classes) and all(b.attributes["iscrowd"] for b in regions)
     assert (car.category, car.x1, car.y2, car.truncated, car.occluded) == ("car", 1, 40, True, True)
     assert car.attributes == {"truncation": 0.3, "kitti_occlusion": 2, "distance": 25.0}
     assert (ped.category, ped.truncated, ped.occluded) == ("pedestrian", False, False)
@@ -173,3 +174,72 @@ def test_two_images_sharing_a_stem_and_its_label_file_are_refused(tmp_path):
     write_image(root / "image_2" / "000001.jpg")
     with pytest.raises(FormatError, match=r"000001\.jpg.*000001\.png|000001\.png.*000001\.jpg"):
         read_kitti(root, TAX)
+
+
+DONTCARE = "DontCare -1 -1 -10 {} {} {} {} -1 -1 -1 -1000 -1000 -1000 -10"
+
+
+def test_dontcare_regions_become_ignore_regions_of_every_class(tmp_path):
+    root = kitti(tmp_path, {"000001": [line("Car", 1, 2, 30, 40), DONTCARE.format(40, 5, 60, 30)]})
+    batch = read_kitti(root, TAX)
+    boxes = batch.frames[0].boxes
+    real = [b for b in boxes if not b.attributes.get("iscrowd")]
+    regions = [b for b in boxes if b.attributes.get("iscrowd")]
+    assert [b.category for b in real] == ["car"]
+    assert sorted(b.category for b in regions) == sorted(TAX.classes)
+    assert {(b.x1, b.y1, b.x2, b.y2) for b in regions} == {(40, 5, 60, 30)}
+    assert (batch.report.boxes, batch.report.ignore_regions) == (1, 1)
+
+
+def test_dontcare_regions_are_written_back_once(tmp_path):
+    root = kitti(tmp_path, {"000001": [line("Car", 1, 2, 30, 40), DONTCARE.format(40, 5, 60, 30)]})
+    label_dir = write_kitti(read_kitti(root, TAX).frames, tmp_path / "out")
+    lines = (label_dir / "000001.txt").read_text().splitlines()
+    assert [ln.split()[0] for ln in lines] == ["Car", "DontCare"]
+
+
+def test_every_dropped_or_merged_type_is_counted(tmp_path):
+    lines = [
+        line("Van", 1, 2, 30, 40),
+        line("Van", 2, 2, 30, 40),
+        line("Person_sitting", 1, 1, 9, 9),
+    ]
+    lines += [line("Tram", 1, 2, 3, 4), line("Misc", 1, 2, 3, 4), line("Car", 1, 2, 30, 40)]
+    batch = read_kitti(kitti(tmp_path, {"000001": lines}), TAX)
+    r = batch.report
+    assert r.ignored_categories == {"Tram": 1, "Misc": 1}
+    assert r.mapped_categories == {"Van -> car": 2, "Person_sitting -> pedestrian": 1}
+    assert r.boxes == 4
+
+
+def test_class_map_toml_is_applied_over_the_defaults(tmp_path):
+    from scenesift.io.formats import read_dataset
+
+    root = kitti(tmp_path / "d", {"000001": [line("Tram", 1, 2, 30, 40), line("Van", 1, 2, 9, 9)]})
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('[classes]\nTram = "truck"\nVan = ""\n')
+    batch = read_dataset("kitti", root, TAX, mapping=mapping)
+    assert [b.category for b in batch.frames[0].boxes] == ["truck"]
+    assert batch.report.ignored_categories == {"Van": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [('[classes]\nTram = "bus"\n', "classes.Tram"), ("[classes]\nTram = 3\n", "classes.Tram")],
+)
+def test_a_bad_class_map_names_its_entry(tmp_path, text, where):
+    from scenesift.io.formats import read_dataset
+
+    root = kitti(tmp_path / "d", {"000001": [line("Car", 1, 2, 30, 40)]})
+    (tmp_path / "map.toml").write_text(text)
+    with pytest.raises(FormatError, match=where):
+        read_dataset("kitti", root, TAX, mapping=tmp_path / "map.toml")
+
+
+@pytest.mark.parametrize(("fmt", "option"), [("kitti", "images"), ("labelstudio", "mapping")])
+def test_an_option_the_format_cannot_use_is_refused(tmp_path, fmt, option):
+    from scenesift.io.formats import read_dataset
+
+    root = kitti(tmp_path, {"000001": [line("Car", 1, 2, 30, 40)]})
+    with pytest.raises(FormatError, match=f"--{option}"):
+        read_dataset(fmt, root, TAX, **{option: tmp_path / "whatever"})

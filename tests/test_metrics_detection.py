@@ -397,3 +397,25 @@ def test_object_slices_get_intervals_too():
         f.boxes = [replace(b, attributes={"distance": 600.0 / b.height}) for b in f.boxes]
     out = evaluate_object_slices(frames, noisy(frames), CLASSES, distance_slices(frames), 10)
     assert any(r.ci is not None for res in out.slices.values() for r in res.results)
+
+
+def test_a_detection_inside_a_kitti_dontcare_region_is_not_a_false_positive(tmp_path):
+    from io_fixtures import write_image
+    from scenesift.io.kitti import read_kitti
+
+    write_image(tmp_path / "image_2" / "000001.png")  # 64 x 48
+    (tmp_path / "label_2").mkdir()
+    (tmp_path / "label_2" / "000001.txt").write_text(
+        "Car 0.0 0 -1.5 1 2 30 40 1.5 1.6 3.9 -1.0 1.8 12.5 -1.6\n"
+        "DontCare -1 -1 -10 40 5 60 30 -1 -1 -1 -1000 -1000 -1000 -10\n"
+    )
+    gt = read_kitti(tmp_path, default_taxonomy()).frames
+    detections = {
+        "000001.png": [
+            Box("car", 42, 6, 58, 28, score=0.9),  # an unlabelled car in the DontCare area
+            Box("car", 1, 2, 30, 40, score=0.8),
+        ]
+    }
+    res = evaluate_detection(gt, detections, CLASSES)
+    assert res.get("AP50", "car").value == pytest.approx(1.0)
+    assert res.get("AP50", "car").n_instances == 1

@@ -133,7 +133,9 @@ def import_(
     project: Path = PROJECT,
     images: Path | None = typer.Option(None, help="Image folder, where the format allows."),
     mapping: Path | None = typer.Option(
-        None, help="bdd: TOML mapping of attributes/categories (default: built in)."
+        None,
+        help="bdd: TOML mapping of attributes/categories (default: built in); kitti: TOML "
+        '[classes] of KITTI type = class ("" leaves a type out), over the built-in map.',
     ),
     labels_as: LabelSource = typer.Option(
         LabelSource.import_,

@@ -85,9 +85,22 @@ class ImportReport:
     dropped_boxes: int = 0  # empty after clipping, or degenerate
     unknown_categories: dict[str, int] = field(default_factory=dict)
     unknown_attributes: dict[str, int] = field(default_factory=dict)
+    #: Categories the format's class map leaves out (KITTI's Tram, Misc), per category.
+    ignored_categories: dict[str, int] = field(default_factory=dict)
+    #: Categories imported under another class name, per ``"Van -> car"``.
+    mapped_categories: dict[str, int] = field(default_factory=dict)
+    #: Regions whose objects are not labelled (KITTI's DontCare), kept as ``iscrowd`` boxes.
+    ignore_regions: int = 0
 
     def count_unknown_category(self, name: str) -> None:
         self.unknown_categories[name] = self.unknown_categories.get(name, 0) + 1
+
+    def count_ignored_category(self, name: str) -> None:
+        self.ignored_categories[name] = self.ignored_categories.get(name, 0) + 1
+
+    def count_mapped_category(self, name: str, to: str) -> None:
+        key = f"{name} -> {to}"
+        self.mapped_categories[key] = self.mapped_categories.get(key, 0) + 1
 
     def count_unknown_attribute(self, name: str) -> None:
         self.unknown_attributes[name] = self.unknown_attributes.get(name, 0) + 1

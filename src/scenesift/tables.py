@@ -88,6 +88,12 @@ def import_report_table(report: ImportReport, label_source: str) -> Table:
     table.add_row("images skipped", f"{len(report.skipped_images):,}")
     for name, n in sorted(report.unknown_categories.items()):
         table.add_row(f"unknown category {name!r} (skipped)", f"{n:,}")
+    if report.ignore_regions:
+        table.add_row("ignore regions (DontCare: not scored)", f"{report.ignore_regions:,}")
+    for name, n in sorted(report.ignored_categories.items()):
+        table.add_row(f"category {name!r} (not imported: the class map leaves it out)", f"{n:,}")
+    for name, n in sorted(report.mapped_categories.items()):
+        table.add_row(f"category {name} (imported under the project's class)", f"{n:,}")
     for name, n in sorted(report.unknown_attributes.items()):
         table.add_row(f"unknown attribute {name!r} (ignored)", f"{n:,}")
     return table

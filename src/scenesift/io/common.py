@@ -137,18 +137,22 @@ def keep_boxes(
     height: int,
     report: ImportReport,
 ) -> list[Box]:
-    """Map each box's category (None: ignore it silently), count and drop categories that
-    are not project classes, and clip the rest to the image (counted)."""
+    """Map each box's category (None: leave it out), count and drop categories that are not
+    project classes, and clip the rest to the image. Every category left out or imported
+    under another name is counted, so the import summary shows what happened to each."""
     kept = []
     for box in boxes:
         category = category_map.get(box.category, box.category)
         if category is None:
+            report.count_ignored_category(box.category)
             continue
         if category not in classes:
             report.count_unknown_category(box.category)
             continue
         clipped = clip_box(box, width, height, report)
         if clipped is not None:
+            if category.casefold() != box.category.casefold():  # KITTI's Car is car
+                report.count_mapped_category(box.category, category)
             kept.append(replace(clipped, category=category))
     return kept
 

@@ -6,11 +6,22 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from scenesift.io.common import Track
+from scenesift.io.errors import FormatError
 from scenesift.records import FrameRecord, ImportBatch
 from scenesift.taxonomy import Taxonomy
 
 IMPORT_FORMATS = ("bdd", "kitti", "coco", "csv", "labelstudio")
 EXPORT_FORMATS = ("bdd", "kitti", "coco", "coco-results", "csv", "labelstudio")
+
+#: The options of ``scenesift import`` each format uses. Any other is refused, not ignored:
+#: a ``--mapping`` that silently does nothing looks exactly like one that worked.
+IMPORT_OPTIONS: dict[str, frozenset[str]] = {
+    "bdd": frozenset({"images", "mapping"}),
+    "kitti": frozenset({"mapping"}),
+    "coco": frozenset({"images"}),
+    "csv": frozenset({"images"}),
+    "labelstudio": frozenset(),
+}
 
 
 def read_dataset(
@@ -23,7 +34,13 @@ def read_dataset(
     verify: bool = True,
     track: Track | None = None,
 ) -> ImportBatch:
-    """Parse and validate ``source`` in format ``fmt``; nothing is written."""
+    """Parse and validate ``source`` in format ``fmt``; nothing is written. An option the
+    format cannot use is a FormatError naming it."""
+    given = {"images": images, "mapping": mapping}
+    for option, value in given.items():
+        if value is not None and option not in IMPORT_OPTIONS.get(fmt, frozenset({option})):
+            usable = ", ".join(f"--{o}" for o in sorted(IMPORT_OPTIONS[fmt])) or "none"
+            raise FormatError(value, f"--{option}", f"no --{option} for {fmt} (it uses: {usable})")
     if fmt == "bdd":
         from scenesift.io.bdd import BddMapping, read_bdd
 
@@ -32,9 +49,10 @@ def read_dataset(
             mapping=BddMapping.from_toml(mapping) if mapping else None,
         )  # fmt: skip
     if fmt == "kitti":
-        from scenesift.io.kitti import read_kitti
+        from scenesift.io.kitti import read_class_map, read_kitti
 
-        return read_kitti(source, taxonomy, verify_images=verify, track=track)
+        class_map = read_class_map(mapping, taxonomy) if mapping else None
+        return read_kitti(source, taxonomy, verify_images=verify, track=track, class_map=class_map)
     if fmt == "coco":
         from scenesift.io.coco import read_coco
 

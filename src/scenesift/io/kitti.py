@@ -4,19 +4,27 @@ Lines read ``type truncated occluded alpha x1 y1 x2 y2 h w l x y z ry [score]``.
 box, the class, truncation, occlusion and depth matter to scenesift; the rest of the 3D fields
 are written back as KITTI's "unknown" defaults so the files stay valid for KITTI tools.
 KITTI object detection has no drives: every frame is its own drive.
+
+``DontCare`` regions hold objects nobody labelled. They are kept as *ignore regions*: one
+box per project class with ``iscrowd`` set, COCO's own way to say "detections here are
+neither right nor wrong", so the evaluation ignores detections inside them (as KITTI's own
+benchmark does) instead of counting them as false positives.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import tomllib
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from scenesift.io.common import (
     ImageProblem,
     Track,
     atomic_write,
+    clip_box,
     is_text,
     keep_boxes,
     printable,
@@ -30,7 +38,11 @@ from scenesift.taxonomy import Taxonomy
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
-#: KITTI type -> project class; None means "not an object we model" (ignored, not counted).
+#: KITTI's type for regions with unlabelled objects: kept as ignore regions unless mapped.
+DONTCARE = "DontCare"
+
+#: KITTI type -> project class; None means "not an object we model" (left out, counted in
+#: the import report). A class map given to :func:`read_kitti` is applied over this one.
 DEFAULT_CLASS_MAP: dict[str, str | None] = {
     "Car": "car",
     "Van": "car",
@@ -40,7 +52,6 @@ DEFAULT_CLASS_MAP: dict[str, str | None] = {
     "Cyclist": "cyclist",
     "Misc": None,
     "Tram": None,
-    "DontCare": None,
 }
 
 #: Project class -> KITTI type when writing; classes not listed keep their own name.
@@ -70,8 +81,9 @@ def read_kitti(
 ) -> ImportBatch:
     """Read a KITTI split folder (``root/image_2``, ``root/label_2``) into a batch.
 
-    ``class_map`` maps KITTI types to project classes (default :data:`DEFAULT_CLASS_MAP`);
-    types mapped to None are ignored and ``DontCare`` is ignored unless mapped. An image
+    ``class_map`` maps KITTI types to project classes over :data:`DEFAULT_CLASS_MAP`; types
+    mapped to None are left out (counted); ``DontCare`` lines become ignore regions unless
+    mapped (see the module docstring). An image
     without a label file gets ``boxes=None`` (not labelled). With ``as_predictions`` the
     files are read as detector output (16th field = score) into ``predicted_boxes``.
     """
@@ -79,7 +91,7 @@ def read_kitti(
     image_dir, label_dir = root / "image_2", root / "label_2"
     if not image_dir.is_dir():
         raise FormatError(root, "image_2", "a KITTI folder with image_2/ (and label_2/)")
-    mapping = {"DontCare": None, **(DEFAULT_CLASS_MAP if class_map is None else class_map)}
+    mapping = {**DEFAULT_CLASS_MAP, **(class_map or {})}
     report = ImportReport(source=f"kitti:{root}")
     images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     _check_unique_stems(images)
@@ -106,7 +118,7 @@ def read_kitti(
             frame.predicted_boxes = boxes or []
         else:
             frame.boxes = boxes
-        report.boxes += len(boxes or ())
+        report.boxes += sum(not b.attributes.get("iscrowd") for b in boxes or ())
         frames.append(frame)
     report.frames = len(frames)
     return ImportBatch(frames=frames, image_root=image_dir, report=report)
@@ -187,8 +199,40 @@ def _keep_boxes(
     height: int,
     report: ImportReport,
 ) -> list[Box]:
-    """Map KITTI types to classes, drop ignored and unknown ones, clip to the image."""
-    return keep_boxes(parsed, mapping, taxonomy.classes, width, height, report)
+    """Map KITTI types to classes, drop ignored and unknown ones, clip to the image; each
+    unmapped DontCare region becomes an ignore region of every class."""
+    regions = [b for b in parsed if b.category == DONTCARE and DONTCARE not in mapping]
+    objects = [b for b in parsed if not (b.category == DONTCARE and DONTCARE not in mapping)]
+    kept = keep_boxes(objects, mapping, taxonomy.classes, width, height, report)
+    for region in regions:
+        clipped = clip_box(region, width, height, report)
+        if clipped is None:
+            continue
+        report.ignore_regions += 1
+        attributes = {"iscrowd": True, "kitti_type": DONTCARE}
+        kept.extend(replace(clipped, category=c, attributes=attributes) for c in taxonomy.classes)
+    return kept
+
+
+def read_class_map(path: Path, taxonomy: Taxonomy) -> dict[str, str | None]:
+    """A TOML class map: ``[classes]`` KITTI type = project class, ``""`` to leave the type
+    out (``Van = "truck"``, ``Tram = ""``); applied over :data:`DEFAULT_CLASS_MAP`."""
+    try:
+        data = tomllib.loads(read_text(path))
+    except tomllib.TOMLDecodeError as e:
+        raise FormatError(path, str(e), "a valid TOML class map") from None
+    classes = data.get("classes")
+    if not isinstance(classes, dict) or set(data) - {"classes"}:
+        raise FormatError(
+            path, "top level", "one table [classes] of KITTI type = class", list(data)
+        )
+    out: dict[str, str | None] = {}
+    for kitti_type, name in classes.items():
+        if not isinstance(name, str) or (name and name not in taxonomy.classes):
+            expected = f'a class of the project ({", ".join(taxonomy.classes)}) or ""'
+            raise FormatError(path, f"classes.{kitti_type}", expected, name)
+        out[kitti_type] = name or None
+    return out
 
 
 def write_kitti(frames: Iterable[FrameRecord], out_dir: Path, *, predictions: bool = False) -> Path:
@@ -197,6 +241,7 @@ def write_kitti(frames: Iterable[FrameRecord], out_dir: Path, *, predictions: bo
     Frames with ``boxes=None`` get no file (so they read back as unlabelled); fields
     scenesift does not know are KITTI's defaults. With ``predictions`` the frames'
     ``predicted_boxes`` are written with their score as the 16th field.
+    Ignore regions are written once each, as ``DontCare``.
     """
     label_dir = Path(out_dir) / "label_2"
     label_dir.mkdir(parents=True, exist_ok=True)
@@ -214,8 +259,21 @@ def write_kitti(frames: Iterable[FrameRecord], out_dir: Path, *, predictions: bo
         written[stem] = frame.name
         path = label_dir / f"{stem}.txt"
         with atomic_write(path) as f:
-            f.writelines(_format_line(box, with_score=predictions) + "\n" for box in boxes)
+            f.writelines(
+                _format_line(box, with_score=predictions) + "\n"
+                for box in boxes
+                if not box.attributes.get("iscrowd")
+            )
+            regions = dict.fromkeys(
+                (b.x1, b.y1, b.x2, b.y2) for b in boxes if b.attributes.get("iscrowd")
+            )
+            f.writelines(_dontcare_line(*xyxy) + "\n" for xyxy in regions)
     return label_dir
+
+
+def _dontcare_line(x1: float, y1: float, x2: float, y2: float) -> str:
+    coords = " ".join(f"{v:.4f}" for v in (x1, y1, x2, y2))
+    return f"{DONTCARE} -1 -1 -10 {coords} -1 -1 -1 -1000 -1000 -1000 -10"
 
 
 def _format_line(box: Box, with_score: bool) -> str:
