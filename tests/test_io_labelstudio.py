@@ -255,3 +255,13 @@ def test_two_situations_of_an_exclusive_group_are_refused(tmp_path):
     path = export(tmp_path, [annotate(task, [choice])])
     with pytest.raises(FormatError, match=r"\$\[0\]\.annotations\[0\]\.result: .*time_of_day"):
         read_labelstudio_export(path, TAX)
+
+
+def test_an_exclusive_group_pre_selects_only_its_highest_score(tmp_path):
+    scores = {"day": 0.7, "dusk": 0.9, "night": 0.6, "highway": 0.4, "city": 0.3, "crowded": 0.8}
+    out = write_labelstudio_tasks([frame(tmp_path, "a.png", situation_scores=scores)], TAX,
+                                  tmp_path / "ls", thresholds={"dusk": 0.95})  # fmt: skip
+    [task] = json.loads(out.read_text())
+    [choices] = [r["value"]["choices"] for r in task["predictions"][0]["result"]]
+    # dusk scores highest but misses its threshold: the group is left to the annotator
+    assert choices == ["crowded"]

@@ -52,8 +52,8 @@ def test_train_evaluate_prelabel_and_export_pre_annotations(project, tmp_path):
     assert path.exists() and pipe.latest_path(project) == path
     results = pipe.evaluate(project, tagger, plots=tmp_path / "plots", progress=False)
     assert results["night"].roc_auc == pytest.approx(1.0)
-    assert results["fog"].roc_auc is None  # no positives in the test split: undefined
-    assert "positives" in results["fog"].reason
+    # fog never had a positive in training: the tagger cannot say it, and says so
+    assert "fog" in results.not_predicted and "fog" not in results.situations
     assert list((tmp_path / "plots").glob("*.png"))
 
     loaded, _ = pipe.load(project)
@@ -102,3 +102,25 @@ def test_an_unloadable_checkpoint_is_one_clear_error(project, tmp_path):
     torch.save({"situations": ["night"]}, bad)
     with pytest.raises(StoreError, match="cannot load tagger checkpoint"):
         pipe.load(project, bad)
+
+
+def test_a_tagger_predicts_only_what_it_was_taught_one_choice_per_group(project, tmp_path):
+    """BDD's complaint: trained without scene labels, it marked every frame highway,
+    residential and tunnel at once."""
+    tagger, path = pipe.train(project, CFG, backbone=tiny(), progress=False)
+    assert tagger.trained == ["day", "night"]  # fog: negatives only; the rest: no labels
+    summary = pipe.prelabel(project, tagger, path, target_precision=0.9, progress=False)
+    assert set(summary.thresholds) == {"day", "night"}
+    assert summary.not_predicted == [s for s in project.taxonomy.names if s not in ("day", "night")]
+    written = project.conn.execute(
+        "SELECT DISTINCT situation FROM situation_labels WHERE source = ?", (summary.source,)
+    ).fetchall()
+    assert {s for (s,) in written} == {"day", "night"}
+    both = project.conn.execute(
+        "SELECT count(*) FROM (SELECT frame_id FROM situation_labels WHERE source = ? "
+        "AND value = 1 GROUP BY frame_id HAVING count(*) > 1)",
+        (summary.source,),
+    ).fetchone()[0]
+    assert both == 0
+    results = pipe.evaluate(project, tagger, progress=False)
+    assert results.situations == ["day", "night"] and "highway" in results.not_predicted

@@ -206,3 +206,38 @@ def test_the_trunk_is_not_cached_where_it_would_not_fit_in_memory_or_is_the_imag
         SituationTagger(SITUATIONS, cfg).fit(recs[:16], recs[16:], store=store,
                                              backbone=tiny(), progress=False)  # fmt: skip
     assert not [row for row in feature_caches(store) if row["layer"].startswith("trunk")]
+
+
+def test_the_tagger_knows_which_situations_it_was_taught(tmp_path):
+    recs = dataset(tmp_path / "data")
+    for r in recs:
+        r.situations["fog"] = False  # negatives only: nothing to tell fog from clear
+    cfg = TaggerConfig(backbone="tiny", schedule="frozen", epochs=1, workers=0)
+    tagger = SituationTagger(["night", "rain", "fog", "tunnel"], cfg)
+    tagger.fit(recs[:16], recs[16:], backbone=tiny(), progress=False)
+    assert tagger.trained == ["night", "rain"]
+    assert tagger.cannot_say == ["fog", "tunnel"]
+    again = SituationTagger.load(tagger.save(tmp_path / "t.pt"))
+    assert again.cannot_say == ["fog", "tunnel"]
+
+
+def test_decisions_give_one_choice_per_exclusive_group():
+    from scenesift.taxonomy import default_taxonomy
+
+    tax = default_taxonomy()
+    situations = ["day", "dusk", "night", "highway", "tunnel", "roadworks", "crowded"]
+    proba = np.array(
+        [
+            [0.9, 0.8, 0.7, 0.6, 0.9, 0.6, 0.2],  # three times of day pass: day alone is chosen
+            [0.2, 0.3, 0.1, 0.1, 0.2, 0.2, 0.9],  # none passes
+            [0.6, 0.1, 0.7, 0.9, 0.2, 0.7, 0.7],  # night is highest but misses its threshold
+        ]
+    )
+    thresholds = dict.fromkeys(situations, 0.5) | {"night": 0.8}
+    values = tax.decide(proba, situations, thresholds)
+    chosen = [[s for s, v in zip(situations, row, strict=True) if v] for row in values]
+    assert chosen == [
+        ["day", "tunnel", "roadworks"],
+        ["crowded"],
+        ["highway", "roadworks", "crowded"],
+    ]

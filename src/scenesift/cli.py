@@ -17,6 +17,7 @@ from scenesift.tables import (
     drives_table,
     import_report_table,
     inventory_table,
+    not_predicted_line,
     schedule_table,
     skipped_lines,
     summary_table,
@@ -442,6 +443,8 @@ def tagger_eval(
         results = pipe.evaluate(store, tagger, split=split, plots=out)
     console.print(results.to_table(title=f"Tagger {tagger.fingerprint} on {split}",
                                    ci=results.ci() if ci else None))  # fmt: skip
+    if line := not_predicted_line(results.not_predicted):
+        console.print(line)
     pipe.update_sidecar(path, **{f"{split}_metrics": results.metrics()})
     if out:
         console.print(f"Curves: [bold]{out}[/]")
@@ -504,6 +507,8 @@ def tagger_predict(
     for s, t in summary.thresholds.items():
         table.add_row(s, f"{t:.3f}", summary.rules[s], f"{summary.positives[s]:,}")
     console.print(table)
+    if line := not_predicted_line(summary.not_predicted):
+        console.print(line)
 
 
 @tagger_app.command("cam")

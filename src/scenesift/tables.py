@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.table import Table
 
 from scenesift.metrics.bootstrap import FEW_DRIVES
@@ -97,6 +99,17 @@ def import_report_table(report: ImportReport, label_source: str) -> Table:
     for name, n in sorted(report.unknown_attributes.items()):
         table.add_row(f"unknown attribute {name!r} (ignored)", f"{n:,}")
     return table
+
+
+def not_predicted_line(situations: Sequence[str]) -> str | None:
+    """What a tagger cannot say (no training positives or negatives): left unpredicted, not
+    negative, so it must be said once beside its results; None when it can say everything."""
+    if not situations:
+        return None
+    return (
+        f"[yellow]Not predicted[/] ({len(situations)}: no positive and negative training "
+        f"labels; left missing, never positive or negative): {', '.join(situations)}"
+    )
 
 
 def skipped_lines(report: ImportReport, limit: int = 20) -> list[str]:

@@ -7,9 +7,12 @@ against it, so a typo in a CSV header is an error, not a silent new situation.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+import numpy as np
 
 from scenesift.io.errors import FormatError
 
@@ -69,6 +72,32 @@ class Taxonomy:
                 for other in self.group_members(name):
                     out.setdefault(other, False)
         return out
+
+    def decide(
+        self,
+        scores: np.ndarray,
+        situations: Sequence[str],
+        thresholds: Mapping[str, float],
+        default: float = 0.5,
+    ) -> np.ndarray:
+        """Positive values (N, S) from scores (N, S) over ``situations``: a situation is
+        positive when its score reaches its threshold, except that of an exclusive group
+        only the member with the highest score among ``situations`` may be: a frame is not
+        day and night at once. A group whose best member misses its threshold gets none."""
+        scores = np.atleast_2d(np.asarray(scores, dtype=float))
+        limits = np.array([thresholds.get(s, default) for s in situations], dtype=float)
+        values = scores >= limits
+        col = {s: j for j, s in enumerate(situations)}
+        for members in self.groups().values():
+            cols = [col[m] for m in members if m in col]
+            if len(cols) < 2:
+                continue
+            best = np.array(cols)[np.argmax(scores[:, cols], axis=1)]
+            rows = np.arange(len(scores))
+            chosen = values[rows, best]
+            values[:, cols] = False
+            values[rows, best] = chosen
+        return values
 
     @classmethod
     def from_toml(cls, path: Path) -> Taxonomy:

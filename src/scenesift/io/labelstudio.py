@@ -57,8 +57,9 @@ def write_labelstudio_tasks(
     """Write ``tasks.json`` and ``labeling_config.xml`` into ``out_dir``; return tasks.json.
 
     Pre-annotations come from ``predicted_boxes`` and ``situation_scores`` (a situation is
-    pre-selected when its score reaches its threshold, default 0.5). A frame without
-    predictions is pre-filled with its own labels only with ``prefill_with_labels``.
+    pre-selected when its score reaches its threshold, default 0.5, and, in an exclusive
+    group, is the group's highest score: ``Taxonomy.decide``; unscored ones never are). A
+    frame without predictions is pre-filled with its own labels only with ``prefill_with_labels``.
     ``image_url`` maps a frame to the URL Label Studio loads (default: its absolute path).
     """
     out_dir = Path(out_dir)
@@ -105,11 +106,11 @@ def _task(
         data["timestamp"] = frame.timestamp
     prediction = None
     if frame.predicted_boxes or frame.situation_scores:
-        chosen = [
-            s
-            for s in taxonomy.names
-            if frame.situation_scores.get(s, -math.inf) >= thresholds.get(s, DEFAULT_THRESHOLD)
-        ]
+        scored = [s for s in taxonomy.names if s in frame.situation_scores]
+        values = taxonomy.decide(
+            [[frame.situation_scores[s] for s in scored]], scored, thresholds, DEFAULT_THRESHOLD
+        )[0]
+        chosen = [s for s, v in zip(scored, values, strict=True) if v]
         prediction = _prediction(frame, frame.predicted_boxes, chosen, model_version)
         prediction["score"] = _prediction_score(frame)
     elif prefill and (frame.boxes or frame.situations):

@@ -110,6 +110,8 @@ class TaggingResults:
     #: Cluster id of each frame (its drive; each frame its own when drives are unknown).
     clusters: np.ndarray | None = field(default=None, repr=False)
     unit: Unit = "frame"
+    #: Situations the tagger cannot say (no training positives or negatives): not scored.
+    not_predicted: list[str] = field(default_factory=list)
 
     # -- summary ------------------------------------------------------------------------------
 
@@ -160,6 +162,7 @@ class TaggingResults:
             "mean_roc_auc": self.mean_auc,
             "mean_average_precision": self.mean_ap,
             "min_roc_auc_30_positives": None if worst is None else worst[0],
+            "not_predicted": list(self.not_predicted),
         }
 
     # -- uncertainty --------------------------------------------------------------------------

@@ -112,6 +112,11 @@ class SituationTagger:
     #: How many backbone groups were ever trained: 0 means the backbone is the pretrained
     #: one, so its cached features stay valid for prediction.
     groups_trained: int = field(default=0, init=False)
+    #: The situations the training labels held both positives and negatives of: only
+    #: these can be predicted. For the others the head learned nothing (or only "never"),
+    #: so their scores are noise and they are *not predicted*: never written, never
+    #: evaluated, listed by :attr:`cannot_say`.
+    trained: list[str] = field(default_factory=list, init=False)
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -133,6 +138,10 @@ class SituationTagger:
         self.groups_trained = 0
         y_tr, m_tr = (torch.from_numpy(a) for a in label_matrix(train, self.situations))
         y_va, m_va = (torch.from_numpy(a) for a in label_matrix(val, self.situations))
+        positives, negatives = (y_tr * m_tr).sum(0), ((1 - y_tr) * m_tr).sum(0)
+        self.trained = [
+            s for j, s in enumerate(self.situations) if positives[j] > 0 and negatives[j] > 0
+        ]
         self.data_fingerprint = fingerprint(
             {
                 "train": [(r.name, sorted(r.situations.items())) for r in train],
@@ -313,6 +322,11 @@ class SituationTagger:
         return torch.cat(out)
 
     # ------------------------------------------------------------------ inference
+    @property
+    def cannot_say(self) -> list[str]:
+        """Situations without training positives and negatives: not predicted."""
+        return [s for s in self.situations if s not in self.trained]
+
     def _check_fitted(self) -> TaggerNet:
         if self.net is None:
             raise RuntimeError("the tagger is not fitted: call fit() or load() first")
@@ -376,6 +390,7 @@ class SituationTagger:
             "history": [asdict(h) for h in self.history],
             "data_fingerprint": self.data_fingerprint,
             "groups_trained": self.groups_trained,
+            "trained": self.trained,
             "fingerprint": self.fingerprint,
         }
         return save_state(path, state, net)
@@ -392,4 +407,6 @@ class SituationTagger:
         tagger.history = [EpochLog(**h) for h in state["history"]]
         tagger.data_fingerprint = state["data_fingerprint"]
         tagger.groups_trained = state["groups_trained"]
+        # a checkpoint from before this was recorded: every situation, as it was used then
+        tagger.trained = list(state.get("trained", tagger.situations))
         return tagger

@@ -92,10 +92,11 @@ def situation_slices(
         names = {f.name for f in frames}
         for rec in store.records(predictions=tagger_source):
             if rec.name in names:
-                predicted[rec.name] = {
-                    s: score >= thresholds.get(s, float("inf"))
-                    for s, score in rec.situation_scores.items()
-                }
+                scored = list(rec.situation_scores)
+                values = store.taxonomy.decide(  # the stored values: one per exclusive group
+                    [list(rec.situation_scores.values())], scored, thresholds, float("inf")
+                )[0]
+                predicted[rec.name] = dict(zip(scored, map(bool, values), strict=True))
     out: dict[str, list[str]] = {}
     for situation in store.taxonomy.names:
         members = []

@@ -109,6 +109,11 @@ def scores(
     return tagger.predict_proba(records, store=store, progress=progress)
 
 
+def _said(tagger: SituationTagger) -> list[int]:
+    """Columns of the tagger's scores for the situations it can say."""
+    return [tagger.situations.index(s) for s in tagger.trained]
+
+
 def evaluate(
     store: Store,
     tagger: SituationTagger,
@@ -116,17 +121,20 @@ def evaluate(
     plots: Path | None = None,
     progress: bool = True,
 ) -> TaggingResults:
-    """Per-label ROC-AUC / AP on a split's labelled frames; ROC and PR plots if asked."""
+    """Per-label ROC-AUC / AP on a split's labelled frames; ROC and PR plots if asked. The
+    situations the tagger cannot say are listed in ``not_predicted``, not scored."""
     records = labelled(store, split)
     if not records:
         raise StoreError(f"no labelled frames with situation labels in the {split} split")
-    y, m = label_matrix(records, tagger.situations)
+    said = _said(tagger)
+    y, m = label_matrix(records, tagger.trained)
     tax = store.taxonomy
     results = evaluate_tagging(
-        y, scores(store, tagger, records, progress), m.astype(bool), tagger.situations,
-        groups={s: tax.get(s).group for s in tagger.situations if s in tax},
+        y, scores(store, tagger, records, progress)[:, said], m.astype(bool), tagger.trained,
+        groups={s: tax.get(s).group for s in tagger.trained if s in tax},
         drives=[r.drive for r in records],
     )  # fmt: skip
+    results.not_predicted = tagger.cannot_say
     if plots is not None:
         results.plot_curves(plots)
         results.plot_summary(Path(plots) / "summary.png")
@@ -140,6 +148,8 @@ class PrelabelSummary:
     thresholds: dict[str, float]
     rules: dict[str, str]
     positives: dict[str, int]
+    #: Situations the tagger cannot say: nothing was written for them.
+    not_predicted: list[str]
 
 
 def prelabel(
@@ -151,29 +161,31 @@ def prelabel(
     progress: bool = True,
 ) -> PrelabelSummary:
     """Score frames (default: all) and write them to the store as ``model:<fingerprint>``,
-    thresholded per situation for ``target_precision`` on the validation split."""
+    thresholded per situation for ``target_precision`` on the validation split. Only the
+    situations the tagger can say are written (the others stay missing, neither positive
+    nor negative), and of an exclusive group at most one is positive per frame."""
+    said, situations = _said(tagger), tagger.trained
     val = labelled(store, "val")
     if val:
-        y, m = label_matrix(val, tagger.situations)
+        y, m = label_matrix(val, situations)
         thresholds, rules = thresholds_for_precision(
-            y, scores(store, tagger, val, progress), m.astype(bool), tagger.situations,
+            y, scores(store, tagger, val, progress)[:, said], m.astype(bool), situations,
             target_precision,
         )  # fmt: skip
     else:
-        thresholds = dict.fromkeys(tagger.situations, 0.5)
-        rules = dict.fromkeys(tagger.situations, "0.5 (no labelled validation frames)")
+        thresholds = dict.fromkeys(situations, 0.5)
+        rules = dict.fromkeys(situations, "0.5 (no labelled validation frames)")
     records = store.records(state=state)
-    proba = scores(store, tagger, records, progress)
+    proba = scores(store, tagger, records, progress)[:, said]
+    values = store.taxonomy.decide(proba, situations, thresholds)
     source = f"model:{tagger.fingerprint}"
     store.write_situation_scores(
-        source, [r.name for r in records], tagger.situations, proba, thresholds
+        source, [r.name for r in records], situations, proba, thresholds, values=values
     )
     update_sidecar(path, thresholds=thresholds, threshold_rules=rules,
-                   target_precision=target_precision)  # fmt: skip
-    positives = {
-        s: int((proba[:, j] >= thresholds[s]).sum()) for j, s in enumerate(tagger.situations)
-    }
-    return PrelabelSummary(source, len(records), thresholds, rules, positives)
+                   target_precision=target_precision, not_predicted=tagger.cannot_say)  # fmt: skip
+    positives = {s: int(values[:, j].sum()) for j, s in enumerate(situations)}
+    return PrelabelSummary(source, len(records), thresholds, rules, positives, tagger.cannot_say)
 
 
 def compare_schedules(

@@ -529,9 +529,12 @@ class Store:
         situations: Sequence[str],
         scores: Sequence[Sequence[float]],
         thresholds: dict[str, float] | None = None,
+        values: Sequence[Sequence[bool]] | None = None,
     ) -> int:
         """Store a model's situation scores (value = score >= threshold, confidence = score),
-        replacing that model's earlier scores for these frames. Returns rows written."""
+        replacing that model's earlier scores for these frames. Returns rows written.
+        ``values`` (frames x situations) overrides the thresholded values where a model
+        decides otherwise (one choice per exclusive group: ``Taxonomy.decide``)."""
         _check_model_source(source)
         tax = self.taxonomy
         unknown = [s for s in situations if s not in tax]
@@ -546,9 +549,12 @@ class Store:
                 for part in _chunks(range(len(names)), 10_000):  # rows in memory at once
                     rows = []
                     for i in part:
-                        for sit, score in zip(situations, scores[i], strict=True):
+                        for j, (sit, score) in enumerate(zip(situations, scores[i], strict=True)):
                             score = float(score)
-                            value = int(score >= thresholds.get(sit, 0.5))
+                            value = int(
+                                score >= thresholds.get(sit, 0.5) if values is None
+                                else bool(values[i][j])
+                            )  # fmt: skip
                             rows.append((ids[names[i]], sit, source, value, score, stamp))
                     c.executemany(_UPSERT_SITUATION_LABEL, rows)
                     n += len(rows)
@@ -573,9 +579,9 @@ class Store:
         return len(rows)
 
     def decision_thresholds(self, source: str) -> dict[str, float]:
-        """Per situation, the lowest score a model's stored positives have: selecting scores
-        >= it reproduces exactly the stored values (value = score >= threshold). A situation
-        the model never called positive gets +inf."""
+        """Per situation, the lowest score a model's stored positives have: ``Taxonomy.decide``
+        with these reproduces exactly the stored values (value = score >= threshold, one per
+        exclusive group). A situation the model never called positive gets +inf."""
         _check_model_source(source)
         rows = self.conn.execute(
             "SELECT situation, min(CASE WHEN value = 1 THEN confidence END) "
