@@ -163,7 +163,17 @@ def import_(
         # A Label Studio export brings labels for frames the project already has.
         labels_only = fmt is ImportFormat.labelstudio
         report = store.ingest(batch, label_source=labels_as.value, labels_only=labels_only)
+        derived = 0
+        if labels_as is not LabelSource.oracle:  # held-back truth stays held back
+            from scenesift.derive import derive_all
+
+            derived = store.write_derived_situations(derive_all(batch.frames, store.taxonomy))
     console.print(import_report_table(report, labels_as.value))
+    if derived:
+        console.print(
+            f"Derived {derived:,} object-level situation values from the labelled boxes "
+            "(source derived: labels from the data or a person take precedence)"
+        )
     for line in skipped_lines(report):
         console.print(line)
     store.close()

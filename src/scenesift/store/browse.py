@@ -34,7 +34,7 @@ REVIEW_FILTERS = (*REVIEWS, "open")
 VALUES = ("1", "0", "missing")
 
 _TRUTH_IN = "('" + "', '".join(TRUTH_PRIORITY) + "')"
-_TRUTH_RANK = "CASE {col} WHEN 'human' THEN 0 WHEN 'import' THEN 1 ELSE 2 END"
+_TRUTH_RANK = "CASE {col} WHEN 'human' THEN 0 WHEN 'import' THEN 1 WHEN 'oracle' THEN 2 ELSE 3 END"
 _NO_SCORE = -1e308  # picks without a score sort last
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -33,8 +33,9 @@ ARRAYS = "arrays"
 
 #: Which source counts as a frame's labels when several exist: a person beats an import,
 #: an import beats the simulated oracle.
-TRUTH_PRIORITY = ("human", "import", "oracle")
-LABEL_SOURCES = frozenset(TRUTH_PRIORITY)
+TRUTH_PRIORITY = ("human", "import", "oracle", "derived")
+#: Sources an import may write (``derived`` is written by ``write_derived_situations``).
+LABEL_SOURCES = frozenset(TRUTH_PRIORITY) - {"derived"}
 
 Progress = Callable[[int], None]
 
@@ -520,6 +521,35 @@ class Store:
             row = c.execute("SELECT path FROM image_roots WHERE id = ?", (root_id,)).fetchone()
             cache[root_id] = row[0]
         return cache[root_id]
+
+    def write_derived_situations(self, values: Mapping[str, Mapping[str, bool]]) -> int:
+        """Store situations derived from labelled boxes (frame name -> situation -> value,
+        see :mod:`scenesift.derive`) as source ``derived``, replacing the frames' earlier
+        derived labels. Being last in the truth precedence they never hide a label from a
+        person or from the data. Returns rows written."""
+        tax = self.taxonomy
+        unknown = sorted({s for v in values.values() for s in v if s not in tax})
+        if unknown:
+            raise StoreError(f"unknown situations {unknown}; the project knows {tax.names}")
+        stamp = now()
+        n = 0
+        with self.transaction() as c:
+            ids = self._existing_ids(c, list(values), "derived situations")
+            with counts.bulk(c, list(ids.values())):
+                for part in _chunks(list(values), 10_000):
+                    frame_ids = [ids[name] for name in part]
+                    c.executemany(
+                        "DELETE FROM situation_labels WHERE frame_id = ? AND source = 'derived'",
+                        [(i,) for i in frame_ids],
+                    )
+                    rows = [
+                        (ids[name], sit, "derived", int(bool(v)), None, stamp)
+                        for name in part
+                        for sit, v in values[name].items()
+                    ]
+                    c.executemany(_UPSERT_SITUATION_LABEL, rows)
+                    n += len(rows)
+        return n
 
     # ----------------------------------------------------------------- predictions
     def write_situation_scores(

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from scenesift.store.errors import StoreError
 
 #: Label sources: human, import (labels that came with imported data), oracle (held-back
-#: ground truth that only the simulated labeller reveals), or model:<fingerprint>.
+#: ground truth that only the simulated labeller reveals), or model:<fingerprint>. V7 adds
+#: ``derived`` (situations read off labelled boxes) for situation labels.
 SOURCE_CHECK = "source IN ('human', 'import', 'oracle') OR source LIKE 'model:%'"
+SOURCE_CHECK_V7 = "source IN ('human', 'import', 'oracle', 'derived') OR source LIKE 'model:%'"
 
 V1 = f"""
 CREATE TABLE project (
@@ -179,7 +181,8 @@ CREATE TABLE label_saves (
 # transaction) and recounts the frames it touched instead: seconds for a million frames,
 # where per-row triggers take minutes. ``source = 'truth'`` rows count each frame's truth:
 # per situation (and per frame for box sets) the row of the first source present in
-# human > import > oracle, as ``Store.records`` reads it. Tables:
+# human > import > oracle > derived, as ``Store.records`` reads it (``derived``, since V7,
+# labels situations only; V7 recreates these triggers with it). Tables:
 #   count_drive_states  (drive, state) -> frames; count_split_states (split, state) ->
 #                       frames, drives with such frames
 #   count_labels        (situation, source, frame state, value) -> situation labels
@@ -189,12 +192,15 @@ CREATE TABLE label_saves (
 # ``count_queries()`` recomputes them from the data (the V5 backfill, bulk writes and
 # ``scenesift check``).
 
-_TRUTH = "('human', 'import', 'oracle')"
+_TRUTH = "('human', 'import', 'oracle', 'derived')"
 _MODEL = "LIKE 'model:%'"
 
 
 def _rank(col: str) -> str:
-    return f"(CASE {col} WHEN 'human' THEN 0 WHEN 'import' THEN 1 WHEN 'oracle' THEN 2 END)"
+    return (
+        f"(CASE {col} WHEN 'human' THEN 0 WHEN 'import' THEN 1 WHEN 'oracle' THEN 2 "
+        "WHEN 'derived' THEN 3 END)"
+    )
 
 
 def _upsert(table: str, keys: str, values: str, select: str, sums: str) -> str:
@@ -231,11 +237,13 @@ def _frames_delta(drive: str, state: str, sign: int) -> str:
 
 def _better(table: str, match: str, source: str) -> str:
     """Whether a truth source better than ``source`` has a row in ``table`` matching
-    ``match``: one primary-key probe for an import, two for an oracle, none for a human."""
+    ``match``: one primary-key probe for an import, two for an oracle, three for a derived
+    label, none for a human."""
     probe = f"EXISTS (SELECT 1 FROM {table} o WHERE {match} AND o.source"
     return (
         f"(CASE {source} WHEN 'human' THEN 0 WHEN 'import' THEN {probe} = 'human') "
-        f"WHEN 'oracle' THEN {probe} IN ('human', 'import')) ELSE 0 END)"
+        f"WHEN 'oracle' THEN {probe} IN ('human', 'import')) "
+        f"WHEN 'derived' THEN {probe} IN ('human', 'import', 'oracle')) ELSE 0 END)"
     )
 
 
@@ -545,6 +553,8 @@ _TRIGGERS_V5 = [
     _fixed("boxes", ("frame_id", "source", "category")),
 ]  # fmt: skip
 
+#: (The triggers are generated from today's truth precedence; V7 recreates them, so a
+#: catalog ends with the same triggers whichever version it started from.)
 V5 = _TABLES_V5 + "\n".join(_TRIGGERS_V5)
 
 
@@ -563,10 +573,42 @@ V6 = """
 ALTER TABLE features ADD COLUMN image_sig TEXT;
 """
 
+
+def _derived_source(conn: sqlite3.Connection) -> None:
+    """V7: situation labels may come from source ``derived``, the last in the truth
+    precedence. The CHECK of ``situation_labels.source`` only gains a value, which no stored
+    row can violate, so the table's SQL is edited in place as SQLite documents for loosening
+    constraints (no copy of millions of rows); the counting triggers are recreated with the
+    new precedence. No derived row exists yet, so every count stays right."""
+    old = f"CHECK ({SOURCE_CHECK})"
+    (sql,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'situation_labels'"
+    ).fetchone()
+    new = f"CHECK ({SOURCE_CHECK_V7})"
+    if old not in sql and new not in sql:
+        raise StoreError("situation_labels: unexpected schema, cannot add the derived source")
+    if old in sql:
+        (schema_version,) = conn.execute("PRAGMA schema_version").fetchone()
+        conn.execute("PRAGMA writable_schema = ON")
+        try:
+            conn.execute(
+                "UPDATE sqlite_master SET sql = ? "
+                "WHERE type = 'table' AND name = 'situation_labels'",
+                (sql.replace(old, new),),
+            )
+            conn.execute(f"PRAGMA schema_version = {schema_version + 1}")
+        finally:
+            conn.execute("PRAGMA writable_schema = OFF")
+    for statement in _TRIGGERS_V5:
+        name = statement.split()[2]  # CREATE TRIGGER <name> ...
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+        conn.execute(statement)
+
+
 Migration = str | Callable[[sqlite3.Connection], None]
 
 #: MIGRATIONS[i] takes a catalog from version i to version i + 1.
-MIGRATIONS: list[Migration] = [V1, V2, V3, V4, _backfill_counts, V6]
+MIGRATIONS: list[Migration] = [V1, V2, V3, V4, _backfill_counts, V6, _derived_source]
 
 LATEST = len(MIGRATIONS)
 

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from scenesift.derive import PARTICIPANTS  # noqa: F401 (re-exported; one definition)
 from scenesift.synth.config import BASE_SCENES, TIMES_OF_DAY, WEATHERS, WorldConfig
 
 Color = tuple[int, int, int]
 
-#: Object classes that count as traffic participants (cones do not).
-PARTICIPANTS = ("car", "truck", "pedestrian", "cyclist", "golf_cart")
 CLASSES = ("car", "truck", "pedestrian", "cyclist", "golf_cart", "traffic_cone")
 #: BDD vocabulary of the per-drive attributes, keyed by taxonomy name.
 BDD_TIMEOFDAY = {"day": "daytime", "dusk": "dawn/dusk", "night": "night"}
