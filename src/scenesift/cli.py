@@ -189,7 +189,7 @@ def export(
     split: str | None = typer.Option(None, help="Only this split (train, val or test)."),
     state: str | None = typer.Option(None, help="Only frames in this label state."),
     source: str | None = typer.Option(
-        None, help="Labels from this source only (default: human > import > oracle)."
+        None, help="Labels from this source only (default: human > import > oracle > derived)."
     ),
     predictions: str | None = typer.Option(
         None,
