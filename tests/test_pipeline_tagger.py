@@ -14,6 +14,7 @@ from scenesift.models.tagger import TaggerConfig
 from scenesift.pipelines import tagger as pipe
 from scenesift.records import FrameRecord, ImportBatch, ImportReport
 from scenesift.store import Store, StoreError
+from scenesift.tables import not_predicted_line
 
 SMALL = Preprocessing(size=(64, 64))
 
@@ -124,3 +125,6 @@ def test_a_tagger_predicts_only_what_it_was_taught_one_choice_per_group(project,
     assert both == 0
     results = pipe.evaluate(project, tagger, progress=False)
     assert results.situations == ["day", "night"] and "highway" in results.not_predicted
+    assert results.metrics()["not_predicted"] == summary.not_predicted
+    assert "highway" in not_predicted_line(results.not_predicted)  # what the CLI prints
+    assert not_predicted_line([]) is None

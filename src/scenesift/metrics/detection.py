@@ -317,7 +317,7 @@ class DistanceFromHeight:
         for f in frames:
             for b in f.boxes or ():
                 d = _labelled_distance(b)
-                if d is None or d <= 0 or b.height <= 0:
+                if d is None or d <= 0 or b.height <= 0 or b.attributes.get("iscrowd"):
                     continue
                 loose.setdefault(b.category, []).append(d * b.height)
                 if not (b.occluded or b.truncated):
