@@ -12,6 +12,7 @@ from scenesift.io.kitti import read_kitti
 from scenesift.pipelines import tagger as tagger_pipe
 from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
 from scenesift.store import Store
+from scenesift.store.integrity import check
 from scenesift.store.schema import MIGRATIONS, migrate
 from scenesift.taxonomy import default_taxonomy
 
@@ -119,6 +120,7 @@ def test_derived_situations_are_truth_for_a_labelled_import_and_never_hide_a_per
     assert first.situations["pedestrian_present"] is False  # the person's word stands
     [derived] = [r for r in store.records(source="derived") if r.name == "000000.png"]
     assert derived.situations["pedestrian_present"] is True  # kept, under its own source
+    assert check(store).problems() == []  # the running counts agree with a recount
 
 
 def test_the_v7_migration_lets_an_older_catalog_store_derived_labels(tmp_path):
