@@ -76,7 +76,7 @@ def build_pool(
             if v and s in situation_counts:
                 situation_counts[s] += 1
         for b in r.boxes or ():
-            if b.category in class_counts:
+            if b.category in class_counts and not b.attributes.get("iscrowd"):  # ignore region
                 class_counts[b.category] += 1
     return Pool(
         frame_ids=np.asarray(frame_ids, np.int64),
