@@ -9,7 +9,11 @@ import pytest
 
 from io_fixtures import box, frame, same_boxes, write_empty, write_truncated_jpeg
 from scenesift.io.errors import FormatError
-from scenesift.io.labelstudio import read_labelstudio_export, write_labelstudio_tasks
+from scenesift.io.labelstudio import (
+    image_url_from,
+    read_labelstudio_export,
+    write_labelstudio_tasks,
+)
 from scenesift.taxonomy import default_taxonomy
 
 TAX = default_taxonomy()
@@ -101,6 +105,42 @@ def test_prefill_with_labels_and_custom_url(tmp_path):
     (pred,) = task["predictions"]
     assert pred["model_version"] == "labels"
     assert [r["type"] for r in pred["result"]] == ["rectanglelabels", "choices"]
+
+
+def test_image_prefix_tasks_reference_prefix_slash_frame_name(tmp_path):
+    records = [frame(tmp_path, "d1/a b.png"), frame(tmp_path, "c.png")]
+    url = image_url_from(image_prefix="https://images.example/set1/")
+    tasks = json.loads(write_labelstudio_tasks(records, TAX, tmp_path / "ls", url).read_text())
+    assert [t["data"]["image"] for t in tasks] == [
+        "https://images.example/set1/d1/a%20b.png",
+        "https://images.example/set1/c.png",
+    ]
+    assert [t["data"]["frame"] for t in tasks] == ["d1/a b.png", "c.png"]
+
+
+def test_local_files_tasks_are_relative_to_the_document_root(tmp_path):
+    records = [frame(tmp_path / "data", "d1/a.png"), frame(tmp_path / "data", "c.png")]
+    url = image_url_from(local_files=tmp_path)
+    tasks = json.loads(write_labelstudio_tasks(records, TAX, tmp_path / "ls", url).read_text())
+    assert [t["data"]["image"] for t in tasks] == [
+        "/data/local-files/?d=data/d1/a.png",
+        "/data/local-files/?d=data/c.png",
+    ]
+    # the export of such tasks maps back to frames by name; served images are not probed
+    done = [annotate(t, []) for t in tasks]
+    batch = read_labelstudio_export(export(tmp_path, done), TAX, image_root=tmp_path / "data")
+    assert [f.name for f in batch.frames] == ["d1/a.png", "c.png"]
+
+
+def test_an_image_outside_the_local_files_root_is_refused_before_writing(tmp_path):
+    records = [frame(tmp_path / "in", "a.png"), frame(tmp_path / "out", "b.png")]
+    url = image_url_from(local_files=tmp_path / "in")
+    with pytest.raises(ValueError, match=r"frame 'b.png'.*not under the local-files root"):
+        write_labelstudio_tasks(records, TAX, tmp_path / "ls", url)
+    assert not (tmp_path / "ls").exists()
+    with pytest.raises(ValueError, match="not both"):
+        image_url_from(image_prefix="http://x", local_files=tmp_path)
+    assert image_url_from() is None
 
 
 def test_round_trip_through_an_annotator(tmp_path):

@@ -196,6 +196,14 @@ def export(
         help="A model's predictions to include: 'latest' or model:<fingerprint>. "
         "labelstudio: pre-annotations; coco-results: the detections written.",
     ),
+    image_prefix: str | None = typer.Option(
+        None, help="labelstudio: tasks load images from PREFIX/<frame name> (a web server)."
+    ),
+    local_files: Path | None = typer.Option(
+        None,
+        help="labelstudio: tasks load images through Label Studio's local-files storage; "
+        "ROOT is its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, every image must lie under it.",
+    ),
 ) -> None:
     """Export frames with their labels (ground truth) and, optionally, a model's predictions.
 
@@ -210,13 +218,21 @@ def export(
         models = store.model_sources()
         predictions = models[0] if models else None
     records = store.records(split=split, state=state, source=source, predictions=predictions)
-    if fmt is ExportFormat.labelstudio and predictions:
-        # pre-select exactly the situations the model's stored values call positive
-        from scenesift.io.labelstudio import write_labelstudio_tasks
+    if (image_prefix is not None or local_files is not None) and fmt is not ExportFormat.labelstudio:
+        _user_error(ValueError("--image-prefix and --local-files apply to labelstudio only"))
+    if fmt is ExportFormat.labelstudio:
+        from scenesift.io.labelstudio import image_url_from, write_labelstudio_tasks
 
-        thresholds = store.decision_thresholds(predictions)
-        path = write_labelstudio_tasks(records, store.taxonomy, out, thresholds=thresholds,
-                                       model_version=predictions)  # fmt: skip
+        try:
+            image_url = image_url_from(image_prefix=image_prefix, local_files=local_files)
+            # pre-select exactly the situations the model's stored values call positive
+            thresholds = store.decision_thresholds(predictions) if predictions else None
+            path = write_labelstudio_tasks(
+                records, store.taxonomy, out, image_url, thresholds=thresholds,
+                model_version=predictions or "scenesift",
+            )  # fmt: skip
+        except ValueError as e:
+            _user_error(e)
     else:
         path = write_dataset(fmt.value, records, store.taxonomy, out)
     console.print(f"Wrote {len(records)} frames to [bold]{path}[/]")

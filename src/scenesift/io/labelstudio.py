@@ -1,7 +1,10 @@
 """Label Studio round trip: tasks with pre-annotations out, the annotators' export back in.
 
 Tasks carry the frame name in ``data.frame`` so that the export maps back to frames whatever
-URL Label Studio served the image from. Boxes travel in Label Studio's percent coordinates;
+URL Label Studio served the image from: a filesystem path (the default, for a Label Studio on
+the same machine that may read it), ``PREFIX/<frame name>`` (:func:`image_url_from`'s
+``image_prefix``, images behind any web server) or Label Studio's own local-files serving
+(``local_files``, with a local-files storage on that folder). Boxes travel in Label Studio's percent coordinates;
 situations are one multiple-choice list, so an annotation states every situation: those
 chosen are True and all the others False.
 """
@@ -14,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import Any
+from urllib.parse import quote
 
 from scenesift.io.common import (
     ImageProblem,
@@ -42,6 +46,42 @@ _SERVED_PREFIXES = ("/data/local-files/", "/data/upload/")
 
 
 # --- export: tasks and labelling config -------------------------------------------------
+
+#: The URL path Label Studio serves local-files storage from (``?d=`` is relative to
+#: LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT).
+LOCAL_FILES_URL = "/data/local-files/?d="
+
+
+def image_url_from(
+    *, image_prefix: str | None = None, local_files: Path | None = None
+) -> Callable[[FrameRecord], str] | None:
+    """How tasks reference images so that they open as they are in Label Studio.
+
+    ``image_prefix``: ``PREFIX/<frame name>``. ``local_files``: the folder Label Studio's
+    LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT points at; each image must lie under it. Neither:
+    None (the image's absolute path).
+    """
+    if image_prefix is not None and local_files is not None:
+        raise ValueError("give an image URL prefix or a local-files root, not both")
+    if image_prefix is not None:
+        if not image_prefix.strip():
+            raise ValueError("the image URL prefix is empty")
+        prefix = image_prefix.rstrip("/")
+        return lambda f: f"{prefix}/{quote(PurePath(f.name).as_posix())}"
+    if local_files is not None:
+        root = Path(local_files).resolve()
+
+        def local_url(f: FrameRecord) -> str:
+            path = Path(f.path).resolve()
+            if not path.is_relative_to(root):
+                raise ValueError(
+                    f"frame {f.name!r}: its image {path} is not under the local-files "
+                    f"root {root} (Label Studio serves only files below its document root)"
+                )
+            return LOCAL_FILES_URL + quote(path.relative_to(root).as_posix())
+
+        return local_url
+    return None
 
 
 def write_labelstudio_tasks(
