@@ -177,3 +177,22 @@ def test_info_shows_drives_per_split_for_each_situation_and_class(tmp_path):
     table = out[out.index("Drives with positives per split") :].splitlines()
     night = next(line for line in table if line.strip(" │┃").startswith("night"))
     assert night.count("1 (few)") == 2
+
+
+def test_label_studio_export_locates_images_for_the_server(tmp_path):
+    project = tmp_path / "proj"
+    run("init", project)
+    run("import", "bdd", small_bdd(tmp_path / "data"), "-p", project, "--as", "oracle")
+    out = tmp_path / "ls"
+    result = run("export", "labelstudio", out, "-p", project, "--local-files", tmp_path)
+    assert result.exit_code == 0, result.output
+    tasks = json.loads((out / "tasks.json").read_text())
+    assert tasks[0]["data"]["image"] == "/data/local-files/?d=data/images/drive0/000000.jpg"
+    result = run("export", "labelstudio", out, "-p", project, "--image-prefix", "http://h/i")
+    assert json.loads((out / "tasks.json").read_text())[0]["data"]["image"] == (
+        "http://h/i/drive0/000000.jpg"
+    )
+    result = run("export", "labelstudio", out, "-p", project, "--local-files", tmp_path / "ls")
+    assert result.exit_code == 2 and "not under the local-files root" in result.output
+    result = run("export", "bdd", tmp_path / "x.json", "-p", project, "--image-prefix", "http://h")
+    assert result.exit_code == 2 and "labelstudio only" in result.output

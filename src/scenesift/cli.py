@@ -218,7 +218,8 @@ def export(
         models = store.model_sources()
         predictions = models[0] if models else None
     records = store.records(split=split, state=state, source=source, predictions=predictions)
-    if (image_prefix is not None or local_files is not None) and fmt is not ExportFormat.labelstudio:
+    located = image_prefix is not None or local_files is not None
+    if located and fmt is not ExportFormat.labelstudio:
         _user_error(ValueError("--image-prefix and --local-files apply to labelstudio only"))
     if fmt is ExportFormat.labelstudio:
         from scenesift.io.labelstudio import image_url_from, write_labelstudio_tasks

@@ -4,9 +4,9 @@ Tasks carry the frame name in ``data.frame`` so that the export maps back to fra
 URL Label Studio served the image from: a filesystem path (the default, for a Label Studio on
 the same machine that may read it), ``PREFIX/<frame name>`` (:func:`image_url_from`'s
 ``image_prefix``, images behind any web server) or Label Studio's own local-files serving
-(``local_files``, with a local-files storage on that folder). Boxes travel in Label Studio's percent coordinates;
-situations are one multiple-choice list, so an annotation states every situation: those
-chosen are True and all the others False.
+(``local_files``, with a local-files storage on that folder). Boxes travel in Label
+Studio's percent coordinates; situations are one multiple-choice list, so an annotation
+states every situation: those chosen are True and all the others False.
 """
 
 from __future__ import annotations
