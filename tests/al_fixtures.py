@@ -80,3 +80,21 @@ def filled_fields(outputs) -> set[str]:
     if outputs.detections is not None and outputs.detections.member is not None:
         out.add("detections.member")
     return out
+
+
+def waiting_human_campaign(tmp_path: Path, name: str = "people") -> Store:
+    """The tiny world with 6 train frames labelled and a human (Label Studio) campaign on it,
+    waiting for its first batch of 4 frames; stops after 2 trainings."""
+    from scenesift.al.campaign import Campaign
+
+    store = oracle_project(tmp_path)
+    names = [r.name for r in store.records(split="train")][:6]
+    store.conn.execute(
+        f"UPDATE frames SET state = 'labelled' WHERE name IN ({','.join('?' * len(names))})",
+        names,
+    )
+    seed = [r for r in make_frames(tmp_path / "data") if r.name in names]
+    store.ingest(ImportBatch(seed, tmp_path / "data", ImportReport("seed")), label_source="import")
+    cfg = campaign_config(labeler="labelstudio", stopping={"max_rounds": 2})
+    assert Campaign.create(store, name, cfg).run().status == "waiting"
+    return store

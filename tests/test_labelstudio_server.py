@@ -24,11 +24,10 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from al_fixtures import LEARNER, campaign_config, make_frames, oracle_project
+from al_fixtures import waiting_human_campaign
 from scenesift import ui
 from scenesift.al.campaign import Campaign
 from scenesift.cli import app
-from scenesift.records import ImportBatch, ImportReport
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.usefixtures("one_thread")]
 
@@ -153,21 +152,6 @@ def cli(*args: Any) -> str:
     return result.output
 
 
-def waiting_campaign(tmp_path: Path):
-    """A human campaign on the tiny AL world (6 frames labelled), waiting for a batch of 4."""
-    store = oracle_project(tmp_path)
-    names = [r.name for r in store.records(split="train")][:6]
-    store.conn.execute(
-        f"UPDATE frames SET state = 'labelled' WHERE name IN ({','.join('?' * len(names))})",
-        names,
-    )
-    seed = [r for r in make_frames(tmp_path / "data") if r.name in names]
-    store.ingest(ImportBatch(seed, tmp_path / "data", ImportReport("seed")), label_source="import")
-    cfg = campaign_config(LEARNER, labeler="labelstudio", stopping={"max_rounds": 2})
-    assert Campaign.create(store, "people", cfg).run().status == "waiting"
-    return store
-
-
 def snapshot_export(ls: LabelStudio, project_id: int) -> list[dict]:
     """The full JSON export (annotations and whole predictions) through an export snapshot."""
     options = {"serialization_options": {"predictions": {"only_id": False}}}
@@ -184,7 +168,7 @@ def snapshot_export(ls: LabelStudio, project_id: int) -> list[dict]:
 def test_a_campaign_batch_goes_through_label_studio_and_back(label_studio, tmp_path):
     ls = label_studio
     started = time.monotonic()
-    store = waiting_campaign(tmp_path)
+    store = waiting_human_campaign(tmp_path)
     project = tmp_path / "proj"
     out = tmp_path / "batch"
     cli("export", "labelstudio", out, "-p", project, "--state", "selected",

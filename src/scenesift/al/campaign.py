@@ -24,7 +24,7 @@ A human campaign marks its picks ``selected`` and, once the Label Studio export 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -323,8 +323,22 @@ class Campaign:
             return out
         ids = self._pick_ids(rnd, include_rejected=False)
         names = {self._frame_table()["name"][i] for i in ids}
+        records, thresholds, source = self.shown_records(rnd, names)
+        write_labelstudio_tasks(
+            records, self.store.taxonomy, out, thresholds=thresholds,
+            model_version=source or "scenesift",
+        )  # fmt: skip
+        write_labelstudio_config(self.store.taxonomy, out / "labeling_config.xml")
+        return out
+
+    def shown_records(
+        self, rnd: RoundInfo, names: Collection[str]
+    ) -> tuple[list[FrameRecord], dict[str, float], str | None]:
+        """Frames as a labeller sees them in round ``rnd``: the round model's confident boxes
+        and the tagger's situation scores. Returns (records, the tagger's decision
+        thresholds, the model source); for the batch export and the ML backend."""
         source = f"model:{rnd.model_fingerprint}" if rnd.model_fingerprint else None
-        records = [r for r in self.store.records(predictions=source) if r.name in names]
+        records = self.store.records(names=names, predictions=source)
         thresholds: dict[str, float] = {}
         tagger = self._tagger_source()
         if tagger is not None:
@@ -335,12 +349,11 @@ class Campaign:
         records = [
             replace(r, predicted_boxes=confident(r.predicted_boxes, min_score)) for r in records
         ]
-        write_labelstudio_tasks(
-            records, self.store.taxonomy, out, thresholds=thresholds,
-            model_version=source or "scenesift",
-        )  # fmt: skip
-        write_labelstudio_config(self.store.taxonomy, out / "labeling_config.xml")
-        return out
+        return records, thresholds, source
+
+    def pick_ranks(self, rnd: RoundInfo) -> dict[str, int]:
+        """The round's picks not rejected in review, by frame name: rank 0 is wanted first."""
+        return catalog.pick_ranks(self.store, rnd.id)
 
     def _waiting_message(self, rnd: RoundInfo) -> str:
         out = self.folder / f"round-{rnd.idx:03d}"

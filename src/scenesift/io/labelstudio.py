@@ -144,20 +144,32 @@ def _task(
     data.update(width=frame.width, height=frame.height)
     if frame.timestamp is not None:
         data["timestamp"] = frame.timestamp
-    prediction = None
-    if frame.predicted_boxes or frame.situation_scores:
-        scored = [s for s in taxonomy.names if s in frame.situation_scores]
-        values = taxonomy.decide(
-            [[frame.situation_scores[s] for s in scored]], scored, thresholds, DEFAULT_THRESHOLD
-        )[0]
-        chosen = [s for s, v in zip(scored, values, strict=True) if v]
-        prediction = _prediction(frame, frame.predicted_boxes, chosen, model_version)
-        prediction["score"] = _prediction_score(frame)
-    elif prefill and (frame.boxes or frame.situations):
+    prediction = task_prediction(frame, taxonomy, thresholds, model_version)
+    if prediction is None and prefill and (frame.boxes or frame.situations):
         chosen = [s for s in taxonomy.names if frame.situations.get(s)]
         prediction = _prediction(frame, frame.boxes or [], chosen, "labels")
         prediction["score"] = 1.0
     return {"data": data, "predictions": [prediction] if prediction else []}
+
+
+def task_prediction(
+    frame: FrameRecord,
+    taxonomy: Taxonomy,
+    thresholds: Mapping[str, float],
+    model_version: str,
+) -> dict[str, Any] | None:
+    """A frame's pre-annotation from ``predicted_boxes`` and ``situation_scores`` (None
+    without either): what tasks carry and what the ML backend's /predict answers."""
+    if not (frame.predicted_boxes or frame.situation_scores):
+        return None
+    scored = [s for s in taxonomy.names if s in frame.situation_scores]
+    values = taxonomy.decide(
+        [[frame.situation_scores[s] for s in scored]], scored, thresholds, DEFAULT_THRESHOLD
+    )[0]
+    chosen = [s for s, v in zip(scored, values, strict=True) if v]
+    prediction = _prediction(frame, frame.predicted_boxes, chosen, model_version)
+    prediction["score"] = _prediction_score(frame)
+    return prediction
 
 
 def _prediction(

@@ -296,6 +296,17 @@ def round_picks(store: Store, round_id: int, include_rejected: bool) -> set[int]
     return {r[0] for r in store.conn.execute(sql, (round_id,))}
 
 
+def pick_ranks(store: Store, round_id: int) -> dict[str, int]:
+    """A round's picks not rejected in review: frame name -> rank (0 is wanted first)."""
+    return dict(
+        store.conn.execute(
+            "SELECT f.name, p.rank FROM picks p JOIN frames f ON f.id = p.frame_id "
+            "WHERE p.round_id = ? AND p.review != 'rejected'",
+            (round_id,),
+        ).fetchall()
+    )
+
+
 def top_picks(store: Store, round_id: int, limit: int) -> list[Pick]:
     """A round's first ``limit`` picks by rank."""
     rows = store.conn.execute(

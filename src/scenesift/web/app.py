@@ -1,7 +1,7 @@
 """The web app: dashboard, frame browser, frame view, review and labelling pages, and the
 small JSON API their scripts call. Server-rendered Jinja2 with a little vanilla JS.
 
-:func:`create_app` assembles the routers (``routes/``: pages, api, media), the access
+:func:`create_app` assembles the routers (``routes/``: pages, api, media, ml), the access
 check every router depends on, the Guard middleware and the error pages. Routes read
 through the store's indexed, bounded queries (``store/browse.py``) on a connection of
 their own (``deps.StoreDep``) and write in one ``Store.transaction()``.
@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scenesift.store.browse import is_busy
 from scenesift.web.deps import RETRY_AFTER, WRITE_WAIT, Project, WriteBusy, qs, render
-from scenesift.web.routes import api, media, pages
+from scenesift.web.routes import api, media, ml, pages
 from scenesift.web.security import Access, Guard, Refused
 
 HERE = Path(__file__).parent
@@ -48,7 +48,7 @@ def create_app(
     templates.env.filters["fmt"] = _fmt_number
     templates.env.filters["score"] = _fmt_score
     app.state.templates = templates
-    for router in (pages.router, api.router, media.router):
+    for router in (pages.router, api.router, media.router, ml.router):
         app.include_router(router)
     app.add_middleware(Guard)
 
