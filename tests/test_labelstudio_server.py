@@ -14,20 +14,25 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import uvicorn
 from typer.testing import CliRunner
 
 from al_fixtures import waiting_human_campaign
 from scenesift import ui
 from scenesift.al.campaign import Campaign
 from scenesift.cli import app
+from scenesift.store import Store
+from scenesift.web.app import create_app
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.usefixtures("one_thread")]
 
@@ -78,6 +83,9 @@ def _start(data_dir: Path, home: Path, files_root: Path, log: Path) -> tuple[sub
         "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(files_root),
         "LABEL_STUDIO_LATEST_VERSION_CHECK": "false",
         "LABEL_STUDIO_COLLECT_ANALYTICS": "false",
+        # the ML backend under test is scenesift on 127.0.0.1 (refused as reserved otherwise)
+        "LABEL_STUDIO_ML_BLOCK_LOCAL_IP": "false",
+        "LABEL_STUDIO_SSRF_PROTECTION_ENABLED": "false",
         "SENTRY_DSN": "",
         "FRONTEND_SENTRY_DSN": "",
     }
@@ -146,6 +154,27 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStud
         _stop(proc)
 
 
+@contextmanager
+def scenesift_serving(project: Path) -> Iterator[str]:
+    """``scenesift serve`` for ``project`` in a thread, on a free 127.0.0.1 port: its URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(create_app(project), log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
 def cli(*args: Any) -> str:
     result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -165,32 +194,38 @@ def snapshot_export(ls: LabelStudio, project_id: int) -> list[dict]:
     return ls.api("GET", path)
 
 
-def test_a_campaign_batch_goes_through_label_studio_and_back(label_studio, tmp_path):
-    ls = label_studio
-    started = time.monotonic()
-    store = waiting_human_campaign(tmp_path)
-    project = tmp_path / "proj"
+def labelling_project(ls: LabelStudio, tmp_path: Path, *export_options: str) -> dict[str, dict]:
+    """The waiting batch exported (local-files URLs) into a new Label Studio project with a
+    local-files storage on the images: its tasks by frame name, with the project id."""
     out = tmp_path / "batch"
-    cli("export", "labelstudio", out, "-p", project, "--state", "selected",
-        "--predictions", "latest", "--local-files", ls.files_root)  # fmt: skip
+    cli("export", "labelstudio", out, "-p", tmp_path / "proj", "--state", "selected",
+        "--local-files", ls.files_root, *export_options)  # fmt: skip
     tasks = json.loads((out / "tasks.json").read_text())
-    picked = {t["data"]["frame"] for t in tasks}
-    assert len(picked) == 4 and all(t["predictions"] for t in tasks)
-
     config = (out / "labeling_config.xml").read_text()
     pid = ls.api("POST", "/api/projects", json={"title": "round 0", "label_config": config})["id"]
     ls.api("POST", "/api/storages/localfiles",
            json={"project": pid, "path": str(tmp_path / "data"), "title": "frames"})  # fmt: skip
     imported = ls.api("POST", f"/api/projects/{pid}/import", json=tasks)
-    assert imported["task_count"] == 4 and imported["prediction_count"] == 4
-
+    assert imported["task_count"] == len(tasks) == 4
+    assert imported["prediction_count"] == sum(len(t["predictions"]) for t in tasks)
     listed = ls.api("GET", f"/api/tasks?project={pid}&fields=all&page_size=100")["tasks"]
-    by_frame = {t["data"]["frame"]: t for t in listed}
-    assert set(by_frame) == picked
+    return {t["data"]["frame"]: t for t in listed}
+
+
+def test_a_campaign_batch_goes_through_label_studio_and_back(label_studio, tmp_path):
+    ls = label_studio
+    started = time.monotonic()
+    store = waiting_human_campaign(tmp_path)
+    project = tmp_path / "proj"
+    by_frame = labelling_project(ls, tmp_path, "--predictions", "latest")
+    picked = set(by_frame)
+    pid = next(iter(by_frame.values()))["project"]
     # the task opens as it is: Label Studio serves its image from the local-files storage
     some = next(iter(by_frame.values()))
     image = ls.session.get(ls.url + some["data"]["image"], timeout=30)
     assert image.ok and image.content.startswith(b"\x89PNG"), image.status_code
+
+    assert all(t["total_predictions"] == 1 for t in by_frame.values())
 
     # an annotator corrects the first frame and accepts the pre-annotations of the others
     first = sorted(picked)[0]
@@ -219,8 +254,6 @@ def test_a_campaign_batch_goes_through_label_studio_and_back(label_studio, tmp_p
     output = cli("al", "import-labels", "people", export, "-p", project)
     assert "Labelled 4 frame(s); 0 of this round still to label" in output
 
-    from scenesift.store import Store
-
     with Store.open(project) as store:
         labelled = {r.name: r for r in store.records(state="labelled", source="human")}
         assert picked <= set(labelled)
@@ -235,3 +268,43 @@ def test_a_campaign_batch_goes_through_label_studio_and_back(label_studio, tmp_p
         # the campaign went on: round 1 trained on the seed set plus the people's batch
         assert rounds[0].status == "labelled" and rounds[1].n_labelled == 10
     print(f"round trip through Label Studio: {time.monotonic() - started:.1f} s")
+
+
+def test_label_studio_asks_scenesift_for_pre_annotations_and_the_queue_order(
+    label_studio, tmp_path
+):
+    ls = label_studio
+    started = time.monotonic()
+    store = waiting_human_campaign(tmp_path)
+    campaign = Campaign.open(store, "people")
+    ranks = campaign.pick_ranks(campaign.rounds()[-1])
+    batch = json.loads((campaign.folder / "round-000" / "tasks.json").read_text())
+    expected = {t["data"]["frame"]: t["predictions"][0]["result"] for t in batch}
+    store.close()
+    by_frame = labelling_project(ls, tmp_path)  # tasks without pre-annotations
+    pid = next(iter(by_frame.values()))["project"]
+    assert all(t["total_predictions"] == 0 for t in by_frame.values())
+
+    with scenesift_serving(tmp_path / "proj") as url:
+        backend = {"project": pid, "url": f"{url}/ml/people", "title": "scenesift"}
+        assert ls.api("POST", "/api/ml", json=backend)["state"] == "CO"  # health, setup
+        everything = {"selectedItems": {"all": True, "excluded": []}}
+        ls.api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
+               json=everything)  # fmt: skip
+        for name, task in by_frame.items():
+            [prediction] = ls.api("GET", f"/api/predictions?task={task['id']}")
+            assert prediction["model_version"] == "people/round-000"
+            assert prediction["result"] == expected[name]
+            assert prediction["score"] == pytest.approx(ranks[name] / len(ranks))
+
+        # uncertainty sampling on scenesift's version: the queue is the campaign's ranking
+        settings = {"sampling": "Uncertainty sampling", "model_version": "people/round-000"}
+        ls.api("PATCH", f"/api/projects/{pid}", json=settings)
+        queue = []
+        for _ in range(len(ranks)):
+            task = ls.api("GET", f"/api/projects/{pid}/next")
+            queue.append(task["data"]["frame"])
+            ls.api("POST", f"/api/tasks/{task['id']}/annotations",
+                   json={"result": expected[queue[-1]], "was_cancelled": False})  # fmt: skip
+        assert queue == sorted(ranks, key=ranks.get)
+    print(f"Label Studio with scenesift as its ML backend: {time.monotonic() - started:.1f} s")
