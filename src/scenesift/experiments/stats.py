@@ -29,6 +29,15 @@ from scenesift.experiments.results import ALL
 
 BASELINE = "random"
 LEVEL = 0.95
+#: Issue 16's floor for evaluation power: a class or situation with fewer test objects or
+#: frames than this gives an AP or AUC whose run-to-run noise can hide any strategy's gain;
+#: a claim needs at least ``MIN_SEEDS`` seeds.
+MIN_EVAL_COUNT = 100
+MIN_SEEDS = 8
+#: Result rows that count the evaluation split's truth (written once per run, round 0):
+#: objects per class (``class`` set) and positive frames per situation (``situation`` set).
+EVAL_OBJECTS = "eval_objects"
+EVAL_FRAMES = "eval_frames"
 
 
 # ------------------------------------------------------------------------------ selection
@@ -442,6 +451,38 @@ def learning_speed(
     return pd.DataFrame(
         out, columns=["strategy", "class", "n_labelled", "value", "slope", "n_seeds"]
     )
+
+
+# ------------------------------------------------------------------------------ power
+def evaluation_power(
+    df: pd.DataFrame, minimum: int = MIN_EVAL_COUNT, min_seeds: int = MIN_SEEDS
+) -> pd.DataFrame:
+    """Per class (test objects) and situation (positive test frames), and per study (seeds):
+    the count and whether it reaches ``minimum`` (``min_seeds`` for seeds), so a table can
+    flag the rows whose AP, AUC or comparison is too noisy to support a claim.
+
+    Counts are the smallest any run saw (runs of one experiment share the split, so they
+    agree unless the project changed between runs). Results written before the counts were
+    recorded give only the seed rows."""
+    out = []
+    for metric, kind, column, unit in (
+        (EVAL_OBJECTS, "class", "class", "test objects"),
+        (EVAL_FRAMES, "situation", "situation", "positive test frames"),
+    ):
+        rows = df.loc[(df["metric"] == metric) & (df[column] != ALL)]
+        for name, g in rows.groupby(column, observed=True, sort=False):
+            n = int(g["value"].min())
+            out.append({"kind": kind, "name": str(name), "unit": unit, "count": n,
+                        "minimum": minimum, "enough": n >= minimum})  # fmt: skip
+    for study in ("strategies", "tagger"):
+        seeds = df.loc[(df["study"] == study) & (df["round"] > 0)]
+        if seeds.empty:
+            continue
+        n = int(seeds.groupby("strategy", observed=True)["seed"].nunique().min())
+        out.append({"kind": "seeds", "name": study, "unit": "seeds per strategy", "count": n,
+                    "minimum": min_seeds, "enough": n >= min_seeds})  # fmt: skip
+    cols = ["kind", "name", "unit", "count", "minimum", "enough"]
+    return pd.DataFrame(out, columns=cols)
 
 
 # ------------------------------------------------------------------------------ summary

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import numpy as np
 
 from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import ALL
+from scenesift.experiments.stats import EVAL_FRAMES, EVAL_OBJECTS
+from scenesift.records import FrameRecord
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,34 @@ def metric_rows(base: dict[str, Any], metrics: dict[str, Any], n_frames: int) ->
     return rows
 
 
+def evaluation_rows(
+    base: dict[str, Any],
+    frames: Iterable[FrameRecord],
+    classes: Sequence[str],
+    situations: Sequence[str],
+) -> list[dict[str, Any]]:
+    """The evaluation split's truth counted into result rows (round 0): objects per class
+    and positive frames per situation, so every table and figure can flag what is measured
+    on too few (``stats.evaluation_power``) without opening the project."""
+    objects = dict.fromkeys(classes, 0)
+    positives = dict.fromkeys(situations, 0)
+    n = 0
+    for r in frames:
+        n += 1
+        for b in r.boxes or ():
+            if b.category in objects:
+                objects[b.category] += 1
+        for name, value in r.situations.items():
+            if value and name in positives:
+                positives[name] += 1
+    common = {**base, "round": 0, "n_labelled": 0, "n_frames": n}
+    return [{**common, "metric": EVAL_OBJECTS, "class": c, "value": k}
+            for c, k in objects.items()] + [
+        {**common, "metric": EVAL_FRAMES, "situation": s, "value": k}
+        for s, k in positives.items()
+    ]  # fmt: skip
+
+
 def _variance_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, Any]]:
     from scenesift.al.learners import DetectorLearner
 
@@ -119,7 +150,11 @@ def _variance_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
     [model] = learner.fit(store, subset, val)
     metrics = learner.evaluate(model, store, evaluation)
     metrics.update(n_labelled=k, seconds=round(time.perf_counter() - started, 2))
-    return [{**row, "round": 0} for row in metric_rows(_base(cfg, run), metrics, len(evaluation))]
+    base = _base(cfg, run)
+    tax = store.taxonomy
+    return [
+        {**row, "round": 0} for row in metric_rows(base, metrics, len(evaluation))
+    ] + evaluation_rows(base, evaluation, tax.classes, tax.names)
 
 
 def _seeded(config, seed: int):
@@ -154,8 +189,10 @@ def _strategy_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
         campaign = Campaign.create(store, name, campaign_config)
     campaign.run()
     has_truth = campaign.learner.has_truth
-    n_eval = sum(1 for r in store.records(split=cfg.eval_split) if has_truth(r))
-    rows = []
+    evaluation = [r for r in store.records(split=cfg.eval_split) if has_truth(r)]
+    n_eval = len(evaluation)
+    tax = store.taxonomy
+    rows = evaluation_rows(_base(cfg, run), evaluation, tax.classes, tax.names)
     for rnd in campaign.rounds():
         if rnd.metrics.get(campaign.metric) is None:
             continue  # round 0: the random initial set, nothing trained yet
