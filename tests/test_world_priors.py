@@ -3,6 +3,7 @@ and a generated world shows them."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import tomllib
@@ -95,6 +96,6 @@ def test_a_generated_world_has_20_s_drives_of_keyframes_500_ms_apart(config, tmp
     assert summary.n_drives == 3  # 40 + 40 + the last one cut short at 20
     assert [len(t) for t in by_drive.values()] == [40, 40, 20]
     for stamps in by_drive.values():
-        assert {b - a for a, b in zip(stamps, stamps[1:])} == {500}
+        assert {b - a for a, b in itertools.pairwise(stamps)} == {500}
     full = [t for t in by_drive.values() if len(t) == 40]
     assert all(math.isclose((t[-1] - t[0] + 500) / 1000, 20.0) for t in full)
