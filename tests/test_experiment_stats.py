@@ -220,3 +220,26 @@ def test_strategy_summary_puts_the_baseline_first_and_compares_to_it():
     assert math.isnan(summary.loc["random", "diff"])
     no_target = stats.strategy_summary(curves(spec))
     assert no_target["labels"].isna().all() and no_target["aulc"].notna().all()
+
+
+def test_evaluation_power_flags_classes_situations_and_studies_below_the_floor():
+    measured = [(stats.EVAL_OBJECTS, "class", "car", 2500),
+                (stats.EVAL_OBJECTS, "class", "golf_cart", 12),
+                (stats.EVAL_FRAMES, "situation", "night", 400),
+                (stats.EVAL_FRAMES, "situation", "fog", 99)]  # fmt: skip
+    counts = [{"experiment": "t", "study": "strategies", "run": f"random-{s}", "strategy": "random",
+               "seed": s, "round": 0, "n_labelled": 0, "metric": metric, key: name, "value": v}
+              for s in (0, 1) for metric, key, name, v in measured]  # fmt: skip
+    df = pd.concat([frame(counts), curves({("random", s): [0.5] * 5 for s in range(3)})])
+    power = stats.evaluation_power(df).set_index("name")
+    assert power.loc["car", "count"] == 2500 and power.loc["car", "enough"]
+    assert power.loc["golf_cart", "count"] == 12 and not power.loc["golf_cart", "enough"]
+    assert power.loc["night", "enough"] and not power.loc["fog", "enough"]  # 99 < 100
+    assert power.loc["strategies", "count"] == 3 and not power.loc["strategies", "enough"]
+    assert stats.evaluation_power(df, minimum=10)["enough"].sum() == 4
+
+
+def test_evaluation_power_without_counts_still_checks_seeds():
+    df = curves({("random", s): [0.5] * 5 for s in range(8)})
+    power = stats.evaluation_power(df)
+    assert list(power["kind"]) == ["seeds"] and power["enough"].all()

@@ -8,7 +8,9 @@ from al_fixtures import LEARNER, oracle_project
 from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import read_results, run_file
 from scenesift.experiments.runners import remove_experiment, run_experiment
+from scenesift.experiments.stats import EVAL_FRAMES, EVAL_OBJECTS, evaluation_power
 from scenesift.experiments.studies import plan
+from scenesift.store import Store
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -67,6 +69,18 @@ def test_results_are_tidy_and_an_interrupted_experiment_only_runs_what_is_missin
     # the same seed gives every strategy the same initial set, so the same first model
     first = strat[strat["round"] == 1].groupby("seed")["value"].nunique()
     assert (first == 1).all()
+    # every run counts the evaluation split's truth, so tables can flag thin classes
+    with Store.open(project) as store:
+        test = [r for r in store.records(split="test") if r.boxes is not None]
+    objects = df[df.metric == EVAL_OBJECTS]
+    assert set(objects["run"]) == set(df["run"])
+    cars = sum(b.category == "car" for r in test for b in r.boxes)
+    assert set(objects.loc[objects["class"] == "car", "value"]) == {cars}
+    days = sum(bool(r.situations.get("day")) for r in test)
+    frames = df[df.metric == EVAL_FRAMES]
+    assert set(frames.loc[frames["situation"] == "day", "value"]) == {days}
+    power = evaluation_power(df).set_index("name")
+    assert power.loc["car", "count"] == cars and not power.loc["car", "enough"]  # tiny world
 
     # interrupt: one finished run's file is lost, another campaign was left half-way
     victim = run_file(out, "variance/f0.50/r01")

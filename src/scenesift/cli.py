@@ -1003,12 +1003,20 @@ def experiment_run(
             out = run_experiment(project, cfg, on_progress=on_progress)
         except ValueError as e:
             _user_error(e)
+    from scenesift.experiments.results import read_results
+    from scenesift.experiments.stats import evaluation_power
     from scenesift.report.summary import experiment_tables
+    from scenesift.tables import evaluation_power_table, verdict_text
 
-    for table in experiment_tables(out):
-        console.print(table)
+    results = read_results(out)
+    for table in [*experiment_tables(results), evaluation_power_table(evaluation_power(results))]:
+        if table is not None:
+            console.print(table)
     console.print(f"Results: [bold]{out}[/] (one Parquet file per run; `scenesift report` "
                   "draws the figures)")  # fmt: skip
+    said = verdict_text(results)
+    if said is not None:
+        console.print(said)
 
 
 @experiment_app.command("remove")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.table import Table
+from rich.text import Text
 
 from scenesift.metrics.bootstrap import FEW_DRIVES
 from scenesift.records import ImportReport
@@ -191,3 +192,34 @@ def rounds_table(name: str, rounds: list, metric: str = "map50") -> Table:
             "" if "seconds" not in r.metrics else f"{r.metrics['seconds']:.1f}",
         )
     return table
+
+
+def evaluation_power_table(power) -> Table | None:
+    """``experiments.stats.evaluation_power`` for the terminal: what each class, situation
+    and study was measured on, red where it is below the floor a claim needs."""
+    if power is None or power.empty:
+        return None
+    short = power.loc[~power["enough"]]
+    table = Table(
+        title="Evaluation power",
+        caption=f"{len(short)} of {len(power)} below the floor (red): their AP, AUC or "
+        "comparison is too noisy to support a claim; use a larger test split or a separate "
+        "evaluation world, and more seeds.",
+    )
+    for col in ("kind", "name", "count", "floor", ""):
+        table.add_column(col, justify="right" if col in ("count", "floor") else "left")
+    for _, r in power.iterrows():
+        table.add_row(
+            r["kind"], r["name"], f"{r['count']:,} {r['unit']}", f"{r['minimum']:,}",
+            "" if r["enough"] else "too few", style=None if r["enough"] else "red",
+        )  # fmt: skip
+    return table
+
+
+def verdict_text(results) -> Text | None:
+    """The strategy study's verdict (``report.summary.verdict``), the last thing
+    `experiment run` prints, so the answer is said plainly; None without a comparison."""
+    from scenesift.report.summary import verdict
+
+    said = verdict(results)
+    return Text.assemble(("Verdict: ", "bold"), said) if said else None
