@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from scenesift import ui
 from scenesift.cli import app
+from scenesift.store import Store, StoreError
 
 runner = CliRunner()
 ui.console.width = 160  # a terminal, not the runner's 80 columns
@@ -115,8 +116,6 @@ def test_label_studio_round_trip_writes_human_labels(tmp_path):
     result = run("import", "labelstudio", export, "-p", project, "--as", "human")
     assert result.exit_code == 0, result.output
 
-    from scenesift.store import Store
-
     with Store.open(project) as store:
         [rec] = store.records(state="labelled")
         assert rec.name == task["data"]["frame"]
@@ -132,7 +131,6 @@ def test_export_with_predictions_writes_pre_annotations_and_coco_results(tmp_pat
     run("init", project)
     run("import", "bdd", small_bdd(tmp_path / "data"), "-p", project)
     from scenesift.records import Box
-    from scenesift.store import Store
 
     with Store.open(project) as store:
         names = [r.name for r in store.records()]
@@ -196,3 +194,34 @@ def test_label_studio_export_locates_images_for_the_server(tmp_path):
     assert result.exit_code == 2 and "not under the local-files root" in result.output
     result = run("export", "bdd", tmp_path / "x.json", "-p", project, "--image-prefix", "http://h")
     assert result.exit_code == 2 and "labelstudio only" in result.output
+
+
+def test_a_separate_evaluation_world_joins_a_project_as_its_test_split(tmp_path):
+    # train on one world, evaluate on another (a different seed, more drives): the second
+    # world's drive names carry a prefix so they cannot collide, and all of it is test
+    project = tmp_path / "proj"
+    assert run("init", project, "--split", "0.8,0.2,0").exit_code == 0
+    for out, seed, prefix in ((tmp_path / "pool", 0, ""), (tmp_path / "eval", 1, "eval_")):
+        args = ["synth", out, "--frames", 50, "--seed", seed, "--no-sheet"]
+        assert run(*args, "--drive-prefix", prefix).exit_code == 0
+    assert run("import", "bdd", tmp_path / "pool" / "labels.json", "-p", project).exit_code == 0
+    result = run("import", "bdd", tmp_path / "eval" / "labels.json", "-p", project,
+                 "--split", "test")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with Store.open(project) as store:
+        test = store.records(split="test")
+        rest = store.records(split="train") + store.records(split="val")
+    assert len(test) == 50 and all(r.drive.startswith("eval_drive_") for r in test)
+    assert len(rest) == 50 and not any(r.drive.startswith("eval_") for r in rest)
+    # the same drives cannot move to another split, and a split must be a split
+    again = runner.invoke(app, ["import", "bdd", str(tmp_path / "eval" / "labels.json"),
+                                "-p", str(project), "--split", "val"])  # fmt: skip
+    assert isinstance(again.exception, StoreError)  # main() prints it as one line, exit 2
+    assert "'eval_drive_0000' is in the test split" in str(again.exception)
+    bad = run("import", "bdd", tmp_path / "eval" / "labels.json", "-p", project, "--split", "x")
+    assert bad.exit_code == 2 and "--split must be one of train, val, test" in bad.output
+
+
+def test_synth_refuses_a_drive_prefix_that_is_not_a_name(tmp_path):
+    result = run("synth", tmp_path / "w", "--frames", 5, "--no-sheet", "--drive-prefix", "../x")
+    assert result.exit_code == 2 and "drive_prefix" in result.output

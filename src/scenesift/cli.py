@@ -102,6 +102,9 @@ def synth(
     config: Path | None = typer.Option(None, help="World config TOML (priors, sizes, ...)."),
     workers: int = typer.Option(1, min=1, help="Processes rendering drives in parallel."),
     sheet: bool = typer.Option(True, help="Also write contact_sheet.png with boxes drawn."),
+    drive_prefix: str = typer.Option(
+        "", help="Put before every drive name (e.g. eval_), so a second world can join a project."
+    ),
 ) -> None:
     """Generate a synthetic driving world in BDD100K/Scalabel format.
 
@@ -112,7 +115,11 @@ def synth(
     from scenesift.synth import WorldConfig, contact_sheet, generate
 
     cfg = WorldConfig.from_toml(config) if config else None
-    summary = generate(out, frames, seed=seed, config=cfg, workers=workers, progress=True)
+    try:
+        summary = generate(out, frames, seed=seed, config=cfg, workers=workers, progress=True,
+                           drive_prefix=drive_prefix)  # fmt: skip
+    except ValueError as e:
+        _user_error(e)
     console.print(
         f"Wrote {summary.n_frames} frames in {summary.n_drives} drives to [bold]{out}[/] "
         f"in {summary.seconds:.1f} s ({summary.n_frames / max(summary.seconds, 1e-9):.0f} "
@@ -148,6 +155,12 @@ def import_(
     verify: bool = typer.Option(
         True, help="Decode every image (fast, reduced-size for JPEG) to catch corrupt files."
     ),
+    split: str | None = typer.Option(
+        None,
+        help="Put every drive of SOURCE in this split (train, val or test) instead of "
+        "the stratified assignment (a drive already in another split is refused): e.g. a "
+        "separate, larger evaluation world as the test split.",
+    ),
 ) -> None:
     """Import a dataset into the project: validated first, then written in one transaction,
     so a bad file changes nothing and re-importing the same data changes nothing."""
@@ -159,6 +172,13 @@ def import_(
         fmt.value, source, store.taxonomy, images=images, mapping=mapping, verify=verify,
         track=tracker(f"reading {fmt.value}"),
     )  # fmt: skip
+    if split is not None:
+        from scenesift.store.splits import SPLITS
+
+        if split not in SPLITS:
+            _user_error(ValueError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}"))
+        for record in batch.frames:
+            record.split = split
     with console.status("writing to the catalog"):
         # A Label Studio export brings labels for frames the project already has.
         labels_only = fmt is ImportFormat.labelstudio

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from scenesift.ui import steps
 
 #: Random stream of per-frame sensor noise; distinct from the drive's world streams.
 _STREAM_RENDER = 7
+_PREFIX = re.compile(r"[A-Za-z0-9_-]*")
 LABELS_FILE = "labels.json"
 CONFIG_FILE = "world.toml"
 IMAGES_DIR = "images"
@@ -87,13 +89,17 @@ def drive_plan_lengths(cfg: WorldConfig, seed: int, n_frames: int) -> list[int]:
     return lengths
 
 
-def _render_drive(task: tuple[WorldConfig, int, int, int, str]) -> tuple[list[dict], Counter]:
-    cfg, seed, index, n_frames, out = task
-    folder = Path(out) / IMAGES_DIR / drive_name(index)
+def _render_drive(
+    task: tuple[WorldConfig, int, int, int, str, str],
+) -> tuple[list[dict], Counter]:
+    cfg, seed, index, n_frames, out, prefix = task
+    drive = prefix + drive_name(index)
+    folder = Path(out) / IMAGES_DIR / drive
     folder.mkdir(parents=True, exist_ok=True)
     records, counts = [], Counter()
     for state in simulate_drive(cfg, seed, index, n_frames):
         img, labels = render_frame(state, frame_rng(seed, index, state.frame_index))
+        state = replace(state, drive=drive)
         Image.fromarray(img).save(folder / f"{state.frame_index:06d}.jpg", quality=cfg.jpeg_quality)
         records.append(frame_record(state, labels))
         counts.update(k for k, v in situations_of(state, labels).items() if v)
@@ -108,21 +114,29 @@ def generate(
     config: WorldConfig | None = None,
     workers: int = 1,
     progress: bool = True,
+    drive_prefix: str = "",
 ) -> SynthSummary:
     """Write a world of ``n_frames`` frames to ``out_dir``; existing files are overwritten.
 
     The same (config, seed, n_frames) gives byte-identical files for any ``workers``.
+    ``drive_prefix`` goes before every drive (and so frame) name: a second world, such as
+    a separate evaluation world, can then join a project without its names colliding.
     """
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    if not _PREFIX.fullmatch(drive_prefix):
+        raise ValueError(f"drive_prefix must be letters, digits, '_' or '-', got {drive_prefix!r}")
     cfg = config if config is not None else WorldConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with atomic_write(out / CONFIG_FILE) as f:
-        f.write(cfg.to_toml({"seed": seed, "n_frames": n_frames}))
+        generation = {"seed": seed, "n_frames": n_frames}
+        if drive_prefix:
+            generation["drive_prefix"] = drive_prefix
+        f.write(cfg.to_toml(generation))
     lengths = drive_plan_lengths(cfg, seed, n_frames)
-    tasks = [(cfg, seed, i, n, str(out)) for i, n in enumerate(lengths)]
+    tasks = [(cfg, seed, i, n, str(out), drive_prefix) for i, n in enumerate(lengths)]
     records: list[dict] = []
     counts: Counter = Counter()
     with steps("synth world", n_frames, progress) as advance:
