@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -100,3 +101,27 @@ def test_class_curves_scale_to_the_data_and_name_classes_without_a_value(tmp_pat
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "traffic_cone: undefined (no test objects)" in legend and "traffic_cone" not in legend
     assert "car" in legend
+
+
+def test_classes_and_situations_measured_on_too_few_are_flagged_where_drawn(tmp_path, drawn):
+    from scenesift.experiments.stats import EVAL_FRAMES, EVAL_OBJECTS
+
+    df = synthetic_results(seeds=2, rounds=4, variance_runs=1)
+    base = {"experiment": "t", "study": "strategies", "run": "counts", "strategy": "random",
+            "seed": 0, "round": 0, "n_labelled": 0}  # fmt: skip
+    classes = sorted(set(df.loc[df["class"] != "all", "class"]))
+    situations = sorted(set(df.loc[(df["metric"] == "map50") & (df["situation"] != "all"),
+                                   "situation"]))  # fmt: skip
+    counts = [{**base, "metric": EVAL_OBJECTS, "class": c, "value": 12 if c == classes[0] else 500}
+              for c in classes] + [
+        {**base, "metric": EVAL_FRAMES, "situation": s, "value": 40 if s == situations[0] else 900}
+        for s in situations]  # fmt: skip
+    df = pd.concat([df, frame(counts)], ignore_index=True)
+    plots.plot_class_curves(df, tmp_path / "classes.png")
+    plots.plot_situation_curves(df, tmp_path / "situations.png")
+    classes_fig, situations_fig = drawn
+    legend = [t.get_text() for t in classes_fig.legends[0].get_texts()]
+    assert f"{classes[0]} (12 test objects < 100)" in legend and classes[1] in legend
+    titles = {ax.get_title(): ax.title.get_color() for ax in situations_fig.axes if ax.get_title()}
+    assert titles[f"{situations[0]} (40 positive test frames < 100)"] == "firebrick"
+    assert all(not t.startswith(situations[1] + " (900") for t in titles)  # enough: no flag

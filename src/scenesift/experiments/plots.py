@@ -339,11 +339,28 @@ def plot_class_curves(
             _thousands(ax)
     axes[0].set_ylim(0, min(1.02, max(0.05, top * 1.12)))  # shared y: one call sets all
     _label_outer(grid, len(strategies), _x_name(x), f"{_metric_name(metric)} (test)")
-    handles = [_line(colors[c], c) for c in sorted(colors) if c not in left_out]
+    counts = _counts(df, "class")
+    handles = [_line(colors[c], _flagged(c, counts)) for c in sorted(colors) if c not in left_out]
     handles += [_line("0.75", f"{c}: undefined (no test objects)", ":") for c in left_out]
     _bottom_legend(fig, handles, columns=6)
     fig.suptitle(f"{_metric_name(metric)} per class per loop (mean across seeds)", fontsize=11)
     return _save(fig, path)
+
+
+def _counts(df: pd.DataFrame, kind: str) -> dict[str, tuple[int, bool]]:
+    """``name -> (test count, enough)`` of ``stats.evaluation_power`` for classes or
+    situations; empty for results recorded before the counts were."""
+    power = stats.evaluation_power(df)
+    power = power.loc[power["kind"] == kind]
+    return {str(r["name"]): (int(r["count"]), bool(r["enough"])) for _, r in power.iterrows()}
+
+
+def _flagged(name: str, counts: dict[str, tuple[int, bool]]) -> str:
+    """``golf_cart (12 test objects < 100)``: a curve measured on too few is marked where
+    it is drawn, so nobody reads a claim into its noise."""
+    if name not in counts or counts[name][1]:
+        return name
+    return f"{name} ({counts[name][0]:,} test objects < {stats.MIN_EVAL_COUNT})"
 
 
 def _bottom_legend(fig, handles: list, columns: int) -> None:
@@ -388,7 +405,8 @@ def plot_learning_speed(df: pd.DataFrame, path: Path | str, metric: str = "ap50"
         _thousands(ax)
     _label_outer(grid, len(strategies), "labelled frames", "AP@0.5 gain\nper 1,000 frames")
     left_out = classes_left_out(df, metric)
-    handles = [_line(colors[c], c) for c in sorted(colors) if c not in left_out]
+    counts = _counts(df, "class")
+    handles = [_line(colors[c], _flagged(c, counts)) for c in sorted(colors) if c not in left_out]
     handles += [_line("0.75", f"{c}: undefined (no test objects)", ":") for c in left_out]
     _bottom_legend(fig, handles, columns=6)
     fig.suptitle(
@@ -406,8 +424,11 @@ def _strategy_panels(
     ylabel: str,
     xlabel: str,
     chance: float | None = None,
+    counts: dict[str, tuple[int, bool]] | None = None,
 ) -> Path:
-    """One small panel per situation, strategies compared (mean and 95% band)."""
+    """One small panel per situation, strategies compared (mean and 95% band); a situation
+    with fewer than ``stats.MIN_EVAL_COUNT`` positive test frames (``counts``) is titled in
+    red with its count."""
     situations = sorted(rows["situation"].unique())
     strategies = _ordered(rows["strategy"].unique())
     styles = strategy_styles(strategies)
@@ -422,7 +443,12 @@ def _strategy_panels(
         if chance is not None:
             ax.axhline(chance, color="black", lw=0.8, ls=":")
         n = part["n_frames"].max()
-        ax.set_title(f"{sit}" + (f" ({n:,} test frames)" if n else ""), fontsize=9)
+        positives, enough = (counts or {}).get(sit, (None, True))
+        if not enough:
+            few = f"{positives:,} positive test frames < {stats.MIN_EVAL_COUNT}"
+            ax.set_title(f"{sit} ({few})", fontsize=9, color="firebrick")
+        else:
+            ax.set_title(f"{sit}" + (f" ({n:,} test frames)" if n else ""), fontsize=9)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
         _thousands(ax)
@@ -453,6 +479,7 @@ def plot_situation_curves(df: pd.DataFrame, path: Path | str, metric: str | None
         f"{name} per situation slice vs labelled frames (mean across seeds, 95% band)",
         f"{name} (test)",
         "labelled frames",
+        counts=_counts(df, "situation"),
     )
 
 
@@ -469,4 +496,5 @@ def plot_tagger_curves(df: pd.DataFrame, path: Path | str) -> Path:
         "ROC-AUC (test)",
         "labelled frames",
         chance=0.5,
+        counts=_counts(df, "situation"),
     )
