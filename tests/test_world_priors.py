@@ -99,3 +99,19 @@ def test_a_generated_world_has_20_s_drives_of_keyframes_500_ms_apart(config, tmp
         assert {b - a for a, b in itertools.pairwise(stamps)} == {500}
     full = [t for t in by_drive.values() if len(t) == 40]
     assert all(math.isclose((t[-1] - t[0] + 500) / 1000, 20.0) for t in full)
+
+
+def test_the_evaluation_world_is_the_fleet_world_with_rare_contexts_oversampled(config):
+    evaluation = WorldConfig.from_toml(ROOT / "benchmarks" / "fleet_eval_world.toml")
+    pool, other = flatten(config.to_dict()), flatten(evaluation.to_dict())
+    oversampled = {k for k in pool if pool[k] != other[k]}
+    marked = {
+        line.split("=")[0].strip()
+        for line in (ROOT / "benchmarks" / "fleet_eval_world.toml").read_text().splitlines()
+        if "# oversampled" in line and "=" in line
+    }
+    contexts = {k for k in oversampled if k.split(".")[0] in ("time_of_day", "weather", "scene")}
+    assert oversampled - contexts == {f"drive.{k}" for k in marked}  # tunnel_prob, roadworks
+    assert {k.split(".")[0] for k in contexts} == {"time_of_day", "weather", "scene"}
+    for table in ("time_of_day", "weather", "scene"):  # equal shares: rare contexts get ~100+
+        assert len(set(getattr(evaluation, table).values())) == 1
