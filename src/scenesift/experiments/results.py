@@ -12,6 +12,8 @@ round          campaign round (0 for a single training)
 fraction       share of the pool used for training (NaN when not a fraction study)
 n_labelled     frames the model was trained on
 metric         ``map50`` | ``map`` (COCO; per situation slice too) | ``ap50`` (per class) | ``auc``
+               | ``eval_objects`` / ``eval_frames`` (the evaluation split's truth: objects per
+               class, positive frames per situation; round 0, once per run)
 class          object class, or ``all``
 situation      situation slice, or ``all``
 value          the measurement (NaN when undefined, e.g. no instances)
