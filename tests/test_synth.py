@@ -66,6 +66,21 @@ def test_same_seed_same_bytes_and_other_seed_differs(tmp_path: Path) -> None:
     assert _files(a) != _files(c)
 
 
+def test_a_drive_prefix_renames_drives_and_changes_nothing_else(tmp_path: Path) -> None:
+    plain, prefixed = tmp_path / "plain", tmp_path / "prefixed"
+    generate(plain, 20, seed=1, config=SMALL, progress=False)
+    generate(prefixed, 20, seed=1, config=SMALL, progress=False, drive_prefix="eval_")
+    a = json.loads((plain / "labels.json").read_text())
+    b = json.loads((prefixed / "labels.json").read_text())
+    assert all(f["videoName"].startswith("eval_drive_") for f in b)
+    unprefixed = json.loads(json.dumps(b).replace("eval_drive_", "drive_"))
+    assert unprefixed == a
+    assert {k.replace("eval_", ""): v for k, v in _files(prefixed).items()} == _files(plain)
+    assert 'drive_prefix = "eval_"' in (prefixed / "world.toml").read_text()
+    with pytest.raises(ValueError, match="drive_prefix"):
+        generate(tmp_path / "bad", 5, config=SMALL, progress=False, drive_prefix="a/b")
+
+
 def test_workers_do_not_change_output(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     s1 = generate(one, 50, seed=5, config=SMALL, workers=1, progress=False)
