@@ -225,3 +225,30 @@ def test_a_separate_evaluation_world_joins_a_project_as_its_test_split(tmp_path)
 def test_synth_refuses_a_drive_prefix_that_is_not_a_name(tmp_path):
     result = run("synth", tmp_path / "w", "--frames", 5, "--no-sheet", "--drive-prefix", "../x")
     assert result.exit_code == 2 and "drive_prefix" in result.output
+
+
+def test_experiment_run_flags_thin_evaluation_and_ends_with_the_verdict(tmp_path, monkeypatch):
+    from report_fixtures import synthetic_results
+    from scenesift.experiments import runners
+    from scenesift.experiments.results import append_run
+    from scenesift.experiments.stats import EVAL_OBJECTS
+    from scenesift.report.summary import verdict
+
+    project = tmp_path / "proj"
+    assert run("init", project).exit_code == 0
+    out = tmp_path / "results"
+    df = synthetic_results(seeds=3, rounds=4, variance_runs=2)
+    count = {"experiment": "synthetic", "study": "strategies", "run": "c", "strategy": "random",
+             "seed": 0, "round": 0, "n_labelled": 0, "metric": EVAL_OBJECTS,
+             "class": "golf_cart", "value": 7}  # fmt: skip
+    append_run(out, "all", [*df.to_dict("records"), count])
+    monkeypatch.setattr(runners, "run_experiment", lambda *a, **k: out)
+    config = tmp_path / "e.toml"
+    config.write_text('name = "synthetic"\nstudies = ["strategies"]\n')
+    result = run("experiment", "run", config, "-p", project)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Evaluation power" in text and "7 test objects" in text and "too few" in text
+    assert "3 seeds per strategy" in text  # under 8: flagged too
+    said = verdict(df)
+    assert said and text.endswith(" ".join(f"Verdict: {said}".split()))  # the last words
