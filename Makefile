@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 
-.PHONY: demo test venv lint bench lock clean
+.PHONY: demo test soak venv lint bench lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; scenesift needs Python 3.11 (set PYTHON=...)"; exit 1; }
@@ -25,6 +25,10 @@ test: $(STAMP)
 	bash scripts/install-browser.sh
 	bash scripts/install-labelstudio.sh || echo "install-labelstudio failed: the Label Studio tests will be skipped"
 	$(BIN)/python -m pytest
+
+# The kill -9 soak: three times the kill points of the crash test in make test.
+soak: $(STAMP)
+	$(BIN)/python -m pytest -m soak tests/test_crash.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_synth.py

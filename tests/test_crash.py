@@ -10,7 +10,7 @@ Kills are chosen by a seeded RNG among: a crash point (``scenesift.crashpoints``
 moment before or after the N-th commit of the process) or a random delay after launch.
 At the end both projects must hold the same frames, states, labels (no label lost or
 duplicated), boxes, feature values, picks and round metrics. The default run kills at
-least 20 times; ``-m slow`` adds a longer run with three times as many kill points.
+least 20 times; ``-m soak`` (``make soak``) runs a longer one with three times as many kill points.
 """
 
 from __future__ import annotations
@@ -367,7 +367,7 @@ def test_kill_9_at_20_points_loses_and_duplicates_no_label(tmp_path, dataset, mo
     assert steps >= {"import bdd", "embed --backbone", "al start", "al import-labels"}, steps
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 def test_kill_9_at_60_points(tmp_path, dataset, monkeypatch):
     """Three times the kill points, on longer campaigns (8 simulated rounds, 4 human)."""
     s = scenario(tmp_path, dataset, sim_rounds=8, human_rounds=4)

@@ -130,7 +130,7 @@ def test_cli_scores_via_ray_equal_the_in_process_scores(tmp_path, monkeypatch):
     assert "Pre-labels written" in result.output
     assert store.conn.execute("SELECT count(*) FROM features").fetchone()[0] == 72
     via_ray = scores(store, source)
-    assert via_ray.keys() == local.keys() and len(local) == 72 * len(tagger.situations)
+    assert via_ray.keys() == local.keys() and len(local) == 72 * len(tagger.trained)
     np.testing.assert_allclose([via_ray[k] for k in local], list(local.values()), atol=1e-5)
     store.close()
 
