@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scenesift.io.errors import FormatError
+from scenesift.errors import FormatError
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def test_serve_on_loopback_needs_no_token_unless_given(project, monkeypatch):
 
 def test_serve_refuses_a_folder_that_is_not_a_project(tmp_path):
     result = CliRunner().invoke(app, ["serve", str(tmp_path)])
-    assert result.exit_code != 0 and "not a scenesift project" in str(result.exception)
+    assert result.exit_code == 2 and "not a scenesift project" in result.output
 
 
 def test_serve_runs_uvicorn_with_the_token(project):

@@ -22,7 +22,9 @@ import numpy as np
 from scenesift.al.learners import DetectorLearner
 from scenesift.al.pool import Selection
 from scenesift.al.sources import build_pool, confident, situation_scores
+from scenesift.errors import ConfigError, ScenesiftError
 from scenesift.files import atomic_write
+from scenesift.models.backbones import DEFAULT_BACKBONE
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, StoreError
 from scenesift.store.coverage import latest_model_source
@@ -71,7 +73,7 @@ def select_from_predictions(
     out: Path,
     seed: int = 0,
     min_score: float = 0.2,
-    backbone: str = "efficientnet_lite0",
+    backbone: str = DEFAULT_BACKBONE,
     progress: bool = True,
 ) -> SelectResult:
     from scenesift.al.strategies import make_strategy
@@ -181,3 +183,35 @@ def spread(result: SelectResult, store: Store) -> dict[str, list[tuple[str, int,
         ),
         "drive": table(lambda r: {r.drive}),
     }
+
+
+def select_from_results_file(
+    store: Store,
+    predictions: Path,
+    images: Path,
+    budget: int,
+    out: Path,
+    *,
+    strategy: str = "least_confidence",
+    balance: str | None = None,
+    per_drive: int | None = None,
+    window: float = 10.0,
+    seed: int = 0,
+    min_score: float = 0.2,
+) -> tuple[SelectResult, dict[str, list[tuple[str, int, int]]]]:
+    """``scenesift select``: a batch from a COCO results file (image ids from the COCO file
+    ``images``) and how it spreads over situations, classes and drives. Invalid settings
+    raise ``ConfigError``."""
+    from scenesift.io.coco_results import read_coco_results
+
+    try:
+        spec = build_spec(strategy, balance, per_drive, window)
+        boxes = read_coco_results(predictions, images, store.taxonomy.classes)
+        result = select_from_predictions(
+            store, boxes, spec, budget, out, seed=seed, min_score=min_score
+        )
+    except ScenesiftError:
+        raise
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return result, spread(result, store)

@@ -31,6 +31,7 @@ from scenesift.al import balance, diversity, heuristics
 from scenesift.al.dedup import dedup_ranked
 from scenesift.al.heuristics import check_choice, check_empty, top_k
 from scenesift.al.pool import Pool, Selection, field_value
+from scenesift.errors import did_you_mean
 
 TARGETS: tuple[str, ...] = ("detections", "situations")
 _SITUATION_FUNCS = {
@@ -694,7 +695,10 @@ def make_strategy(spec: Mapping[str, Any] | str) -> BaseStrategy:
             "it wraps, e.g. {name = 'entropy', dedup = {per_drive = 2, window = 10.0}}"
         )
     if name not in _REGISTRY:
-        raise ValueError(f"strategy spec: unknown name {name!r}; allowed names: {names}")
+        raise ValueError(
+            f"strategy spec: unknown name {name!r}; allowed names: {names}"
+            + did_you_mean(name, _REGISTRY)
+        )
     cls = _REGISTRY[name]
     if "weight" in spec:
         raise ValueError(f"{name}: key 'weight' is only allowed in the parts of a fusion")

@@ -36,11 +36,12 @@ workers = 2
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from scenesift.al.campaign import check_keys
+from scenesift.errors import ConfigError, FormatError
 
 STUDIES = ("variance", "strategies", "tagger")
 ENGINES = ("local", "ray")
@@ -158,8 +159,27 @@ class ExperimentConfig:
         try:
             data = tomllib.loads(Path(path).read_text())
         except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"{path}: {e}") from None
-        return cls.from_dict(data, where=str(path))
+            raise FormatError(path, str(e), "a valid TOML experiment") from None
+        try:
+            return cls.from_dict(data, where=str(path))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def with_runner(
+        self, engine: str | None = None, workers: int | None = None, address: str | None = None
+    ) -> ExperimentConfig:
+        """This experiment with the given runner settings replaced (where runs execute does
+        not change their results, so the flags may override the file)."""
+        runner = replace(
+            self.runner,
+            engine=engine or self.runner.engine,
+            workers=workers or self.runner.workers,
+            address=address or self.runner.address,
+        )
+        try:
+            return replace(self, runner=runner)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -102,3 +102,24 @@ def read_results(directory: Path) -> pd.DataFrame:
     if not files:
         return frame([])
     return pd.concat([pd.read_parquet(p) for p in files], ignore_index=True).astype(COLUMNS)
+
+
+def latest_results(project: Path, experiment: str | None = None) -> pd.DataFrame | None:
+    """The results table of ``experiment`` (default: the one with the latest finished
+    run); None when no experiment has finished a run. A named experiment without
+    results is a ``StoreError`` listing those with results."""
+    from scenesift.errors import StoreError
+    from scenesift.experiments.runners import RESULTS_DIR
+
+    root = Path(project) / RESULTS_DIR
+    found = sorted(
+        (p for p in root.glob("*/results") if any(p.glob("*.parquet"))),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if experiment is not None:
+        chosen = root / experiment / "results"
+        if chosen not in found:
+            names = ", ".join(p.parent.name for p in found) or "none"
+            raise StoreError(f"no results for experiment {experiment!r} (found: {names})")
+        found = [chosen]
+    return read_results(found[-1]) if found else None

@@ -20,6 +20,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from scenesift.errors import ConfigError
 from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import append_run, finished_runs
 from scenesift.experiments.studies import RunSpec, execute, plan
@@ -52,7 +53,7 @@ def _check_same_experiment(project: Path, config: ExperimentConfig) -> None:
     if path.exists():
         stored = json.loads(path.read_text())
         if stored != wanted:
-            raise ValueError(
+            raise ConfigError(
                 f"experiment {config.name!r} already has results from other settings "
                 f"({path}); give this one another name, or remove it with "
                 f"`scenesift experiment remove {config.name}`"

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from functools import partial
 
+from scenesift.errors import check_choice
 from scenesift.features.cache import (
     FeatureSet,
     ShardWriter,
@@ -94,10 +95,8 @@ def embed(
     that the frames whose images could be read are cached before the error is raised.
     ``runtime="onnx"`` runs the forward pass in ONNX Runtime on either engine.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    check_choice("engine", engine, ENGINES)
+    check_choice("runtime", runtime, RUNTIMES)
     spec = cache_spec(backbone, layer)
     fp = fingerprint(spec)
     frames = frame_paths(store, names, split)

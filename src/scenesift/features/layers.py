@@ -8,6 +8,7 @@ import copy
 import numpy as np
 import torch
 
+from scenesift.errors import ConfigError, did_you_mean
 from scenesift.models.backbones import Backbone
 
 #: ``pooled``: the stride-32 map averaged (N, C), float32. ``map``: that map (N, C, h, w).
@@ -28,7 +29,10 @@ def trunk_cut(layer: str) -> int | None:
         return None
     prefix, _, k = layer.partition(":")
     if prefix != "trunk" or not k.isdigit() or int(k) < 1:
-        raise ValueError(f"layer must be one of {LAYERS} (K >= 1), got {layer!r}")
+        raise ConfigError(
+            f"layer must be one of {', '.join(LAYERS)} (K >= 1); got {layer!r}"
+            + did_you_mean(layer, LAYERS[:3])
+        )
     return int(k)
 
 

@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from scenesift.errors import ScenesiftError
 from scenesift.features.layers import layer_dtype, trunk_cut
 from scenesift.models.backbones import Backbone
 
 OPSET = 17
 
 
-class OnnxUnavailable(RuntimeError):
+class OnnxUnavailable(ScenesiftError, RuntimeError):
     """onnx / onnxruntime are not installed; says how to install them."""
 
 

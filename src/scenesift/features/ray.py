@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from scenesift.errors import ScenesiftError
 from scenesift.features.engine import Batch, Forward, ImagesSkipped
 from scenesift.features.layers import layer_dtype, row_shape
 from scenesift.features.memory import keep_freed_memory
@@ -43,7 +44,7 @@ READ_ROWS = 1024
 STAGING_DIR = "tmp"
 
 
-class RayEngineError(RuntimeError):
+class RayEngineError(ScenesiftError, RuntimeError):
     """Ray is not installed, or the cluster at the given address cannot be reached."""
 
 

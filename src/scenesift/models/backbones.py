@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from scenesift.errors import ScenesiftError, did_you_mean
 from scenesift.store.arrays import fingerprint as spec_fingerprint
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -37,11 +38,11 @@ RESNET50_WEIGHTS_ENV = "SCENESIFT_RESNET50_WEIGHTS"
 RESIZE_MODES = ("stretch", "center_crop")
 
 
-class BackboneUnavailable(RuntimeError):
+class BackboneUnavailable(ScenesiftError, RuntimeError):
     """A backbone cannot be built here (missing package or weights); says how to fix it."""
 
 
-class UnknownBackbone(ValueError):
+class UnknownBackbone(ScenesiftError, ValueError):
     """No backbone of that name is registered; the message lists the names."""
 
 
@@ -508,7 +509,10 @@ def get_backbone(
     """
     info = BACKBONES.get(name)
     if info is None:
-        raise UnknownBackbone(f"unknown backbone {name!r}; available: {', '.join(BACKBONES)}")
+        raise UnknownBackbone(
+            f"unknown backbone {name!r}; available: {', '.join(BACKBONES)}"
+            + did_you_mean(name, BACKBONES)
+        )
     unknown = set(options) - set(info.options)
     if unknown:
         raise TypeError(f"backbone {name!r} takes no option(s) {sorted(unknown)}")

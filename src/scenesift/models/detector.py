@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from scenesift.features import embed, forward_features, split_pyramid
-from scenesift.models.backbones import Backbone, at_input_size, get_backbone
+from scenesift.models.backbones import DEFAULT_BACKBONE, Backbone, at_input_size, get_backbone
 from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
 from scenesift.models.detector_net import (
     STRIDE,
@@ -52,7 +52,7 @@ MODES = ("frozen", "finetune")
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    backbone: str = "efficientnet_lite0"
+    backbone: str = DEFAULT_BACKBONE
     #: (H, W) network input; None: the backbone's default (192, 320).
     input_size: tuple[int, int] | None = None
     mode: str = "frozen"  # frozen | finetune

@@ -18,11 +18,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from scenesift.errors import ScenesiftError
 from scenesift.io.common import MAX_IMAGE_PIXELS
 from scenesift.models.backbones import Preprocessing
 
 
-class ImageLoadError(RuntimeError):
+class ImageLoadError(ScenesiftError, RuntimeError):
     """An image is missing or cannot be decoded; the message names the file."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from scenesift.features import embed, row_shape, trunk_layer
-from scenesift.models.backbones import Backbone, at_input_size, get_backbone
+from scenesift.models.backbones import DEFAULT_BACKBONE, Backbone, at_input_size, get_backbone
 from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
 from scenesift.models.images import make_loader
 from scenesift.models.tagger_net import (
@@ -42,7 +42,7 @@ from scenesift.ui import steps
 
 @dataclass(frozen=True)
 class TaggerConfig:
-    backbone: str = "efficientnet_lite0"
+    backbone: str = DEFAULT_BACKBONE
     #: (H, W) network input; None: the backbone's default (192, 320). Larger inputs keep
     #: far, small objects visible in the stride-32 map at ~(H*W) cost.
     input_size: tuple[int, int] | None = None

@@ -135,3 +135,34 @@ def evaluate(
         gt, predictions, classes, situation_slices(store, gt), False, objects, n_boot
     )
     return results, SliceResults({results.slice: results, **rest.slices})
+
+
+def evaluate_checkpoint(
+    store: Store,
+    path: Path | None = None,
+    split: str = "test",
+    slices: bool = True,
+    n_boot: int = 0,
+) -> tuple[DetectionResults, SliceResults | None, Path]:
+    """Evaluate a saved detector (default: the latest) on a split; PR curves go to the
+    project's reports folder, which is returned."""
+    detector, _ = load(store, path)
+    predictions = detector.predict(with_boxes(store, split), store=store)
+    out = store.root / REPORTS_DIR / detector.fingerprint
+    results, by_situation = evaluate(store, predictions, split, slices, out, n_boot)
+    return results, by_situation, out
+
+
+def evaluate_results_file(
+    store: Store,
+    predictions: Path,
+    gt: Path,
+    split: str = "test",
+    slices: bool = False,
+    n_boot: int = 0,
+) -> tuple[DetectionResults, SliceResults | None]:
+    """Evaluate any detector's COCO results file (image ids from the COCO file ``gt``)."""
+    from scenesift.io.coco_results import read_coco_results
+
+    boxes = read_coco_results(predictions, gt, store.taxonomy.classes)
+    return evaluate(store, boxes, split, slices, n_boot=n_boot)

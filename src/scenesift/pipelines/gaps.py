@@ -171,3 +171,17 @@ def plot_gaps(rows: Sequence[SituationGap], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
+
+
+def checkpoint_gaps(
+    store: Store, path: Path | None = None, split: str = "test", n_boot: int = 30
+) -> tuple[list[SituationGap], Path]:
+    """The gap report of a saved detector (default: the latest) and its plot, written to
+    the project's reports folder."""
+    from scenesift.pipelines import detector as pipe
+
+    detector, _ = pipe.load(store, path)
+    predictions = detector.predict(with_boxes(store, split), store=store)
+    rows = gap_report(store, predictions, split, n_boot=n_boot)
+    png = plot_gaps(rows, store.root / pipe.REPORTS_DIR / detector.fingerprint / "gaps.png")
+    return rows, png

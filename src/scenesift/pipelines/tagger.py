@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scenesift.errors import ConfigError
+from scenesift.features import embed
 from scenesift.files import write_json
 from scenesift.metrics.tagging import TaggingResults, evaluate_tagging, thresholds_for_precision
 from scenesift.models.backbones import Backbone
@@ -141,6 +143,18 @@ def evaluate(
     return results
 
 
+def evaluate_checkpoint(
+    store: Store, path: Path | None = None, split: str = "test", plots: bool = True
+) -> tuple[SituationTagger, TaggingResults, Path | None]:
+    """Evaluate a saved tagger (default: the latest) on a split, plots in the project's
+    reports; the metrics are recorded in the checkpoint's sidecar as ``<split>_metrics``."""
+    tagger, path = load(store, path)
+    out = store.root / REPORTS_DIR / tagger.fingerprint if plots else None
+    results = evaluate(store, tagger, split=split, plots=out)
+    update_sidecar(path, **{f"{split}_metrics": results.metrics()})
+    return tagger, results, out
+
+
 @dataclass
 class PrelabelSummary:
     source: str
@@ -159,11 +173,22 @@ def prelabel(
     target_precision: float = 0.9,
     state: str | None = None,
     progress: bool = True,
+    *,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_workers: int = 2,
+    runtime: str = "torch",
 ) -> PrelabelSummary:
     """Score frames (default: all) and write them to the store as ``model:<fingerprint>``,
     thresholded per situation for ``target_precision`` on the validation split. Only the
     situations the tagger can say are written (the others stay missing, neither positive
-    nor negative), and of an exclusive group at most one is positive per frame."""
+    nor negative), and of an exclusive group at most one is positive per frame.
+
+    With ``engine="ray"`` or ``runtime="onnx"`` the pooled features of the frames to score
+    (and of the validation frames) are embedded that way first; the head then scores them
+    from the feature cache as usual."""
+    if engine != "local" or runtime != "torch":
+        _embed_for_scoring(store, tagger, state, engine, ray_address, ray_workers, runtime)
     said, situations = _said(tagger), tagger.trained
     val = labelled(store, "val")
     if val:
@@ -186,6 +211,33 @@ def prelabel(
                    target_precision=target_precision, not_predicted=tagger.cannot_say)  # fmt: skip
     positives = {s: int(values[:, j].sum()) for j, s in enumerate(situations)}
     return PrelabelSummary(source, len(records), thresholds, rules, positives, tagger.cannot_say)
+
+
+def _embed_for_scoring(
+    store: Store,
+    tagger: SituationTagger,
+    state: str | None,
+    engine: str,
+    ray_address: str | None,
+    ray_workers: int,
+    runtime: str,
+) -> None:
+    if tagger.groups_trained:  # its scores come from a full forward, not the cache
+        raise ConfigError(
+            f"--engine ray and --runtime onnx score from cached pooled features, "
+            f"which this tagger cannot use: {tagger.groups_trained} backbone "
+            f"group(s) were fine-tuned; score it without them, or train with "
+            f"--schedule frozen"
+        )
+    names = None  # every frame; else those of the state and the validation frames
+    if state is not None:
+        wanted = [r.name for r in store.records(state=state)]
+        names = list(dict.fromkeys(wanted + [r.name for r in labelled(store, "val")]))
+    embed(
+        store, tagger.net.backbone, names, layer="pooled", batch_size=tagger.config.batch_size,
+        workers=tagger.config.workers, engine=engine, ray_address=ray_address,
+        ray_workers=ray_workers, runtime=runtime,
+    )  # fmt: skip
 
 
 def compare_schedules(

@@ -1,5 +1,6 @@
-"""Errors about the project store itself (not about input files: see scenesift.io.errors)."""
+"""``StoreError`` under its historical name (defined in ``scenesift.errors`` with the other
+user errors, so the CLI prints them all in one place)."""
 
+from scenesift.errors import StoreError
 
-class StoreError(RuntimeError):
-    """The project is missing, from an unknown version, or asked to do something invalid."""
+__all__ = ["StoreError"]

@@ -1,0 +1,3 @@
+from scenesift.cli import main
+
+main()

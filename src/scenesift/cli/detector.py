@@ -1,0 +1,132 @@
+"""``scenesift detector`` (train, predict, eval), ``scenesift eval`` of any detector's
+results and ``scenesift gaps``, the situation gap report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from scenesift import tables
+from scenesift.cli.app import app
+from scenesift.cli.common import BACKBONE, CHECKPOINT_HELP, PROJECT, fast_inference
+from scenesift.store import Store
+from scenesift.ui import console
+
+detector_app = typer.Typer(
+    help="Object detector (CenterNet-style, anchor-free) on the backbone's multi-scale maps; "
+    "COCO evaluation by pycocotools, per class, size and situation.",
+    no_args_is_help=True,
+)
+app.add_typer(detector_app, name="detector")
+
+CHECKPOINT = typer.Option(None, help=CHECKPOINT_HELP.format("detector"))
+BOOT_HELP = "Bootstrap resamples over images for 95% intervals of AP@0.5 (0: none)."
+
+
+@detector_app.command("train")
+def detector_train(
+    project: Path = PROJECT,
+    backbone: str | None = BACKBONE,
+    mode: str = typer.Option(
+        "frozen",
+        help="frozen: cached backbone maps, only neck and heads train (fast); "
+        "finetune: the top backbone groups train too.",
+    ),
+    epochs: int = typer.Option(8, min=1),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train on the labelled train split (early-stopped on val), save a checkpoint."""
+    from scenesift.models.detector import DetectorConfig
+    from scenesift.pipelines import detector as pipe
+
+    fast_inference()
+    chosen = {"backbone": backbone} if backbone else {}
+    cfg = DetectorConfig(mode=mode, epochs=epochs, seed=seed, **chosen)
+    with Store.open(project) as store:
+        detector, path = pipe.train(store, cfg)
+    console.print(tables.detector_trained(detector, mode, path))
+
+
+@detector_app.command("predict")
+def detector_predict(
+    project: Path = PROJECT,
+    checkpoint: Path | None = CHECKPOINT,
+    state: str | None = typer.Option(None, help="Only frames in this label state."),
+) -> None:
+    """Detect objects and store them as model:<fingerprint> (full class-probability vectors
+    kept), for selection and `export coco-results` / `export labelstudio --predictions`."""
+    from scenesift.pipelines import detector as pipe
+
+    fast_inference()
+    with Store.open(project) as store:
+        detector, _ = pipe.load(store, checkpoint)
+        source, n = pipe.predict(store, detector, state=state)
+    console.print(tables.detections_stored(source, n))
+
+
+@detector_app.command("eval")
+def detector_eval(
+    project: Path = PROJECT,
+    checkpoint: Path | None = CHECKPOINT,
+    split: str = typer.Option("test"),
+    slices: bool = typer.Option(
+        True, help="Also per situation (labels, else tagger) and per object distance band."
+    ),
+    boot: int = typer.Option(0, min=0, help=BOOT_HELP),
+) -> None:
+    """mAP@[.5:.95], mAP@0.5, per class and size (pycocotools), per situation and per
+    object distance band (object:close/mid/far, where the ground truth records distances)."""
+    from scenesift.pipelines import detector as pipe
+
+    fast_inference()
+    with Store.open(project) as store:
+        results, by_situation, out = pipe.evaluate_checkpoint(store, checkpoint, split,
+                                                              slices, boot)  # fmt: skip
+    console.print(tables.detection_evaluation(results, by_situation, out / "pr_curves.png"))
+
+
+@app.command("eval")
+def eval_predictions(
+    predictions: Path = typer.Option(
+        ..., "--predictions", help="Your model's detections: a COCO results JSON list."
+    ),
+    gt: Path = typer.Option(
+        ...,
+        "--gt",
+        help="The COCO file whose image ids the results use (e.g. from "
+        "`scenesift export coco gt.json --split test`).",
+    ),
+    project: Path = PROJECT,
+    split: str = typer.Option("test"),
+    slices: bool = typer.Option(
+        False, "--slices", help="Also per situation and per object distance band."
+    ),
+    boot: int = typer.Option(0, min=0, help=BOOT_HELP),
+) -> None:
+    """Evaluate any detector's predictions (YOLO, Faster R-CNN, ...) against the project's
+    labelled boxes: COCO mAP by pycocotools, per class, size, situation and object distance."""
+    from scenesift.pipelines import detector as pipe
+
+    with Store.open(project) as store:
+        results, by_situation = pipe.evaluate_results_file(
+            store, predictions, gt, split, slices, n_boot=boot
+        )
+    console.print(tables.detection_evaluation(results, by_situation))
+
+
+@app.command()
+def gaps(
+    project: Path = PROJECT,
+    checkpoint: Path | None = typer.Option(None, help="Detector (default: the latest)."),
+    split: str = typer.Option("test"),
+    boot: int = typer.Option(30, min=0, help="Bootstrap resamples for the mAP intervals."),
+) -> None:
+    """Situation gap report: per situation, labelled frames, unlabelled frames the tagger
+    puts there, detector mAP@0.5 with a 95% interval, ranked by where data is most needed."""
+    from scenesift.pipelines.gaps import checkpoint_gaps
+
+    fast_inference()
+    with Store.open(project) as store:
+        rows, png = checkpoint_gaps(store, checkpoint, split, n_boot=boot)
+    console.print(tables.gaps(rows, png))

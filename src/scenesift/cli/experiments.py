@@ -1,0 +1,89 @@
+"""``scenesift experiment`` (run, remove) and ``scenesift report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from scenesift import tables
+from scenesift.cli.app import app
+from scenesift.cli.common import PROJECT
+from scenesift.store import Store
+from scenesift.ui import console, progress_bar
+
+experiment_app = typer.Typer(
+    help="Experiments that measure whether active learning pays: variance over random "
+    "subsets, strategies vs random over seeds. Results: one tidy Parquet table.",
+    no_args_is_help=True,
+)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("run")
+def experiment_run(
+    config: Path = typer.Argument(..., help="Experiment TOML (see docs/experiments.md)."),
+    project: Path = PROJECT,
+    engine: str | None = typer.Option(None, help="local (process pool) or ray."),
+    workers: int | None = typer.Option(None, min=1, help="Parallel runs."),
+    address: str | None = typer.Option(
+        None, help="Ray: an existing cluster (auto, ray://host:10001); default: start one here."
+    ),
+) -> None:
+    """Run every unfinished run of an experiment (an interrupted one resumes)."""
+    from scenesift.experiments.config import ExperimentConfig
+    from scenesift.experiments.runners import run_experiment
+    from scenesift.report.summary import experiment_tables
+
+    cfg = ExperimentConfig.load(config).with_runner(engine, workers, address)
+    Store.open(project).close()  # a clear error before any work when it is not a project
+    with progress_bar() as bar:
+        task = bar.add_task(f"experiment {cfg.name}", total=None)
+
+        def on_progress(p) -> None:
+            bar.update(task, total=p.total, completed=p.done)
+            if p.run:
+                bar.console.print(tables.message("finished {} ({:.0f} s)", p.run, p.seconds))
+
+        out = run_experiment(project, cfg, on_progress=on_progress)
+    console.print(tables.experiment_finished(experiment_tables(out), out))
+
+
+@experiment_app.command("remove")
+def experiment_remove(
+    name: str = typer.Argument(..., help="The experiment to delete."), project: Path = PROJECT
+) -> None:
+    """Delete an experiment's results and its simulated campaigns."""
+    from scenesift.experiments.runners import remove_experiment
+
+    n = remove_experiment(project, name)
+    console.print(tables.message("Removed experiment {!r} ({} campaigns).", name, n))
+
+
+@app.command("report")
+def report_cmd(
+    project: Path = PROJECT,
+    experiment: str | None = typer.Option(
+        None, help="Experiment whose results to include (default: the only/latest one)."
+    ),
+    campaign: str | None = typer.Option(None, help="Campaign for the galleries (default: latest)."),
+    full_map50: float | None = typer.Option(
+        None,
+        help="Full-data mAP@0.5 for the 95% target (default: the median of the variance "
+        "study's 100% runs).",
+    ),
+    out: Path | None = typer.Option(None, help="Default: PROJECT/reports/report.html."),
+) -> None:
+    """One self-contained HTML file: learning curves, variance violins, per-class and
+    per-situation curves, the tagger's AUCs, the situation gap report, picked frames."""
+    from scenesift.experiments.results import latest_results
+    from scenesift.report import build_report
+
+    with Store.open(project) as store:
+        results = latest_results(store.root, experiment)
+        with console.status("building the report"):
+            path = build_report(
+                store, out or store.root / "reports" / "report.html", results=results,
+                full_map50=full_map50, campaign=campaign,
+            )  # fmt: skip
+    console.print(tables.report_built(results, full_map50, path))
