@@ -252,3 +252,153 @@ def test_experiment_run_flags_thin_evaluation_and_ends_with_the_verdict(tmp_path
     assert "3 seeds per strategy" in text  # under 8: flagged too
     said = verdict(df)
     assert said and text.endswith(" ".join(f"Verdict: {said}".split()))  # the last words
+
+
+# ----------------------------------------------------------------- user text is not markup
+
+
+def scenesift(*args: object) -> subprocess.CompletedProcess:
+    """The installed entry point (``main``) in a fresh process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "scenesift", *map(str, args)], capture_output=True, text=True
+    )
+
+
+def _bdd_frame(name: str, category: str = "car") -> dict:
+    return {
+        "name": name,
+        "videoName": "d0",
+        "timestamp": 0,
+        "attributes": {"timeofday": "daytime"},
+        "labels": [{"category": category, "box2d": {"x1": 1, "y1": 2, "x2": 30, "y2": 40}}],
+    }
+
+
+def test_file_names_and_categories_with_brackets_are_printed_as_text(tmp_path):
+    project = tmp_path / "proj"
+    run("init", project)
+    data = tmp_path / "data"
+    (data / "images" / "good").mkdir(parents=True)
+    Image.new("RGB", (64, 48)).save(data / "images" / "good" / "a.jpg")
+    (data / "images" / "good" / "[").mkdir()
+    (data / "images" / "good" / "[" / "x].jpg").write_bytes(b"not a jpeg")
+    labels = data / "labels.json"
+    frames = [_bdd_frame("good/a.jpg", category="[/y]"), _bdd_frame("good/[/x].jpg")]
+    labels.write_text(json.dumps(frames))
+    result = run("import", "bdd", labels, "-p", project)
+    assert result.exit_code == 0, result.output
+    assert "unknown category '[/y]'" in result.output
+    assert "good/[/x].jpg: not an image" in result.output
+
+
+def test_an_error_naming_a_bracketed_frame_is_one_line_and_exit_code_2(tmp_path):
+    project = tmp_path / "proj"
+    run("init", project)
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps([_bdd_frame("../[/x].jpg")]))
+    proc = scenesift("import", "bdd", labels, "-p", project)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert "$[0].name" in line and "got '../[/x].jpg'" in line
+
+
+def test_an_error_quoting_a_list_keeps_its_text(tmp_path):
+    project = tmp_path / "proj"
+    run("init", project)
+    Image.new("RGB", (64, 48)).save(tmp_path / "a.jpg")
+    coco = tmp_path / "coco.json"
+    coco.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}],
+        "categories": [{"id": 1, "name": "car"}],
+    }))  # fmt: skip
+    proc = scenesift("import", "coco", coco, "-p", project, "--images", tmp_path)
+    assert proc.returncode == 2
+    assert "expected a bbox [x, y, width, height], got [1, 2, 3]" in proc.stderr
+
+
+# ----------------------------------------------------------------- the command line's surface
+
+
+def test_version_is_printed():
+    from scenesift import __version__
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"scenesift {__version__}"
+
+
+def test_serve_takes_the_project_like_every_other_command(tmp_path, monkeypatch):
+    import scenesift.web.server
+
+    served = {}
+    monkeypatch.setattr(scenesift.web.server, "serve", lambda project, **kw: served.update(
+        project=project, **kw))  # fmt: skip
+    assert run("serve", "-p", tmp_path, "--port", "9").exit_code == 0
+    assert served["project"] == tmp_path and served["port"] == 9
+
+
+def _commands(group, path=()):
+    """(path, click command) of every command under ``group``."""
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):  # a group
+            yield from _commands(cmd, (*path, name))
+        else:
+            yield (*path, name), cmd
+
+
+def test_every_documentation_file_named_in_help_exists():
+    import re
+
+    import typer
+
+    root = Path(__file__).resolve().parents[1]
+    named = set()
+    for _, cmd in _commands(typer.main.get_command(app)):
+        for text in [cmd.help or "", *(getattr(p, "help", None) or "" for p in cmd.params)]:
+            named |= set(re.findall(r"docs/[\w./-]+\.md", text))
+    assert "docs/experiments.md" in named  # the experiment TOML is documented there
+    assert all((root / doc).is_file() for doc in named), named
+
+
+def test_al_start_options_have_help_and_show_their_defaults():
+    import typer
+
+    cmd = typer.main.get_command(app)
+    start = cmd.commands["al"].commands["start"]
+    ctx = start.context_class(start)
+    for param in start.params:
+        if param.name in ("initial", "batch", "rounds", "epochs", "seed"):
+            _, text = param.get_help_record(ctx)
+            assert param.help and "default:" in text, param.name
+
+
+def test_a_misspelled_strategy_or_labeler_gets_a_suggestion_before_any_work(tmp_path):
+    project = tmp_path / "proj"
+    run("init", project)
+    result = run("al", "start", "c", "-p", project, "--strategy", "least_confidance")
+    assert result.exit_code == 2 and "did you mean 'least_confidence'?" in result.output
+    result = run("al", "start", "c", "-p", project, "--labeler", "labelstudi")
+    assert result.exit_code == 2 and "did you mean 'labelstudio'?" in result.output
+
+
+def test_a_campaign_config_that_is_not_toml_is_named(tmp_path):
+    project = tmp_path / "proj"
+    run("init", project)
+    bad = tmp_path / "campaign.toml"
+    bad.write_text("initial = = 3\n")
+    result = run("al", "start", "c", "-p", project, "--config", bad)
+    assert result.exit_code == 2 and "campaign.toml" in result.output
+
+
+def test_the_documented_experiment_toml_loads(tmp_path):
+    import re
+
+    from scenesift.al.strategies import make_strategy
+    from scenesift.experiments.config import ExperimentConfig
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "experiments.md").read_text()
+    [example] = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    (tmp_path / "e.toml").write_text(example)
+    cfg = ExperimentConfig.load(tmp_path / "e.toml")
+    for spec in (*cfg.strategies.strategies, *cfg.tagger.strategies):
+        make_strategy(spec)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from scenesift.io.common import Track
-from scenesift.io.errors import FormatError
+from scenesift.errors import FormatError
 from scenesift.records import FrameRecord, ImportBatch
 from scenesift.taxonomy import Taxonomy
+
+if TYPE_CHECKING:  # the CLI reads the format names without loading the image code
+    from scenesift.io.common import Track
 
 IMPORT_FORMATS = ("bdd", "kitti", "coco", "csv", "labelstudio")
 EXPORT_FORMATS = ("bdd", "kitti", "coco", "coco-results", "csv", "labelstudio")
