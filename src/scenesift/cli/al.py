@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from scenesift import tables
-from scenesift.al.campaign import LABELERS
-from scenesift.al.settings import defaults
+from scenesift.al.campaign import LABELERS, Campaign
+from scenesift.al.settings import campaign_config, defaults
 from scenesift.cli.app import app
 from scenesift.cli.common import PROJECT, fast_inference
 from scenesift.store import Store
@@ -23,55 +23,58 @@ al_app = typer.Typer(
 app.add_typer(al_app, name="al")
 
 STRATEGY_HELP = "Strategy name (see `scenesift al strategies`)."
-_D = defaults()
+_D = defaults()  # CampaignConfig's, shown as the flags' defaults
+
+# `al start` flags: each given one overrides the --config file's key.
+_CONFIG = typer.Option(
+    None,
+    help="TOML file with the campaign's settings (keys of CampaignConfig); flags "
+    "given on the command line override it.",
+)
+_STRATEGY = typer.Option(None, help=STRATEGY_HELP, show_default=_D["strategy"]["name"])
+_INITIAL = typer.Option(
+    None, min=1, help="Random seed set size (round 0).", show_default=str(_D["initial"])
+)
+_BATCH = typer.Option(None, min=1, help="Frames picked per round.", show_default=str(_D["batch"]))
+_ROUNDS = typer.Option(
+    None, min=1, help="Stop after this many trainings.",
+    show_default=str(_D["stopping"].get("max_rounds")),
+)  # fmt: skip
+_BUDGET = typer.Option(None, min=1, help="Stop before exceeding this many labels.")
+_TARGET = typer.Option(None, help="Stop once mAP@0.5 reaches this.")
+_PLATEAU = typer.Option(False, help="Stop when the learning curve has flattened.")
+_LABELER = typer.Option(
+    None,
+    help=f"One of {', '.join(LABELERS)}. oracle: reveal held-back truth (simulation); "
+    "labelstudio: export each batch for people and wait for `al import-labels`.",
+    show_default=_D["labeler"],
+)
+_EPOCHS = typer.Option(
+    None, min=1, help="Detector epochs per round.", show_default="the detector's"
+)
+_SEED = typer.Option(
+    None, help="Seed of the initial random set and of every round's training.",
+    show_default=str(_D["seed"]),
+)  # fmt: skip
 
 
 @al_app.command("start")
 def al_start(
     name: str = typer.Argument(..., help="A name for the campaign, unique in the project."),
     project: Path = PROJECT,
-    config: Path | None = typer.Option(
-        None,
-        help="TOML file with the campaign's settings (keys of CampaignConfig); flags "
-        "given on the command line override it.",
-    ),
-    strategy: str | None = typer.Option(
-        None, help=STRATEGY_HELP, show_default=_D["strategy"]["name"]
-    ),
-    initial: int | None = typer.Option(
-        None, min=1, help="Random seed set size (round 0).", show_default=str(_D["initial"])
-    ),
-    batch: int | None = typer.Option(
-        None, min=1, help="Frames picked per round.", show_default=str(_D["batch"])
-    ),
-    rounds: int | None = typer.Option(
-        None,
-        min=1,
-        help="Stop after this many trainings.",
-        show_default=str(_D["stopping"].get("max_rounds")),
-    ),
-    budget: int | None = typer.Option(None, min=1, help="Stop before exceeding this many labels."),
-    target: float | None = typer.Option(None, help="Stop once mAP@0.5 reaches this."),
-    plateau: bool = typer.Option(False, help="Stop when the learning curve has flattened."),
-    labeler: str | None = typer.Option(
-        None,
-        help=f"One of {', '.join(LABELERS)}. oracle: reveal held-back truth (simulation); "
-        "labelstudio: export each batch for people and wait for `al import-labels`.",
-        show_default=_D["labeler"],
-    ),
-    epochs: int | None = typer.Option(
-        None, min=1, help="Detector epochs per round.", show_default="the detector's"
-    ),
-    seed: int | None = typer.Option(
-        None,
-        help="Seed of the initial random set and of every round's training.",
-        show_default=str(_D["seed"]),
-    ),
+    config: Path | None = _CONFIG,
+    strategy: str | None = _STRATEGY,
+    initial: int | None = _INITIAL,
+    batch: int | None = _BATCH,
+    rounds: int | None = _ROUNDS,
+    budget: int | None = _BUDGET,
+    target: float | None = _TARGET,
+    plateau: bool = _PLATEAU,
+    labeler: str | None = _LABELER,
+    epochs: int | None = _EPOCHS,
+    seed: int | None = _SEED,
 ) -> None:
     """Create a campaign and run it until it stops or waits for labels."""
-    from scenesift.al.campaign import Campaign
-    from scenesift.al.settings import campaign_config
-
     cfg = campaign_config(
         config, strategy=strategy, initial=initial, batch=batch, seed=seed, labeler=labeler,
         rounds=rounds, budget=budget, target=target, plateau=plateau, epochs=epochs,
@@ -85,8 +88,6 @@ def al_resume(
     name: str = typer.Argument(..., help="The campaign to continue."), project: Path = PROJECT
 ) -> None:
     """Continue a campaign where it stopped (after a crash, a kill or a labelling round)."""
-    from scenesift.al.campaign import Campaign
-
     with Store.open(project) as store:
         _run_campaign(Campaign.open(store, name))
 
@@ -97,8 +98,6 @@ def al_status(
     project: Path = PROJECT,
 ) -> None:
     """Rounds of a campaign (labelled frames, mAP@0.5, picks), or the list of campaigns."""
-    from scenesift.al.campaign import Campaign
-
     with Store.open(project) as store:
         if name is None:
             # campaign SQL: moves into store/campaigns.py with the campaigns work
@@ -120,8 +119,6 @@ def al_import_labels(
     resume: bool = typer.Option(True, help="Continue the campaign once the batch is complete."),
 ) -> None:
     """Bring a finished labelling round back as human labels (one transaction)."""
-    from scenesift.al.campaign import Campaign
-
     with Store.open(project) as store:
         campaign = Campaign.open(store, name)
         got, remaining = campaign.import_labels(export)
