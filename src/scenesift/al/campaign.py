@@ -35,6 +35,7 @@ from scenesift.al.learners import check_provided, make_learner
 from scenesift.al.pool import Selection
 from scenesift.al.sources import build_pool, confident, situation_scores
 from scenesift.al.stopping import Plateau, StopDecision, StoppingRule
+from scenesift.errors import ConfigError
 from scenesift.records import FrameRecord
 from scenesift.store import Store, StoreError
 from scenesift.store import campaigns as catalog
@@ -134,7 +135,7 @@ class Campaign:
     @classmethod
     def create(cls, store: Store, name: str, config: CampaignConfig) -> Campaign:
         if not name or len(name) > 100 or any(c in name for c in "/\\\0"):
-            raise ValueError(f"campaign name {name!r}: 1-100 characters, no slashes")
+            raise ConfigError(f"campaign name {name!r}: 1-100 characters, no slashes")
         from scenesift.al.strategies import make_strategy
 
         strategy = make_strategy(config.strategy)  # a bad spec fails now, not rounds later

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from scenesift.al.pool import Detections, Learner, PoolOutputs, Strategy
+from scenesift.errors import ConfigError
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store
 
@@ -318,7 +319,7 @@ def check_provided(strategy: Strategy, learner: Learner, extra: Iterable[str] = 
     for f in missing:
         who = ", ".join(repr(s.name) for s in _needing(strategy, f)) or repr(strategy.name)
         needs.append(f"strategy {who} needs Pool.{f}, which comes from {_providers(f)}")
-    raise ValueError(
+    raise ConfigError(
         f"{'; '.join(needs)}; this campaign's learner is {learner.kind!r} with "
         f"ensemble = {learner.ensemble}, which provides {', '.join(learner.provides())}"
     )

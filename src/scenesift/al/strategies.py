@@ -31,7 +31,7 @@ from scenesift.al import balance, diversity, heuristics
 from scenesift.al.dedup import dedup_ranked
 from scenesift.al.heuristics import check_choice, check_empty, top_k
 from scenesift.al.pool import Pool, Selection, field_value
-from scenesift.errors import did_you_mean
+from scenesift.errors import ConfigError, did_you_mean
 
 TARGETS: tuple[str, ...] = ("detections", "situations")
 _SITUATION_FUNCS = {
@@ -104,7 +104,7 @@ class BaseStrategy:
         for f in self.required_fields():
             value = field_value(pool, f)
             if value is None:
-                raise ValueError(f"strategy {self.name!r} needs Pool.{f}, which is None")
+                raise ConfigError(f"strategy {self.name!r} needs Pool.{f}, which is None")
             if f == "situation_mc_probs":
                 rows = np.shape(value)[1] if np.ndim(value) == 3 else -1
             elif f.startswith("detections"):
