@@ -10,7 +10,9 @@ from scenesift import tables
 from scenesift.cli.app import app
 from scenesift.cli.common import PROJECT, ExportFormat, ImportFormat, LabelSource, parse_fractions
 from scenesift.store import Store
-from scenesift.ui import console
+from scenesift.store.integrity import check as check_store
+from scenesift.taxonomy import Taxonomy
+from scenesift.ui import console, tracker
 
 
 @app.command()
@@ -24,8 +26,6 @@ def init(
 ) -> None:
     """Create a project: a SQLite catalog (frames, situations, labels, boxes, campaigns) and
     a folder of array shards keyed by content fingerprint."""
-    from scenesift.taxonomy import Taxonomy
-
     fractions = parse_fractions(split)
     tax = Taxonomy.from_toml(taxonomy) if taxonomy else None
     with Store.init(directory, taxonomy=tax, split_fractions=fractions, seed=seed) as store:
@@ -82,7 +82,6 @@ def import_(
     """Import a dataset into the project: validated first, then written in one transaction,
     so a bad file changes nothing and re-importing the same data changes nothing."""
     from scenesift.pipelines.datasets import import_dataset
-    from scenesift.ui import tracker
 
     with Store.open(project) as store:
         report = import_dataset(
@@ -142,8 +141,6 @@ def check(
     """Check a project's integrity (after a crash, a kill or a hand edit): SQLite's own
     check, orphan and duplicate rows, feature shards, campaign rounds and picks, and the
     coverage counts. Exit code 1 when something is wrong; leftovers are only reported."""
-    from scenesift.store.integrity import check as check_store
-
     with Store.open(project) as store:
         report = check_store(store, quick=quick)
     console.print(tables.integrity_report(report, project))

@@ -8,14 +8,14 @@ import typer
 
 from scenesift.cli.app import app
 from scenesift.cli.common import PROJECT
-from scenesift.ui import console
+from scenesift.ui import console, err_console
 
 
 @app.command()
 def serve(
     project: Path = PROJECT,
     legacy_project: Path | None = typer.Argument(
-        None, hidden=True, help="Deprecated: the project as an argument; use -p."
+        None, hidden=True, metavar="PROJECT", help="Deprecated: the project; use -p."
     ),
     host: str = typer.Option(
         "127.0.0.1", help="Address to bind; anything but loopback requires an access token."
@@ -32,4 +32,6 @@ def serve(
     situation labelling with keyboard shortcuts."""
     from scenesift.web.server import serve as run_server
 
+    if legacy_project is not None:
+        err_console.print("warning: `serve PROJECT` is deprecated; use `serve -p PROJECT`")
     run_server(legacy_project or project, host=host, port=port, token=token, say=console.print)
