@@ -228,7 +228,7 @@ def write_report(out: Path, project: Path, table: pd.DataFrame, full_map50: floa
     link = _link(Path(out) / "report.html", report)
     console.print(f"Report: [bold]{report}[/]" + (f"  (also {link})" if link else ""))
     console.print(
-        f"Browse the project: [bold].venv/bin/scenesift serve {project}[/] (the dashboard "
+        f"Browse the project: [bold].venv/bin/scenesift serve -p {project}[/] (the dashboard "
         "lists the report; each frame shows its truth and predicted boxes)"
     )
     return report
