@@ -402,3 +402,26 @@ def test_the_documented_experiment_toml_loads(tmp_path):
     cfg = ExperimentConfig.load(tmp_path / "e.toml")
     for spec in (*cfg.strategies.strategies, *cfg.tagger.strategies):
         make_strategy(spec)
+
+
+def test_help_loads_no_heavy_package():
+    """`scenesift --help` must stay fast: commands import torch, pandas and PIL when run."""
+    code = (
+        "import sys, scenesift.cli; "
+        "print(sorted({'torch', 'pandas', 'PIL', 'sklearn', 'matplotlib'} & set(sys.modules)))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_commands_only_parse_call_and_print():
+    """Business logic lives in the packages that own it: every command is short."""
+    import ast
+
+    modules = sorted((Path(__file__).resolve().parents[1] / "src/scenesift/cli").glob("*.py"))
+    assert len(modules) > 1  # a package, one module per command group
+    for module in modules:
+        for node in ast.parse(module.read_text()).body:
+            if isinstance(node, ast.FunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                assert lines <= 40, f"{module.name}:{node.name} has {lines} lines"
