@@ -76,9 +76,9 @@ def summary_table(store: Store) -> Table:
 
 
 def coverage_table(cov: Coverage) -> Table:
-    predicted_title = (
-        _format("predicted ({})", [cov.model_source]) if cov.model_source else ("predicted")
-    )
+    predicted_title = "predicted"
+    if cov.model_source:
+        predicted_title = _format("predicted ({})", [cov.model_source])
     table = Table(
         title=f"Coverage: {cov.frames:,} frames, {cov.labelled_frames:,} labelled, "
         f"{cov.unlabelled_frames:,} unlabelled",
