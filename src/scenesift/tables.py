@@ -114,7 +114,7 @@ def drives_table(rows: list[DriveSplitRow]) -> Table:
         f"labels and held-back truth. (few): fewer than {FEW_DRIVES} drives, too few for an "
         "interval to mean much. "
         + (
-            "Not in both train and test (could not be split): " + ", ".join(unsplit) + "."
+            "Not in both train and test (could not be split): " + escape(", ".join(unsplit)) + "."
             if unsplit
             else "Every present situation and class has drives in train and test."
         ),
@@ -130,7 +130,7 @@ def drives_table(rows: list[DriveSplitRow]) -> Table:
         cells = [
             f"{n:,}" + (" (few)" if 0 < n < FEW_DRIVES else "") for n in (r.train, r.val, r.test)
         ]
-        table.add_row(r.name, *cells, f"{r.total:,}", style="red" if r.unsplit else None)
+        table.add_row(*_cells(r.name, *cells, f"{r.total:,}"), style="red" if r.unsplit else None)
     return table
 
 
@@ -214,12 +214,13 @@ def wrote(what: str, path: Path) -> Text:
 
 def project_info(store: Store) -> Group:
     """``scenesift info``: frames per split and state, coverage, caches and predictions."""
-    from scenesift.store.coverage import coverage
+    from scenesift.store.coverage import coverage, drives_per_split
     from scenesift.store.inventory import feature_caches, model_predictions
 
     return _group(
         summary_table(store),
         coverage_table(coverage(store)),
+        drives_table(drives_per_split(store)),
         inventory_table(feature_caches(store), model_predictions(store)),
     )
 
@@ -310,14 +311,19 @@ def gaps(rows: Sequence[Any], png: Path) -> Group:
     return _group(gap_table(rows), wrote("Plot", png))
 
 
-def campaigns_table(rows: Iterable[Sequence[Any]]) -> Table:
+def campaigns_table(campaigns: Iterable[Any]) -> Table:
     """``al status`` without a name: every campaign, its status, rounds and creation time."""
     table = Table(title="Campaigns")
     for col in ("name", "status", "rounds", "created"):
         table.add_column(col)
-    for row in rows:
-        table.add_row(*_cells(*row))
+    for c in campaigns:
+        table.add_row(*_cells(c.name, c.status, c.n_rounds, c.created_at))
     return table
+
+
+def warning(text: str) -> Text:
+    """A warning before long work (it goes on): ``warning:`` in yellow, then the text."""
+    return Text.assemble(("warning:", "yellow"), " ", text)
 
 
 def labels_imported(got: int, remaining: int) -> Text:

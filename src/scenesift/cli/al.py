@@ -13,6 +13,7 @@ from scenesift.al.settings import campaign_config, defaults
 from scenesift.cli.app import app
 from scenesift.cli.common import PROJECT, fast_inference
 from scenesift.store import Store
+from scenesift.store.campaigns import all_campaigns
 from scenesift.ui import console, progress_bar
 
 al_app = typer.Typer(
@@ -100,12 +101,7 @@ def al_status(
     """Rounds of a campaign (labelled frames, mAP@0.5, picks), or the list of campaigns."""
     with Store.open(project) as store:
         if name is None:
-            # campaign SQL: moves into store/campaigns.py with the campaigns work
-            rows = store.conn.execute(
-                "SELECT c.name, c.status, (SELECT count(*) FROM rounds r "
-                "WHERE r.campaign_id = c.id), c.created_at FROM campaigns c ORDER BY c.id"
-            ).fetchall()
-            console.print(tables.campaigns_table(rows))
+            console.print(tables.campaigns_table(all_campaigns(store)))
             return
         campaign = Campaign.open(store, name)
         console.print(tables.rounds_table(name, campaign.rounds(), campaign.metric))

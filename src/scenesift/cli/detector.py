@@ -21,7 +21,7 @@ detector_app = typer.Typer(
 app.add_typer(detector_app, name="detector")
 
 CHECKPOINT = typer.Option(None, help=CHECKPOINT_HELP.format("detector"))
-BOOT_HELP = "Bootstrap resamples over images for 95% intervals of AP@0.5 (0: none)."
+BOOT_HELP = "Bootstrap resamples (of drives) for 95% intervals of AP@0.5 (0: none)."
 
 
 @detector_app.command("train")
@@ -44,6 +44,8 @@ def detector_train(
     chosen = {"backbone": backbone} if backbone else {}
     cfg = DetectorConfig(mode=mode, epochs=epochs, seed=seed, **chosen)
     with Store.open(project) as store:
+        if warning := pipe.training_warning(store):
+            console.print(tables.warning(warning))
         detector, path = pipe.train(store, cfg)
     console.print(tables.detector_trained(detector, mode, path))
 
@@ -120,7 +122,7 @@ def gaps(
     project: Path = PROJECT,
     checkpoint: Path | None = typer.Option(None, help="Detector (default: the latest)."),
     split: str = typer.Option("test"),
-    boot: int = typer.Option(30, min=0, help="Bootstrap resamples for the mAP intervals."),
+    boot: int = typer.Option(30, min=0, help="Bootstrap resamples of drives for mAP intervals."),
 ) -> None:
     """Situation gap report: per situation, labelled frames, unlabelled frames the tagger
     puts there, detector mAP@0.5 with a 95% interval, ranked by where data is most needed."""

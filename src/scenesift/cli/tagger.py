@@ -101,6 +101,8 @@ def tagger_train(
         finetune_head_lr=finetune_head_lr, cache_trunk=cache_trunk,
     )  # fmt: skip
     with Store.open(project) as store:
+        if warning := pipe.training_warning(store):
+            console.print(tables.warning(warning))
         tagger, path = pipe.train(store, cfg)
     console.print(tables.tagger_history(tagger, path))
 
@@ -111,7 +113,7 @@ def tagger_eval(
     checkpoint: Path | None = CHECKPOINT,
     split: str = typer.Option("test"),
     plots: bool = typer.Option(True, help="Write ROC and PR curves per situation (PNG)."),
-    ci: bool = typer.Option(True, help="Bootstrap 95% confidence intervals of ROC-AUC."),
+    ci: bool = typer.Option(True, help="Bootstrap 95% intervals of ROC-AUC, over drives."),
 ) -> None:
     """Per-situation ROC-AUC and PR-AUC (average precision) with test positives; undefined
     where the split has no positives or no negatives."""
