@@ -181,9 +181,16 @@ def skipped_lines(report: ImportReport, limit: int = 20) -> list[Text]:
     return lines
 
 
-def import_report(report: ImportReport, label_source: str) -> Group:
-    """``scenesift import``: what was written, then each skipped image and why."""
-    return _group(import_report_table(report, label_source), *skipped_lines(report))
+def import_report(report: ImportReport, label_source: str, derived: int = 0) -> Group:
+    """``scenesift import``: what was written, the situations derived from its boxes, then
+    each skipped image and why."""
+    return _group(
+        import_report_table(report, label_source),
+        message("Derived {} object-level situation values from the labelled boxes (source "
+                "derived: labels from the data or a person take precedence)", f"{derived:,}")
+        if derived else None,
+        *skipped_lines(report),
+    )  # fmt: skip
 
 
 def project_created(store: Store, fractions: Sequence[float]) -> Text:
@@ -270,11 +277,16 @@ def tagger_evaluation(
     """``tagger eval``: ROC-AUC and AP per situation (with bootstrap intervals)."""
     title = _format("Tagger {} on {}", [tagger.fingerprint, split])
     table = results.to_table(title=title, ci=results.ci() if ci else None)
-    return _group(table, wrote("Curves", curves) if curves else None)
+    return _group(
+        table,
+        not_predicted_line(results.not_predicted),
+        wrote("Curves", curves) if curves else None,
+    )
 
 
-def prelabel_summary(summary: Any) -> Table:
-    """``tagger predict``: the threshold of each situation, why, and how many it marks."""
+def prelabel_summary(summary: Any) -> Group:
+    """``tagger predict``: the threshold of each situation, why, and how many it marks;
+    then the situations it cannot say."""
     table = Table(
         title=_format("Pre-labels written as {} ({} frames)", [summary.source,
                                                                 f"{summary.frames:,}"])
@@ -283,7 +295,7 @@ def prelabel_summary(summary: Any) -> Table:
         table.add_column(col)
     for s, t in summary.thresholds.items():
         table.add_row(*_cells(s, f"{t:.3f}", summary.rules[s], f"{summary.positives[s]:,}"))
-    return table
+    return _group(table, not_predicted_line(summary.not_predicted))
 
 
 def detector_trained(detector: Any, mode: str, path: Path) -> Text:

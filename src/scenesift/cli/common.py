@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from scenesift.io.formats import EXPORT_FORMATS, IMPORT_FORMATS
-from scenesift.store.project import TRUTH_PRIORITY
+from scenesift.store.project import LABEL_SOURCES, TRUTH_PRIORITY
 
 PROJECT = typer.Option(
     Path("."), "--project", "-p", help="Project folder (made by `scenesift init`).",
@@ -18,7 +18,7 @@ PROJECT = typer.Option(
 #: Click choices from the registries that define them (shown in --help, checked by click).
 ImportFormat = StrEnum("ImportFormat", {f: f for f in IMPORT_FORMATS})
 ExportFormat = StrEnum("ExportFormat", {f: f for f in EXPORT_FORMATS})
-LabelSource = StrEnum("LabelSource", {s: s for s in TRUTH_PRIORITY})
+LabelSource = StrEnum("LabelSource", {s: s for s in TRUTH_PRIORITY if s in LABEL_SOURCES})
 
 # Engine, runtime, backbone, strategy and labeler names are checked by the code that owns
 # them (with a "did you mean"): their registries live beside torch, which --help must not load.

@@ -66,7 +66,9 @@ def import_(
     project: Path = PROJECT,
     images: Path | None = typer.Option(None, help="Image folder, where the format allows."),
     mapping: Path | None = typer.Option(
-        None, help="bdd: TOML mapping of attributes/categories (default: built in)."
+        None,
+        help="bdd: TOML mapping of attributes/categories (default: built in); kitti: TOML "
+        '[classes] of KITTI type = class ("" leaves a type out), over the built-in map.',
     ),
     labels_as: LabelSource = typer.Option(
         "import",
@@ -84,11 +86,11 @@ def import_(
     from scenesift.pipelines.datasets import import_dataset
 
     with Store.open(project) as store:
-        report = import_dataset(
+        report, derived = import_dataset(
             store, fmt.value, source, labels_as.value, images=images, mapping=mapping,
             verify=verify, track=tracker(f"reading {fmt.value}"),
         )  # fmt: skip
-    console.print(tables.import_report(report, labels_as.value))
+    console.print(tables.import_report(report, labels_as.value, derived))
 
 
 @app.command()
@@ -101,12 +103,20 @@ def export(
     split: str | None = typer.Option(None, help="Only this split (train, val or test)."),
     state: str | None = typer.Option(None, help="Only frames in this label state."),
     source: str | None = typer.Option(
-        None, help="Labels from this source only (default: human > import > oracle)."
+        None, help="Labels from this source only (default: human > import > oracle > derived)."
     ),
     predictions: str | None = typer.Option(
         None,
         help="A model's predictions to include: 'latest' or model:<fingerprint>. "
         "labelstudio: pre-annotations; coco-results: the detections written.",
+    ),
+    image_prefix: str | None = typer.Option(
+        None, help="labelstudio: tasks load images from PREFIX/<frame name> (a web server)."
+    ),
+    local_files: Path | None = typer.Option(
+        None,
+        help="labelstudio: tasks load images through Label Studio's local-files storage; "
+        "ROOT is its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, every image must lie under it.",
     ),
 ) -> None:
     """Export frames with their labels (ground truth) and, optionally, a model's predictions.
@@ -118,7 +128,7 @@ def export(
     with Store.open(project) as store:
         n, path = export_dataset(
             store, fmt.value, out, split=split, state=state, source=source,
-            predictions=predictions,
+            predictions=predictions, image_prefix=image_prefix, local_files=local_files,
         )  # fmt: skip
     console.print(tables.wrote_frames(n, path))
 

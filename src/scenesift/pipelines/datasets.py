@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scenesift.errors import ConfigError
 from scenesift.io.common import Track
 from scenesift.io.formats import read_dataset, write_dataset
 from scenesift.records import ImportReport
@@ -24,13 +25,22 @@ def import_dataset(
     mapping: Path | None = None,
     verify: bool = True,
     track: Track | None = None,
-) -> ImportReport:
+) -> tuple[ImportReport, int]:
     """Read and validate ``source`` whole, then write it in one transaction: a bad file
-    changes nothing."""
+    changes nothing. Labels that arrive with the data or from people also give the
+    object-level situations derived from their boxes (source ``derived``; held-back truth
+    stays held back); returns the import report and how many derived values were written."""
     batch = read_dataset(
         fmt, source, store.taxonomy, images=images, mapping=mapping, verify=verify, track=track
     )
-    return store.ingest(batch, label_source=label_source, labels_only=fmt in LABELS_ONLY_FORMATS)
+    labels_only = fmt in LABELS_ONLY_FORMATS
+    report = store.ingest(batch, label_source=label_source, labels_only=labels_only)
+    derived = 0
+    if label_source != "oracle":
+        from scenesift.derive import derive_all
+
+        derived = store.write_derived_situations(derive_all(batch.frames, store.taxonomy))
+    return report, derived
 
 
 def export_dataset(
@@ -42,23 +52,34 @@ def export_dataset(
     state: str | None = None,
     source: str | None = None,
     predictions: str | None = None,
+    image_prefix: str | None = None,
+    local_files: Path | None = None,
 ) -> tuple[int, Path]:
     """Write the selected frames' labels (and a model's predictions: ``latest`` or
     ``model:<fingerprint>``; coco-results defaults to the latest); returns the number of
-    frames and the file or folder written."""
+    frames and the file or folder written. Label Studio tasks load their images from
+    ``image_prefix``/<frame name> or through the ``local_files`` root (else by path)."""
+    if (image_prefix is not None or local_files is not None) and fmt != "labelstudio":
+        raise ConfigError("--image-prefix and --local-files apply to labelstudio only")
     if fmt == "coco-results" and predictions is None:
         predictions = "latest"
     if predictions == "latest":
         models = store.model_sources()
         predictions = models[0] if models else None
     records = store.records(split=split, state=state, source=source, predictions=predictions)
-    if fmt == "labelstudio" and predictions:
-        # pre-select exactly the situations the model's stored values call positive
-        from scenesift.io.labelstudio import write_labelstudio_tasks
+    if fmt == "labelstudio":
+        from scenesift.io.labelstudio import image_url_from, write_labelstudio_tasks
 
-        thresholds = store.decision_thresholds(predictions)
-        path = write_labelstudio_tasks(records, store.taxonomy, out, thresholds=thresholds,
-                                       model_version=predictions)  # fmt: skip
+        # pre-select exactly the situations the model's stored values call positive
+        thresholds = store.decision_thresholds(predictions) if predictions else None
+        try:  # a bad prefix or root, or an image outside the local-files root
+            image_url = image_url_from(image_prefix=image_prefix, local_files=local_files)
+            path = write_labelstudio_tasks(
+                records, store.taxonomy, out, image_url, thresholds=thresholds,
+                model_version=predictions or "scenesift",
+            )  # fmt: skip
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     else:
         path = write_dataset(fmt, records, store.taxonomy, out)
     return len(records), path
