@@ -395,11 +395,20 @@ def selection_summary(result: Any, spread: Mapping[str, list[tuple[str, int, int
     return _group(*parts)
 
 
-def experiment_finished(tables: Sequence[Table], out: Path) -> Group:
+def experiment_finished(out: Path) -> Group:
+    """``experiment run``: each study's headline table, what the evaluation could measure,
+    where the results are, and last the verdict, said plainly."""
+    from scenesift.experiments.results import read_results
+    from scenesift.experiments.stats import evaluation_power
+    from scenesift.report.summary import experiment_tables
+
+    results = read_results(out)
     return _group(
-        *tables,
+        *experiment_tables(results),
+        evaluation_power_table(evaluation_power(results)),
         message("Results: [bold]{}[/] (one Parquet file per run; `scenesift report` draws "
                 "the figures)", out),
+        verdict_text(results),
     )  # fmt: skip
 
 
@@ -504,9 +513,9 @@ def evaluation_power_table(power) -> Table | None:
     for col in ("kind", "name", "count", "floor", ""):
         table.add_column(col, justify="right" if col in ("count", "floor") else "left")
     for _, r in power.iterrows():
-        table.add_row(
+        table.add_row(*_cells(
             r["kind"], r["name"], f"{r['count']:,} {r['unit']}", f"{r['minimum']:,}",
-            "" if r["enough"] else "too few", style=None if r["enough"] else "red",
+            "" if r["enough"] else "too few"), style=None if r["enough"] else "red",
         )  # fmt: skip
     return table
 

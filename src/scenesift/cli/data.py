@@ -40,6 +40,9 @@ def synth(
     config: Path | None = typer.Option(None, help="World config TOML (priors, sizes, ...)."),
     workers: int = typer.Option(1, min=1, help="Processes rendering drives in parallel."),
     sheet: bool = typer.Option(True, help="Also write contact_sheet.png with boxes drawn."),
+    drive_prefix: str = typer.Option(
+        "", help="Put before every drive name (e.g. eval_), so a second world can join a project."
+    ),
 ) -> None:
     """Generate a synthetic driving world in BDD100K/Scalabel format.
 
@@ -50,9 +53,18 @@ def synth(
     from scenesift.synth import WorldConfig, contact_sheet, generate
 
     cfg = WorldConfig.from_toml(config) if config else None
-    summary = generate(out, frames, seed=seed, config=cfg, workers=workers, progress=True)
+    summary = generate(out, frames, seed=seed, config=cfg, workers=workers, progress=True,
+                       drive_prefix=drive_prefix)  # fmt: skip
     png = contact_sheet(out, Path(out) / "contact_sheet.png") if sheet else None
     console.print(tables.synth_summary(summary, out, png))
+
+
+_IMPORT_SPLIT = typer.Option(
+    None,
+    help="Put every drive of SOURCE in this split (train, val or test) instead of "
+    "the stratified assignment (a drive already in another split is refused): e.g. a "
+    "separate, larger evaluation world as the test split.",
+)
 
 
 @app.command("import")
@@ -80,6 +92,7 @@ def import_(
     verify: bool = typer.Option(
         True, help="Decode every image (fast, reduced-size for JPEG) to catch corrupt files."
     ),
+    split: str | None = _IMPORT_SPLIT,
 ) -> None:
     """Import a dataset into the project: validated first, then written in one transaction,
     so a bad file changes nothing and re-importing the same data changes nothing."""
@@ -88,7 +101,7 @@ def import_(
     with Store.open(project) as store:
         report, derived = import_dataset(
             store, fmt.value, source, labels_as.value, images=images, mapping=mapping,
-            verify=verify, track=tracker(f"reading {fmt.value}"),
+            verify=verify, split=split, track=tracker(f"reading {fmt.value}"),
         )  # fmt: skip
     console.print(tables.import_report(report, labels_as.value, derived))
 

@@ -33,7 +33,6 @@ def experiment_run(
     """Run every unfinished run of an experiment (an interrupted one resumes)."""
     from scenesift.experiments.config import ExperimentConfig
     from scenesift.experiments.runners import run_experiment
-    from scenesift.report.summary import experiment_tables
 
     cfg = ExperimentConfig.load(config).with_runner(engine, workers, address)
     Store.open(project).close()  # a clear error before any work when it is not a project
@@ -46,7 +45,7 @@ def experiment_run(
                 bar.console.print(tables.message("finished {} ({:.0f} s)", p.run, p.seconds))
 
         out = run_experiment(project, cfg, on_progress=on_progress)
-    console.print(tables.experiment_finished(experiment_tables(out), out))
+    console.print(tables.experiment_finished(out))
 
 
 @experiment_app.command("remove")

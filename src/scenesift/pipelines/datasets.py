@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scenesift.errors import ConfigError
+from scenesift.errors import ConfigError, check_choice
 from scenesift.io.common import Track
 from scenesift.io.formats import read_dataset, write_dataset
 from scenesift.records import ImportReport
 from scenesift.store import Store
+from scenesift.store.splits import SPLITS
 
 #: Formats whose files bring labels for frames the project already has (no images).
 LABELS_ONLY_FORMATS = ("labelstudio",)
@@ -24,15 +25,22 @@ def import_dataset(
     images: Path | None = None,
     mapping: Path | None = None,
     verify: bool = True,
+    split: str | None = None,
     track: Track | None = None,
 ) -> tuple[ImportReport, int]:
     """Read and validate ``source`` whole, then write it in one transaction: a bad file
     changes nothing. Labels that arrive with the data or from people also give the
     object-level situations derived from their boxes (source ``derived``; held-back truth
-    stays held back); returns the import report and how many derived values were written."""
+    stays held back); returns the import report and how many derived values were written.
+    ``split`` puts every drive of ``source`` in that split instead of the stratified
+    assignment (a drive already in another split is refused by the store)."""
+    if split is not None:
+        check_choice("--split", split, SPLITS)
     batch = read_dataset(
         fmt, source, store.taxonomy, images=images, mapping=mapping, verify=verify, track=track
     )
+    for record in batch.frames if split is not None else ():
+        record.split = split
     labels_only = fmt in LABELS_ONLY_FORMATS
     report = store.ingest(batch, label_source=label_source, labels_only=labels_only)
     derived = 0

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from scenesift.errors import ConfigError
 from scenesift.files import atomic_write
 from scenesift.synth.config import WorldConfig
 from scenesift.synth.render import Label, frame_attributes, render_frame, situations_of
@@ -125,7 +126,7 @@ def generate(
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     if not _PREFIX.fullmatch(drive_prefix):
-        raise ValueError(f"drive_prefix must be letters, digits, '_' or '-', got {drive_prefix!r}")
+        raise ConfigError(f"drive_prefix must be letters, digits, '_' or '-', got {drive_prefix!r}")
     cfg = config if config is not None else WorldConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
