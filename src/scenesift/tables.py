@@ -18,7 +18,6 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from scenesift.metrics.bootstrap import FEW_DRIVES
 from scenesift.records import ImportReport
 from scenesift.store import Store
 from scenesift.store.coverage import Coverage, DriveSplitRow, frame_counts
@@ -107,6 +106,8 @@ def coverage_table(cov: Coverage) -> Table:
 def drives_table(rows: list[DriveSplitRow]) -> Table:
     """Drives per split for each situation and class: how many independent samples a split
     has of it (consecutive frames of a drive are nearly the same picture)."""
+    from scenesift.metrics.bootstrap import FEW_DRIVES  # metrics loads scikit-learn: not for --help
+
     unsplit = [r.name for r in rows if r.unsplit]
     table = Table(
         title="Drives with positives per split",
