@@ -18,6 +18,7 @@ from scenesift.store.coverage import CoverageRow, coverage
 from scenesift.store.integrity import check
 
 CLASSES = ["car", "truck", "pedestrian"]
+CROWD = "coalesce(json_extract(b.attributes, '$.iscrowd'), 0)"  # an ignore region: no object
 
 
 def results(store: Store, quick: bool = False) -> dict[str, list[str]]:
@@ -62,12 +63,13 @@ def reference_coverage(store: Store, model: str | None, box_model: str | None) -
         for cat, nf, nb in c.execute(
             f"""SELECT b.category, count(DISTINCT b.frame_id), count(*) FROM ({best_sets}) s
             JOIN boxes b ON b.frame_id = s.frame_id AND b.source = s.source
-            WHERE s.rn = 1 AND s.state = 'labelled' GROUP BY b.category"""
+            WHERE s.rn = 1 AND s.state = 'labelled' AND NOT {CROWD} GROUP BY b.category"""
         )
     }
     per_frame = (
         "SELECT b.category, count(DISTINCT b.frame_id) FROM boxes b JOIN frames f "
-        "ON f.id = b.frame_id WHERE b.source = ? AND f.state != 'labelled' GROUP BY 1"
+        f"ON f.id = b.frame_id WHERE b.source = ? AND f.state != 'labelled' AND NOT {CROWD} "
+        "GROUP BY 1"
     )
     hidden_boxes = dict(c.execute(per_frame, ("oracle",)).fetchall())
     predicted_boxes = dict(c.execute(per_frame, (box_model,)).fetchall()) if box_model else {}
@@ -93,7 +95,8 @@ def random_frames(rng: np.random.Generator, root: Path, situations: list[str]) -
         if rng.random() < 0.2:
             boxes = None
         else:
-            boxes = [Box(str(rng.choice(CLASSES)), 1.0, 1.0, float(rng.integers(3, 30)), 20.0)
+            boxes = [Box(str(rng.choice(CLASSES)), 1.0, 1.0, float(rng.integers(3, 30)), 20.0,
+                         attributes={"iscrowd": True} if rng.random() < 0.3 else {})
                      for _ in range(int(rng.poisson(1.5)))]  # fmt: skip
         frames.append(FrameRecord(f"d{i % 4}/{i:02d}.jpg", root / f"d{i % 4}/{i:02d}.jpg",
                                   f"d{i % 4}", 64, 48, timestamp=float(i), situations=sits,

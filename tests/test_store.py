@@ -198,6 +198,46 @@ def test_coverage_counts_labelled_positives_and_boxes(store, tmp_path):
     assert rows["car"].labelled == 3 and rows["car"].boxes == 6 and rows["car"].known == 5
 
 
+def ignore(category: str) -> Box:
+    """One class's part of a KITTI DontCare region."""
+    return Box(category, 50.0, 5.0, 90.0, 40.0, attributes={"iscrowd": True})
+
+
+def test_ignore_regions_are_no_objects_in_the_box_counts(store, tmp_path):
+    """A DontCare region is stored as one iscrowd box per class; none of them is an object."""
+    spec = {"a": [{"boxes": [car(), ignore("car"), ignore("truck")]}, {"boxes": [ignore("car")]}]}
+    store.ingest(make_batch(tmp_path, spec))
+    rows = {r.name: r for r in coverage(store).rows}
+    assert (rows["car"].labelled, rows["car"].boxes) == (1, 1)
+    assert (rows["truck"].labelled, rows["truck"].boxes) == (0, 0)
+    with store.transaction() as c:  # row by row (the triggers), not the bulk path of ingest
+        c.execute("DELETE FROM boxes WHERE json_extract(attributes, '$.iscrowd')")
+    rows = {r.name: r for r in coverage(store).rows}
+    assert (rows["car"].labelled, rows["car"].boxes) == (1, 1)
+    with pytest.raises(sqlite3.IntegrityError, match="iscrowd cannot change"):
+        store.conn.execute("UPDATE boxes SET attributes = '{\"iscrowd\": true}'")
+
+
+def test_a_v7_catalog_that_counted_ignore_regions_is_recounted_on_opening(tmp_path):
+    root = tmp_path / "p"
+    with Store.init(root) as store:
+        spec = {"a": [{"boxes": [car(), ignore("car"), ignore("truck")]}]}
+        store.ingest(make_batch(tmp_path, spec))
+        with store.transaction() as c:  # what V7's counts held
+            c.execute("UPDATE count_boxes SET frames = 1, boxes = 2 WHERE category = 'car'")
+            c.execute("INSERT INTO count_boxes SELECT source, 'truck', state, 1, 1 "
+                      "FROM count_boxes WHERE category = 'car'")  # fmt: skip
+            c.execute("DROP TRIGGER boxes_ignore_fixed")
+        store.conn.execute("PRAGMA user_version = 7")
+    with Store.open(root) as store:
+        assert schema.version(store.conn) == schema.LATEST == 8
+        rows = {r.name: r for r in coverage(store).rows}
+        assert (rows["car"].boxes, rows["truck"].boxes, rows["truck"].labelled) == (1, 0, 0)
+        assert store.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'boxes_ignore_fixed'"
+        ).fetchone()
+
+
 def test_every_drive_lies_in_exactly_one_split(store, tmp_path):
     spec = {f"drive{i:02d}": [{"situations": {"day": True}}] * (5 + i % 7) for i in range(40)}
     store.ingest(make_batch(tmp_path, spec))

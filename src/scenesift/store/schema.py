@@ -203,6 +203,16 @@ def _rank(col: str) -> str:
     )
 
 
+def _object(row: str) -> str:
+    """Whether box ``row`` is an object, not an ignore region (attribute ``iscrowd``, KITTI's
+    DontCare): ignore regions are no class's objects, so no box count holds them. The
+    ``instr`` test spares almost every box the JSON parse."""
+    return (
+        f"(instr({row}.attributes, 'iscrowd') = 0 OR "
+        f"coalesce(json_extract({row}.attributes, '$.iscrowd'), 0) IN (0, ''))"
+    )
+
+
 def _upsert(table: str, keys: str, values: str, select: str, sums: str) -> str:
     """``INSERT INTO table (keys, values) <select> ON CONFLICT (keys) DO UPDATE`` adding
     ``sums`` (the count columns); ``select`` must have a WHERE clause (SQLite's upsert)."""
@@ -301,22 +311,22 @@ def _set_delta(frame: str, set_source: str, counted_as: str, sign: int) -> str:
         _upsert("count_boxes", "source, category, state", "frames, boxes",
                 f"SELECT {counted_as}, b.category, f.state, {sign}, {sign} * count(*) "
                 f"FROM boxes b INDEXED BY boxes_by_frame JOIN frames f ON f.id = b.frame_id "
-                f"WHERE b.frame_id = {frame} AND b.source = {set_source} GROUP BY b.category",
-                "frames, boxes"),
+                f"WHERE b.frame_id = {frame} AND b.source = {set_source} AND {_object('b')} "
+                "GROUP BY b.category", "frames, boxes"),
     ])  # fmt: skip
 
 
 def _box_delta(row: str, counted_as: str, sign: int, where: str = "1") -> str:
     """One box of ``row``'s set, +1 or -1; its category's frame count changes when it is the
-    set's only box of that category."""
+    set's only object of that category. An ignore region counts nowhere."""
     alone = (
         f"NOT EXISTS (SELECT 1 FROM boxes o INDEXED BY boxes_by_frame "
         f"WHERE o.frame_id = {row}.frame_id AND o.source = {row}.source "
-        f"AND o.category = {row}.category AND o.id != {row}.id)"
+        f"AND o.category = {row}.category AND o.id != {row}.id AND {_object('o')})"
     )
     return _upsert("count_boxes", "source, category, state", "frames, boxes",
                    f"SELECT {counted_as}, {row}.category, f.state, {sign} * ({alone}), {sign} "
-                   f"FROM frames f WHERE f.id = {row}.frame_id AND {where}",
+                   f"FROM frames f WHERE f.id = {row}.frame_id AND {_object(row)} AND {where}",
                    "frames, boxes")  # fmt: skip
 
 
@@ -354,10 +364,10 @@ def count_queries(touched_only: bool = False) -> dict[str, str]:
         "count_boxes": (
             f"SELECT b.source, b.category, f.state, count(DISTINCT b.frame_id), count(*) "
             f"FROM {f} CROSS JOIN boxes b INDEXED BY boxes_by_frame ON b.frame_id = f.id "
-            "GROUP BY 1, 2, 3 UNION ALL SELECT 'truth', b.category, t.state, "
-            f"count(DISTINCT b.frame_id), count(*) FROM ({best_sets}) t CROSS JOIN boxes b "
-            "INDEXED BY boxes_by_frame ON b.frame_id = t.frame_id AND b.source = t.source "
-            "GROUP BY 2, 3"
+            f"WHERE {_object('b')} GROUP BY 1, 2, 3 UNION ALL SELECT 'truth', b.category, "
+            f"t.state, count(DISTINCT b.frame_id), count(*) FROM ({best_sets}) t CROSS JOIN "
+            "boxes b INDEXED BY boxes_by_frame ON b.frame_id = t.frame_id "
+            f"AND b.source = t.source WHERE {_object('b')} GROUP BY 2, 3"
         ),
         "model_writes": (
             "SELECT s.source, 'situations', count(DISTINCT s.frame_id), max(s.created_at) "
@@ -391,15 +401,15 @@ def _frame_moves(old: str, new: str) -> list[str]:
                     f"AND s.source IN {_TRUTH} AND NOT {_set_better('s.frame_id', 's.source')}",
                     "n"),
             _upsert("count_boxes", "source, category, state", "frames, boxes",
-                    f"SELECT source, category, {state}, {sign}, {sign} * count(*) FROM boxes "
-                    "INDEXED BY boxes_by_frame WHERE frame_id = NEW.id GROUP BY source, category",
-                    "frames, boxes"),
+                    f"SELECT source, category, {state}, {sign}, {sign} * count(*) FROM boxes b "
+                    f"INDEXED BY boxes_by_frame WHERE frame_id = NEW.id AND {_object('b')} "
+                    "GROUP BY source, category", "frames, boxes"),
             _upsert("count_boxes", "source, category, state", "frames, boxes",
                     f"SELECT 'truth', b.category, {state}, {sign}, {sign} * count(*) FROM boxes b "
                     "INDEXED BY boxes_by_frame JOIN box_sets s ON s.frame_id = b.frame_id "
                     f"AND s.source = b.source WHERE b.frame_id = NEW.id AND s.source IN {_TRUTH} "
-                    f"AND NOT {_set_better('s.frame_id', 's.source')} GROUP BY b.category",
-                    "frames, boxes"),
+                    f"AND NOT {_set_better('s.frame_id', 's.source')} AND {_object('b')} "
+                    "GROUP BY b.category", "frames, boxes"),
         ]  # fmt: skip
     return out
 
@@ -551,10 +561,14 @@ _TRIGGERS_V5 = [
     _trigger("boxes_truth_delete", "AFTER DELETE ON boxes",
              f"{_OLD_SET_THERE} AND {_OLD_TRUTH_SET}", _box_delta("OLD", "'truth'", -1)),
     _fixed("boxes", ("frame_id", "source", "category")),
+    "CREATE TRIGGER boxes_ignore_fixed BEFORE UPDATE OF attributes ON boxes "
+    f"WHEN {_object('OLD')} IS NOT {_object('NEW')} BEGIN SELECT RAISE(ABORT, 'boxes: "
+    "iscrowd cannot change (the counts of coverage leave ignore regions out): delete the "
+    "box and insert another'); END;",
 ]  # fmt: skip
 
-#: (The triggers are generated from today's truth precedence; V7 recreates them, so a
-#: catalog ends with the same triggers whichever version it started from.)
+#: (The triggers are generated from today's rules; V7 and V8 recreate them, so a catalog
+#: ends with the same triggers whichever version it started from.)
 V5 = _TABLES_V5 + "\n".join(_TRIGGERS_V5)
 
 
@@ -599,16 +613,33 @@ def _derived_source(conn: sqlite3.Connection) -> None:
             conn.execute(f"PRAGMA schema_version = {schema_version + 1}")
         finally:
             conn.execute("PRAGMA writable_schema = OFF")
+    _recreate_triggers(conn)
+
+
+def _recreate_triggers(conn: sqlite3.Connection) -> None:
     for statement in _TRIGGERS_V5:
         name = statement.split()[2]  # CREATE TRIGGER <name> ...
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")
         conn.execute(statement)
 
 
+def _ignore_regions_uncounted(conn: sqlite3.Connection) -> None:
+    """V8: ignore regions (``iscrowd`` boxes, KITTI's DontCare: one per class) are no
+    class's objects, yet V5-V7 counted them in ``count_boxes``, so ``info`` showed six
+    phantom objects per DontCare. The triggers are recreated to skip them and the box
+    counts (those alone) are recounted."""
+    _recreate_triggers(conn)
+    conn.execute("DELETE FROM count_boxes")
+    query = count_queries()["count_boxes"]
+    conn.execute(f"INSERT INTO count_boxes SELECT * FROM ({query})")
+
+
 Migration = str | Callable[[sqlite3.Connection], None]
 
 #: MIGRATIONS[i] takes a catalog from version i to version i + 1.
-MIGRATIONS: list[Migration] = [V1, V2, V3, V4, _backfill_counts, V6, _derived_source]
+MIGRATIONS: list[Migration] = [
+    V1, V2, V3, V4, _backfill_counts, V6, _derived_source, _ignore_regions_uncounted,
+]  # fmt: skip
 
 LATEST = len(MIGRATIONS)
 
