@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import MODEL, TestClient, frame_id
+from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
 from scenesift.store import Store
 from scenesift.web import create_app
 
@@ -183,6 +184,22 @@ def test_frame_view_shows_boxes_labels_scores_and_drive_neighbours(client, proje
     assert data["situations"]["crowded"]["truth"] is None
     first = client.get(f"/frames/{frame_id(project, 'd0/000.jpg')}").text
     assert "previous in drive" not in first and "next in drive" in first
+
+
+def test_ignore_regions_are_drawn_once_per_area_as_ignore_not_as_objects(tmp_path):
+    """KITTI's DontCare is stored as one iscrowd box per class over the same area."""
+    crowd = {"iscrowd": True}
+    boxes = [Box("car", 10, 10, 50, 40),
+             *(Box(c, 100, 20, 180, 60, attributes=crowd) for c in ("car", "truck"))]  # fmt: skip
+    frame = FrameRecord("d/0.jpg", tmp_path / "d/0.jpg", "d", 256, 160, boxes=boxes)
+    with Store.init(tmp_path / "p") as store:
+        store.ingest(ImportBatch([frame], tmp_path, ImportReport("t")))
+    with TestClient(create_app(tmp_path / "p"), base_url="http://127.0.0.1") as c:
+        html = c.get("/frames/1").text
+    assert html.count('class="box truth"') == 1 and html.count('class="box ignore"') == 1
+    assert ">ignore</text>" in html and "truck</text>" not in html
+    assert "ground truth (1, import)" in html and 'id="toggle-ignore"' in html
+    assert "ignore regions (1, not objects)" in html
 
 
 def test_unknown_frames_are_404_everywhere(client):

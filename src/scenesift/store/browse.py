@@ -530,20 +530,26 @@ class FrameBoxes:
     truth: list[Box] | None  # None: the frame's objects were never labelled
     model_source: str | None
     predicted: list[Box]
+    #: The truth's ignore regions (``iscrowd`` boxes, KITTI's DontCare), one per area: a
+    #: DontCare is stored once per class, but it is one area where nobody labelled objects.
+    ignore: list[Box] = field(default_factory=list)
 
 
 def _boxes(conn: sqlite3.Connection, frame_id: int, source: str) -> list[Box]:
     return [
-        Box(cat, x1, y1, x2, y2, bool(occ), bool(tr), score)
-        for cat, x1, y1, x2, y2, occ, tr, score in conn.execute(
-            "SELECT category, x1, y1, x2, y2, occluded, truncated, score FROM boxes "
+        Box(cat, x1, y1, x2, y2, bool(occ), bool(tr), score,
+            attributes={"iscrowd": True} if crowd else {})
+        for cat, x1, y1, x2, y2, occ, tr, score, crowd in conn.execute(
+            "SELECT category, x1, y1, x2, y2, occluded, truncated, score, "
+            "coalesce(json_extract(attributes, '$.iscrowd'), 0) NOT IN (0, '') FROM boxes "
             "WHERE frame_id = ? AND source = ? ORDER BY id",
             (frame_id, source),
         )
-    ]
+    ]  # fmt: skip
 
 
 def boxes(conn: sqlite3.Connection, frame_id: int) -> FrameBoxes:
+    """The frame's truth objects and ignore regions apart, and its latest model's boxes."""
     sets = conn.execute(
         "SELECT source, created_at FROM box_sets WHERE frame_id = ?", (frame_id,)
     ).fetchall()
@@ -551,11 +557,14 @@ def boxes(conn: sqlite3.Connection, frame_id: int) -> FrameBoxes:
     truth_src = next((s for s in TRUTH_PRIORITY if s in have), None)
     models = sorted((t, s) for s, t in sets if s.startswith("model:"))
     model_src = models[-1][1] if models else None
+    truth = _boxes(conn, frame_id, truth_src) if truth_src else None
+    areas = {(b.x1, b.y1, b.x2, b.y2): b for b in truth or () if b.attributes}
     return FrameBoxes(
         truth_src,
-        _boxes(conn, frame_id, truth_src) if truth_src else None,
+        None if truth is None else [b for b in truth if not b.attributes],
         model_src,
         _boxes(conn, frame_id, model_src) if model_src else [],
+        list(areas.values()),
     )
 
 
