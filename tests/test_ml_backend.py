@@ -3,6 +3,7 @@ each route answers. tests/test_labelstudio_server.py drives it from a real serve
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -60,3 +61,24 @@ def test_webhook_events_are_accepted(backend):
     client, _, _ = backend
     got = client.post("/ml/people/webhook", json={"action": "ANNOTATION_CREATED"})
     assert got.status_code == 200 and got.json()["action"] == "ANNOTATION_CREATED"
+
+
+def test_a_token_protected_backend_takes_basic_auth_and_batches_over_a_megabyte(backend):
+    """Label Studio authenticates to an ML backend with HTTP Basic auth only, and asks for
+    its queue's predictions in one request: 8,000 small tasks are over 1 MB."""
+    client, ranks, batch = backend
+    app = create_app(client.app.state.project.root, token="tok3n")
+    auth = {"Authorization": "Basic " + base64.b64encode(b"label-studio:tok3n").decode()}
+    task = {"id": 0, "data": batch[0]["data"]}
+    body = {"tasks": [{**task, "id": i} for i in range(8_000)], "project": "1.0"}
+    assert len(json.dumps(body)) > 1_000_000
+    with TestClient(app, base_url="http://10.0.0.5:8765") as guarded:
+        assert guarded.get("/ml/people/health").status_code == 401
+        assert guarded.get("/ml/people/health", headers=auth).json()["status"] == "UP"
+        got = guarded.post("/ml/people/predict", json=body, headers=auth)
+        assert got.status_code == 200
+        results = got.json()["results"]
+        assert len(results) == 8_000
+        assert {r["score"] for r in results} == {ranks[task["data"]["frame"]] / len(ranks)}
+        webhook = {"action": "ANNOTATION_CREATED", "pad": "x" * 1_100_000}
+        assert guarded.post("/ml/people/webhook", json=webhook, headers=auth).status_code == 413

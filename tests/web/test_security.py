@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import re
@@ -50,6 +51,22 @@ def test_every_request_needs_the_token(guarded):
     assert guarded.get("/", params={"token": "wrong"}).status_code == 401
     ok = guarded.get("/api/frames", headers={"Authorization": f"Bearer {TOKEN}"})
     assert ok.status_code == 200 and COOKIE not in ok.headers.get("set-cookie", "")
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_basic_auth_with_the_token_as_password_is_the_token(guarded):
+    """Label Studio can authenticate to an ML backend only with HTTP Basic auth."""
+    assert guarded.get("/api/frames", headers=basic("label-studio", TOKEN)).status_code == 200
+    assert guarded.get("/api/frames", headers=basic("", TOKEN)).status_code == 200
+    for headers in [basic(TOKEN, "wrong"), basic("x", TOKEN[:-1]), {"Authorization": "Basic"},
+                    {"Authorization": "Basic !!not-base64!!"},
+                    {"Authorization": "Basic " + base64.b64encode(TOKEN.encode()).decode()},
+                    {"Authorization": "Basic " + base64.b64encode(b"x:\xff").decode()}]:  # fmt: skip
+        r = guarded.get("/api/frames", headers=headers)
+        assert r.status_code == 401 and "basic auth" in r.text, headers
 
 
 def test_token_in_the_url_once_then_an_httponly_cookie(guarded):

@@ -8,7 +8,9 @@ middleware) limits bodies, refuses cross-site writes and adds security headers.
   rebinding. Bound to anything else it needs a token on every request: the header
   ``Authorization: Bearer <token>``, or ``?token=<token>`` once (the app answers with an
   HttpOnly cookie and redirects to the same URL without the token, so it does not linger in
-  the address bar or history). Tokens are compared in constant time.
+  the address bar or history). Label Studio can send only HTTP Basic auth to an ML backend,
+  so ``Authorization: Basic base64(<any user>:<token>)`` is the token too. Tokens are
+  compared in constant time.
 - **Cross-site requests.** A state-changing request whose ``Origin`` is not this server is
   refused, so another web page open in the labeller's browser cannot save labels.
 - **Files.** :func:`resolve_under` is the only way a path becomes a file to send: relative,
@@ -17,6 +19,8 @@ middleware) limits bodies, refuses cross-site writes and adds security headers.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -31,6 +35,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 COOKIE = "scenesift_token"
 MAX_BODY = 1_000_000  # bytes: a labelling save is well under 10 kB
+#: Label Studio's /predict sends whole tasks (~300 bytes each), thousands at a time: 1 MB
+#: would cap a request at ~3,000 tasks. Only that route gets the larger limit.
+MAX_ML_BODY = 64_000_000
+_ML_PREDICT = re.compile(r"/ml/[^/]+/predict/?")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -68,6 +76,23 @@ def token_matches(supplied: str | None, token: str) -> bool:
     if not supplied:
         return False
     return secrets.compare_digest(supplied.encode("utf-8"), token.encode("utf-8"))
+
+
+def body_limit(path: str) -> int:
+    """The largest request body the route at ``path`` accepts, in bytes."""
+    return MAX_ML_BODY if _ML_PREDICT.fullmatch(path) else MAX_BODY
+
+
+def _basic_password(auth: str) -> str | None:
+    """The password of ``Authorization: Basic base64(user:password)``, or None."""
+    if auth[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, colon, password = decoded.partition(":")
+    return password if colon else None
 
 
 def _host_name(host_header: str) -> str:
@@ -122,12 +147,15 @@ class Access:
         supplied_query = request.query_params.get("token")
         auth = headers.get("authorization", "")
         bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        basic = _basic_password(auth)  # Label Studio's ML backend authentication
         cookie = request.cookies.get(COOKIE)
-        if not any(token_matches(t, self.token) for t in (bearer, supplied_query, cookie)):
+        supplied = (bearer, basic, supplied_query, cookie)
+        if not any(token_matches(t, self.token) for t in supplied):
             return _deny(
                 401,
                 "access token required: open the URL `scenesift serve` printed "
-                "(…/?token=…) or send `Authorization: Bearer <token>`",
+                "(…/?token=…), send `Authorization: Bearer <token>`, or (Label Studio) "
+                "basic auth with the token as the password",
                 json,
             )
         if supplied_query and token_matches(supplied_query, self.token):
@@ -192,8 +220,9 @@ class Guard:
         length = headers.get("content-length")
         if length is None and "chunked" in headers.get("transfer-encoding", ""):
             return _deny(411, "send a Content-Length", json)
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return _deny(413, f"request body over {MAX_BODY:,} bytes", json)
+        limit = body_limit(request.url.path)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return _deny(413, f"request body over {limit:,} bytes", json)
         origin = headers.get("origin")
         if origin is not None and not _same_origin(origin, headers.get("host", "")):
             return _deny(403, f"cross-origin request from {origin} refused", json)
