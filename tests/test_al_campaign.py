@@ -181,6 +181,24 @@ def test_human_round_trip_through_label_studio(project, tmp_path):
     first = export_annotated(tasks, tmp_path / "part.json", drop=picked[2:])
     assert campaign.import_labels(first) == (2, 2)
     assert campaign.rounds()[-1].status == "selected"  # half the batch is still out
+
+    def versions() -> list[int]:
+        rows = dict(project.conn.execute("SELECT name, label_version FROM frames"))
+        return [rows[n] for n in picked[:2]]
+
+    assert versions() == [1, 1]
+    assert campaign.import_labels(first) == (2, 2)
+    assert versions() == [1, 1]  # the same labels again are no new version
+    edited = json.loads(first.read_text())
+    edited[0]["annotations"][0]["result"] = [{
+        "id": "new", "type": "rectanglelabels", "from_name": "boxes", "to_name": "image",
+        "original_width": 96, "original_height": 64, "image_rotation": 0,
+        "value": {"x": 10, "y": 10, "width": 20, "height": 20, "rotation": 0,
+                  "rectanglelabels": ["car"]},
+    }]  # fmt: skip
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    assert campaign.import_labels(tmp_path / "edited.json") == (2, 2)
+    assert versions() == [2, 1] if edited[0]["data"]["frame"] == picked[0] else [1, 2]
     second = export_annotated(tasks, tmp_path / "rest.json", drop=picked[:2])
     assert campaign.import_labels(second) == (2, 0)
     assert campaign.rounds()[-1].status == "labelled"

@@ -381,8 +381,11 @@ class Campaign:
                 f"{path}: none of its frames is among round {last.idx}'s {len(wanted)} picks"
             )
         with self.store.transaction():  # the labels and the round's progress, together
+            before = catalog.human_labels(self.store, got)
             self.store.ingest(batch, label_source="human", labels_only=True)
-            remaining = catalog.record_labels(self.store, self.id, last.id, got)
+            after = catalog.human_labels(self.store, got)
+            changed = {fid for fid in got if after.get(fid) != before.get(fid)}
+            remaining = catalog.record_labels(self.store, self.id, last.id, got, changed)
         self._frames = None  # labels changed
         return len(got), remaining
 

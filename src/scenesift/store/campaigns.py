@@ -13,7 +13,7 @@ one transaction, so a kill between them cannot leave labels without their round.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -242,16 +242,47 @@ def reveal(store: Store, round_id: int) -> None:
         )
 
 
-def record_labels(store: Store, campaign_id: int, round_id: int, frame_ids: Iterable[int]) -> int:
-    """People labelled ``frame_ids`` of a waiting round: the frames turn ``labelled`` (a new
-    label version), and once no accepted pick is left the round is ``labelled`` and the
-    campaign runs again. Call inside the transaction that stores the labels. Returns the
-    picks still to label."""
+def human_labels(store: Store, frame_ids: Iterable[int]) -> dict[int, tuple]:
+    """Each frame's human situation labels and box set (with its boxes), comparable
+    before and after an import: what tells a new label version from the same labels again."""
+    ids = json.dumps(sorted(set(map(int, frame_ids))))
+    out: dict[int, tuple[list, list]] = {}
+    for fid, *row in store.conn.execute(
+        "SELECT frame_id, situation, value FROM situation_labels WHERE source = 'human' "
+        "AND frame_id IN (SELECT value FROM json_each(?)) ORDER BY frame_id, situation",
+        (ids,),
+    ):
+        out.setdefault(fid, ([], []))[0].append(tuple(row))
+    for fid, *row in store.conn.execute(
+        "SELECT s.frame_id, b.category, b.x1, b.y1, b.x2, b.y2, b.occluded, b.truncated, "
+        "b.attributes FROM box_sets s LEFT JOIN boxes b ON b.frame_id = s.frame_id "
+        "AND b.source = s.source WHERE s.source = 'human' "
+        "AND s.frame_id IN (SELECT value FROM json_each(?)) ORDER BY s.frame_id, b.id",
+        (ids,),
+    ):
+        out.setdefault(fid, ([], []))[1].append(tuple(row))
+    return {fid: (tuple(labels), tuple(boxes)) for fid, (labels, boxes) in out.items()}
+
+
+def record_labels(
+    store: Store,
+    campaign_id: int,
+    round_id: int,
+    frame_ids: Iterable[int],
+    changed: Collection[int] | None = None,
+) -> int:
+    """People labelled ``frame_ids`` of a waiting round: the frames turn ``labelled`` with a
+    new label version, unless they already were and their labels are not among ``changed``
+    (None: all changed), so the same export imported again is no new version. Once no
+    accepted pick is left the round is ``labelled`` and the campaign runs again. Call inside
+    the transaction that stores the labels. Returns the picks still to label."""
+    frame_ids = list(frame_ids)
+    changed = set(frame_ids) if changed is None else set(changed)
     with store.transaction() as c:
         c.executemany(
             "UPDATE frames SET state = 'labelled', label_version = label_version + 1, "
-            "updated_at = ? WHERE id = ?",
-            [(now(), fid) for fid in frame_ids],
+            "updated_at = ? WHERE id = ? AND (state != 'labelled' OR ?)",
+            [(now(), fid, fid in changed) for fid in frame_ids],
         )
         remaining = c.execute(
             "SELECT count(*) FROM picks p JOIN frames f ON f.id = p.frame_id "
