@@ -16,7 +16,11 @@ the images and write the staging shards there.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +46,11 @@ BLOCK_FRAMES = 1024
 #: Rows the driver reads from a staging shard at a time.
 READ_ROWS = 1024
 STAGING_DIR = "tmp"
+#: Who made a staging folder (host, pid), so a later run can tell a killed run's from a live one.
+OWNER_FILE = "owner.json"
+#: Seconds after which a staging folder without an owner (or with one that cannot be read) is
+#: taken for a killed run's: folders of older versions, or of a run killed while creating it.
+STALE_UNOWNED_S = 24 * 3600
 
 
 class RayEngineError(ScenesiftError, RuntimeError):
@@ -112,15 +121,57 @@ class RayEngine:
     def compute(
         self, frames: Sequence[FramePath], backbone: Backbone, layer: str, forward: Forward
     ) -> Generator[Batch, None, None]:
+        sweep_stale_staging(self.project)
         staging = self.project / STAGING_DIR / f"ray-{self.key}-{uuid.uuid4().hex[:8]}"
         staging.mkdir(parents=True, exist_ok=True)
+        owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+        (staging / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
         try:
             with ray_session(self.address, self.workers) as ray:
-                _run(ray, backbone, forward, frames, self.batch_size, self.workers, staging,
-                     self.progress)  # fmt: skip
+                _run(ray, backbone, forward, frames, self.batch_size, self.workers,
+                     staging / "rows", self.progress)  # fmt: skip
             yield from _read(backbone, frames, layer, staging, self.progress)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def sweep_stale_staging(project: Path, now: float | None = None) -> list[Path]:
+    """Remove the staging folders of runs that died before their ``finally`` (SIGKILL, a
+    lost machine): a dead owner process on this host, or no readable owner and older than
+    :data:`STALE_UNOWNED_S`. Folders of live runs and of other hosts (whose processes cannot
+    be seen from here) are left alone. Returns the folders removed."""
+    root = Path(project) / STAGING_DIR
+    now = time.time() if now is None else now
+    host = socket.gethostname()
+    removed = []
+    for folder in sorted(root.glob("ray-*")) if root.is_dir() else ():
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        try:
+            owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
+            stale = owner["host"] == host and not _alive(int(owner["pid"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            try:
+                stale = now - folder.stat().st_mtime > STALE_UNOWNED_S
+            except OSError:
+                continue
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (signal 0 checks without sending)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _run(
