@@ -3,6 +3,8 @@ BALD on an ensemble of heads, and the experiment study of rare labels' AUC vs la
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -58,6 +60,22 @@ def test_a_tagger_campaign_records_auc_per_situation_each_round(project):
         # only "night" is labelled in this world: other situations are undefined, not 0 or 1
         assert set(r.metrics["auc_per_situation"]) == {"night"}
     assert [x for x, _ in campaign.curve()] == [6, 10, 14]
+
+
+def test_only_trained_situations_are_evaluated_and_the_rest_are_listed(project):
+    """This world labels only "night": a test set that also labels rain must not score the
+    head's untrained rain output (noise) into the mean."""
+    learner = TaggerLearner(**{k: v for k, v in TAGGER_LEARNER.items() if k != "kind"})
+    frames = project.records(split="train")
+    (model,) = learner.fit(project, frames[:12], [])
+    assert model.trained == ["night"]
+    test = [replace(r, situations={**r.situations, "rain": i % 2 == 0})
+            for i, r in enumerate(frames[12:])]  # fmt: skip
+    metrics = learner.evaluate(model, project, test)
+    assert set(metrics["auc_per_situation"]) == {"night"}
+    assert metrics["auc_mean"] == pytest.approx(metrics["auc_per_situation"]["night"]["value"])
+    assert "rain" in metrics["not_predicted"] and "night" not in metrics["not_predicted"]
+    assert len(metrics["not_predicted"]) == len(project.taxonomy.names) - 1
 
 
 def test_ensemble_members_differ_and_feed_bald(project):

@@ -254,22 +254,28 @@ class TaggerLearner:
         slices: Mapping[str, Sequence[str]] | None = None,
     ) -> dict[str, Any]:
         """Mean ROC-AUC over the defined labels, and ROC-AUC per situation with its number
-        of positives (undefined labels are left out, never counted as 0 or 1)."""
+        of positives (undefined labels are left out, never counted as 0 or 1). Only the
+        situations the model was trained on are evaluated: the others (no training positives
+        and negatives) are not predicted, listed under ``not_predicted``, as `tagger eval`
+        does; their scores are the untrained head's noise."""
         from scenesift.metrics.tagging import evaluate_tagging
         from scenesift.models.tagger import label_matrix
 
-        names = list(store.taxonomy.names)
-        y, mask = label_matrix(frames, names)
-        results = evaluate_tagging(y, self._predict(model, store, frames), mask.astype(bool), names)
-        worst = results.min_auc_with()
+        trained = list(model.trained)
+        y, mask = label_matrix(frames, trained)
+        columns = [model.situations.index(s) for s in trained]
+        scores = self._predict(model, store, frames)[:, columns]
+        results = evaluate_tagging(y, scores, mask.astype(bool), trained)
+        worst = results.min_auc_with() if trained else None
         return {
-            "auc_mean": results.mean_auc,
+            "auc_mean": results.mean_auc if trained else None,
             "auc_min30": None if worst is None else worst[0],
             "auc_per_situation": {
                 r.situation: {"value": r.roc_auc, "n_positives": r.positives}
                 for r in results.labels
                 if r.roc_auc is not None
             },
+            "not_predicted": list(model.cannot_say),
         }
 
     def pool_outputs(
