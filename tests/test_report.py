@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -311,6 +312,31 @@ def test_the_gallery_counts_the_rounds_it_shows(tmp_path):
     assert "4 round(s)" not in html
     assert "rounds 0-2 picked 9 frames; round 3 trained and evaluated the final model" in html
     assert [f"Round {i}:" in html for i in range(4)] == [True, True, True, False]
+
+
+def test_gallery_tags_are_the_taggers_decisions_on_trained_situations(tmp_path):
+    """Tags of frames without labels come from the latest tagger as it decided them: one
+    member per exclusive group, and nothing for a situation it was not trained on."""
+    store = Store.init(tmp_path / "proj", split_fractions=(0.5, 0.2, 0.3))
+    frames = [replace(f, situations={}) for f in make_frames(tmp_path / "data")]
+    with store:
+        store.ingest(ImportBatch(frames, tmp_path / "data", ImportReport("t")))
+        add_campaign(store, "c", rounds=1, batch=4)
+        names = [f.name for f in frames]
+        day = [i % 2 == 0 for i in range(len(names))]
+        # even frames: day 0.9 (its lowest positive), night 0.8; odd: night 0.7, day 0.2
+        scores = [[0.9, 0.8, 0.95] if d else [0.2, 0.7, 0.95] for d in day]
+        values = [[d, not d, True] for d in day]
+        store.write_situation_scores("model:fp1", names, ["day", "night", "rain"], scores,
+                                     values=values)  # fmt: skip
+        sidecar = tmp_path / "proj" / "models" / "tagger" / "fp1.json"
+        sidecar.parent.mkdir(parents=True)
+        sidecar.write_text(json.dumps({"not_predicted": ["rain"]}))  # an earlier prelabel's
+        gallery = campaign_gallery(store, "c")
+    thumbs = [t for r in gallery.rounds for t in r.thumbs]
+    assert thumbs and all(t.tags_from == "tagger" for t in thumbs)
+    for t in thumbs:
+        assert t.tags == (["day"] if day[names.index(t.name)] else ["night"]), t.name
 
 
 def test_no_verdict_when_the_detector_learned_nothing(project, results, tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ THUMB_WIDTH = 320
 TRUTH_COLOR = (34, 197, 94)  # green
 PRED_COLOR = (249, 115, 22)  # orange
 MIN_SCORE = 0.3  # predictions drawn from this score up (stored ones may go down to ~0)
+TAGGER_DIR = Path("models") / "tagger"  # checkpoints and their sidecars (pipelines.tagger)
 
 
 @dataclass
@@ -131,16 +133,34 @@ def stored_boxes(
     return out
 
 
+def not_predicted(store: Store, source: str) -> set[str]:
+    """Situations the tagger behind ``source`` was not trained on, from its checkpoint's
+    sidecar (``models/tagger/<fingerprint>.json``; empty when there is none): scores of
+    theirs in the store come from an earlier prelabel of the same model and mean nothing."""
+    side = store.root / TAGGER_DIR / f"{source.removeprefix('model:')}.json"
+    try:
+        listed = json.loads(side.read_text(encoding="utf-8")).get("not_predicted", [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {s for s in listed if isinstance(s, str)}
+
+
 def _tagger_tags(store: Store, names: set[str]) -> tuple[dict[str, list[str]], str | None]:
+    """The latest tagger's positive situations per frame, as it stored them: of an
+    exclusive group at most the highest score (``Taxonomy.decide``), and only situations
+    it was trained on."""
     source = latest_model_source(store)
     if source is None:
         return {}, None
+    tax = store.taxonomy
     thresholds = store.decision_thresholds(source)
+    untrained = not_predicted(store, source)
     tags = {}
     for rec in store.records(predictions=source, names=names):
-        tags[rec.name] = [
-            s for s, v in rec.situation_scores.items() if v >= thresholds.get(s, float("inf"))
-        ]
+        scored = [s for s in tax.names if s in rec.situation_scores and s not in untrained]
+        values = tax.decide([[rec.situation_scores[s] for s in scored]], scored, thresholds,
+                            float("inf"))[0]  # fmt: skip
+        tags[rec.name] = [s for s, v in zip(scored, values, strict=True) if v]
     return tags, source
 
 
