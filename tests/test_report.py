@@ -15,7 +15,7 @@ from report_fixtures import synthetic_results
 from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
 from scenesift.report import SECTIONS, build_report, report_summary_table
 from scenesift.report.build import TITLES
-from scenesift.report.gallery import campaign_gallery
+from scenesift.report.gallery import campaign_gallery, tagger_cams
 from scenesift.store import Store, StoreError
 from scenesift.store.project import now
 
@@ -337,6 +337,27 @@ def test_gallery_tags_are_the_taggers_decisions_on_trained_situations(tmp_path):
     assert thumbs and all(t.tags_from == "tagger" for t in thumbs)
     for t in thumbs:
         assert t.tags == (["day"] if day[names.index(t.name)] else ["night"]), t.name
+
+
+def test_class_activation_maps_show_only_situations_the_tagger_was_trained_on(tmp_path):
+    """This world labels night and rain only; frames with neither fall back to the tagger's
+    own calls, which must not be an untrained head's (noise around 0.5)."""
+    from scenesift.models.tagger import TaggerConfig
+    from scenesift.pipelines import tagger as pipe
+
+    store = Store.init(tmp_path / "proj", split_fractions=(0.5, 0.2, 0.3))
+    frames = make_frames(tmp_path / "data")
+    with store:
+        store.ingest(ImportBatch(frames, tmp_path / "data", ImportReport("t")))
+        config = TaggerConfig(backbone="tiny", input_size=(64, 96), batch_size=8, epochs=2,
+                              head_passes=5)  # fmt: skip
+        tagger, _ = pipe.train(store, config, progress=False)
+        assert sorted(tagger.trained) == ["night", "rain"]
+        plain = [f.name for f in frames if not any(f.situations.values())]
+        thumbs, note = tagger_cams(store, plain, k=4)
+    assert len(thumbs) == 4, note
+    for t in thumbs:
+        assert t.caption.split(" ")[0] in {"night", "rain"}, t.caption
 
 
 def test_no_verdict_when_the_detector_learned_nothing(project, results, tmp_path):

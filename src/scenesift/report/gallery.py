@@ -325,10 +325,17 @@ def tagger_cams(store: Store, names: Sequence[str], k: int = 4) -> tuple[list[Th
     images = torch.cat([b.images for b in make_loader([r.path for r in records], pre, 8)])
     maps = tagger.cam(images)  # (N, S, h, w) logits per pixel
     probs = 1.0 / (1.0 + np.exp(-maps.mean(axis=(2, 3))))  # pooled: the tagger's scores
-    situations = list(tagger.situations)
+    # only what the tagger was trained on: an untrained situation's map is the head's noise
+    every = list(tagger.situations)
+    situations = [s for s in every if s in set(tagger.trained)]
+    if not situations:
+        return [], "No class activation maps: the latest tagger was trained on no situation."
+    maps = maps[:, [every.index(s) for s in situations]]
+    probs = probs[:, [every.index(s) for s in situations]]
+    decided = store.taxonomy.decide(probs, situations, {})  # the tagger's calls at 0.5
     positive = [
         [s for s in situations if r.situations.get(s)] or
-        [s for j, s in enumerate(situations) if probs[i, j] >= 0.5]
+        [s for j, s in enumerate(situations) if decided[i, j]]
         for i, r in enumerate(records)
     ]  # fmt: skip
     prevalence = {s: sum(s in p for p in positive) for s in situations}
