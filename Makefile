@@ -22,6 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the layers contract in pyproject.toml: no upward import, no cycle
 	bash scripts/install-browser.sh
 	bash scripts/install-labelstudio.sh || echo "install-labelstudio failed: the Label Studio tests will be skipped"
 	$(BIN)/python -m pytest
