@@ -173,3 +173,18 @@ def test_box_disagreement_needs_members_and_builds_pairs_in_blocks():
     d = ensemble([ref, jit])
     whole = h.box_disagreement(d, 20)
     assert h.box_disagreement(d, 20, max_pairs=5) == pytest.approx(whole)
+
+
+def test_boxes_without_class_vectors_are_scored_by_their_detection_score():
+    one_hot = np.eye(3, dtype=np.float32)[[0, 0, 1]]
+    dets = Detections(
+        frame=np.array([0, 1, 2]),
+        scores=np.array([0.5, 0.95, 0.7], np.float32),
+        class_probs=one_hot,
+        boxes=np.zeros((3, 4), np.float32),
+        has_class_probs=np.array([False, False, True]),
+    )
+    lc = h.box_uncertainty(dets, "least_confidence")
+    np.testing.assert_allclose(lc, [0.5, 0.05, 0.0], atol=1e-6)  # last: its one-hot vector
+    np.testing.assert_allclose(h.box_uncertainty(dets, "entropy")[:2], [1.0, 0.286397], atol=1e-5)
+    assert "detection scores for 2 boxes" in h.uncertainty_signal(dets)

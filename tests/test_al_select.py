@@ -67,3 +67,62 @@ def test_select_explains_bad_input(pool, tmp_path):
                                    "--budget", "5", "--strategy", "clairvoyance",
                                    "-p", str(project)])  # fmt: skip
     assert res.exit_code == 2 and "clairvoyance" in res.output
+
+
+def _yolo_style(tmp_path, images, scores):
+    """A standard COCO results file: score and category per box, no class vectors."""
+    results = [{"image_id": image["id"], "category_id": 1, "bbox": [10, 10, 20, 15],
+                "score": score} for image, score in zip(images, scores, strict=True)]  # fmt: skip
+    path = tmp_path / "yolo.json"
+    path.write_text(json.dumps(results))
+    return path
+
+
+def test_without_class_vectors_selection_reads_the_detection_scores_and_says_so(pool, tmp_path):
+    project, gt, _, order = pool
+    images = json.loads(gt.read_text())["images"]
+    # frames 30.. are the ones the detector is unsure of (score near 0.5), the rest certain
+    scores = [0.5 if i >= 30 else 0.97 for i in range(len(images))]
+    results = _yolo_style(tmp_path, images, scores)
+    out = tmp_path / "batch"
+    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--images", str(gt),
+                                   "--budget", "5", "--out", str(out),
+                                   "-p", str(project)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (out / "picked.txt").read_text().split() == order[30:35]
+    assert "detection scores" in res.output
+
+
+def test_class_vectors_are_used_where_the_file_has_them(pool, tmp_path):
+    from scenesift.al.select import select_from_predictions
+    from scenesift.io.coco_results import read_coco_results
+    from scenesift.store import Store
+
+    project, gt, results, order = pool
+    with Store.open(project) as store:
+        boxes = read_coco_results(results, gt, store.taxonomy.classes)
+        result = select_from_predictions(
+            store, boxes, {"name": "margin"}, 3, tmp_path / "m", progress=False
+        )
+    assert [r.name for r in result.picked] == order[:3]
+    assert result.signals == [("margin", "class-probability vectors")]
+
+
+def test_balancing_situations_without_a_tagger_warns_and_names_the_command(pool, tmp_path):
+    project, gt, results, order = pool
+    out = tmp_path / "balanced"
+    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--images", str(gt),
+                                   "--budget", "4", "--balance", "situations", "--out", str(out),
+                                   "-p", str(project)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "scenesift tagger predict" in res.output and "Pool.situation_probs" in res.output
+    assert (out / "picked.txt").read_text().split() == order[:4]  # the uncertainty part alone
+
+
+def test_a_strategy_without_its_input_is_a_clear_error(pool, tmp_path):
+    project, gt, results, _ = pool
+    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--images", str(gt),
+                                   "--budget", "4", "--strategy", "balance_situations",
+                                   "-p", str(project)])  # fmt: skip
+    assert res.exit_code == 2
+    assert "scenesift tagger predict" in res.output and "which is None" not in res.output

@@ -184,6 +184,39 @@ _BOX_FUNCS = {
     "entropy": box_entropy,
 }
 
+# A box with a score but no class vector is one Bernoulli, "object of this class or not":
+# the same per-label heuristics as a situation sigmoid (1 - max(s, 1 - s), 1 - |2s - 1|,
+# binary entropy), highest at s = 0.5, where the detector cannot tell object from background.
+_SCORE_FUNCS = {
+    "least_confidence": lambda s: 1 - np.maximum(s, 1 - s),
+    "margin": lambda s: 1 - np.abs(2 * s - 1),
+    "entropy": binary_entropy,
+}
+
+
+def box_uncertainty(detections: Detections, heuristic: str = "least_confidence") -> np.ndarray:
+    """Per-box uncertainty: of the class-probability vector where the model gave one, of
+    the detection score where it did not (``Detections.has_class_probs``)."""
+    check_choice("heuristic", heuristic, BOX_HEURISTICS)
+    out = _BOX_FUNCS[heuristic](np.asarray(detections.class_probs))
+    given = detections.has_class_probs
+    if given is not None and not np.all(given):
+        scores = np.asarray(detections.scores, np.float64)
+        out = np.where(given, out, _SCORE_FUNCS[heuristic](np.clip(scores, 0.0, 1.0)))
+    return np.asarray(out, np.float64)
+
+
+def uncertainty_signal(detections: Detections | None) -> str:
+    """Which output of the detector box uncertainty reads, in words for the summary."""
+    if detections is None or len(detections.scores) == 0:
+        return "no detections"
+    given = detections.has_class_probs
+    if given is None or np.all(given):
+        return "class-probability vectors"
+    if not np.any(given):
+        return "detection scores (the predictions have no class-probability vectors)"
+    return f"class-probability vectors, detection scores for {int((~given).sum())} boxes without"
+
 
 # ---------------------------------------------------------------- boxes -> frames
 
@@ -266,13 +299,13 @@ def detection_uncertainty(
     min_score: float = 0.0,
 ) -> np.ndarray:
     """Per-frame uncertainty of a detector: a per-box ``heuristic`` (least_confidence,
-    margin, entropy) aggregated by ``aggregate_boxes``. Boxes scoring below ``min_score``
+    margin, entropy; of the score for boxes without a class vector, see ``box_uncertainty``)
+    aggregated by ``aggregate_boxes``. Boxes scoring below ``min_score``
     are ignored (a frame left with none counts as empty), so a detector's low-score tail of
     near-uniform class_probs does not drown the real objects."""
-    check_choice("heuristic", heuristic, BOX_HEURISTICS)
     keep = np.asarray(detections.scores) >= min_score
     frame = np.asarray(detections.frame)[keep]
-    values = _BOX_FUNCS[heuristic](np.asarray(detections.class_probs)[keep])
+    values = box_uncertainty(detections, heuristic)[keep]
     return aggregate_boxes(frame, values, n_frames, agg=agg, k=k, empty=empty)
 
 

@@ -30,7 +30,10 @@ class Detections:
     ``frame`` is the pool row each detection belongs to (frames with no rows had no
     detections); ``class_probs`` is each detection's full class-probability vector
     (rows sum to 1). ``member`` optionally tells which ensemble member / MC-dropout pass
-    produced a detection (0..T-1), for disagreement strategies.
+    produced a detection (0..T-1), for disagreement strategies. ``has_class_probs`` marks
+    the rows whose vector the model gave (None: all of them); the others (a COCO results
+    file of score and category only, as YOLO writes it) hold a one-hot of the detected
+    class, and uncertainty reads their ``scores`` instead.
     """
 
     frame: np.ndarray  # (m,) int64, pool row
@@ -38,6 +41,7 @@ class Detections:
     class_probs: np.ndarray  # (m, C) float32
     boxes: np.ndarray  # (m, 4) float32, xyxy pixels
     member: np.ndarray | None = None  # (m,) int, ensemble member / MC pass
+    has_class_probs: np.ndarray | None = None  # (m,) bool, None = every row has a vector
 
 
 @dataclass(frozen=True)

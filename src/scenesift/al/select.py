@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from scenesift.al.learners import DetectorLearner
-from scenesift.al.pool import Selection
-from scenesift.al.sources import build_pool, confident, situation_scores
+from scenesift.al.pool import Pool, Selection
+from scenesift.al.sources import build_pool, confident, flatten_detections, situation_scores
 from scenesift.errors import ConfigError, ScenesiftError
 from scenesift.files import atomic_write
 from scenesift.models.backbones import DEFAULT_BACKBONE
@@ -41,6 +40,8 @@ class SelectResult:
     min_score: float
     tagger: str | None  # the tagger whose stored scores the strategy and the tables read
     situation_scores: dict[str, dict[str, float]]
+    signals: list[tuple[str, str]]  # (strategy, what of the pool it read), for the summary
+    warnings: list[str]  # inputs that were missing, and the command that provides them
 
 
 def build_spec(
@@ -78,7 +79,8 @@ def select_from_predictions(
 ) -> SelectResult:
     from scenesift.al.strategies import make_strategy
 
-    strategy = make_strategy(dict(spec))
+    spec = dict(spec)
+    strategy = make_strategy(spec)
     unlabelled = {r.name: r for r in store.records(state="unlabelled")}
     pool = [unlabelled[n] for n in predictions if n in unlabelled]
     if not pool:
@@ -89,9 +91,7 @@ def select_from_predictions(
     names = [r.name for r in pool]
     tagger = latest_model_source(store)
     scores = situation_scores(store, tagger)
-    detections = DetectorLearner(min_score=min_score).detections(
-        predictions, names, len(store.taxonomy.classes)
-    )
+    detections = flatten_detections(predictions, names, store.taxonomy.classes, min_score)
     embed_with = None
     if "embeddings" in strategy.required_fields():
         from scenesift.models import get_backbone
@@ -107,14 +107,66 @@ def select_from_predictions(
         embed_with=embed_with,
         progress=progress,
     )
+    strategy, warnings = _with_inputs(spec, pool_view)
     selection = strategy.select(pool_view, min(budget, len(pool)), np.random.default_rng(seed))
     picked = [pool[int(i)] for i in selection.indices]
     files = _write_outputs(
         store, Path(out), picked, selection, predictions, tagger, scores, min_score
     )
     return SelectResult(
-        selection, pool, picked, Path(out), files, predictions, min_score, tagger, scores
-    )
+        selection, pool, picked, Path(out), files, predictions, min_score, tagger, scores,
+        signals(strategy, pool_view), warnings,
+    )  # fmt: skip
+
+
+def _missing(strategy, pool: Pool) -> list[str]:
+    return [f for f in strategy.required_fields() if getattr(pool, f) is None]
+
+
+def _with_inputs(spec: dict[str, Any], pool: Pool):
+    """The strategy of ``spec``, less the fusion parts whose input the pool lacks (each
+    named in a warning with the command that provides it); a strategy left with no part
+    that can run raises a ConfigError saying the same."""
+    from scenesift.al.strategies import make_strategy, missing_input
+
+    warnings: list[str] = []
+    if spec.get("name") == "fusion" and isinstance(spec.get("parts"), list):
+        kept = []
+        for part in spec["parts"]:
+            lacking = _missing(make_strategy({k: v for k, v in part.items() if k != "weight"}),
+                               pool)  # fmt: skip
+            if lacking:
+                name = part.get("name") if isinstance(part, Mapping) else part
+                warnings.append(missing_input(str(name), lacking[0]) + "; left out of the fusion")
+            else:
+                kept.append(part)
+        if kept and len(kept) < len(spec["parts"]):
+            spec = {**spec, "parts": kept}
+    strategy = make_strategy(spec)
+    lacking = _missing(strategy, pool)
+    if lacking:
+        raise ConfigError(missing_input(spec.get("name", "?"), lacking[0]))
+    return strategy, warnings
+
+
+def signals(strategy, pool: Pool) -> list[tuple[str, str]]:
+    """What each part of ``strategy`` read from the pool, in words: the summary says, e.g.,
+    that least confidence used detection scores because the file had no class vectors."""
+    from scenesift.al import strategies as st
+    from scenesift.al.heuristics import uncertainty_signal
+
+    if isinstance(strategy, st.Fusion):
+        return [sig for part, _ in strategy.parts for sig in signals(part, pool)]
+    if isinstance(strategy, st.Dedup):
+        return signals(strategy.strategy, pool) + [("dedup", "drives and timestamps")]
+    if isinstance(strategy, st._UncertainDiverse):
+        return signals(strategy.uncertainty, pool) + [(strategy.name, "frame embeddings")]
+    if isinstance(strategy, st._Uncertainty) and strategy.target == "detections":
+        return [(strategy.name, uncertainty_signal(pool.detections))]
+    if isinstance(strategy, st.BalanceClasses):
+        return [(strategy.name, "the detected classes")]
+    inputs = [st.INPUTS[f][0] for f in strategy.required_fields() if f in st.INPUTS]
+    return [(strategy.name, ", ".join(inputs) or "nothing (random)")]
 
 
 def _write_outputs(

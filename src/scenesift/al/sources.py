@@ -6,7 +6,7 @@ detections and (when the strategy reads them) cached embeddings into one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +29,43 @@ def situation_scores(store: Store, source: str | None) -> dict[str, dict[str, fl
 def confident(boxes: Sequence[Box], min_score: float) -> list[Box]:
     """Detections at or above ``min_score`` (what is scored, and shown to labellers)."""
     return [b for b in boxes if (b.score or 0.0) >= min_score]
+
+
+def flatten_detections(
+    predictions: Mapping[str, Sequence[Box]],
+    names: Sequence[str],
+    classes: Sequence[str],
+    min_score: float = 0.0,
+) -> Detections:
+    """A user's detections as the pool's ``Detections`` (rows follow ``names``).
+
+    Boxes without a class-probability vector (COCO results from YOLO, Detectron2: score
+    and category only) get a one-hot of their category, so class balancing counts them,
+    and ``has_class_probs`` False, so uncertainty reads their score: a uniform vector
+    in their place would make every box equally uncertain.
+    """
+    index = {c: i for i, c in enumerate(classes)}
+    frame, scores, given, boxes = [], [], [], []
+    probs: list[np.ndarray] = []
+    for row, name in enumerate(names):
+        for b in predictions.get(name, ()):
+            if b.score is None or b.score < min_score:
+                continue
+            frame.append(row)
+            scores.append(b.score)
+            given.append(b.class_probs is not None)
+            if b.class_probs is not None:
+                probs.append(np.asarray(b.class_probs, np.float32))
+            else:
+                probs.append(np.eye(len(classes), dtype=np.float32)[index[b.category]])
+            boxes.append((b.x1, b.y1, b.x2, b.y2))
+    return Detections(
+        frame=np.asarray(frame, np.int64),
+        scores=np.asarray(scores, np.float32),
+        class_probs=np.stack(probs) if probs else np.zeros((0, len(classes)), np.float32),
+        boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
+        has_class_probs=np.asarray(given, bool),
+    )
 
 
 def build_pool(

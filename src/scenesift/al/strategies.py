@@ -34,6 +34,34 @@ from scenesift.al.pool import Pool, Selection, field_value
 from scenesift.errors import ConfigError, did_you_mean
 
 TARGETS: tuple[str, ...] = ("detections", "situations")
+
+#: Each optional Pool field in words, and what provides it: named when it is missing.
+INPUTS: dict[str, tuple[str, str]] = {
+    "situation_probs": (
+        "the tagger's situation scores",
+        "`scenesift tagger train`, then `scenesift tagger predict`",
+    ),
+    "situation_mc_probs": (
+        "situation samples of a tagger ensemble",
+        "a tagger campaign with `ensemble` > 1 (`scenesift al start`)",
+    ),
+    "detections": (
+        "detections",
+        "`--predictions` (your model's file) or `scenesift detector predict`",
+    ),
+    "embeddings": ("frame embeddings", "`scenesift embed`"),
+}
+
+
+def missing_input(strategy: str, field: str) -> str:
+    """The sentence for a strategy whose input is missing: what it needs and which command
+    provides it."""
+    what, command = INPUTS.get(field, (f"Pool.{field}", "the model that fills it"))
+    return (
+        f"strategy {strategy!r} needs {what} (Pool.{field}), which this pool lacks: run {command}"
+    )
+
+
 _SITUATION_FUNCS = {
     "least_confidence": heuristics.situation_least_confidence,
     "margin": heuristics.situation_margin,
@@ -104,7 +132,7 @@ class BaseStrategy:
         for f in self.required_fields():
             value = field_value(pool, f)
             if value is None:
-                raise ConfigError(f"strategy {self.name!r} needs Pool.{f}, which is None")
+                raise ConfigError(missing_input(self.name, f))
             if f == "situation_mc_probs":
                 rows = np.shape(value)[1] if np.ndim(value) == 3 else -1
             elif f.startswith("detections"):
