@@ -158,9 +158,9 @@ def signals(strategy, pool: Pool) -> list[tuple[str, str]]:
     if isinstance(strategy, st.Fusion):
         return [sig for part, _ in strategy.parts for sig in signals(part, pool)]
     if isinstance(strategy, st.Dedup):
-        return signals(strategy.strategy, pool) + [("dedup", "drives and timestamps")]
+        return [*signals(strategy.strategy, pool), ("dedup", "drives and timestamps")]
     if isinstance(strategy, st._UncertainDiverse):
-        return signals(strategy.uncertainty, pool) + [(strategy.name, "frame embeddings")]
+        return [*signals(strategy.uncertainty, pool), (strategy.name, "frame embeddings")]
     if isinstance(strategy, st._Uncertainty) and strategy.target == "detections":
         return [(strategy.name, uncertainty_signal(pool.detections))]
     if isinstance(strategy, st.BalanceClasses):

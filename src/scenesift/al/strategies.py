@@ -57,9 +57,7 @@ def missing_input(strategy: str, field: str) -> str:
     """The sentence for a strategy whose input is missing: what it needs and which command
     provides it."""
     what, command = INPUTS.get(field, (f"Pool.{field}", "the model that fills it"))
-    return (
-        f"strategy {strategy!r} needs {what} (Pool.{field}), which this pool lacks: run {command}"
-    )
+    return f"strategy {strategy!r} needs {what} (Pool.{field}), which is missing: run {command}"
 
 
 _SITUATION_FUNCS = {
