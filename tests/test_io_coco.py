@@ -241,3 +241,12 @@ def test_both_coco_readers_resolve_ids_alike(tmp_path):
     for read in (lambda: read_coco(gt, TAX), lambda: read_coco_results(results, gt, TAX.classes)):
         with pytest.raises(FormatError, match=r"\$\.images\[1\]\.id: .*used once"):
             read()
+
+
+def test_an_unlabelled_pool_is_written_as_an_image_info_file_with_every_image(tmp_path):
+    records = [frame(tmp_path, "a.png", boxes=None), frame(tmp_path, "b.png", boxes=None)]
+    doc = json.loads(write_coco(records, TAX, tmp_path / "pool.json").read_text())
+    assert [(i["id"], i["file_name"]) for i in doc["images"]] == [(1, "a.png"), (2, "b.png")]
+    assert "annotations" not in doc  # COCO's image_info convention: no boxes, not "empty"
+    batch = read_coco(tmp_path / "pool.json", TAX)
+    assert [f.boxes for f in batch.frames] == [None, None]

@@ -314,23 +314,28 @@ def write_coco(
 
     Frames whose boxes were never labelled (``boxes=None``) are left out, since COCO would
     read them as labelled empty; they still use up their position-based image id so that
-    :func:`write_coco_predictions` over the same frames gives matching ids.
+    :func:`write_coco_predictions` over the same frames gives matching ids. When no frame
+    has labelled boxes (an unlabelled pool to run a detector on), every frame is written as
+    an ``image_info`` file: images and categories, no ``annotations`` key.
     """
     frames = list(frames)
     cat_ids = _category_ids(taxonomy)
     images, annotations = [], []
+    image_info = all(frame.boxes is None for frame in frames)
     for frame, image_id in zip(frames, _ids(frames, image_ids), strict=True):
-        if frame.boxes is None:
+        if frame.boxes is None and not image_info:
             continue
         if frame.width is None or frame.height is None:
             raise ValueError(f"frame {frame.name!r}: COCO needs its width and height")
         images.append(_image_entry(frame, image_id, taxonomy))
-        for box in frame.boxes:
+        for box in frame.boxes or ():
             annotations.append(
                 _annotation(box, len(annotations) + 1, image_id, _category_id(cat_ids, frame, box))
             )
     categories = [{"id": i, "name": name} for name, i in cat_ids.items()]
-    doc = {"images": images, "annotations": annotations, "categories": categories}
+    doc: dict[str, Any] = {"images": images, "categories": categories}
+    if not image_info:
+        doc["annotations"] = annotations
     write_json(Path(out_path), doc, strict=True)
     return Path(out_path)
 
