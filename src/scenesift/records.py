@@ -91,6 +91,7 @@ class ImportReport:
     mapped_categories: dict[str, int] = field(default_factory=dict)
     #: Regions whose objects are not labelled (KITTI's DontCare), kept as ``iscrowd`` boxes.
     ignore_regions: int = 0
+    unmatched_names: int = 0  # folder import: names the drive/timestamp pattern missed
 
     def count_unknown_category(self, name: str) -> None:
         self.unknown_categories[name] = self.unknown_categories.get(name, 0) + 1

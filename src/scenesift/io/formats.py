@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scenesift.errors import FormatError
-from scenesift.records import FrameRecord, ImportBatch
+from scenesift.records import Box, FrameRecord, ImportBatch
 from scenesift.taxonomy import Taxonomy
 
 if TYPE_CHECKING:  # the CLI reads the format names without loading the image code
     from scenesift.io.common import Track
 
-IMPORT_FORMATS = ("bdd", "kitti", "coco", "csv", "labelstudio")
-EXPORT_FORMATS = ("bdd", "kitti", "coco", "coco-results", "csv", "labelstudio")
+IMPORT_FORMATS = ("bdd", "kitti", "coco", "csv", "labelstudio", "folder", "yolo")
+EXPORT_FORMATS = ("bdd", "kitti", "coco", "coco-results", "csv", "labelstudio", "yolo")
 
 #: The options of ``scenesift import`` each format uses. Any other is refused, not ignored:
 #: a ``--mapping`` that silently does nothing looks exactly like one that worked.
@@ -24,6 +24,8 @@ IMPORT_OPTIONS: dict[str, frozenset[str]] = {
     "coco": frozenset({"images"}),
     "csv": frozenset({"images"}),
     "labelstudio": frozenset(),
+    "folder": frozenset({"pattern"}),
+    "yolo": frozenset(),
 }
 
 
@@ -36,10 +38,12 @@ def read_dataset(
     mapping: Path | None = None,
     verify: bool = True,
     track: Track | None = None,
+    pattern: str | None = None,
 ) -> ImportBatch:
     """Parse and validate ``source`` in format ``fmt``; nothing is written. An option the
-    format cannot use is a FormatError naming it."""
-    given = {"images": images, "mapping": mapping}
+    format cannot use is a FormatError naming it. ``pattern`` (folder): a preset or regular
+    expression giving each frame's drive and timestamp."""
+    given = {"images": images, "mapping": mapping, "pattern": pattern}
     for option, value in given.items():
         if value is not None and option not in IMPORT_OPTIONS.get(fmt, frozenset({option})):
             usable = ", ".join(f"--{o}" for o in sorted(IMPORT_OPTIONS[fmt])) or "none"
@@ -70,6 +74,14 @@ def read_dataset(
         from scenesift.io.labelstudio import read_labelstudio_export
 
         return read_labelstudio_export(source, taxonomy, verify_images=verify, track=track)
+    if fmt == "folder":
+        from scenesift.io.folder import name_pattern, read_folder
+
+        return read_folder(source, pattern=name_pattern(pattern), verify_images=verify, track=track)
+    if fmt == "yolo":
+        from scenesift.io.yolo import read_yolo
+
+        return read_yolo(source, taxonomy, verify_images=verify, track=track)
     raise ValueError(f"unknown import format {fmt!r}; expected one of {IMPORT_FORMATS}")
 
 
@@ -100,4 +112,36 @@ def write_dataset(fmt: str, frames: Iterable[FrameRecord], taxonomy: Taxonomy, o
         from scenesift.io.labelstudio import write_labelstudio_tasks
 
         return write_labelstudio_tasks(frames, taxonomy, out)
+    if fmt == "yolo":
+        from scenesift.io.yolo import write_yolo
+
+        return write_yolo(frames, taxonomy, out)
     raise ValueError(f"unknown export format {fmt!r}; expected one of {EXPORT_FORMATS}")
+
+
+def read_predictions(
+    source: Path,
+    frames: Sequence[FrameRecord],
+    classes: Sequence[str],
+    *,
+    images: Path | None = None,
+    names: Path | None = None,
+) -> dict[str, list[Box]]:
+    """A detector's predictions per frame name, in whichever form it wrote them: a folder
+    of YOLO txt files with confidences (``names``: the model's data.yaml, default the
+    project's classes in order), or a COCO results JSON whose image ids ``images`` (a COCO
+    file of the frames, e.g. ``export coco pool.json``) resolves."""
+    source = Path(source)
+    if source.is_dir():
+        from scenesift.io.yolo import read_names, read_yolo_predictions
+
+        model_names = read_names(names) if names is not None else None
+        return read_yolo_predictions(source, frames, classes, model_names)
+    from scenesift.io.coco_results import read_coco_results
+
+    if images is None:
+        raise ValueError(
+            f"{source}: a COCO results file needs --images, the COCO file of the frames its "
+            "image ids refer to (scenesift export coco pool.json --state unlabelled)"
+        )
+    return read_coco_results(source, images, classes)
