@@ -62,7 +62,7 @@ def test_prediction_files_with_confidences_map_to_frames_by_stem(tmp_path):
         ("0 0.5 0.5 0.5 0.5", "6 numbers"),
         ("9 0.5 0.5 0.5 0.5 0.3", "class id"),
         ("0 0.5 0.5 0.5 0.5 1.7", "confidence in"),
-    ],  # fmt: skip
+    ],
 )
 def test_a_bad_prediction_line_names_the_file_and_line(tmp_path, line, expected):
     frames = [frame(tmp_path, "a.jpg")]
