@@ -115,13 +115,13 @@ def test_gap_report_ranks_situations_by_need_with_intervals(project, tmp_path):
     night = {f.name for f in gt if f.situations["night"]}
     # a detector that is perfect by day and blind at night
     preds = {n: ([] if n in night else boxes) for n, boxes in perfect.items()}
-    rows = {r.situation: r for r in gap_report(project, preds, n_boot=10)}
+    rows = {r.situation: r for r in gap_report(project, preds, n_boot=10, min_images=1)}
     assert rows["night"].map50 == 0.0 and rows["day"].map50 is None  # "day" never labelled
     assert rows["night"].test_images == len(night)
     assert rows["night"].labelled == sum(
         1 for r in project.records(state="labelled") if r.situations.get("night")
     )
-    ranked = gap_report(project, preds, n_boot=0)
+    ranked = gap_report(project, preds, n_boot=0, min_images=1)
     assert ranked[0].situation == "night"
     undefined = [r.map50 is None for r in ranked]
     assert undefined == sorted(undefined) and undefined[-1]  # undefined ones last
@@ -167,3 +167,31 @@ def test_training_warns_about_labels_whose_positives_come_from_fewer_than_two_dr
     assert "fog (0)" in situations and "night" not in situations
     one = [f for f in train if f.drive == train[0].drive]
     assert positive_drives(one, classes=["car"]) == {"car": 1}
+
+
+def test_eval_refuses_a_split_the_predictions_do_not_cover(project, tmp_path):
+    runner = CliRunner()
+    gt = tmp_path / "gt.json"
+    root = str(project.root)
+    runner.invoke(app, ["export", "coco", str(gt), "-p", root, "--split", "test"])
+    doc = json.loads(gt.read_text())
+    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+                "score": 0.9} for a in doc["annotations"]]  # fmt: skip
+    preds = tmp_path / "results.json"
+    preds.write_text(json.dumps(results))
+    out = runner.invoke(app, ["eval", "--predictions", str(preds), "--gt", str(gt), "-p", root,
+                              "--split", "val"])  # fmt: skip
+    assert out.exit_code == 2
+    assert "none of the" in out.output and "--split val" in out.output
+
+
+def test_gaps_do_not_rank_a_situation_seen_on_too_few_test_images(project):
+    from scenesift.pipelines.gaps import gap_report, small_sample_warning
+
+    gt = pipe.with_boxes(project, "test")
+    night = [f for f in gt if f.situations["night"]]
+    preds = {f.name: [] for f in gt}  # blind: every situation would have the top need
+    rows = {r.situation: r for r in gap_report(project, preds, n_boot=10, min_images=len(gt))}
+    assert rows["night"].map50 == 0.0 and rows["night"].test_images == len(night) < len(gt)
+    assert rows["night"].need is None and rows["night"].ci is None
+    assert "night" in small_sample_warning(list(rows.values()))

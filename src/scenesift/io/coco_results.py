@@ -93,3 +93,27 @@ def _box(item: JsonCursor, category: str, n_classes: int) -> Box:
         if min(probs) < 0 or not math.isclose(sum(probs), 1.0, abs_tol=1e-3):
             raise cur.error("probabilities >= 0 that sum to 1", cur.value)
     return Box(category, x1, y1, x2, y2, score=score, class_probs=probs)
+
+
+def check_coverage(
+    predictions: Mapping[str, Sequence[Box]], frames: Sequence[FrameRecord], split: str
+) -> str | None:
+    """Refuse to score a split the predictions do not cover, else a warning (or None).
+
+    ``predictions`` has an entry for every image the model was run on (``[]`` where it
+    found nothing); a split frame without one would count all its objects as missed, so
+    a file made for another split would score AP 0 everywhere instead of saying so.
+    """
+    covered = sum(f.name in predictions for f in frames)
+    if covered == 0:
+        raise ValueError(
+            f"none of the {len(frames)} labelled {split} frames is an image of the predictions' "
+            f"COCO file: evaluate the split they were made for, or export that split "
+            f"(scenesift export coco gt.json --split {split}) and run the model on it"
+        )
+    if covered < len(frames):
+        return (
+            f"the predictions cover {covered} of {len(frames)} labelled {split} frames; the "
+            "objects of the others count as missed"
+        )
+    return None

@@ -30,6 +30,9 @@ from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, StoreError
 from scenesift.store.coverage import coverage
 
+#: Below this many test images in a situation its mAP is shown but not ranked.
+MIN_TEST_IMAGES = 10
+
 
 @dataclass(frozen=True)
 class SituationGap:
@@ -72,9 +75,12 @@ def gap_report(
     split: str = "test",
     n_boot: int = 30,
     seed: int = 0,
+    min_images: int = MIN_TEST_IMAGES,
 ) -> list[SituationGap]:
     """One row per situation, most needed first by the upper end of need's drive-level
-    interval (undefined mAP last)."""
+    interval (undefined mAP last). Situations with fewer than ``min_images`` test images
+    get no need and no interval (one image's AP ranks nothing) and rank last, with the
+    undefined ones; :func:`small_sample_warning` names them."""
     gt = with_boxes(store, split)
     if not gt:
         raise StoreError(f"no labelled frames with boxes in the {split} split")
@@ -90,6 +96,8 @@ def gap_report(
         scale = math.sqrt(labelled + 1)
         need = None if point is None else (1.0 - point) / scale
         need_ci = None if ci is None else ((1.0 - ci[1]) / scale, (1.0 - ci[0]) / scale)
+        if len(frames) < min_images:  # too few to rank: no need, no interval
+            ci, need, need_ci = None, None, None
         predicted = cov[situation].predicted if situation in cov else None
         rows.append(SituationGap(
             situation, labelled, predicted, len(frames), point, ci, need, drives, need_ci
@@ -111,7 +119,7 @@ def gap_cells(i: int, r: SituationGap) -> list[str]:
         f"{r.test_images:,}", drives_text(r.test_drives),
         "undefined" if r.map50 is None else f"{r.map50:.3f}",
         "-" if r.ci is None else f"{r.ci[0]:.3f}-{r.ci[1]:.3f}",
-        "" if r.need is None else f"{r.need:.4f}",
+        _need_cell(r),
         "-" if r.need_ci is None else f"{r.need_ci[0]:.4f}-{r.need_ci[1]:.4f}",
     ]  # fmt: skip
 
@@ -122,7 +130,8 @@ GAP_CAPTION = (
     "need = (1 - mAP@0.5) / sqrt(labelled + 1). mAP@0.5 on the test frames in the situation "
     "(labels, else the tagger), 95% bootstrap interval over test drives (all frames of "
     "each drawn drive; none for a single drive); ranked by the upper end of need's "
-    "interval, so a situation seen in few drives ranks high. " + FEW_NOTE
+    "interval, so a situation seen in few drives ranks high. " + FEW_NOTE + " Situations "
+    f"with fewer than {MIN_TEST_IMAGES} test images are not ranked."
 )
 
 
@@ -136,6 +145,27 @@ def gap_table(rows: Sequence[SituationGap]) -> Table:
     for i, r in enumerate(rows, 1):
         table.add_row(*gap_cells(i, r))
     return table
+
+
+def _need_cell(row: SituationGap) -> str:
+    if row.need is not None:
+        return f"{row.need:.4f}"
+    if row.map50 is not None:  # a defined mAP without a need: too few test images
+        return f"too few ({row.test_images})"
+    return ""
+
+
+def small_sample_warning(rows: Sequence[SituationGap]) -> str | None:
+    """A line for the situations left unranked for too few test images, or None."""
+    few = [
+        f"{r.situation} ({r.test_images})" for r in rows if r.map50 is not None and r.need is None
+    ]
+    if not few:
+        return None
+    return (
+        f"not ranked, too few test images for a comparison: {', '.join(few)}; label more "
+        "test frames there"
+    )
 
 
 def plot_gaps(rows: Sequence[SituationGap], path: Path) -> Path:
