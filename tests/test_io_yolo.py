@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -70,3 +72,20 @@ def test_a_bad_prediction_line_names_the_file_and_line(tmp_path, line, expected)
     (tmp_path / "p" / "a.txt").write_text("0 0.5 0.5 0.5 0.5 0.3\n" + line + "\n")
     with pytest.raises(FormatError, match=f"a.txt: line 2: expected .*{expected}"):
         read_yolo_predictions(tmp_path / "p", frames, TAX.classes)
+
+
+def test_ultralytics_predictions_json_uses_stems_and_one_based_class_ids(tmp_path):
+    from scenesift.io.formats import read_predictions
+
+    frames = [frame(tmp_path, "d1/000123.jpg"), frame(tmp_path, "d2/b1c6-77.jpg")]
+    (tmp_path / "data.yaml").write_text("names: [pedestrian, car]\n")
+    results = [
+        {"image_id": 123, "category_id": 2, "bbox": [1, 2, 10, 20], "score": 0.4},
+        {"image_id": "b1c6-77", "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.8},
+    ]
+    (tmp_path / "predictions.json").write_text(json.dumps(results))
+    got = read_predictions(
+        tmp_path / "predictions.json", frames, TAX.classes, names=tmp_path / "data.yaml"
+    )
+    assert [(b.category, b.score) for b in got["d1/000123.jpg"]] == [("car", 0.4)]
+    assert [(b.category, b.x2) for b in got["d2/b1c6-77.jpg"]] == [("pedestrian", 5.0)]

@@ -42,19 +42,25 @@ def read_coco_results(
     results_json: Path,
     coco_gt_json_or_image_ids: Path | Mapping[CocoId, str],
     classes: Sequence[str],
+    category_names: Sequence[str] | None = None,
 ) -> dict[str, list[Box]]:
     """Detections per frame name from a COCO results list, best score first.
 
     Categories: with a ground-truth file, its ``categories`` (id -> name, names must be in
-    ``classes``); with an explicit image-id dict, ids 1..N in ``classes`` order (our COCO
-    writer's convention). Unknown image or category ids raise FormatError naming the JSON
+    ``classes``); with an explicit image-id dict, ids 1..N in ``category_names`` order
+    (default ``classes``: our COCO writer's convention; Ultralytics writes the model's
+    class index + 1). Unknown image or category ids raise FormatError naming the JSON
     path (``$[12].image_id``). Every image of the ground truth gets an entry (``[]`` when
     the model found nothing there).
     """
     classes = list(classes)
     if isinstance(coco_gt_json_or_image_ids, Mapping):
         images = {k: str(v) for k, v in coco_gt_json_or_image_ids.items()}
-        categories = {i: c for i, c in enumerate(classes, start=1)}
+        names = list(classes if category_names is None else category_names)
+        unknown = [n for n in names if n not in classes]
+        if unknown:
+            raise ValueError(f"model classes {unknown} are not classes of the project: {classes}")
+        categories = {i: c for i, c in enumerate(names, start=1)}
     else:
         images, categories = _read_gt_ids(Path(coco_gt_json_or_image_ids), classes)
     path = Path(results_json)

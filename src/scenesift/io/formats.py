@@ -128,9 +128,10 @@ def read_predictions(
     names: Path | None = None,
 ) -> dict[str, list[Box]]:
     """A detector's predictions per frame name, in whichever form it wrote them: a folder
-    of YOLO txt files with confidences (``names``: the model's data.yaml, default the
-    project's classes in order), or a COCO results JSON whose image ids ``images`` (a COCO
-    file of the frames, e.g. ``export coco pool.json``) resolves."""
+    of YOLO txt files with confidences, or a COCO results JSON whose image ids ``images``
+    (a COCO file of the frames, e.g. ``export coco pool.json``) resolves, or, without
+    ``images``, Ultralytics' ``predictions.json`` (image ids are stems). ``names``: the
+    model's data.yaml (class names by id), default the project's classes in order."""
     source = Path(source)
     if source.is_dir():
         from scenesift.io.yolo import read_names, read_yolo_predictions
@@ -139,9 +140,11 @@ def read_predictions(
         return read_yolo_predictions(source, frames, classes, model_names)
     from scenesift.io.coco_results import read_coco_results
 
-    if images is None:
-        raise ValueError(
-            f"{source}: a COCO results file needs --images, the COCO file of the frames its "
-            "image ids refer to (scenesift export coco pool.json --state unlabelled)"
-        )
-    return read_coco_results(source, images, classes)
+    if images is not None:
+        return read_coco_results(source, images, classes)
+    # Ultralytics' predictions.json: image_id = the image's stem (an int when numeric),
+    # category_id = the model's class index + 1
+    from scenesift.io.yolo import read_names, stem_ids
+
+    model_names = read_names(names) if names is not None else None
+    return read_coco_results(source, stem_ids(frames), classes, category_names=model_names)

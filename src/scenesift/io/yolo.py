@@ -167,15 +167,7 @@ def read_yolo_predictions(
     unknown = [n for n in names if n not in classes]
     if unknown:
         raise ValueError(f"model classes {unknown} are not classes of the project: {classes}")
-    by_stem: dict[str, FrameRecord] = {}
-    for f in frames:
-        stem = Path(f.name).stem
-        if stem in by_stem:
-            raise ValueError(
-                f"frames {by_stem[stem].name!r} and {f.name!r} share the stem {stem!r}: YOLO "
-                "prediction files are named by stem, so they cannot be told apart"
-            )
-        by_stem[stem] = f
+    by_stem = _by_stem(frames)
     out: dict[str, list[Box]] = {f.name: [] for f in by_stem.values()}
     files = sorted(folder.rglob("*.txt"))
     if not files:
@@ -189,6 +181,25 @@ def read_yolo_predictions(
         boxes = read_label_file(path, names, frame.width, frame.height, scores=True)
         out[frame.name] = sorted(boxes, key=lambda b: -(b.score or 0.0))
     return out
+
+
+def _by_stem(frames: Iterable[FrameRecord]) -> dict[str, FrameRecord]:
+    by_stem: dict[str, FrameRecord] = {}
+    for f in frames:
+        stem = Path(f.name).stem
+        if stem in by_stem:
+            raise ValueError(
+                f"frames {by_stem[stem].name!r} and {f.name!r} share the stem {stem!r}: YOLO "
+                "names predictions by image stem, so they cannot be told apart"
+            )
+        by_stem[stem] = f
+    return by_stem
+
+
+def stem_ids(frames: Iterable[FrameRecord]) -> dict[int | str, str]:
+    """Image id -> frame name as Ultralytics' ``predictions.json`` writes ids: the image's
+    stem, as an integer when it is all digits."""
+    return {int(stem) if stem.isdigit() else stem: f.name for stem, f in _by_stem(frames).items()}
 
 
 def write_yolo(frames: Iterable[FrameRecord], taxonomy: Taxonomy, out: Path) -> Path:
