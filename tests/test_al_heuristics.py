@@ -188,3 +188,17 @@ def test_boxes_without_class_vectors_are_scored_by_their_detection_score():
     np.testing.assert_allclose(lc, [0.5, 0.05, 0.0], atol=1e-6)  # last: its one-hot vector
     np.testing.assert_allclose(h.box_uncertainty(dets, "entropy")[:2], [1.0, 0.286397], atol=1e-5)
     assert "detection scores for 2 boxes" in h.uncertainty_signal(dets)
+
+
+def test_uncertain_boxes_counts_doubtful_boxes_and_weights_small_ones():
+    big, small = (0, 0, 100, 100), (0, 0, 10, 10)
+    dets = Detections(
+        frame=np.array([0, 1, 1, 1, 2, 3]),
+        scores=np.array([0.5, 0.6, 0.6, 0.6, 0.5, 0.99], np.float32),
+        class_probs=np.tile(np.eye(3, dtype=np.float32)[0], (6, 1)),
+        boxes=np.array([big, big, big, big, small, big], np.float32),
+        has_class_probs=np.zeros(6, bool),
+    )
+    got = h.uncertain_boxes(dets, 5, small=2.0)
+    np.testing.assert_allclose(got, [1.0, 2.4, 2.0, 0.02, 0.0], atol=1e-5)
+    assert list(h.top_k(got, 3)) == [1, 2, 0]  # three doubtful boxes beat one

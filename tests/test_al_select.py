@@ -126,3 +126,21 @@ def test_a_strategy_without_its_input_is_a_clear_error(pool, tmp_path):
                                    "-p", str(project)])  # fmt: skip
     assert res.exit_code == 2
     assert "scenesift tagger predict" in res.output and "which is None" not in res.output
+
+
+def test_uncertain_boxes_prefers_frames_with_more_doubtful_detections(pool, tmp_path):
+    project, gt, _, order = pool
+    images = json.loads(gt.read_text())["images"]
+    results = [{"image_id": image["id"], "category_id": 1, "bbox": [10, 10, 40, 40],
+                "score": 0.55} for image in images]  # fmt: skip
+    results += [{"image_id": images[i]["id"], "category_id": 2, "bbox": [50, 10, 30, 30],
+                 "score": 0.5} for i in (7, 11)]  # fmt: skip
+    path = tmp_path / "crowded.json"
+    path.write_text(json.dumps(results))
+    out = tmp_path / "ub"
+    res = CliRunner().invoke(app, ["select", "--predictions", str(path), "--images", str(gt),
+                                   "--budget", "2", "--strategy", "uncertain_boxes",
+                                   "--out", str(out), "-p", str(project)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (out / "picked.txt").read_text().split() == [order[7], order[11]]
+    assert "uncertain_boxes read: detection scores" in res.output

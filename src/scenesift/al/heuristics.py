@@ -309,6 +309,28 @@ def detection_uncertainty(
     return aggregate_boxes(frame, values, n_frames, agg=agg, k=k, empty=empty)
 
 
+SMALL_AREA = 32.0**2  # COCO's "small" objects, in pixels
+
+
+def uncertain_boxes(
+    detections: Detections,
+    n_frames: int,
+    heuristic: str = "margin",
+    small: float = 2.0,
+    min_score: float = 0.0,
+) -> np.ndarray:
+    """How much of a frame the detector is unsure about: the sum over its boxes of their
+    uncertainty (``box_uncertainty``: the class vector, else the score), a small box
+    (under 32 x 32 px, where detectors fail most) counting ``small`` times. Unlike the max
+    of ``detection_uncertainty`` it tells a frame with five doubtful objects from one with
+    one; a frame without boxes scores 0."""
+    keep = np.asarray(detections.scores) >= min_score
+    boxes = np.asarray(detections.boxes, np.float64)[keep]
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    values = box_uncertainty(detections, heuristic)[keep] * np.where(area < SMALL_AREA, small, 1)
+    return aggregate_boxes(np.asarray(detections.frame)[keep], values, n_frames, "sum", empty=0.0)
+
+
 # ---------------------------------------------------------------- disagreement across members
 
 

@@ -161,7 +161,9 @@ def signals(strategy, pool: Pool) -> list[tuple[str, str]]:
         return [*signals(strategy.strategy, pool), ("dedup", "drives and timestamps")]
     if isinstance(strategy, st._UncertainDiverse):
         return [*signals(strategy.uncertainty, pool), (strategy.name, "frame embeddings")]
-    if isinstance(strategy, st._Uncertainty) and strategy.target == "detections":
+    if isinstance(strategy, st.UncertainBoxes) or (
+        isinstance(strategy, st._Uncertainty) and strategy.target == "detections"
+    ):
         return [(strategy.name, uncertainty_signal(pool.detections))]
     if isinstance(strategy, st.BalanceClasses):
         return [(strategy.name, "the detected classes")]

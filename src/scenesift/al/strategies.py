@@ -267,6 +267,32 @@ class Entropy(_Uncertainty):
     description = "highest entropy of class probabilities (per box) or situation sigmoids"
 
 
+class UncertainBoxes(ScoreStrategy):
+    """The count and size of uncertain boxes (``heuristics.uncertain_boxes``): for files of
+    scores only it ranks crowded, doubtful frames above a frame with one doubtful box."""
+
+    name = "uncertain_boxes"
+    description = "sum of box uncertainty (class vector, else score), small boxes weighted up"
+    _param_names = ("heuristic", "small", "min_score")
+
+    def __init__(
+        self, heuristic: str = "margin", small: float = 2.0, min_score: float = 0.0
+    ) -> None:
+        check_choice("heuristic", heuristic, heuristics.BOX_HEURISTICS)
+        self.heuristic = heuristic
+        self.small = _check_number("small", small, 0.0, math.inf)
+        self.min_score = _check_number("min_score", min_score, 0.0, 1.0)
+
+    def required_fields(self) -> tuple[str, ...]:
+        return ("detections",)
+
+    def score(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
+        assert pool.detections is not None
+        return heuristics.uncertain_boxes(
+            pool.detections, len(pool), self.heuristic, self.small, self.min_score
+        )
+
+
 class Bald(ScoreStrategy):
     """BALD on the tagger's MC-dropout / ensemble samples (``Pool.situation_mc_probs``)."""
 
@@ -675,6 +701,7 @@ _REGISTRY: dict[str, type[BaseStrategy]] = {
         LeastConfidence,
         Margin,
         Entropy,
+        UncertainBoxes,
         Bald,
         BoxDisagreement,
         CoreSet,
