@@ -36,6 +36,7 @@ def project(tmp_path):
     run("init", proj)
     out = run("import", "folder", str(tmp_path / "raw"), "--pattern", "bdd100k", "-p", proj)
     assert "not an image" in out  # the corrupt file is listed, the rest imported
+    assert "missed" not in out  # every BDD name matched the preset
     run("embed", "-p", proj, "--backbone", "tiny")
     return proj
 

@@ -147,6 +147,8 @@ def import_report_table(report: ImportReport, label_source: str) -> Table:
         ("boxes dropped (empty after clipping)", report.dropped_boxes),
         ("images skipped", len(report.skipped_images)),
     ]
+    if report.unmatched_names:
+        rows.append(("names the --pattern missed (own drive each)", report.unmatched_names))
     rows += [(f"unknown category {name!r} (skipped)", n)
              for name, n in sorted(report.unknown_categories.items())]  # fmt: skip
     if report.ignore_regions:
