@@ -133,11 +133,11 @@ def _with_inputs(spec: dict[str, Any], pool: Pool):
     if spec.get("name") == "fusion" and isinstance(spec.get("parts"), list):
         kept = []
         for part in spec["parts"]:
-            lacking = _missing(make_strategy({k: v for k, v in part.items() if k != "weight"}),
-                               pool)  # fmt: skip
+            part_spec = {k: v for k, v in part.items() if k != "weight"}
+            lacking = _missing(make_strategy(part_spec), pool)
             if lacking:
-                name = part.get("name") if isinstance(part, Mapping) else part
-                warnings.append(missing_input(str(name), lacking[0]) + "; left out of the fusion")
+                message = missing_input(str(part.get("name")), lacking[0])
+                warnings.append(f"{message}; left out of the fusion")
             else:
                 kept.append(part)
         if kept and len(kept) < len(spec["parts"]):
