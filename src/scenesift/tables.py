@@ -321,9 +321,10 @@ def detection_evaluation(results: Any, by_situation: Any, curves: Path | None = 
 
 def gaps(rows: Sequence[Any], png: Path) -> Group:
     """``scenesift gaps``: the situation gap table and its plot."""
-    from scenesift.pipelines.gaps import gap_table
+    from scenesift.pipelines.gaps import gap_table, small_sample_warning
 
-    return _group(gap_table(rows), wrote("Plot", png))
+    few = small_sample_warning(rows)
+    return _group(gap_table(rows), *([warning(few)] if few else []), wrote("Plot", png))
 
 
 def campaigns_table(campaigns: Iterable[Any]) -> Table:
@@ -388,6 +389,8 @@ def selection_summary(result: Any, spread: Mapping[str, list[tuple[str, int, int
             table.add_row(*_cells(name, f"{in_batch:,}", f"{in_batch / max(k, 1):.0%}",
                                   f"{in_pool:,}", f"{in_pool / max(n, 1):.0%}"))  # fmt: skip
         parts.append(table)
+    parts += [warning(w) for w in result.warnings]
+    parts += [message("{} read: {}", name, signal) for name, signal in result.signals]
     files = result.files
     parts.append(message(
         "Picked [bold]{}[/] of {} unlabelled frames with {}.\n"

@@ -242,10 +242,11 @@ def spread(result: SelectResult, store: Store) -> dict[str, list[tuple[str, int,
 def select_from_results_file(
     store: Store,
     predictions: Path,
-    images: Path,
+    images: Path | None,
     budget: int,
     out: Path,
     *,
+    names: Path | None = None,
     strategy: str = "least_confidence",
     balance: str | None = None,
     per_drive: int | None = None,
@@ -253,14 +254,18 @@ def select_from_results_file(
     seed: int = 0,
     min_score: float = 0.2,
 ) -> tuple[SelectResult, dict[str, list[tuple[str, int, int]]]]:
-    """``scenesift select``: a batch from a COCO results file (image ids from the COCO file
+    """``scenesift select``: a batch from a predictions file (``io.formats.read_predictions``:
+    a YOLO txt folder, Ultralytics' predictions.json, or COCO results with the COCO file
     ``images``) and how it spreads over situations, classes and drives. Invalid settings
     raise ``ConfigError``."""
-    from scenesift.io.coco_results import read_coco_results
+    from scenesift.io.formats import read_predictions
 
     try:
         spec = build_spec(strategy, balance, per_drive, window)
-        boxes = read_coco_results(predictions, images, store.taxonomy.classes)
+        frames = store.records(state="unlabelled")
+        boxes = read_predictions(
+            predictions, frames, store.taxonomy.classes, images=images, names=names
+        )
         result = select_from_predictions(
             store, boxes, spec, budget, out, seed=seed, min_score=min_score
         )

@@ -151,13 +151,19 @@ def _run_campaign(campaign) -> None:
 @app.command("select")
 def select_cmd(
     predictions: Path = typer.Option(
-        ..., "--predictions", help="Your model's detections on the pool: COCO results JSON."
-    ),
-    gt: Path = typer.Option(
         ...,
+        "--predictions",
+        help="Your model's detections on the pool: a folder of YOLO txt files with "
+        "confidences, Ultralytics' predictions.json, or a COCO results JSON (with --images).",
+    ),
+    gt: Path | None = typer.Option(
+        None,
         "--images",
-        help="COCO file whose images (id, file_name = frame name) the "
+        help="COCO results: the COCO file whose images (id, file_name = frame name) the "
         "results refer to, e.g. from `scenesift export coco pool.json --state unlabelled`.",
+    ),
+    names: Path | None = typer.Option(
+        None, help="YOLO: the model's data.yaml (class names by id; default: project classes)."
     ),
     budget: int = typer.Option(..., min=1, help="Frames to pick."),
     strategy: str = typer.Option("least_confidence", help=STRATEGY_HELP),
@@ -180,7 +186,7 @@ def select_cmd(
 
     with Store.open(project) as store:
         result, spread = select_from_results_file(
-            store, predictions, gt, budget, out, strategy=strategy, balance=balance,
+            store, predictions, gt, budget, out, names=names, strategy=strategy, balance=balance,
             per_drive=per_drive, window=window, seed=seed, min_score=min_score,
         )  # fmt: skip
     console.print(tables.selection_summary(result, spread))

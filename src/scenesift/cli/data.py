@@ -73,7 +73,8 @@ def import_(
     source: Path = typer.Argument(
         ...,
         help="bdd: labels JSON; kitti: folder with image_2/ and label_2/; coco: instances "
-        "JSON; csv: CSV of situation tags; labelstudio: a Label Studio JSON export.",
+        "JSON; csv: CSV of situation tags; labelstudio: a Label Studio JSON export; folder: "
+        "a folder of unlabelled images (recursive); yolo: an Ultralytics data.yaml.",
     ),
     project: Path = PROJECT,
     images: Path | None = typer.Option(None, help="Image folder, where the format allows."),
@@ -93,6 +94,12 @@ def import_(
         True, help="Decode every image (fast, reduced-size for JPEG) to catch corrupt files."
     ),
     split: str | None = _IMPORT_SPLIT,
+    pattern: str | None = typer.Option(
+        None,
+        help="folder: drive and timestamp from each image's path: 'bdd100k' "
+        "(<video>-<frame>.jpg), 'kitti-raw' (<date>_drive_<n>_sync/image_02/data/<frame>.png) "
+        "or a regular expression with (?P<drive>...) and (?P<time>...) groups.",
+    ),
 ) -> None:
     """Import a dataset into the project: validated first, then written in one transaction,
     so a bad file changes nothing and re-importing the same data changes nothing."""
@@ -101,7 +108,7 @@ def import_(
     with Store.open(project) as store:
         report, derived = import_dataset(
             store, fmt.value, source, labels_as.value, images=images, mapping=mapping,
-            verify=verify, split=split, track=tracker(f"reading {fmt.value}"),
+            verify=verify, split=split, track=tracker(f"reading {fmt.value}"), pattern=pattern,
         )  # fmt: skip
     console.print(tables.import_report(report, labels_as.value, derived))
 

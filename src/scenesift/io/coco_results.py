@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from scenesift.errors import ConfigError
 from scenesift.io.coco import CocoId, by_id, coco_bbox, coco_id, read_categories, resolve_ids
 from scenesift.io.common import JsonCursor, read_json
 from scenesift.records import Box, FrameRecord
@@ -59,7 +60,7 @@ def read_coco_results(
         names = list(classes if category_names is None else category_names)
         unknown = [n for n in names if n not in classes]
         if unknown:
-            raise ValueError(f"model classes {unknown} are not classes of the project: {classes}")
+            raise ConfigError(f"model classes {unknown} are not classes of the project: {classes}")
         categories = {i: c for i, c in enumerate(names, start=1)}
     else:
         images, categories = _read_gt_ids(Path(coco_gt_json_or_image_ids), classes)
@@ -112,7 +113,7 @@ def check_coverage(
     """
     covered = sum(f.name in predictions for f in frames)
     if covered == 0:
-        raise ValueError(
+        raise ConfigError(
             f"none of the {len(frames)} labelled {split} frames is an image of the predictions' "
             f"COCO file: evaluate the split they were made for, or export that split "
             f"(scenesift export coco gt.json --split {split}) and run the model on it"

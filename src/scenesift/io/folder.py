@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from scenesift.errors import ConfigError
 from scenesift.io.common import ImageProblem, Track, probe_image, relative_name, tracked
 from scenesift.records import FrameRecord, ImportBatch, ImportReport
 
@@ -38,11 +39,11 @@ class NamePattern:
         try:
             groups = re.compile(self.regex).groupindex
         except re.error as e:
-            raise ValueError(f"--pattern is not a regular expression: {e}") from None
+            raise ConfigError(f"--pattern is not a regular expression: {e}") from None
         if "drive" not in groups:
-            raise ValueError("--pattern needs a named group (?P<drive>...) for the drive")
+            raise ConfigError("--pattern needs a named group (?P<drive>...) for the drive")
         if "frame" in groups and not self.fps:
-            raise ValueError("--pattern with a (?P<frame>...) group needs a frame rate (fps)")
+            raise ConfigError("--pattern with a (?P<frame>...) group needs a frame rate (fps)")
 
     def parse(self, name: str) -> tuple[str, float | None] | None:
         """(drive, timestamp) of a frame name, or None when the pattern does not match."""
@@ -89,7 +90,7 @@ def read_folder(
     """Every image under ``folder`` as an unlabelled frame; nothing is written."""
     root = Path(folder).resolve()
     if not root.is_dir():
-        raise ValueError(f"{folder}: expected a folder of images")
+        raise ConfigError(f"{folder}: expected a folder of images")
     paths = sorted(
         p
         for p in root.rglob("*")
@@ -114,9 +115,9 @@ def read_folder(
             drive, timestamp = parsed
         frames.append(FrameRecord(name, path, drive, width, height, timestamp=timestamp))
     if not frames and not report.skipped_images:
-        raise ValueError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+        raise ConfigError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
     if pattern is not None and frames and unmatched == len(frames):
-        raise ValueError(
+        raise ConfigError(
             f"--pattern {pattern.regex!r} matches none of the {len(frames)} images "
             f"(first: {frames[0].name!r}); drives come from the pattern's (?P<drive>...) group"
         )

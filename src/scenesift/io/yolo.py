@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from scenesift.errors import ConfigError
 from scenesift.files import atomic_write
 from scenesift.io.common import ImageProblem, Track, probe_image, relative_name, tracked
 from scenesift.io.errors import FormatError
@@ -166,18 +167,18 @@ def read_yolo_predictions(
     names = list(classes if names is None else names)
     unknown = [n for n in names if n not in classes]
     if unknown:
-        raise ValueError(f"model classes {unknown} are not classes of the project: {classes}")
+        raise ConfigError(f"model classes {unknown} are not classes of the project: {classes}")
     by_stem = _by_stem(frames)
     out: dict[str, list[Box]] = {f.name: [] for f in by_stem.values()}
     files = sorted(folder.rglob("*.txt"))
     if not files:
-        raise ValueError(f"{folder}: no YOLO prediction files (*.txt)")
+        raise ConfigError(f"{folder}: no YOLO prediction files (*.txt)")
     for path in files:
         frame = by_stem.get(path.stem)
         if frame is None:
             raise FormatError(path, "file name", "the stem of a frame of the project", path.stem)
         if frame.width is None or frame.height is None:
-            raise ValueError(f"frame {frame.name!r}: its image size is unknown")
+            raise ConfigError(f"frame {frame.name!r}: its image size is unknown")
         boxes = read_label_file(path, names, frame.width, frame.height, scores=True)
         out[frame.name] = sorted(boxes, key=lambda b: -(b.score or 0.0))
     return out
@@ -188,7 +189,7 @@ def _by_stem(frames: Iterable[FrameRecord]) -> dict[str, FrameRecord]:
     for f in frames:
         stem = Path(f.name).stem
         if stem in by_stem:
-            raise ValueError(
+            raise ConfigError(
                 f"frames {by_stem[stem].name!r} and {f.name!r} share the stem {stem!r}: YOLO "
                 "names predictions by image stem, so they cannot be told apart"
             )
@@ -213,7 +214,7 @@ def write_yolo(frames: Iterable[FrameRecord], taxonomy: Taxonomy, out: Path) -> 
         if f.boxes is None:
             continue
         if f.width is None or f.height is None:
-            raise ValueError(f"frame {f.name!r}: YOLO needs its width and height")
+            raise ConfigError(f"frame {f.name!r}: YOLO needs its width and height")
         split = f.split or "train"
         splits.add(split)
         image = out / "images" / split / f.name

@@ -27,6 +27,7 @@ def import_dataset(
     verify: bool = True,
     split: str | None = None,
     track: Track | None = None,
+    pattern: str | None = None,
 ) -> tuple[ImportReport, int]:
     """Read and validate ``source`` whole, then write it in one transaction: a bad file
     changes nothing. Labels that arrive with the data or from people also give the
@@ -37,7 +38,14 @@ def import_dataset(
     if split is not None:
         check_choice("--split", split, SPLITS)
     batch = read_dataset(
-        fmt, source, store.taxonomy, images=images, mapping=mapping, verify=verify, track=track
+        fmt,
+        source,
+        store.taxonomy,
+        images=images,
+        mapping=mapping,
+        verify=verify,
+        track=track,
+        pattern=pattern,
     )
     for record in batch.frames if split is not None else ():
         record.split = split

@@ -161,8 +161,14 @@ def evaluate_results_file(
     slices: bool = False,
     n_boot: int = 0,
 ) -> tuple[DetectionResults, SliceResults | None]:
-    """Evaluate any detector's COCO results file (image ids from the COCO file ``gt``)."""
-    from scenesift.io.coco_results import read_coco_results
+    """Evaluate any detector's COCO results file (image ids from the COCO file ``gt``); a
+    split the file does not cover is a ConfigError (``check_coverage``), not AP 0."""
+    from scenesift.errors import ConfigError
+    from scenesift.io.coco_results import check_coverage, read_coco_results
 
     boxes = read_coco_results(predictions, gt, store.taxonomy.classes)
+    try:
+        check_coverage(boxes, with_boxes(store, split), split)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return evaluate(store, boxes, split, slices, n_boot=n_boot)
