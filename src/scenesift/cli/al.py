@@ -148,6 +148,11 @@ def _run_campaign(campaign) -> None:
     console.print(tables.campaign_result(campaign.name, result, campaign.metric))
 
 
+_SELECT_NAMES = typer.Option(
+    None, help="YOLO: the model's data.yaml (class names by id; default: project classes)."
+)
+
+
 @app.command("select")
 def select_cmd(
     predictions: Path = typer.Option(
@@ -162,9 +167,7 @@ def select_cmd(
         help="COCO results: the COCO file whose images (id, file_name = frame name) the "
         "results refer to, e.g. from `scenesift export coco pool.json --state unlabelled`.",
     ),
-    names: Path | None = typer.Option(
-        None, help="YOLO: the model's data.yaml (class names by id; default: project classes)."
-    ),
+    names: Path | None = _SELECT_NAMES,
     budget: int = typer.Option(..., min=1, help="Frames to pick."),
     strategy: str = typer.Option("least_confidence", help=STRATEGY_HELP),
     balance: str | None = typer.Option(

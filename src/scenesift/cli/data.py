@@ -67,6 +67,14 @@ _IMPORT_SPLIT = typer.Option(
 )
 
 
+_IMPORT_PATTERN = typer.Option(
+    None,
+    help="folder: drive and timestamp from each image's path: 'bdd100k' "
+    "(<video>-<frame>.jpg), 'kitti-raw' (<date>_drive_<n>_sync/image_02/data/<frame>.png) "
+    "or a regular expression with (?P<drive>...) and (?P<time>...) groups.",
+)
+
+
 @app.command("import")
 def import_(
     fmt: ImportFormat = typer.Argument(..., help="Format of SOURCE."),
@@ -94,12 +102,7 @@ def import_(
         True, help="Decode every image (fast, reduced-size for JPEG) to catch corrupt files."
     ),
     split: str | None = _IMPORT_SPLIT,
-    pattern: str | None = typer.Option(
-        None,
-        help="folder: drive and timestamp from each image's path: 'bdd100k' "
-        "(<video>-<frame>.jpg), 'kitti-raw' (<date>_drive_<n>_sync/image_02/data/<frame>.png) "
-        "or a regular expression with (?P<drive>...) and (?P<time>...) groups.",
-    ),
+    pattern: str | None = _IMPORT_PATTERN,
 ) -> None:
     """Import a dataset into the project: validated first, then written in one transaction,
     so a bad file changes nothing and re-importing the same data changes nothing."""
