@@ -10,6 +10,7 @@ Images without a drive are each their own drive.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,6 +220,14 @@ def _read_annotations(
         image.boxes.append(_box(item, category))
 
 
+def coco_area(box: Box) -> float:
+    """The object's COCO ``area``: the one its import carried (a segment's), else w * h."""
+    area = box.attributes.get("area")
+    if isinstance(area, int | float) and not isinstance(area, bool) and area >= 0:
+        return float(area)
+    return box.area
+
+
 def _box(item: JsonCursor, category: str) -> Box:
     x1, y1, x2, y2 = coco_bbox(item)
     attributes: dict[str, Any] = {}
@@ -228,6 +237,12 @@ def _box(item: JsonCursor, category: str) -> Box:
             raise item.error("iscrowd 0 or 1", crowd, "iscrowd")
         if crowd:
             attributes["iscrowd"] = True
+    if item.has("area"):  # a segment's area (COCO's size buckets use it): kept if not w * h
+        area = item["area"].number()
+        if area < 0:
+            raise item.error("an area >= 0", area, "area")
+        if not math.isclose(area, w * h, rel_tol=1e-6, abs_tol=1e-6):
+            attributes["area"] = area
     flags = {"occluded": False, "truncated": False}
     if item.has("attributes"):
         attrs = item["attributes"]
@@ -357,7 +372,7 @@ def _image_entry(frame: FrameRecord, image_id: int, taxonomy: Taxonomy) -> dict[
 
 
 def _annotation(box: Box, ann_id: int, image_id: int, category_id: int) -> dict[str, Any]:
-    attributes = {k: v for k, v in box.attributes.items() if k != "iscrowd"}
+    attributes = {k: v for k, v in box.attributes.items() if k not in ("iscrowd", "area")}
     if box.occluded:
         attributes["occluded"] = True
     if box.truncated:
@@ -367,7 +382,7 @@ def _annotation(box: Box, ann_id: int, image_id: int, category_id: int) -> dict[
         "image_id": image_id,
         "category_id": category_id,
         "bbox": _xywh(box),
-        "area": box.area,
+        "area": coco_area(box),
         "iscrowd": 1 if box.attributes.get("iscrowd") else 0,
     }
     if attributes:
