@@ -173,3 +173,74 @@ def test_frozen_predictions_from_the_cache_equal_those_from_images(tmp_path):
         a = [b.score for b in cached[name][:3]]
         b = [b.score for b in live[name][:3]]
         assert a == pytest.approx(b, abs=2e-2)
+
+
+def test_the_kept_model_is_the_epoch_with_the_best_validation_map(tmp_path):
+    """Selection by what matters: every evaluated epoch logs val mAP@0.5 and the weights
+    kept at the end score exactly the best of them on the validation frames."""
+    records = squares(tmp_path, n=12)
+    train, val = records[:8], records[8:]
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=12, eval_every=2))
+    seen = []
+    det.fit(train, val, backbone=tiny(), progress=False, on_eval=seen.append)
+    evaluated = [h for h in det.history if h.val_map50 is not None]
+    assert [h.epoch for h in evaluated] == [1, 3, 5, 7, 9, 11] and seen == evaluated
+    maps = [h.val_map50 for h in evaluated]
+    best = evaluated[int(np.argmax(maps))]
+    assert [h.epoch for h in det.history if h.kept][-1] == best.epoch
+    assert len(set(maps)) > 1  # the selection had something to choose from
+    got = evaluate_detection(val, det.predict(val), CLASSES).map50
+    assert got == pytest.approx(best.val_map50, abs=1e-9)
+
+
+def test_validation_without_objects_selects_by_loss(tmp_path):
+    records = squares(tmp_path, n=6)
+    empty = [FrameRecord(r.name, r.path, r.drive, r.width, r.height, boxes=[]) for r in records]
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=4, eval_every=1))
+    det.fit(records[:4], empty[4:], backbone=tiny(), progress=False)
+    evaluated = [h for h in det.history if np.isfinite(h.val_loss)]
+    assert len(evaluated) == 4 and all(h.val_map50 is None for h in evaluated)
+    kept = [h for h in det.history if h.kept][-1]
+    assert kept.val_loss == min(h.val_loss for h in evaluated)
+
+
+@pytest.mark.parametrize(("frames", "epochs"), [(8, 5), (40, 1)])
+def test_the_schedule_is_a_number_of_optimiser_steps_whatever_the_frames(tmp_path, frames, epochs):
+    """9 steps of batch 4: 8 frames (2 batches an epoch) take 5 epochs, the last cut
+    short; 40 frames (10 batches) stop within the first."""
+    records = squares(tmp_path, n=frames)
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=None, steps=9))
+    det.fit(records, backbone=tiny(), progress=False)
+    assert len(det.history) == epochs and det.history[-1].steps == 9
+
+
+def test_epochs_replace_steps_and_bad_schedules_are_refused():
+    cfg = DetectorConfig(epochs=3, batch_size=8)
+    assert cfg.schedule(batches_per_epoch=5) == (3, 15, 1)
+    assert DetectorConfig(steps=100, evaluations=4).schedule(10) == (10, 100, 2)
+    with pytest.raises(ValueError, match="steps"):
+        DetectorConfig(steps=0)
+    with pytest.raises(ValueError, match="eval_every"):
+        DetectorConfig(eval_every=0)
+
+
+def test_the_device_is_not_part_of_the_model_fingerprint(tmp_path):
+    records = squares(tmp_path, n=4)
+    a = ObjectDetector(CLASSES, config(mode="frozen", epochs=1, device="cpu"))
+    b = ObjectDetector(CLASSES, config(mode="frozen", epochs=1, device="auto"))
+    for det in (a, b):
+        det.fit(records, backbone=tiny(), progress=False)
+    if not torch.cuda.is_available():
+        assert a.fingerprint == b.fingerprint
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("mode", ["frozen", "finetune"])
+def test_training_on_cuda_with_mixed_precision_matches_the_cpu_closely(tmp_path, mode):
+    records = squares(tmp_path)
+    preds = {}
+    for device in ("cpu", "cuda"):
+        det = ObjectDetector(CLASSES, config(mode=mode, epochs=40, device=device))
+        det.fit(records, backbone=tiny(), progress=False)
+        preds[device] = det.predict(records)
+        assert evaluate_detection(records, preds[device], CLASSES).map50 > 0.5

@@ -331,9 +331,7 @@ def test_object_slices_by_area_equal_pycocotools_own_area_ranges(tmp_path):
         p = precision[:, :, :, a]
         # another engine (faster-coco-eval) than the reference: equal up to rounding
         assert ours.slices[f"object:{name}"].map == pytest.approx(float(p[p > -1].mean()))
-        assert ours.slices[f"object:{name}"].map50 == pytest.approx(
-            float(p[0][p[0] > -1].mean())
-        )
+        assert ours.slices[f"object:{name}"].map50 == pytest.approx(float(p[0][p[0] > -1].mean()))
 
 
 def test_object_slice_rows_carry_their_sizes():

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from scenesift.devices import autocast, grad_scaler, pin_memory, resolve_device, to_device
 from scenesift.features import embed, forward_features, split_pyramid
 from scenesift.models.backbones import DEFAULT_BACKBONE, Backbone, at_input_size, get_backbone
 from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
@@ -56,7 +57,15 @@ class DetectorConfig:
     #: (H, W) network input; None: the backbone's default (192, 320).
     input_size: tuple[int, int] | None = None
     mode: str = "frozen"  # frozen | finetune
-    epochs: int = 12
+    #: Optimiser steps of the schedule (warm-up + cosine), whatever the number of frames:
+    #: 70 frames and 5,000 frames both get a full schedule. ``epochs``, when set, replaces
+    #: it by that many passes over the training frames.
+    steps: int = 1000
+    epochs: int | None = None
+    #: Validation mAP@0.5 every this many epochs and after the last; the best is kept.
+    #: None: spaced so that a training makes about ``evaluations`` of them.
+    eval_every: int | None = None
+    evaluations: int = 10
     lr: float = 2e-3  # neck and heads
     backbone_lr: float = 1e-4  # top backbone group (finetune); lower groups lr_decay times less
     lr_decay: float = 0.5
@@ -74,12 +83,26 @@ class DetectorConfig:
     workers: int = 0
     #: finetune: frames drawn afresh per epoch (None: all), as in the tagger.
     samples_per_epoch: int | None = None
+    #: auto | cpu | cuda | mps (see :mod:`scenesift.devices`); not part of the fingerprint.
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
+        if self.steps < 1 or self.batch_size < 1 or (self.epochs is not None and self.epochs < 1):
+            raise ValueError("steps, epochs and batch_size must be >= 1")
+        if (self.eval_every is not None and self.eval_every < 1) or self.evaluations < 1:
+            raise ValueError("eval_every and evaluations must be >= 1")
+
+    def schedule(self, batches_per_epoch: int) -> tuple[int, int, int]:
+        """(epochs, optimiser steps, evaluate every this many epochs) for a training set of
+        ``batches_per_epoch`` batches."""
+        if self.epochs is not None:
+            epochs, total = self.epochs, self.epochs * batches_per_epoch
+        else:
+            epochs, total = math.ceil(self.steps / batches_per_epoch), self.steps
+        every = self.eval_every or max(1, round(epochs / self.evaluations))
+        return epochs, total, every
 
 
 @dataclass
@@ -89,6 +112,12 @@ class DetectorEpoch:
     val_loss: float
     heat_loss: float
     seconds: float
+    #: Optimiser steps taken by the end of the epoch.
+    steps: int = 0
+    #: Validation mAP@0.5 (None: not evaluated at this epoch, or no validation objects).
+    val_map50: float | None = None
+    #: Whether this epoch's weights became the kept model.
+    kept: bool = False
 
 
 @dataclass
@@ -112,6 +141,10 @@ class ObjectDetector:
     #: Whether the backbone was trained: if not, its cached features stay valid.
     backbone_trained: bool = field(default=False, init=False)
 
+    @property
+    def device(self) -> torch.device:
+        return resolve_device(self.config.device)
+
     # ------------------------------------------------------------------ training
     def fit(
         self,
@@ -120,11 +153,16 @@ class ObjectDetector:
         store: Store | None = None,
         backbone: Backbone | None = None,
         progress: bool = True,
+        on_eval: Callable[[DetectorEpoch], None] | None = None,
     ) -> ObjectDetector:
-        """Train on the frames of ``train`` whose boxes are labelled; with ``val``, keep the
-        epoch with the lowest validation loss. With a ``store``, frozen features come from
-        (and go to) its cache; without one they are computed once per fit, in memory."""
+        """Train on the frames of ``train`` whose boxes are labelled for the configured
+        schedule; with ``val``, keep the weights with the best validation mAP@0.5 (the lowest
+        validation loss when ``val`` holds no object), evaluated every ``eval_every`` epochs
+        and after the last. ``on_eval`` sees each evaluated epoch (the CLI's live table).
+        With a ``store``, frozen features come from (and go to) its cache; without one
+        they are computed once per fit, in memory."""
         cfg = self.config
+        device = self.device
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         backbone = at_input_size(backbone or get_backbone(cfg.backbone), cfg.input_size)
@@ -141,37 +179,69 @@ class ObjectDetector:
         if frozen:
             feats_tr = self._pyramid(train, store, progress)
             feats_va = self._pyramid(val, store, progress) if val else None
+        self.net.to(device)
         n_groups = 0 if frozen else min(cfg.finetune_groups, len(backbone.block_groups()))
         opt = self._optimizer(n_groups)
         per_epoch = (
             min(len(train), cfg.samples_per_epoch or len(train)) if not frozen else len(train)
         )
-        total_steps = cfg.epochs * math.ceil(per_epoch / cfg.batch_size)
+        epochs, total_steps, every = cfg.schedule(math.ceil(per_epoch / cfg.batch_size))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(_warmup_cosine, total=total_steps))
-        best, best_loss = None, float("inf")
-        for epoch in range(cfg.epochs):
-            started = time.perf_counter()
-            if frozen:
-                loss, heat = self._epoch_frozen(feats_tr, data_tr, opt, sched, rng)
-            else:
-                loss, heat = self._epoch_images(train, data_tr, opt, sched, rng, n_groups, progress)
-                self.backbone_trained = True
-            val_loss = float("nan")
-            if val:
-                val_loss = (
-                    self._loss_frozen(feats_va, data_va)
-                    if frozen
-                    else self._loss_images(val, data_va)
+        scaler = grad_scaler(device)
+        by_map = any(len(b) for b in data_va.boxes)
+        best, best_score, done = None, -float("inf"), 0
+        with steps("training", total_steps, progress) as advance:
+            for epoch in range(epochs):
+                started = time.perf_counter()
+                budget = total_steps - done
+                if frozen:
+                    loss, heat, n = self._epoch_frozen(
+                        feats_tr, data_tr, opt, sched, scaler, rng, budget
+                    )
+                else:
+                    loss, heat, n = self._epoch_images(
+                        train, data_tr, opt, sched, scaler, rng, n_groups, budget
+                    )
+                    self.backbone_trained = True
+                done += n
+                advance(n)
+                log = DetectorEpoch(
+                    epoch, loss, float("nan"), heat, time.perf_counter() - started, done
                 )
-                if val_loss < best_loss:
-                    best_loss, best = val_loss, copy.deepcopy(self.net.state_dict())
-            self.history.append(
-                DetectorEpoch(epoch, loss, val_loss, heat, time.perf_counter() - started)
-            )
+                self.history.append(log)
+                last = epoch == epochs - 1 or done >= total_steps
+                if val and ((epoch + 1) % every == 0 or last):
+                    log.val_loss = (
+                        self._loss_frozen(feats_va, data_va)
+                        if frozen
+                        else self._loss_images(val, data_va)
+                    )
+                    if by_map:
+                        log.val_map50 = self._val_map50(val, feats_va if frozen else None)
+                    score = log.val_map50 if by_map else -log.val_loss
+                    if score is not None and score > best_score:
+                        best_score, best = score, copy.deepcopy(self.net.state_dict())
+                        log.kept = True
+                    log.seconds = time.perf_counter() - started
+                    if on_eval is not None:
+                        on_eval(log)
+                if last:
+                    break
         if best is not None:
             self.net.load_state_dict(best)
         self.net.eval()
         return self
+
+    def _val_map50(self, val: Sequence[FrameRecord], feats) -> float | None:
+        """mAP@0.5 of the current weights on the validation frames (model selection)."""
+        from scenesift.metrics.detection import evaluate_detection
+
+        self.net.eval()
+        decoded = self._decode_feats(feats, len(val)) if feats is not None else None
+        if decoded is None:
+            decoded = self._decode_images(val, False)
+        preds = {r.name: self._to_boxes(r, d) for r, d in zip(val, decoded, strict=True)}
+        return evaluate_detection(val, preds, self.classes).map50
 
     def _optimizer(self, n_groups: int) -> torch.optim.Optimizer:
         cfg = self.config
@@ -199,82 +269,95 @@ class ObjectDetector:
         bs = self.config.batch_size
         return [(order[i : i + bs], flips[i : i + bs]) for i in range(0, n, bs)]
 
-    def _epoch_frozen(self, feats, data: _Data, opt, sched, rng) -> tuple[float, float]:
-        """One pass of the neck and heads over cached pyramid features."""
-        head = self.net.head
+    def _epoch_frozen(
+        self, feats, data: _Data, opt, sched, scaler, rng, budget: int
+    ) -> tuple[float, float, int]:
+        """One pass (at most ``budget`` steps) of the neck and heads over cached features:
+        (mean loss, mean heat-map loss, steps taken)."""
+        head, device = self.net.head, self.device
         head.train()
         losses, heats = [], []
-        for idx, flip in self._batches(len(data.boxes), rng):
-            maps = _maps(feats, idx, flip)
+        for idx, flip in self._batches(len(data.boxes), rng)[:budget]:
+            maps = _maps(feats, idx, flip, device)
+            with autocast(device):
+                out = head(maps)
             loss, parts = detection_loss(
-                head(maps),
-                _targets(data, idx, flip),
+                out,
+                _targets(data, idx, flip, device),
                 self.config.size_weight,
                 self.config.offset_weight,
             )
-            _step(opt, sched, loss)
+            _step(opt, sched, scaler, loss)
             losses.append(float(loss.detach()))
             heats.append(parts["heat"])
         head.eval()
-        return float(np.mean(losses)), float(np.mean(heats))
+        return float(np.mean(losses)), float(np.mean(heats)), len(losses)
 
-    def _epoch_images(self, records, data: _Data, opt, sched, rng, n_groups, progress):
-        """One pass over decoded images with the top ``n_groups`` backbone groups training."""
-        cfg = self.config
+    def _epoch_images(
+        self, records, data: _Data, opt, sched, scaler, rng, n_groups, budget: int
+    ) -> tuple[float, float, int]:
+        """One pass (at most ``budget`` steps) over decoded images with the top
+        ``n_groups`` backbone groups training."""
+        cfg, device = self.config, self.device
         set_train_mode(self.net, n_groups)
-        n = min(len(records), cfg.samples_per_epoch or len(records))
+        n = min(len(records), cfg.samples_per_epoch or len(records), budget * cfg.batch_size)
         order = rng.permutation(len(records))[:n]
         flips = rng.random(n) < 0.5 if cfg.flip else np.zeros(n, dtype=bool)
-        loader = make_loader(
-            [records[i].path for i in order],
-            self.net.backbone.preprocessing,
+        loader = self._loader([records[i].path for i in order])
+        losses, heats = [], []
+        for batch in loader:
+            pos = batch.index.numpy()
+            flip = flips[pos]
+            images = to_device(batch.images, device)
+            f = torch.from_numpy(flip).to(device)
+            images = torch.where(f[:, None, None, None], images.flip(-1), images)
+            with autocast(device):
+                out = self.net(images)
+            loss, parts = detection_loss(
+                out,
+                _targets(data, order[pos], flip, device),
+                cfg.size_weight,
+                cfg.offset_weight,
+            )
+            _step(opt, sched, scaler, loss)
+            losses.append(float(loss.detach()))
+            heats.append(parts["heat"])
+        self.net.eval()
+        return float(np.mean(losses)), float(np.mean(heats)), len(losses)
+
+    def _loader(self, paths: Sequence[Path]):
+        net = self._check_fitted()
+        cfg = self.config
+        return make_loader(
+            paths,
+            net.backbone.preprocessing,
             cfg.batch_size,
             cfg.workers,
+            pin_memory=pin_memory(self.device),
         )
-        losses, heats = [], []
-        with steps("detector epoch", n, progress, transient=True) as advance:
-            for batch in loader:
-                pos = batch.index.numpy()
-                flip = flips[pos]
-                images = batch.images.clone()
-                images[torch.from_numpy(flip)] = images[torch.from_numpy(flip)].flip(-1)
-                loss, parts = detection_loss(
-                    self.net(images),
-                    _targets(data, order[pos], flip),
-                    cfg.size_weight,
-                    cfg.offset_weight,
-                )
-                _step(opt, sched, loss)
-                losses.append(float(loss.detach()))
-                heats.append(parts["heat"])
-                advance(len(pos))
-        self.net.eval()
-        return float(np.mean(losses)), float(np.mean(heats))
 
     @torch.inference_mode()
     def _loss_frozen(self, feats, data: _Data) -> float:
         total, n = 0.0, len(data.boxes)
-        bs = self.config.batch_size
+        bs, device = self.config.batch_size, self.device
         for i in range(0, n, bs):
             idx = np.arange(i, min(i + bs, n))
             no_flip = np.zeros(len(idx), dtype=bool)
-            loss, _ = detection_loss(
-                self.net.head(_maps(feats, idx, no_flip)), _targets(data, idx, no_flip)
-            )
+            with autocast(device):
+                out = self.net.head(_maps(feats, idx, no_flip, device))
+            loss, _ = detection_loss(out, _targets(data, idx, no_flip, device))
             total += float(loss) * len(idx)
         return total / max(n, 1)
 
     @torch.inference_mode()
     def _loss_images(self, records, data: _Data) -> float:
-        total = 0.0
-        cfg = self.config
-        loader = make_loader(
-            [r.path for r in records], self.net.backbone.preprocessing, cfg.batch_size, cfg.workers
-        )
-        for batch in loader:
+        total, device = 0.0, self.device
+        for batch in self._loader([r.path for r in records]):
             pos = batch.index.numpy()
             no_flip = np.zeros(len(pos), dtype=bool)
-            loss, _ = detection_loss(self.net(batch.images), _targets(data, pos, no_flip))
+            with autocast(device):
+                out = self.net(to_device(batch.images, device))
+            loss, _ = detection_loss(out, _targets(data, pos, no_flip, device))
             total += float(loss) * len(pos)
         return total / max(len(records), 1)
 
@@ -331,33 +414,38 @@ class ObjectDetector:
         return {r.name: self._to_boxes(r, d) for r, d in zip(records, decoded, strict=True)}
 
     def _decode_cached(self, records, store, progress) -> list[Decoded]:
-        feats = self._pyramid(records, store, progress)
-        cfg = self.config
+        return self._decode_feats(self._pyramid(records, store, progress), len(records))
+
+    def _decode_feats(self, feats, n: int) -> list[Decoded]:
+        """Detections from cached pyramid maps, ``batch_size`` frames at a time."""
+        cfg, device = self.config, self.device
+        net = self._check_fitted().to(device)
         out: list[Decoded] = []
         with torch.inference_mode():
-            for i in range(0, len(records), cfg.batch_size):
-                idx = np.arange(i, min(i + cfg.batch_size, len(records)))
-                heads = self.net.head(_maps(feats, idx, np.zeros(len(idx), dtype=bool)))
+            for i in range(0, n, cfg.batch_size):
+                idx = np.arange(i, min(i + cfg.batch_size, n))
+                with autocast(device):
+                    heads = net.head(_maps(feats, idx, np.zeros(len(idx), dtype=bool), device))
                 out += decode(heads, cfg.top_k, cfg.score_threshold)
         return out
 
     def _decode_images(self, records, progress) -> list[Decoded]:
         net = self._check_fitted()
-        cfg = self.config
+        cfg, device = self.config, self.device
         fast = copy.deepcopy(net).eval()
         fast.backbone = fast.backbone.for_inference()
-        loader = make_loader(
-            [r.path for r in records], net.backbone.preprocessing, cfg.batch_size, cfg.workers
-        )
+        fast.to(device)
         out: list[Decoded | None] = [None] * len(records)
         with (
             torch.inference_mode(),
             steps("detecting", len(records), progress, transient=True) as advance,
         ):
-            for batch in loader:
+            for batch in self._loader([r.path for r in records]):
+                with autocast(device):
+                    heads = fast(to_device(batch.images, device))
                 for pos, d in zip(
                     batch.index.tolist(),
-                    decode(fast(batch.images), cfg.top_k, cfg.score_threshold),
+                    decode(heads, cfg.top_k, cfg.score_threshold),
                     strict=True,
                 ):
                     out[pos] = d
@@ -374,7 +462,7 @@ class ObjectDetector:
         net = self._check_fitted()
         return fingerprint(
             {
-                "config": asdict(self.config),
+                "config": {k: v for k, v in asdict(self.config).items() if k != "device"},
                 "classes": self.classes,
                 "backbone": net.backbone.spec(),
                 "head": tensor_digest(net.head.state_dict()),
@@ -461,25 +549,36 @@ def _input_boxes(record: FrameRecord, classes: Sequence[str], size: tuple[int, i
     return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
 
 
-def _maps(feats: list[np.ndarray], idx: np.ndarray, flip: np.ndarray) -> list[torch.Tensor]:
-    """float32 channels_last batch of cached maps, mirrored where ``flip``."""
+def _maps(
+    feats: list[np.ndarray],
+    idx: np.ndarray,
+    flip: np.ndarray,
+    device: torch.device = torch.device("cpu"),
+) -> list[torch.Tensor]:
+    """float32 channels_last batch of cached maps on ``device``, mirrored where ``flip``
+    (float16 crosses to a GPU from pinned memory, then widens there)."""
     out = []
     f = torch.from_numpy(np.asarray(flip, dtype=bool))
     for level in feats:
-        x = torch.from_numpy(np.ascontiguousarray(level[idx])).float()
+        x = torch.from_numpy(np.ascontiguousarray(level[idx]))
+        if pin_memory(device):
+            x = x.pin_memory()
+        x = to_device(x, device).float()
         if f.any():
-            x[f] = x[f].flip(-1)
+            x[f.to(device)] = x[f.to(device)].flip(-1)
         out.append(x.contiguous(memory_format=torch.channels_last))
     return out
 
 
-def _targets(data: _Data, idx: np.ndarray, flip: np.ndarray) -> Targets:
+def _targets(
+    data: _Data, idx: np.ndarray, flip: np.ndarray, device: torch.device = torch.device("cpu")
+) -> Targets:
     i = torch.from_numpy(np.asarray(idx, dtype=np.int64))
     a, b = data.targets[i], data.flipped[i]
     f = torch.from_numpy(np.asarray(flip, dtype=bool))
 
     def pick(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.where(f.reshape(-1, *([1] * (x.dim() - 1))), y, x)
+        return torch.where(f.reshape(-1, *([1] * (x.dim() - 1))), y, x).to(device)
 
     return Targets(
         pick(a.heat, b.heat),
@@ -498,10 +597,11 @@ def _warmup_cosine(step: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
 
-def _step(opt: torch.optim.Optimizer, sched: Any, loss: torch.Tensor) -> None:
+def _step(opt: torch.optim.Optimizer, sched: Any, scaler: Any, loss: torch.Tensor) -> None:
     opt.zero_grad()
-    loss.backward()
-    opt.step()
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
     sched.step()
 
 

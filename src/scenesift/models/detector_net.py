@@ -249,10 +249,10 @@ def decode(
         keep = scores[i] >= score_threshold
         result.append(
             Decoded(
-                boxes=boxes[i][keep].numpy(),
-                classes=cls[i][keep].numpy(),
-                scores=scores[i][keep].numpy(),
-                class_values=values[i][keep].numpy(),
+                boxes=boxes[i][keep].cpu().numpy(),
+                classes=cls[i][keep].cpu().numpy(),
+                scores=scores[i][keep].cpu().numpy(),
+                class_values=values[i][keep].cpu().numpy(),
             )
         )
     return result

@@ -123,6 +123,10 @@ class ImageBatch:
     images: torch.Tensor
     errors: list[tuple[int, str]] = field(default_factory=list)
 
+    def pin_memory(self) -> ImageBatch:
+        """Called by the DataLoader's pinning thread (``pin_memory=True``)."""
+        return ImageBatch(self.index.pin_memory(), self.images.pin_memory(), self.errors)
+
 
 class _Pixels(Dataset):
     """Raw pixels or the error message: errors travel as text and are raised in the main
@@ -180,9 +184,10 @@ def make_loader(
     batch_size: int = 32,
     workers: int = 0,
     channels_last: bool = True,
+    pin_memory: bool = False,
 ) -> FrameLoader:
     """Batches of the images at ``paths`` in order, decoded by ``workers`` processes
-    (0: in this process)."""
+    (0: in this process); ``pin_memory`` for copies to a CUDA GPU."""
     if batch_size < 1 or workers < 0:
         raise ValueError("batch_size must be >= 1 and workers >= 0")
     return FrameLoader(
@@ -191,7 +196,7 @@ def make_loader(
         shuffle=False,
         num_workers=workers,
         collate_fn=partial(_collate, pre=preprocessing, channels_last=channels_last),
-        pin_memory=False,
+        pin_memory=pin_memory,
         persistent_workers=False,
         prefetch_factor=2 if workers else None,
     )
