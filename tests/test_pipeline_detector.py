@@ -195,3 +195,33 @@ def test_gaps_do_not_rank_a_situation_seen_on_too_few_test_images(project):
     assert rows["night"].map50 == 0.0 and rows["night"].test_images == len(night) < len(gt)
     assert rows["night"].need is None and rows["night"].ci is None
     assert "night" in small_sample_warning(list(rows.values()))
+
+
+def test_train_command_takes_the_schedule_options_and_prints_a_row_per_evaluation(project):
+    runner = CliRunner()
+    root = str(project.root)
+    args = ["detector", "train", "-p", root, "--backbone", "tiny", "--input-size", "64x96",
+            "--steps", "6", "--batch-size", "4", "--lr", "0.01", "--mode", "frozen",
+            "--device", "cpu", "--seed", "3", "--eval-every", "1"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    detector, _ = pipe.load(project)
+    cfg = detector.config
+    assert (cfg.input_size, cfg.steps, cfg.batch_size, cfg.lr, cfg.seed) == (
+        (64, 96),
+        6,
+        4,
+        0.01,
+        3,
+    )
+    assert (cfg.mode, cfg.device, cfg.epochs) == ("frozen", "cpu", None)
+    assert detector.history[-1].steps == 6
+    rows = [line for line in result.output.splitlines() if "val mAP@0.5" in line]
+    assert len(rows) == len(detector.history) and sum("kept" in r for r in rows) >= 1
+
+
+def test_train_command_refuses_an_unknown_device(project):
+    result = CliRunner().invoke(
+        app, ["detector", "train", "-p", str(project.root), "--device", "tpu"]
+    )
+    assert result.exit_code == 2 and "auto, cpu, cuda, mps" in result.output

@@ -9,13 +9,19 @@ import typer
 
 from scenesift import tables
 from scenesift.cli.app import app
-from scenesift.cli.common import BACKBONE, CHECKPOINT_HELP, PROJECT, fast_inference
+from scenesift.cli.common import (
+    BACKBONE,
+    CHECKPOINT_HELP,
+    PROJECT,
+    fast_inference,
+    parse_size,
+)
 from scenesift.store import Store
 from scenesift.ui import console
 
 detector_app = typer.Typer(
     help="Object detector (CenterNet-style, anchor-free) on the backbone's multi-scale maps; "
-    "COCO evaluation by pycocotools, per class, size and situation.",
+    "COCO evaluation (COCOeval), per class, size and situation.",
     no_args_is_help=True,
 )
 app.add_typer(detector_app, name="detector")
@@ -28,26 +34,51 @@ BOOT_HELP = "Bootstrap resamples (of drives) for 95% intervals of AP@0.5 (0: non
 def detector_train(
     project: Path = PROJECT,
     backbone: str | None = BACKBONE,
-    mode: str = typer.Option(
-        "frozen",
-        help="frozen: cached backbone maps, only neck and heads train (fast); "
-        "finetune: the top backbone groups train too.",
+    input_size: str | None = typer.Option(
+        None, help="Network input HxW, multiples of 32 (default: the frames' aspect ratio)."
     ),
-    epochs: int = typer.Option(8, min=1),
+    mode: str | None = typer.Option(
+        None,
+        help="frozen: cached backbone maps, only neck and heads train (fast); "
+        "finetune: the top backbone groups train too. Default: the detector's.",
+    ),
+    steps: int | None = typer.Option(
+        None, min=1, help="Optimiser steps, whatever the number of frames (default 1000)."
+    ),
+    epochs: int | None = typer.Option(
+        None, min=1, help="Passes over the frames (replaces --steps)."
+    ),
+    batch_size: int | None = typer.Option(None, min=1),
+    lr: float | None = typer.Option(None, help="Learning rate of the neck and heads."),
+    eval_every: int | None = typer.Option(
+        None, min=1, help="Validation mAP@0.5 every N epochs (default: about 10 in a training)."
+    ),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda or mps."),
     seed: int = typer.Option(0),
 ) -> None:
-    """Train on the labelled train split (early-stopped on val), save a checkpoint."""
+    """Train on the labelled train split; keep the weights with the best validation
+    mAP@0.5; save a checkpoint. A table row per evaluation is printed as it happens."""
+    from scenesift.errors import ConfigError
     from scenesift.models.detector import DetectorConfig
     from scenesift.pipelines import detector as pipe
 
     fast_inference()
-    chosen = {"backbone": backbone} if backbone else {}
-    cfg = DetectorConfig(mode=mode, epochs=epochs, seed=seed, **chosen)
+    given = {
+        "backbone": backbone, "input_size": parse_size(input_size), "mode": mode,
+        "steps": steps, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "eval_every": eval_every,
+    }  # fmt: skip
+    try:
+        cfg = DetectorConfig(
+            device=device, seed=seed, **{k: v for k, v in given.items() if v is not None}
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     with Store.open(project) as store:
         if warning := pipe.training_warning(store):
             console.print(tables.warning(warning))
-        detector, path = pipe.train(store, cfg)
-    console.print(tables.detector_trained(detector, mode, path))
+        detector, path = pipe.train(store, cfg, on_eval=pipe.print_evaluation)
+    console.print(tables.detector_trained(detector, cfg.mode, path))
 
 
 @detector_app.command("predict")

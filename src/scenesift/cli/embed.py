@@ -16,6 +16,7 @@ from scenesift.cli.common import (
     RAY_WORKERS,
     RUNTIME,
     fast_inference,
+    parse_size,
 )
 from scenesift.store import Store
 from scenesift.ui import console
@@ -31,6 +32,9 @@ def embed(
         "stride-8/16/32 maps; trunk:K: the output below the top K block groups (float16).",
     ),
     split: str | None = typer.Option(None, help="Only this split (train, val or test)."),
+    input_size: str | None = typer.Option(
+        None, help="Network input HxW, multiples of 32 (default: the backbone's, 192x320)."
+    ),
     batch_size: int = typer.Option(32, min=1, help="Frames per forward pass."),
     workers: int = typer.Option(
         0, min=0, help="Processes decoding images (0: this one; best on 2 cores)."
@@ -51,6 +55,10 @@ def embed(
     fast_inference()
     with Store.open(project) as store:
         model = get_backbone(backbone) if backbone else get_backbone()
+        if input_size:
+            from scenesift.models.backbones import at_input_size
+
+            model = at_input_size(model, parse_size(input_size))
         result = embed_frames(
             store, model, layer=layer, split=split, batch_size=batch_size, workers=workers,
             engine=engine, ray_address=ray_address, ray_workers=ray_workers, runtime=runtime,

@@ -11,7 +11,7 @@ every frame.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from scenesift.metrics.detection import (
@@ -23,12 +23,13 @@ from scenesift.metrics.detection import (
     has_distances,
 )
 from scenesift.models.backbones import Backbone
-from scenesift.models.detector import DetectorConfig, ObjectDetector
+from scenesift.models.detector import DetectorConfig, DetectorEpoch, ObjectDetector
 from scenesift.pipelines.checkpoints import latest, load_checkpoint, mark_latest
 from scenesift.pipelines.evidence import few_drives_warning, positive_drives
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, StoreError
 from scenesift.store.coverage import latest_model_source
+from scenesift.ui import console
 
 MODELS_DIR = Path("models") / "detector"
 REPORTS_DIR = Path("reports") / "detector"
@@ -39,9 +40,26 @@ def with_boxes(store: Store, split: str) -> list[FrameRecord]:
     return [r for r in store.records(split=split, state="labelled") if r.boxes is not None]
 
 
+def print_evaluation(log: DetectorEpoch) -> None:
+    """One row of the live training table, printed above the progress bar as it happens:
+    each row names its columns, so rows read alone in a log."""
+    m = "-" if log.val_map50 is None else f"{log.val_map50:.3f}"
+    console.print(
+        f"epoch {log.epoch + 1:>4}  step {log.steps:>6}  train loss {log.train_loss:7.3f}  "
+        f"val loss {log.val_loss:7.3f}  val mAP@0.5 {m:>5}  {log.seconds:6.1f} s"
+        + ("  [bold green]kept[/]" if log.kept else ""),
+        soft_wrap=True,
+    )
+
+
 def train(
-    store: Store, config: DetectorConfig, backbone: Backbone | None = None, progress: bool = True
+    store: Store,
+    config: DetectorConfig,
+    backbone: Backbone | None = None,
+    progress: bool = True,
+    on_eval: Callable[[DetectorEpoch], None] | None = None,
 ) -> tuple[ObjectDetector, Path]:
+    """Train on the labelled train split, select on the val split, save, mark latest."""
     train_frames, val = with_boxes(store, "train"), with_boxes(store, "val")
     if not train_frames:
         raise StoreError(
@@ -49,7 +67,10 @@ def train(
             "finish a labelling round first"
         )
     detector = ObjectDetector(store.taxonomy.classes, config)
-    detector.fit(train_frames, val or None, store=store, backbone=backbone, progress=progress)
+    detector.fit(
+        train_frames, val or None, store=store, backbone=backbone, progress=progress,
+        on_eval=on_eval,
+    )  # fmt: skip
     directory = store.root / MODELS_DIR
     path = detector.save(directory / f"{detector.fingerprint}.pt")
     mark_latest(directory, path)
