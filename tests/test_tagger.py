@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from pathlib import Path
 
@@ -114,6 +115,32 @@ def test_fit_learns_a_visible_situation_and_records_history(tmp_path):
     assert proba.shape == (24, 2) and ((proba >= 0) & (proba <= 1)).all()
     night = np.array([r.situations["night"] for r in recs])
     assert proba[night, 0].min() > proba[~night, 0].max()  # perfectly separated
+
+
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                          reason="needs a CUDA GPU"))],
+)  # fmt: skip
+def test_the_device_changes_where_it_trains_not_what_the_model_is(tmp_path, device):
+    """Same data, same seed: a CUDA run (mixed precision) separates the situation as the CPU
+    does, and the fingerprint, which names what the model is, ignores the device."""
+    recs = dataset(tmp_path)
+    fitted = {}
+    for dev in ("cpu", device):
+        cfg = TaggerConfig(backbone="tiny", schedule="gradual", epochs=3, batch_size=8,
+                           workers=0, device=dev)  # fmt: skip
+        fitted[dev] = SituationTagger(SITUATIONS, cfg).fit(
+            recs[:16], recs[16:], backbone=tiny(), progress=False
+        )
+    proba = fitted[device].predict_proba(recs, progress=False)
+    night = np.array([r.situations["night"] for r in recs])
+    assert proba[night, 0].min() > proba[~night, 0].max()
+    elsewhere = copy.copy(fitted["cpu"])
+    elsewhere.config = replace(elsewhere.config, device="mps")
+    assert elsewhere.fingerprint == fitted["cpu"].fingerprint
+    with pytest.raises(ValueError, match="device must be one of"):
+        TaggerConfig(device="tpu")
 
 
 def test_samples_per_epoch_bounds_the_frames_an_image_epoch_reads(tmp_path, monkeypatch):

@@ -17,13 +17,19 @@ import torch
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+def check_device(name: str) -> str:
+    """``name`` if it is a ``--device`` value (``cuda:1`` included), else a clear error;
+    configs check this when built, availability is checked when they run."""
+    if str(name).split(":")[0] not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
+    return name
+
+
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """The torch device for a ``--device`` value; a clear error when it is not available."""
     if isinstance(name, torch.device):
         return name
-    kind = str(name).split(":")[0]
-    if kind not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
+    kind = check_device(str(name)).split(":")[0]
     if kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if kind == "cuda" and not torch.cuda.is_available():

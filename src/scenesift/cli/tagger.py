@@ -58,6 +58,7 @@ _T_CACHE_TRUNK = typer.Option(
     "each epoch.",
 )
 _T_SEED = typer.Option(0)
+_T_DEVICE = typer.Option("auto", help="auto (CUDA when present), cpu, cuda or mps.")
 
 
 def _tagger_config(backbone: str | None, input_size: str | None, **values):
@@ -66,7 +67,12 @@ def _tagger_config(backbone: str | None, input_size: str | None, **values):
 
     if backbone is not None:
         values["backbone"] = backbone
-    return TaggerConfig(input_size=parse_size(input_size), **values)
+    try:
+        return TaggerConfig(input_size=parse_size(input_size), **values)
+    except ValueError as e:
+        from scenesift.errors import ConfigError
+
+        raise ConfigError(str(e)) from None
 
 
 @tagger_app.command("train")
@@ -89,6 +95,7 @@ def tagger_train(
     lr_decay: float = _T_LR_DECAY,
     cache_trunk: bool = _T_CACHE_TRUNK,
     seed: int = _T_SEED,
+    device: str = _T_DEVICE,
 ) -> None:
     """Train on the labelled train split, early-stop on val, save a checkpoint."""
     from scenesift.pipelines import tagger as pipe
@@ -98,7 +105,7 @@ def tagger_train(
         backbone, input_size, schedule=schedule, epochs=epochs, seed=seed,
         batch_size=batch_size, samples_per_epoch=samples_per_epoch, head_lr=head_lr,
         head_passes=head_passes, backbone_lr=backbone_lr, lr_decay=lr_decay,
-        finetune_head_lr=finetune_head_lr, cache_trunk=cache_trunk,
+        finetune_head_lr=finetune_head_lr, cache_trunk=cache_trunk, device=device,
     )  # fmt: skip
     with Store.open(project) as store:
         if warning := pipe.training_warning(store):
@@ -190,6 +197,7 @@ def tagger_compare(
     lr_decay: float = _T_LR_DECAY,
     cache_trunk: bool = _T_CACHE_TRUNK,
     seed: int = _T_SEED,
+    device: str = _T_DEVICE,
 ) -> None:
     """Train the frozen, gradual and full schedules on the same split, seed and settings
     and print their per-situation test ROC-AUC side by side."""
@@ -200,7 +208,7 @@ def tagger_compare(
         backbone, input_size, epochs=epochs, seed=seed, batch_size=batch_size,
         samples_per_epoch=samples_per_epoch, head_lr=head_lr, head_passes=head_passes,
         backbone_lr=backbone_lr, lr_decay=lr_decay, finetune_head_lr=finetune_head_lr,
-        cache_trunk=cache_trunk,
+        cache_trunk=cache_trunk, device=device,
     )  # fmt: skip
     with Store.open(project) as store:
         results = pipe.compare_schedules(store, cfg)

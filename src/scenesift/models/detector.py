@@ -28,7 +28,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from scenesift.devices import autocast, grad_scaler, pin_memory, resolve_device, to_device
+from scenesift.devices import (
+    autocast,
+    check_device,
+    grad_scaler,
+    pin_memory,
+    resolve_device,
+    to_device,
+)
 from scenesift.features import embed, forward_features, split_pyramid
 from scenesift.models.backbones import DEFAULT_BACKBONE, Backbone, at_input_size, get_backbone
 from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
@@ -93,6 +100,7 @@ class DetectorConfig:
             raise ValueError("steps, epochs and batch_size must be >= 1")
         if (self.eval_every is not None and self.eval_every < 1) or self.evaluations < 1:
             raise ValueError("eval_every and evaluations must be >= 1")
+        check_device(self.device)
 
     def schedule(self, batches_per_epoch: int) -> tuple[int, int, int]:
         """(epochs, optimiser steps, evaluate every this many epochs) for a training set of

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scenesift.devices import autocast, check_device, pin_memory, resolve_device, to_device
 from scenesift.features import embed, row_shape, trunk_layer
 from scenesift.models.backbones import DEFAULT_BACKBONE, Backbone, at_input_size, get_backbone
 from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
@@ -67,12 +68,15 @@ class TaggerConfig:
     #: the train and validation trunks fit in ``trunk_memory_gb``; else on the images.
     cache_trunk: bool = True
     trunk_memory_gb: float = 4.0
+    #: auto | cpu | cuda | mps (see :mod:`scenesift.devices`); not part of the fingerprint.
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.epochs < 1:
             raise ValueError("epochs must be >= 1")
+        check_device(self.device)
 
 
 def label_matrix(
@@ -133,7 +137,9 @@ class SituationTagger:
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         backbone = at_input_size(backbone or get_backbone(cfg.backbone), cfg.input_size)
+        device = self.device
         self.net = TaggerNet(backbone, len(self.situations)).to(memory_format=torch.channels_last)
+        self.net.to(device)
         self.history = []
         self.groups_trained = 0
         y_tr, m_tr = (torch.from_numpy(a) for a in label_matrix(train, self.situations))
@@ -148,7 +154,8 @@ class SituationTagger:
                 "val": [r.name for r in val],
             }
         )
-        pos_weight = auto_pos_weight(y_tr, m_tr) if cfg.pos_weight else None
+        pos_weight = auto_pos_weight(y_tr, m_tr).to(device) if cfg.pos_weight else None
+        y_tr, m_tr, y_va, m_va = (t.to(device) for t in (y_tr, m_tr, y_va, m_va))
         pooled_cache: dict[str, torch.Tensor] = {}
 
         def pooled(records: Sequence[FrameRecord], key: str) -> torch.Tensor:
@@ -186,14 +193,15 @@ class SituationTagger:
                 continue
             with torch.inference_mode():
                 if head_only:
-                    logits = self.net.head_on_pooled(pooled(val, "val"))
+                    logits = self.net.head_on_pooled(pooled(val, "val").to(device))
                 elif cut:
                     logits = self._logits_from_trunk(trunk(val, "val"), cut)
                 else:
                     logits = torch.from_numpy(self._logits(val, progress, "validating"))
+                    logits = logits.to(device)
                 # Unweighted: pos_weight helps rare labels train, but with a handful of
                 # validation positives it would make the stopping signal jump around.
-                val_loss = float(masked_bce(logits, y_va, m_va))
+                val_loss = float(masked_bce(logits.float(), y_va, m_va))
             self.history.append(
                 EpochLog(epoch, n_groups, train_loss, val_loss, time.perf_counter() - started)
             )
@@ -214,6 +222,7 @@ class SituationTagger:
         """One head-only epoch on pooled features (several cheap passes, minibatched)."""
         cfg = self.config
         net = self.net
+        feats = feats.to(self.device)
         set_trainable(net, 0)
         opt = torch.optim.AdamW(
             net.head.parameters(), lr=cfg.head_lr, weight_decay=cfg.weight_decay
@@ -222,7 +231,7 @@ class SituationTagger:
         for _ in range(cfg.head_passes):
             order = torch.from_numpy(rng.permutation(len(feats)))
             for i in range(0, len(order), cfg.batch_size):
-                idx = order[i : i + cfg.batch_size]
+                idx = order[i : i + cfg.batch_size].to(self.device)
                 loss = masked_bce(net.head_on_pooled(feats[idx]), y[idx], m[idx], pos_weight)
                 opt.zero_grad()
                 loss.backward()
@@ -244,15 +253,15 @@ class SituationTagger:
         opt = torch.optim.AdamW(param_groups, weight_decay=cfg.weight_decay)
         set_train_mode(net, n_groups)
         order = rng.permutation(len(train))[: cfg.samples_per_epoch or len(train)]
+        device = self.device
         if trunk is None:
             batches = (
-                (torch.from_numpy(order[b.index.numpy()]), b.images)
-                for b in make_loader([train[i].path for i in order],
-                                     net.backbone.preprocessing, cfg.batch_size, cfg.workers)
-            )  # fmt: skip
+                (torch.from_numpy(order[b.index.numpy()]), to_device(b.images, device))
+                for b in self._loader([train[i].path for i in order], net.backbone)
+            )
         else:
             batches = (
-                (idx, trunk[idx].float().contiguous(memory_format=torch.channels_last))
+                (idx, _on(trunk[idx], device).float().contiguous(memory_format=torch.channels_last))
                 for idx in torch.from_numpy(order).split(cfg.batch_size)
             )
         losses = []
@@ -260,8 +269,10 @@ class SituationTagger:
             f"epoch: {n_groups} group(s) + head", len(order), progress, transient=True
         ) as advance:
             for idx, x in batches:
-                logits = net(x) if trunk is None else net.forward_from_trunk(x, cut)
-                loss = masked_bce(logits, y[idx], m[idx], pos_weight)
+                with autocast(device):
+                    logits = net(x) if trunk is None else net.forward_from_trunk(x, cut)
+                i = idx.to(device)
+                loss = masked_bce(logits.float(), y[i], m[i], pos_weight)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -290,12 +301,13 @@ class SituationTagger:
         return torch.from_numpy(np.ascontiguousarray(feats.array))
 
     def _logits_from_trunk(self, trunk: torch.Tensor, cut: int) -> torch.Tensor:
-        net = self._check_fitted().eval()
-        out = [
-            net.forward_from_trunk(h.float().contiguous(memory_format=torch.channels_last), cut)
-            for h in trunk.split(self.config.batch_size)
-        ]
-        return torch.cat(out) if out else torch.zeros((0, len(self.situations)))
+        net, device = self._check_fitted().eval(), self.device
+        out = []
+        for h in trunk.split(self.config.batch_size):
+            x = _on(h, device).float().contiguous(memory_format=torch.channels_last)
+            with autocast(device):
+                out.append(net.forward_from_trunk(x, cut).float())
+        return torch.cat(out) if out else torch.zeros((0, len(self.situations)), device=device)
 
     def _pooled(self, records, store, backbone, progress) -> torch.Tensor:
         """Pooled features of the (frozen, pretrained) backbone, from the cache if any."""
@@ -309,17 +321,17 @@ class SituationTagger:
             )  # fmt: skip
             return torch.from_numpy(np.asarray(feats.array, dtype=np.float32))
         out = []
-        fast = backbone.for_inference()
-        loader = make_loader([r.path for r in records], backbone.preprocessing,
-                             self.config.batch_size, self.config.workers)  # fmt: skip
+        device = self.device
+        fast = backbone.for_inference().to(device)
         with (
             torch.inference_mode(),
             steps("features", len(records), progress, transient=True) as advance,
         ):
-            for batch in loader:
-                out.append(fast(batch.images).mean(dim=(2, 3)))
+            for batch in self._loader([r.path for r in records], backbone):
+                with autocast(device):
+                    out.append(fast(to_device(batch.images, device)).float().mean(dim=(2, 3)))
                 advance(len(batch.index))
-        return torch.cat(out)
+        return torch.cat(out).cpu()
 
     # ------------------------------------------------------------------ inference
     @property
@@ -334,19 +346,35 @@ class SituationTagger:
 
     def _logits(self, records, progress: bool, description: str = "predicting") -> np.ndarray:
         net = self._check_fitted()
+        device = self.device
         fast = copy.deepcopy(net).eval()
         fast.backbone = fast.backbone.for_inference()
-        loader = make_loader([r.path for r in records], net.backbone.preprocessing,
-                             self.config.batch_size, self.config.workers)  # fmt: skip
+        fast.to(device)
         out = np.zeros((len(records), len(self.situations)), dtype=np.float32)
         with (
             torch.inference_mode(),
             steps(description, len(records), progress, transient=True) as advance,
         ):
-            for batch in loader:
-                out[batch.index.numpy()] = fast(batch.images).numpy()
+            for batch in self._loader([r.path for r in records], net.backbone):
+                with autocast(device):
+                    logits = fast(to_device(batch.images, device))
+                out[batch.index.numpy()] = logits.float().cpu().numpy()
                 advance(len(batch.index))
         return out
+
+    def _loader(self, paths, backbone: Backbone):
+        cfg = self.config
+        return make_loader(
+            paths,
+            backbone.preprocessing,
+            cfg.batch_size,
+            cfg.workers,
+            pin_memory=pin_memory(self.device),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return resolve_device(self.config.device)
 
     def predict_proba(
         self, records: Sequence[FrameRecord], store: Store | None = None, progress: bool = True
@@ -356,15 +384,20 @@ class SituationTagger:
         net = self._check_fitted()
         if store is not None and self.groups_trained == 0:
             feats = self._pooled(records, store, net.backbone, progress)
+            net.to(self.device)
             with torch.inference_mode():
-                return torch.sigmoid(net.head_on_pooled(feats)).numpy()
+                logits = net.head_on_pooled(feats.to(self.device))
+                return torch.sigmoid(logits.float()).cpu().numpy()
         return 1.0 / (1.0 + np.exp(-self._logits(records, progress)))
 
     def cam(self, images: torch.Tensor) -> np.ndarray:
         """Class activation maps: per-pixel logits (N, S, h, w) before pooling."""
         net = self._check_fitted()
-        with torch.inference_mode():
-            return net.cam(images.contiguous(memory_format=torch.channels_last)).numpy()
+        device = self.device
+        net.to(device)
+        with torch.inference_mode(), autocast(device):
+            x = to_device(images, device).contiguous(memory_format=torch.channels_last)
+            return net.cam(x).float().cpu().numpy()
 
     # ------------------------------------------------------------------ identity & disk
     @property
@@ -373,7 +406,7 @@ class SituationTagger:
         net = self._check_fitted()
         return fingerprint(
             {
-                "config": asdict(self.config),
+                "config": {k: v for k, v in asdict(self.config).items() if k != "device"},
                 "situations": self.situations,
                 "backbone": net.backbone.spec(),
                 "head": tensor_digest(net.head.state_dict()),
@@ -410,3 +443,10 @@ class SituationTagger:
         # a checkpoint from before this was recorded: every situation, as it was used then
         tagger.trained = list(state.get("trained", tagger.situations))
         return tagger
+
+
+def _on(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A cached CPU tensor on ``device``: pinned first when it goes to a CUDA GPU."""
+    if pin_memory(device) and not x.is_pinned():
+        x = x.pin_memory()
+    return to_device(x, device)
