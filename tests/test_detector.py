@@ -17,6 +17,7 @@ from scenesift.models.detector_net import (
     HEAT_PRIOR_BIAS,
     DetectorNet,
     build_targets,
+    class_balance_weights,
     decode,
     focal_loss,
     gaussian_radius,
@@ -244,3 +245,16 @@ def test_training_on_cuda_with_mixed_precision_matches_the_cpu_closely(tmp_path,
         det.fit(records, backbone=tiny(), progress=False)
         preds[device] = det.predict(records)
         assert evaluate_detection(records, preds[device], CLASSES).map50 > 0.5
+
+
+def test_class_balanced_weights_favour_rare_classes_and_scale_their_heat_loss():
+    frames = [np.array([[0, 0, 0, 8, 8]] * 10)] * 10 + [np.array([[1, 0, 0, 8, 8]])] * 10
+    w = class_balance_weights(frames, 3, power=0.5)
+    assert float(w[1] / w[0]) == pytest.approx(10**0.5) and float(w[2]) == 1.0
+    assert float(w[:2].mean()) == pytest.approx(1.0)
+    assert torch.equal(class_balance_weights(frames, 3, power=0), torch.ones(3))
+    target = build_targets([np.array([[1, 16.0, 16.0, 40.0, 40.0]])], 2, (8, 8)).heat
+    logits = torch.zeros_like(target)
+    plain = focal_loss(logits, target)
+    assert focal_loss(logits, target, torch.tensor([1.0, 2.0])) > plain
+    assert focal_loss(logits, target, torch.tensor([1.0, 1.0])) == pytest.approx(float(plain))

@@ -45,6 +45,7 @@ from scenesift.models.detector_net import (
     DetectorNet,
     Targets,
     build_targets,
+    class_balance_weights,
     decode,
     detection_loss,
     flip_boxes,
@@ -81,8 +82,13 @@ class DetectorConfig:
     batch_size: int = 32
     width: int = 64  # FPN / head channels
     flip: bool = True
+    #: finetune: brightness and contrast jitter of each training image, +- this fraction
+    #: (frozen mode trains on cached maps of the unaltered images: flips only).
+    photometric: float = 0.2
     size_weight: float = 1.0
     offset_weight: float = 1.0
+    #: Class-balanced heat-map loss: class weights (mean count / count) ** this (0: off).
+    class_balance: float = 0.5
     max_objects: int = 128  # per frame, for the size/offset losses
     top_k: int = 100  # detections per frame (COCO evaluates at most 100)
     score_threshold: float = 0.01  # low: mAP needs the tail of the ranking
@@ -135,6 +141,7 @@ class _Data:
     boxes: list[np.ndarray]
     targets: Targets
     flipped: Targets
+    class_weights: torch.Tensor | None = None
 
 
 @dataclass
@@ -268,6 +275,7 @@ class ObjectDetector:
             boxes=boxes,
             targets=build_targets(boxes, k, grid, max_objects=m),
             flipped=build_targets([flip_boxes(b, w) for b in boxes], k, grid, max_objects=m),
+            class_weights=class_balance_weights(boxes, k, self.config.class_balance),
         )
 
     def _batches(self, n: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -294,6 +302,7 @@ class ObjectDetector:
                 _targets(data, idx, flip, device),
                 self.config.size_weight,
                 self.config.offset_weight,
+                data.class_weights,
             )
             _step(opt, sched, scaler, loss)
             losses.append(float(loss.detach()))
@@ -319,6 +328,7 @@ class ObjectDetector:
             images = to_device(batch.images, device)
             f = torch.from_numpy(flip).to(device)
             images = torch.where(f[:, None, None, None], images.flip(-1), images)
+            images = _photometric(images, cfg.photometric, rng)
             with autocast(device):
                 out = self.net(images)
             loss, parts = detection_loss(
@@ -326,6 +336,7 @@ class ObjectDetector:
                 _targets(data, order[pos], flip, device),
                 cfg.size_weight,
                 cfg.offset_weight,
+                data.class_weights,
             )
             _step(opt, sched, scaler, loss)
             losses.append(float(loss.detach()))
@@ -576,6 +587,18 @@ def _maps(
             x[f.to(device)] = x[f.to(device)].flip(-1)
         out.append(x.contiguous(memory_format=torch.channels_last))
     return out
+
+
+def _photometric(images: torch.Tensor, amount: float, rng: np.random.Generator) -> torch.Tensor:
+    """Per-image contrast (x in [1 - a, 1 + a]) and brightness (+ [-a, a] standard
+    deviations) jitter of normalised images: the camera's exposure varies, the labels not."""
+    if amount <= 0:
+        return images
+    n = len(images)
+    gain = torch.from_numpy(rng.uniform(1 - amount, 1 + amount, n).astype(np.float32))
+    bias = torch.from_numpy(rng.uniform(-amount, amount, n).astype(np.float32))
+    shape = (n, 1, 1, 1)
+    return images * gain.to(images).reshape(shape) + bias.to(images).reshape(shape)
 
 
 def _targets(
