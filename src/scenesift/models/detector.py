@@ -38,7 +38,6 @@ from scenesift.devices import (
 )
 from scenesift.features import embed, forward_features, split_pyramid
 from scenesift.models.backbones import DEFAULT_BACKBONE, Backbone, at_input_size, get_backbone
-from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
 from scenesift.models.detector_net import (
     STRIDE,
     Decoded,
@@ -52,6 +51,7 @@ from scenesift.models.detector_net import (
 )
 from scenesift.models.images import make_loader
 from scenesift.models.tagger_net import set_train_mode, set_trainable
+from scenesift.models.weights import load_state, save_state, tensor_digest, trained_backbone
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, fingerprint
 from scenesift.ui import steps

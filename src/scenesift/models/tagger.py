@@ -25,7 +25,6 @@ import torch
 from scenesift.devices import autocast, check_device, pin_memory, resolve_device, to_device
 from scenesift.features import embed, row_shape, trunk_layer
 from scenesift.models.backbones import DEFAULT_BACKBONE, Backbone, at_input_size, get_backbone
-from scenesift.models.checkpoint import load_state, save_state, tensor_digest, trained_backbone
 from scenesift.models.images import make_loader
 from scenesift.models.tagger_net import (
     SCHEDULES,
@@ -36,6 +35,7 @@ from scenesift.models.tagger_net import (
     set_trainable,
     trainable_groups,
 )
+from scenesift.models.weights import load_state, save_state, tensor_digest, trained_backbone
 from scenesift.records import FrameRecord
 from scenesift.store import Store, fingerprint
 from scenesift.ui import steps

@@ -24,7 +24,7 @@ from scenesift.metrics.detection import (
 )
 from scenesift.models.backbones import Backbone
 from scenesift.models.detector import DetectorConfig, DetectorEpoch, ObjectDetector
-from scenesift.pipelines.checkpoints import latest, load_checkpoint, mark_latest
+from scenesift.pipelines.checkpoints import load_model, save_model
 from scenesift.pipelines.evidence import few_drives_warning, positive_drives
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, StoreError
@@ -71,10 +71,7 @@ def train(
         train_frames, val or None, store=store, backbone=backbone, progress=progress,
         on_eval=on_eval,
     )  # fmt: skip
-    directory = store.root / MODELS_DIR
-    path = detector.save(directory / f"{detector.fingerprint}.pt")
-    mark_latest(directory, path)
-    return detector, path
+    return detector, save_model(store.root / MODELS_DIR, detector, {"classes": detector.classes})
 
 
 def training_warning(store: Store) -> str | None:
@@ -85,8 +82,7 @@ def training_warning(store: Store) -> str | None:
 
 
 def load(store: Store, path: Path | None = None) -> tuple[ObjectDetector, Path]:
-    path = Path(path) if path else latest(store.root / MODELS_DIR, "detector")
-    return load_checkpoint(ObjectDetector.load, path, "detector"), path
+    return load_model(store.root / MODELS_DIR, ObjectDetector.load, "detector", path)
 
 
 def predict(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from scenesift.metrics.tagging import TaggingResults, evaluate_tagging, threshol
 from scenesift.models.backbones import Backbone
 from scenesift.models.images import make_loader
 from scenesift.models.tagger import SituationTagger, TaggerConfig, label_matrix
-from scenesift.pipelines.checkpoints import latest, load_checkpoint, mark_latest
+from scenesift.pipelines.checkpoints import latest, load_model, save_model
 from scenesift.pipelines.evidence import few_drives_warning, positive_drives
 from scenesift.records import FrameRecord
 from scenesift.store import Store, StoreError
@@ -69,19 +69,12 @@ def training_warning(store: Store, situations: Sequence[str] | None = None) -> s
 
 
 def save(store: Store, tagger: SituationTagger, extra: dict | None = None) -> Path:
-    directory = model_dir(store)
-    path = tagger.save(directory / f"{tagger.fingerprint}.pt")
-    sidecar = {
-        "fingerprint": tagger.fingerprint,
+    extra = {
         "situations": tagger.situations,
-        "config": asdict(tagger.config),
-        "history": [asdict(h) for h in tagger.history],
         "groups_trained": tagger.groups_trained,
         **(extra or {}),
     }
-    write_json(path.with_suffix(".json"), sidecar)
-    mark_latest(directory, path)
-    return path
+    return save_model(model_dir(store), tagger, extra)
 
 
 def sidecar(path: Path) -> dict:
@@ -100,9 +93,9 @@ def latest_path(store: Store) -> Path:
 
 
 def load(store: Store, path: Path | None = None, backbone: Backbone | None = None):
-    path = Path(path) if path else latest_path(store)
-    tagger = load_checkpoint(lambda p: SituationTagger.load(p, backbone=backbone), path, "tagger")
-    return tagger, path
+    return load_model(
+        model_dir(store), lambda p: SituationTagger.load(p, backbone=backbone), "tagger", path
+    )
 
 
 def scores(

@@ -1,5 +1,7 @@
-"""Checkpoints shared by the tagger and the detector: atomic save, load with the trained
-preprocessing, and the digest of trained weights that goes into a model's fingerprint."""
+"""A trained network's weights file, shared by the tagger and the detector: atomic save, load
+with the trained preprocessing, and the digest of trained weights that goes into a model's
+fingerprint. (Where a project keeps its models, and which is the latest, is
+:mod:`scenesift.pipelines.checkpoints`.)"""
 
 from __future__ import annotations
 
