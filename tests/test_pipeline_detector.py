@@ -225,3 +225,12 @@ def test_train_command_refuses_an_unknown_device(project):
         app, ["detector", "train", "-p", str(project.root), "--device", "tpu"]
     )
     assert result.exit_code == 2 and "auto, cpu, cuda, mps" in result.output
+
+
+def test_embed_command_takes_the_input_size(project):
+    args = ["embed", "-p", str(project.root), "--backbone", "tiny", "--input-size", "64x96"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "(pooled, 64x96)" in result.output
+    bad = CliRunner().invoke(app, [*args[:-1], "64by96"])
+    assert bad.exit_code == 2 and "HxW" in bad.output
