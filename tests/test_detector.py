@@ -12,7 +12,12 @@ from PIL import Image
 from scenesift.features import embed, split_pyramid
 from scenesift.metrics.detection import evaluate_detection
 from scenesift.models.backbones import Preprocessing, get_backbone
-from scenesift.models.detector import DetectorConfig, ObjectDetector, decoded_to_boxes
+from scenesift.models.detector import (
+    DetectorConfig,
+    ObjectDetector,
+    aspect_input_size,
+    decoded_to_boxes,
+)
 from scenesift.models.detector_net import (
     HEAT_PRIOR_BIAS,
     DetectorNet,
@@ -258,3 +263,16 @@ def test_class_balanced_weights_favour_rare_classes_and_scale_their_heat_loss():
     plain = focal_loss(logits, target)
     assert focal_loss(logits, target, torch.tensor([1.0, 2.0])) > plain
     assert focal_loss(logits, target, torch.tensor([1.0, 1.0])) == pytest.approx(float(plain))
+
+
+def test_wide_frames_train_at_their_own_aspect_ratio(tmp_path):
+    """KITTI-like frames (3.3:1) are not squeezed into the backbone's 5:3 input."""
+    assert aspect_input_size([(1242, 375)] * 3, 384 * 640) == (288, 896)
+    assert aspect_input_size([(1280, 720)], 384 * 640) == (384, 672)
+    assert aspect_input_size([(320, 192), (320, 192), (1280, 720)], 192 * 320) == (192, 320)
+    records = squares(tmp_path, n=4, size=(192, 64))
+    det = ObjectDetector(CLASSES, config(mode="finetune", epochs=1, input_pixels=64 * 192))
+    det.fit(records, progress=False)
+    assert det.net.backbone.preprocessing.size == (64, 192)
+    for boxes in det.predict(records).values():
+        assert all(0 <= b.x1 < b.x2 <= 192 and 0 <= b.y1 < b.y2 <= 64 for b in boxes)

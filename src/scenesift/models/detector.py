@@ -62,8 +62,12 @@ MODES = ("frozen", "finetune")
 @dataclass(frozen=True)
 class DetectorConfig:
     backbone: str = DEFAULT_BACKBONE
-    #: (H, W) network input; None: the backbone's default (192, 320).
+    #: (H, W) network input; None: the training frames' own aspect ratio (median) at about
+    #: ``input_pixels`` (multiples of 32), so a 1242x375 KITTI frame or a 1280x720 dashcam
+    #: frame is not squeezed into the backbone's 5:3; a backbone passed to ``fit`` keeps
+    #: its own size.
     input_size: tuple[int, int] | None = None
+    input_pixels: int = 192 * 320
     mode: str = "frozen"  # frozen | finetune
     #: Optimiser steps of the schedule (warm-up + cosine), whatever the number of frames:
     #: 70 frames and 5,000 frames both get a full schedule. ``epochs``, when set, replaces
@@ -180,11 +184,14 @@ class ObjectDetector:
         device = self.device
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        backbone = at_input_size(backbone or get_backbone(cfg.backbone), cfg.input_size)
+        train = [r for r in train if r.boxes is not None]
+        size = cfg.input_size
+        if size is None and backbone is None and train:
+            size = aspect_input_size([_image_size(r) for r in train], cfg.input_pixels)
+        backbone = at_input_size(backbone or get_backbone(cfg.backbone), size)
         net = DetectorNet(backbone, len(self.classes), cfg.width)
         self.net = net.to(memory_format=torch.channels_last)
         self.history, self.backbone_trained = [], False
-        train = [r for r in train if r.boxes is not None]
         val = [r for r in (val or ()) if r.boxes is not None]
         if not train:
             raise ValueError("no training frame has labelled boxes")
@@ -545,6 +552,17 @@ def decoded_to_boxes(
             Box(classes[int(c)], *box, score=float(s), class_probs=tuple(float(p) for p in probs))
         )
     return out
+
+
+def aspect_input_size(sizes: Sequence[tuple[int, int]], pixels: int) -> tuple[int, int]:
+    """(H, W), multiples of 32, of about ``pixels`` pixels at the median aspect ratio of
+    the image ``sizes`` ((W, H) each): 320x192 frames at 192 * 320 pixels give (192, 320),
+    KITTI's 1242x375 give (128, 448) (at 384 * 640: (288, 896)), 1280x720 dashcam
+    frames (384, 672) at 384 * 640."""
+    aspect = float(np.median([w / h for w, h in sizes]))
+    h = max(1, round(math.sqrt(pixels / aspect) / 32))
+    w = max(1, round(math.sqrt(pixels * aspect) / 32))
+    return 32 * h, 32 * w
 
 
 def _image_size(record: FrameRecord) -> tuple[int, int]:
