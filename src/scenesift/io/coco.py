@@ -241,7 +241,7 @@ def _box(item: JsonCursor, category: str) -> Box:
         area = item["area"].number()
         if area < 0:
             raise item.error("an area >= 0", area, "area")
-        if not math.isclose(area, w * h, rel_tol=1e-6, abs_tol=1e-6):
+        if not math.isclose(area, (x2 - x1) * (y2 - y1), rel_tol=1e-6, abs_tol=1e-6):
             attributes["area"] = area
     flags = {"occluded": False, "truncated": False}
     if item.has("attributes"):
