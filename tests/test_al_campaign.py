@@ -237,6 +237,8 @@ def test_kill_9_at_several_points_then_resume_loses_and_repeats_nothing(project,
     import sys
     import time
 
+    from scenesift.crashpoints import ENV as CRASH_ENV
+
     cfg = tmp_path / "campaign.toml"
     cfg.write_text(
         'initial = 6\nbatch = 3\nseed = 5\nstrategy = { name = "random" }\n'
@@ -247,8 +249,9 @@ def test_kill_9_at_several_points_then_resume_loses_and_repeats_nothing(project,
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     base = [sys.executable, "-m", "scenesift.cli", "al"]
 
-    def launch(*verb: str) -> subprocess.Popen:
-        return subprocess.Popen([*base, *verb, "-p", str(project.root)], env=env,
+    def launch(*verb: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+        return subprocess.Popen([*base, *verb, "-p", str(project.root)],
+                                env={**env, **(env_extra or {})},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
 
     # the reference, uninterrupted, in a process like the victim's: also times a whole run
@@ -259,15 +262,20 @@ def test_kill_9_at_several_points_then_resume_loses_and_repeats_nothing(project,
     whole = time.perf_counter() - started
     rng = np.random.default_rng(7)
     kills = 0
+    # The first two runs end themselves inside a transaction (a crash point: certain, whatever
+    # this machine's speed); the later ones are killed from outside at random moments.
+    armed = ["commit:3", "committed:2"]
     for attempt in range(8):
         verb = ["start", "victim", "--config", str(cfg)] if attempt == 0 else ["resume", "victim"]
-        proc = launch(*verb)
-        # kill somewhere between "torch imported" and "the whole campaign done"
-        time.sleep(float(rng.uniform(0.3, 0.9)) * whole)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
+        crash = {CRASH_ENV: armed[attempt]} if attempt < len(armed) else {}
+        proc = launch(*verb, env_extra=crash)
+        if not crash:
+            # kill somewhere between "torch imported" and "the whole campaign done"
+            time.sleep(float(rng.uniform(0.3, 0.9)) * whole)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
         _, err = proc.communicate()
+        kills += proc.returncode == -signal.SIGKILL
         assert proc.returncode in (0, -signal.SIGKILL), err.decode()
         assert project.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         if proc.returncode == 0:
