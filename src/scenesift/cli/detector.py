@@ -108,8 +108,8 @@ def detector_eval(
     ),
     boot: int = typer.Option(0, min=0, help=BOOT_HELP),
 ) -> None:
-    """mAP@[.5:.95], mAP@0.5, per class and size (pycocotools), per situation and per
-    object distance band (object:close/mid/far, where the ground truth records distances)."""
+    """mAP@[.5:.95], mAP@0.5 (COCOeval) per class, size, situation and object distance band
+    (object:close/mid/far, where the ground truth records distances)."""
     from scenesift.pipelines import detector as pipe
 
     fast_inference()
@@ -138,7 +138,8 @@ def eval_predictions(
     boot: int = typer.Option(0, min=0, help=BOOT_HELP),
 ) -> None:
     """Evaluate any detector's predictions (YOLO, Faster R-CNN, ...) against the project's
-    labelled boxes: COCO mAP by pycocotools, per class, size, situation and object distance."""
+    labelled boxes: COCO mAP (COCOeval, by faster-coco-eval), per class, size, situation
+    and object distance."""
     from scenesift.pipelines import detector as pipe
 
     with Store.open(project) as store:

@@ -135,9 +135,10 @@ def evaluate(
     plots: Path | None = None,
     n_boot: int = 0,
 ) -> tuple[DetectionResults, SliceResults | None]:
-    """COCO metrics (pycocotools) of ``predictions`` against a split's labelled boxes, and
-    the same per situation and per distance band of objects (where distances are labelled);
-    ``n_boot`` > 0 adds 95% bootstrap intervals over drives to every AP@0.5."""
+    """COCO metrics (COCOeval, by faster-coco-eval) of ``predictions`` against a split's
+    labelled boxes, and the same per situation and per distance band of objects (where
+    distances are labelled); ``n_boot`` > 0 adds 95% bootstrap intervals over drives to
+    every AP@0.5."""
     gt = with_boxes(store, split)
     if not gt:
         raise StoreError(f"no labelled frames with boxes in the {split} split")

@@ -61,7 +61,7 @@ def slice_map50(
     seed: int = 0,
 ) -> tuple[float | None, tuple[float, float] | None, int]:
     """mAP@0.5 of a slice, its percentile bootstrap 95% interval over drives (each resample
-    scored by pycocotools; see :func:`evaluate_detection`) and the drives among its frames."""
+    scored by COCOeval; see :func:`evaluate_detection`) and the drives among its frames."""
     if not frames:
         return None, None, 0
     res = evaluate_detection(frames, predictions, classes, n_boot=n_boot, seed=seed)
