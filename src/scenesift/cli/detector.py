@@ -30,50 +30,49 @@ CHECKPOINT = typer.Option(None, help=CHECKPOINT_HELP.format("detector"))
 BOOT_HELP = "Bootstrap resamples (of drives) for 95% intervals of AP@0.5 (0: none)."
 
 
+INPUT_SIZE = typer.Option(
+    None, help="Network input HxW, multiples of 32 (default: the frames' aspect ratio)."
+)
+MODE = typer.Option(
+    None,
+    help="frozen: cached backbone maps, only neck and heads train (fast); "
+    "finetune: the top backbone groups train too. Default: the detector's.",
+)
+STEPS = typer.Option(
+    None, min=1, help="Optimiser steps, whatever the number of frames (default 1000)."
+)
+EPOCHS = typer.Option(None, min=1, help="Passes over the frames (replaces --steps).")
+LR = typer.Option(None, help="Learning rate of the neck and heads.")
+EVAL_EVERY = typer.Option(
+    None, min=1, help="Validation mAP@0.5 every N epochs (default: about 10 in a training)."
+)
+DEVICE = typer.Option("auto", help="auto (CUDA when present), cpu, cuda or mps.")
+
+
 @detector_app.command("train")
 def detector_train(
     project: Path = PROJECT,
     backbone: str | None = BACKBONE,
-    input_size: str | None = typer.Option(
-        None, help="Network input HxW, multiples of 32 (default: the frames' aspect ratio)."
-    ),
-    mode: str | None = typer.Option(
-        None,
-        help="frozen: cached backbone maps, only neck and heads train (fast); "
-        "finetune: the top backbone groups train too. Default: the detector's.",
-    ),
-    steps: int | None = typer.Option(
-        None, min=1, help="Optimiser steps, whatever the number of frames (default 1000)."
-    ),
-    epochs: int | None = typer.Option(
-        None, min=1, help="Passes over the frames (replaces --steps)."
-    ),
+    input_size: str | None = INPUT_SIZE,
+    mode: str | None = MODE,
+    steps: int | None = STEPS,
+    epochs: int | None = EPOCHS,
     batch_size: int | None = typer.Option(None, min=1),
-    lr: float | None = typer.Option(None, help="Learning rate of the neck and heads."),
-    eval_every: int | None = typer.Option(
-        None, min=1, help="Validation mAP@0.5 every N epochs (default: about 10 in a training)."
-    ),
-    device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda or mps."),
+    lr: float | None = LR,
+    eval_every: int | None = EVAL_EVERY,
+    device: str = DEVICE,
     seed: int = typer.Option(0),
 ) -> None:
     """Train on the labelled train split; keep the weights with the best validation
     mAP@0.5; save a checkpoint. A table row per evaluation is printed as it happens."""
-    from scenesift.errors import ConfigError
-    from scenesift.models.detector import DetectorConfig
     from scenesift.pipelines import detector as pipe
 
     fast_inference()
-    given = {
-        "backbone": backbone, "input_size": parse_size(input_size), "mode": mode,
-        "steps": steps, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "eval_every": eval_every,
-    }  # fmt: skip
-    try:
-        cfg = DetectorConfig(
-            device=device, seed=seed, **{k: v for k, v in given.items() if v is not None}
-        )
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    cfg = pipe.detector_config(
+        backbone=backbone, input_size=parse_size(input_size), mode=mode, steps=steps,
+        epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every, device=device,
+        seed=seed,
+    )  # fmt: skip
     with Store.open(project) as store:
         if warning := pipe.training_warning(store):
             console.print(tables.warning(warning))

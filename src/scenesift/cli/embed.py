@@ -50,15 +50,11 @@ def embed(
     computed again; the cache is keyed by the fingerprint printed at the end. With
     --engine ray they are computed by Ray Data (a local Ray, or --ray-address's cluster)."""
     from scenesift.features import embed as embed_frames
-    from scenesift.models import get_backbone
+    from scenesift.models.backbones import DEFAULT_BACKBONE, at_input_size, get_backbone
 
     fast_inference()
     with Store.open(project) as store:
-        model = get_backbone(backbone) if backbone else get_backbone()
-        if input_size:
-            from scenesift.models.backbones import at_input_size
-
-            model = at_input_size(model, parse_size(input_size))
+        model = at_input_size(get_backbone(backbone or DEFAULT_BACKBONE), parse_size(input_size))
         result = embed_frames(
             store, model, layer=layer, split=split, batch_size=batch_size, workers=workers,
             engine=engine, ray_address=ray_address, ray_workers=ray_workers, runtime=runtime,

@@ -52,6 +52,17 @@ def print_evaluation(log: DetectorEpoch) -> None:
     )
 
 
+def detector_config(**given: object) -> DetectorConfig:
+    """A DetectorConfig from command-line values; None means the detector's default, and an
+    invalid value is a ConfigError (a user error, printed in one line)."""
+    from scenesift.errors import ConfigError
+
+    try:
+        return DetectorConfig(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def train(
     store: Store,
     config: DetectorConfig,
