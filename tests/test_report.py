@@ -286,10 +286,11 @@ def test_the_gap_report_shows_the_intervals_it_claims(tmp_path, gap_boot):
     gaps = html[html.index('<section id="gaps">') :]
     assert "stored detections" in gaps and "<table>" in gaps
     cells = re.findall(r'<td class="num">(\d\.\d{3}-\d\.\d{3})</td>', gaps)
-    if gap_boot is None:  # by default every situation with a defined mAP@0.5 has one
+    if gap_boot is None:  # by default the column is filled: situations with test positives
+        # from >= 2 drives and enough test images get an interval, the rest none (too few)
         assert '<th class="num">95% CI</th>' in gaps and "bootstrap interval" in gaps
         defined = len(re.findall(r'<td class="num">\d\.\d{3}</td>', gaps))
-        assert defined and len(cells) == defined
+        assert defined and 1 <= len(cells) <= defined
     else:
         assert "95% CI" not in gaps and "bootstrap interval" not in gaps and not cells
 
