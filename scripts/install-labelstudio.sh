@@ -11,6 +11,11 @@ VENV="${LABELSTUDIO_VENV:-$HERE/.labelstudio-venv}"
 PYTHON="${PYTHON:-python3.11}"
 STAMP="$VENV/.installed-$VERSION"
 
+# One install at a time: `make test` starts one in the background while the tests run, and the
+# test fixture's own call waits here for it instead of installing over it.
+exec 9>"$VENV.lock"
+flock 9
+
 if [ -f "$STAMP" ] && [ -x "$VENV/bin/label-studio" ]; then
   exit 0
 fi
