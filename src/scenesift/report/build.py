@@ -35,7 +35,6 @@ from scenesift.report.gallery import (
     Gallery,
     campaign_gallery,
     data_uri,
-    stored_boxes,
     tagger_cams,
 )
 from scenesift.report.summary import (
@@ -49,6 +48,12 @@ from scenesift.report.summary import (
 from scenesift.report.template import render
 from scenesift.store import Store, StoreError
 from scenesift.store.campaigns import count as count_campaigns
+from scenesift.store.inventory import (
+    frame_ids,
+    frames_per_state,
+    model_boxes,
+    situation_label_count,
+)
 
 #: Bootstrap resamples over test images for the gap report's per-situation intervals, as
 #: `scenesift gaps` draws by default: each re-accumulates the stored per-image matches (no
@@ -210,10 +215,7 @@ def _tagger_results(store: Store) -> tuple[object | None, str]:
     try:
         path = latest(store.root / "models" / "tagger", "tagger")
         source = f"model:{path.stem}"
-        n = store.conn.execute(
-            "SELECT count(*) FROM situation_labels WHERE source = ?", (source,)
-        ).fetchone()[0]
-        if n == 0:
+        if situation_label_count(store, source) == 0:
             return None, (
                 f"The latest tagger ({path.stem[:10]}) has no scores in the store: run "
                 "`scenesift tagger predict` (the report reads stored scores, it does not run "
@@ -343,8 +345,8 @@ def _gaps(store: Store, figs: _Figures, boot: int, detect: bool) -> Section:
         gt = pipe.with_boxes(store, "test")
         if not gt:
             raise StoreError("no labelled frames with boxes in the test split")
-        ids = dict(store.conn.execute("SELECT name, id FROM frames").fetchall())
-        stored = stored_boxes(store, source, [ids[f.name] for f in gt]) or {}
+        ids = frame_ids(store)
+        stored = model_boxes(store, source, [ids[f.name] for f in gt]) or {}
         if all(ids[f.name] in stored for f in gt):
             predictions, how = {f.name: stored[ids[f.name]] for f in gt}, "stored detections"
         elif detect:
@@ -419,8 +421,7 @@ def _gallery(store: Store, campaign: str | None, per_round: int, rounds: int, ca
 
 # ------------------------------------------------------------------------------ build
 def _meta(store: Store, df: pd.DataFrame | None, generated: str) -> list[tuple[str, str]]:
-    c = store.conn
-    states = dict(c.execute("SELECT state, count(*) FROM frames GROUP BY state").fetchall())
+    states = frames_per_state(store)
     n = sum(states.values())
     campaigns = count_campaigns(store)
     meta = [("folder", str(store.root.resolve())), ("generated", generated),

@@ -24,6 +24,7 @@ from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, StoreError, campaigns
 from scenesift.store.campaigns import RoundInfo
 from scenesift.store.coverage import latest_model_source
+from scenesift.store.inventory import model_boxes
 
 THUMB_WIDTH = 320
 TRUTH_COLOR = (34, 197, 94)  # green
@@ -101,36 +102,6 @@ def thumbnail(
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=80, optimize=True)
     return data_uri(buf.getvalue(), "image/jpeg")
-
-
-def stored_boxes(
-    store: Store,
-    source: str,
-    frame_ids: Sequence[int],
-    min_score: float = 0.0,
-    cap: int | None = None,
-) -> dict[int, list[Box]] | None:
-    """A model's stored boxes per frame id (best first; ``min_score`` and at most ``cap``
-    per frame), or None when it stored none for these frames. Plain SQL on the given frames
-    only: ``Store.records(predictions=...)`` reads the model's boxes on every frame."""
-    ids = ",".join(str(int(i)) for i in frame_ids) or "NULL"
-    have = {
-        r[0]
-        for r in store.conn.execute(
-            f"SELECT frame_id FROM box_sets WHERE source = ? AND frame_id IN ({ids})", (source,)
-        )
-    }
-    if not have:
-        return None
-    out: dict[int, list[Box]] = {i: [] for i in have}
-    for fid, cat, x1, y1, x2, y2, score in store.conn.execute(
-        f"SELECT frame_id, category, x1, y1, x2, y2, score FROM boxes "
-        f"WHERE source = ? AND frame_id IN ({ids}) ORDER BY score DESC",
-        (source,),
-    ):
-        if (score or 0.0) >= min_score and (cap is None or len(out[fid]) < cap):
-            out[fid].append(Box(cat, x1, y1, x2, y2, score=score))
-    return out
 
 
 def not_predicted(store: Store, source: str) -> set[str]:
@@ -232,7 +203,7 @@ def campaign_gallery(
         fp, metrics, shown_picks = rnd.model_fingerprint, rnd.metrics, picks[rnd.id]
         preds = None
         if fp:
-            preds = stored_boxes(store, f"model:{fp}", [p.frame_id for p in shown_picks],
+            preds = model_boxes(store, f"model:{fp}", [p.frame_id for p in shown_picks],
                                  min_score, cap=30)  # fmt: skip
         any_predictions |= preds is not None
         thumbs = []
