@@ -67,7 +67,7 @@ def scored_pool(n: int, seed: int) -> Pool:
         drives=(np.arange(n) // 200).astype(str).astype(object),
         timestamps=(np.arange(n) % 200) / 10.0,
         situations=tuple(f"s{i}" for i in range(SITUATIONS)),
-        situation_probs=1 / (1 + np.exp(-logits)),
+        situation_scores=1 / (1 + np.exp(-logits)),
         classes=tuple(f"c{i}" for i in range(CLASSES)),
         detections=det,
         labelled_situation_counts={f"s{i}": 50 * i for i in range(SITUATIONS)},

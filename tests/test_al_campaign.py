@@ -307,12 +307,12 @@ def test_learners_say_which_pool_fields_they_fill():
     tagger, detector = make_learner(TAGGER_LEARNER), make_learner(LEARNER)
     assert isinstance(tagger, Learner) and isinstance(detector, Learner)
     assert set(detector.provides()) == {"detections", "embeddings"}
-    assert set(tagger.provides()) == {"situation_probs", "embeddings"}
+    assert set(tagger.provides()) == {"situation_scores", "embeddings"}
     # an ensemble's members are the samples disagreement strategies read
     ensemble = make_learner({**LEARNER, "ensemble": 2}).provides()
     assert set(ensemble) == {"detections", "detections.member", "embeddings"}
     ensemble = make_learner({**TAGGER_LEARNER, "ensemble": 2}).provides()
-    assert set(ensemble) == {"situation_probs", "situation_mc_probs", "embeddings"}
+    assert set(ensemble) == {"situation_scores", "situation_mc_scores", "embeddings"}
     with pytest.raises(ValueError, match="ensemble must be >= 1"):
         make_learner({**LEARNER, "ensemble": 0})
 
@@ -334,11 +334,11 @@ def test_a_detector_ensemble_fills_what_it_provides(project):
     ("spec", "learner", "situations_from", "message"),
     [
         ({"name": "bald"}, TAGGER_LEARNER, "latest",
-         "strategy 'bald' needs Pool.situation_mc_probs, which comes from learner.kind = "
+         "strategy 'bald' needs Pool.situation_mc_scores, which comes from learner.kind = "
          "'tagger' with learner.ensemble >= 2; this campaign's learner is 'tagger' with "
          "ensemble = 1"),
         ({"name": "bald"}, {**LEARNER, "ensemble": 2}, "latest",
-         "strategy 'bald' needs Pool.situation_mc_probs, which comes from learner.kind = "
+         "strategy 'bald' needs Pool.situation_mc_scores, which comes from learner.kind = "
          "'tagger' with learner.ensemble >= 2; this campaign's learner is 'detector'"),
         ({"name": "box_disagreement"}, LEARNER, "latest",
          "strategy 'box_disagreement' needs Pool.detections.member, which comes from "
@@ -347,11 +347,11 @@ def test_a_detector_ensemble_fills_what_it_provides(project):
          "strategy 'box_disagreement' needs Pool.detections, which comes from learner.kind = "
          "'detector'; strategy 'box_disagreement' needs Pool.detections.member"),
         ({"name": "balance_situations"}, LEARNER, None,
-         "strategy 'balance_situations' needs Pool.situation_probs, which comes from "
+         "strategy 'balance_situations' needs Pool.situation_scores, which comes from "
          "learner.kind = 'tagger' or stored tagger predictions (situations_from)"),
         # the part of a fused or uncertainty-weighted strategy that needs the field is named
         ({"name": "fusion", "parts": [{"name": "random"}, {"name": "bald"}]}, LEARNER, "latest",
-         "strategy 'bald' needs Pool.situation_mc_probs"),
+         "strategy 'bald' needs Pool.situation_mc_scores"),
         ({"name": "badge", "uncertainty": {"name": "margin"}}, TAGGER_LEARNER, "latest",
          "strategy 'margin' needs Pool.detections, which comes from learner.kind = 'detector'"),
     ],

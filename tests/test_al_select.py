@@ -36,7 +36,7 @@ def pool(tmp_path):
 def test_select_picks_the_least_confident_frames_and_writes_label_studio_tasks(pool, tmp_path):
     project, gt, results, order = pool
     out = tmp_path / "batch"
-    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--images", str(gt),
+    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--coco", str(gt),
                                    "--budget", "5", "--strategy", "least_confidence",
                                    "--out", str(out), "-p", str(project)])  # fmt: skip
     assert res.exit_code == 0, res.output
@@ -53,7 +53,7 @@ def test_select_picks_the_least_confident_frames_and_writes_label_studio_tasks(p
 def test_select_with_drive_dedup_takes_at_most_one_frame_per_drive(pool, tmp_path):
     project, gt, results, _ = pool
     out = tmp_path / "dedup"
-    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--images", str(gt),
+    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--coco", str(gt),
                                    "--budget", "6", "--per-drive", "1", "--out", str(out),
                                    "-p", str(project)])  # fmt: skip
     assert res.exit_code == 0, res.output
@@ -63,7 +63,7 @@ def test_select_with_drive_dedup_takes_at_most_one_frame_per_drive(pool, tmp_pat
 
 def test_select_explains_bad_input(pool, tmp_path):
     project, gt, results, _ = pool
-    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--images", str(gt),
+    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--coco", str(gt),
                                    "--budget", "5", "--strategy", "clairvoyance",
                                    "-p", str(project)])  # fmt: skip
     assert res.exit_code == 2 and "clairvoyance" in res.output
@@ -85,7 +85,7 @@ def test_without_class_vectors_selection_reads_the_detection_scores_and_says_so(
     scores = [0.5 if i >= 30 else 0.97 for i in range(len(images))]
     results = _yolo_style(tmp_path, images, scores)
     out = tmp_path / "batch"
-    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--images", str(gt),
+    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--coco", str(gt),
                                    "--budget", "5", "--out", str(out),
                                    "-p", str(project)])  # fmt: skip
     assert res.exit_code == 0, res.output
@@ -111,17 +111,17 @@ def test_class_vectors_are_used_where_the_file_has_them(pool, tmp_path):
 def test_balancing_situations_without_a_tagger_warns_and_names_the_command(pool, tmp_path):
     project, gt, results, order = pool
     out = tmp_path / "balanced"
-    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--images", str(gt),
+    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--coco", str(gt),
                                    "--budget", "4", "--balance", "situations", "--out", str(out),
                                    "-p", str(project)])  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert "scenesift tagger predict" in res.output and "Pool.situation_probs" in res.output
+    assert "scenesift tagger predict" in res.output and "Pool.situation_scores" in res.output
     assert (out / "picked.txt").read_text().split() == order[:4]  # the uncertainty part alone
 
 
 def test_a_strategy_without_its_input_is_a_clear_error(pool, tmp_path):
     project, gt, results, _ = pool
-    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--images", str(gt),
+    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--coco", str(gt),
                                    "--budget", "4", "--strategy", "balance_situations",
                                    "-p", str(project)])  # fmt: skip
     assert res.exit_code == 2
@@ -138,9 +138,21 @@ def test_uncertain_boxes_prefers_frames_with_more_doubtful_detections(pool, tmp_
     path = tmp_path / "crowded.json"
     path.write_text(json.dumps(results))
     out = tmp_path / "ub"
-    res = CliRunner().invoke(app, ["select", "--predictions", str(path), "--images", str(gt),
+    res = CliRunner().invoke(app, ["select", "--predictions", str(path), "--coco", str(gt),
                                    "--budget", "2", "--strategy", "uncertain_boxes",
                                    "--out", str(out), "-p", str(project)])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert (out / "picked.txt").read_text().split() == [order[7], order[11]]
     assert "uncertain_boxes read: detection scores" in res.output
+
+
+def test_select_still_takes_the_coco_file_as_images_the_old_spelling_hidden(pool, tmp_path):
+    """`--coco` is the one name (as in `eval`); scripts written for `--images` keep working."""
+    project, gt, results, order = pool
+    res = CliRunner().invoke(app, ["select", "--predictions", str(results), "--images", str(gt),
+                                   "--budget", "2", "--out", str(tmp_path / "old"),
+                                   "-p", str(project)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "old" / "picked.txt").read_text().split() == order[:2]
+    help_text = CliRunner().invoke(app, ["select", "--help"]).output
+    assert "--coco" in help_text and "--images" not in help_text

@@ -35,8 +35,8 @@ def make_pool(n: int = 60, seed: int = 0, **overrides) -> Pool:
         drives=np.array([f"drive{i % 6}" for i in range(n)], dtype=object),
         timestamps=np.arange(n, dtype=np.float64) // 6,
         situations=SITUATIONS,
-        situation_probs=rng.random((n, 3)).astype(np.float32),
-        situation_mc_probs=rng.random((4, n, 3)).astype(np.float32),
+        situation_scores=rng.random((n, 3)).astype(np.float32),
+        situation_mc_scores=rng.random((4, n, 3)).astype(np.float32),
         classes=CLASSES,
         detections=det,
         embeddings=(centres[np.arange(n) % 6] + rng.normal(size=(n, 8))).astype(np.float32),
@@ -97,7 +97,7 @@ def test_every_strategy_returns_a_valid_selection(spec):
 
 def test_least_confidence_picks_the_frame_nearest_one_half():
     probs = np.array([[0.9, 0.1, 0.0], [0.6, 0.4, 0.3], [0.51, 0.49, 0.5], [0.99, 0.0, 0.01]])
-    pool = make_pool(4, situation_probs=probs.astype(np.float32))
+    pool = make_pool(4, situation_scores=probs.astype(np.float32))
     sel = st.LeastConfidence(target="situations").select(pool, 1, np.random.default_rng(0))
     assert sel.indices.tolist() == [2]
     assert sel.strategy == "least_confidence(target=situations, agg=mean)"
@@ -169,14 +169,14 @@ def test_dedup_around_a_batch_strategy_asks_for_more_and_may_return_fewer():
 
 
 def test_missing_pool_fields_are_named():
-    pool = make_pool(situation_probs=None, embeddings=None, situation_mc_probs=None)
+    pool = make_pool(situation_scores=None, embeddings=None, situation_mc_scores=None)
     rng = np.random.default_rng(0)
     for spec, field in [
-        ({"name": "entropy", "target": "situations"}, "situation_probs"),
-        ({"name": "balance_situations"}, "situation_probs"),
+        ({"name": "entropy", "target": "situations"}, "situation_scores"),
+        ({"name": "balance_situations"}, "situation_scores"),
         ({"name": "coreset"}, "embeddings"),
         ({"name": "badge"}, "embeddings"),
-        ({"name": "bald"}, "situation_mc_probs"),
+        ({"name": "bald"}, "situation_mc_scores"),
         ({"name": "fusion", "parts": ["random", "coreset"]}, "embeddings"),
         ({"name": "cluster_uncertainty", "uncertainty": "bald"}, "embeddings"),
     ]:
@@ -190,7 +190,7 @@ def test_missing_pool_fields_are_named():
     with pytest.raises(ValueError, match=r"Pool\.detections\.member"):
         st.make_strategy("box_disagreement").select(no_members, 3, rng)
     # an empty pool needs nothing
-    empty = make_pool(0, situation_probs=None)
+    empty = make_pool(0, situation_scores=None)
     assert len(st.make_strategy("balance_situations").select(empty, 5, rng).indices) == 0
 
 
@@ -251,4 +251,4 @@ def test_wrappers_report_what_their_parts_read():
             "dedup": {"per_drive": 1},
         }
     )
-    assert fused.required_fields() == ("embeddings", "situation_probs")
+    assert fused.required_fields() == ("embeddings", "situation_scores")

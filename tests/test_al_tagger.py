@@ -85,15 +85,15 @@ def test_ensemble_members_differ_and_feed_bald(project):
     members = learner.fit(project, frames[:12], [])
     out = learner.pool_outputs(members, project, frames[12:])
     s = len(project.taxonomy.names)
-    assert out.situation_probs.shape == (len(frames) - 12, s)
-    assert out.situation_mc_probs.shape == (3, len(frames) - 12, s)
-    np.testing.assert_allclose(out.situation_mc_probs[0], out.situation_probs)
-    assert not np.allclose(out.situation_mc_probs[1], out.situation_mc_probs[0])
+    assert out.situation_scores.shape == (len(frames) - 12, s)
+    assert out.situation_mc_scores.shape == (3, len(frames) - 12, s)
+    np.testing.assert_allclose(out.situation_mc_scores[0], out.situation_scores)
+    assert not np.allclose(out.situation_mc_scores[1], out.situation_mc_scores[0])
     # the contract: what the outputs fill is what the learner says it provides
     assert filled_fields(out) == set(learner.provides()) - {"embeddings"}
     single = TaggerLearner(tagger=learner.tagger)
     alone = single.pool_outputs(single.fit(project, frames[:12], []), project, frames[12:])
-    assert filled_fields(alone) == set(single.provides()) - {"embeddings"} == {"situation_probs"}
+    assert filled_fields(alone) == set(single.provides()) - {"embeddings"} == {"situation_scores"}
 
     with pytest.raises(ValueError, match="ensemble"):
         Campaign.create(project, "lonely", config(strategy={"name": "bald"}))

@@ -75,6 +75,6 @@ def test_the_same_flow_with_a_coco_results_file_as_yolo_val_writes_it(project, t
     preds = tmp_path / "predictions.json"
     preds.write_text(json.dumps(results))
     out = tmp_path / "batch"
-    run("select", "--predictions", str(preds), "--images", str(pool), "--budget", "2",
+    run("select", "--predictions", str(preds), "--coco", str(pool), "--budget", "2",
         "--out", str(out), "-p", project)  # fmt: skip
     assert sorted((out / "picked.txt").read_text().split()) == sorted(UNSURE)

@@ -100,7 +100,7 @@ def test_eval_command_scores_your_own_coco_results(project, tmp_path):
     ]  # fmt: skip
     preds = tmp_path / "results.json"
     preds.write_text(json.dumps(results))
-    out = runner.invoke(app, ["eval", "--predictions", str(preds), "--gt", str(gt), "-p", root,
+    out = runner.invoke(app, ["eval", "--predictions", str(preds), "--coco", str(gt), "-p", root,
                               "--slices"])  # fmt: skip
     assert out.exit_code == 0, out.output
     assert "1.000" in out.output and "night" in out.output
@@ -179,7 +179,7 @@ def test_eval_refuses_a_split_the_predictions_do_not_cover(project, tmp_path):
                 "score": 0.9} for a in doc["annotations"]]  # fmt: skip
     preds = tmp_path / "results.json"
     preds.write_text(json.dumps(results))
-    out = runner.invoke(app, ["eval", "--predictions", str(preds), "--gt", str(gt), "-p", root,
+    out = runner.invoke(app, ["eval", "--predictions", str(preds), "--coco", str(gt), "-p", root,
                               "--split", "val"])  # fmt: skip
     assert out.exit_code == 2
     assert "none of the" in out.output and "--split val" in out.output

@@ -101,7 +101,7 @@ def balanced_greedy(
 
 
 def balance_situations(
-    situation_probs: np.ndarray,
+    situation_scores: np.ndarray,
     situations: Sequence[str],
     labelled_counts: Mapping[str, int],
     n_labelled: int,
@@ -112,10 +112,10 @@ def balance_situations(
     """Situation-targeted batch: target count of situation s = share_s x (n_labelled +
     budget), deficit = target - labelled positives (``labelled_counts``, missing = 0), a
     frame contributes its tagger probabilities (NaN = 0). See ``balanced_greedy``."""
-    probs = np.asarray(situation_probs, np.float64)
+    probs = np.asarray(situation_scores, np.float64)
     if probs.ndim != 2 or probs.shape[1] != len(situations):
         raise ValueError(
-            f"situation_probs has shape {probs.shape}; expected (frames, {len(situations)})"
+            f"situation_scores has shape {probs.shape}; expected (frames, {len(situations)})"
         )
     share = target_proportions(situations, targets, "situations")
     current = np.array([float(labelled_counts.get(s, 0)) for s in situations])

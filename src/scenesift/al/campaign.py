@@ -140,7 +140,7 @@ class Campaign:
 
         strategy = make_strategy(config.strategy)  # a bad spec fails now, not rounds later
         # the Pool holds the learner's fields, plus the stored tagger's scores if it reads them
-        stored = ("situation_probs",) if config.situations_from else ()
+        stored = ("situation_scores",) if config.situations_from else ()
         check_provided(strategy, make_learner(config.learner), stored)
         return cls(store, catalog.create(store, name, config.to_dict()), name, config)
 
@@ -272,11 +272,11 @@ class Campaign:
                 train,
                 # a tagger learner's own probabilities replace the stored tagger's scores
                 {}
-                if outputs.situation_probs is not None
+                if outputs.situation_scores is not None
                 else situation_scores(self.store, self._tagger_source()),
                 embed_with=self._backbone if "embeddings" in strategy.required_fields() else None,
-                situation_probs=outputs.situation_probs,
-                situation_mc_probs=outputs.situation_mc_probs,
+                situation_scores=outputs.situation_scores,
+                situation_mc_scores=outputs.situation_mc_scores,
             )
             selection = strategy.select(pool, budget, rng)
         picks = [candidates[int(i)] for i in selection.indices]

@@ -136,7 +136,7 @@ def bald(mc_probs: np.ndarray, agg: LabelAgg = "mean") -> np.ndarray:
     mc = np.asarray(mc_probs)
     if mc.ndim != 3:
         raise ValueError(
-            f"situation_mc_probs must be 3-d (samples, frames, situations); got {mc.shape}"
+            f"situation_mc_scores must be 3-d (samples, frames, situations); got {mc.shape}"
         )
     n = mc.shape[1]
     out = np.empty((n, mc.shape[2]), np.float64)

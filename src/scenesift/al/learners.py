@@ -186,8 +186,8 @@ class TaggerLearner:
     round costs about a second after the pool's features are cached once.
     ``ensemble``: heads per round, member k > 0 trained with seed ``seed + k`` on a
     bootstrap resample of the labelled frames; their probabilities are the samples BALD
-    reads (``Pool.situation_mc_probs``). Member 0, trained on all labelled frames, is the
-    round's model (evaluated; its probabilities are ``Pool.situation_probs``).
+    reads (``Pool.situation_mc_scores``). Member 0, trained on all labelled frames, is the
+    round's model (evaluated; its probabilities are ``Pool.situation_scores``).
     """
 
     tagger: Mapping[str, Any] = field(default_factory=dict)  # TaggerConfig overrides
@@ -212,7 +212,9 @@ class TaggerLearner:
     @staticmethod
     def fields_for(ensemble: int) -> tuple[str, ...]:
         """Pool fields a tagger of ``ensemble`` heads fills (its members are BALD's samples)."""
-        return ("situation_probs", "embeddings") + (("situation_mc_probs",) if ensemble > 1 else ())
+        return ("situation_scores", "embeddings") + (
+            ("situation_mc_scores",) if ensemble > 1 else ()
+        )
 
     def provides(self) -> tuple[str, ...]:
         return self.fields_for(self.ensemble)
@@ -284,8 +286,8 @@ class TaggerLearner:
         """The round's tagger probabilities on the pool, and every member's as samples."""
         probs = [self._predict(m, store, records).astype(np.float32) for m in members]
         return PoolOutputs(
-            situation_probs=probs[0],
-            situation_mc_probs=np.stack(probs) if len(probs) > 1 else None,
+            situation_scores=probs[0],
+            situation_mc_scores=np.stack(probs) if len(probs) > 1 else None,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -316,7 +318,7 @@ def make_learner(spec: Mapping[str, Any]) -> Learner:
 def check_provided(strategy: Strategy, learner: Learner, extra: Iterable[str] = ()) -> None:
     """Refuse a strategy that reads a Pool field the campaign never fills, naming the
     strategy, the field and what would fill it. ``extra``: fields the campaign fills
-    besides the learner's (stored tagger scores: ``situation_probs``)."""
+    besides the learner's (stored tagger scores: ``situation_scores``)."""
     provided = {*learner.provides(), *extra}
     missing = [f for f in strategy.required_fields() if f not in provided]
     if not missing:
@@ -339,7 +341,7 @@ def _providers(name: str) -> str:
             out.append(f"learner.kind = {kind!r}")
         elif name in cls.fields_for(2):
             out.append(f"learner.kind = {kind!r} with learner.ensemble >= 2")
-    if name == "situation_probs":
+    if name == "situation_scores":
         out.append("stored tagger predictions (situations_from)")
     return " or ".join(out) or "no learner"
 

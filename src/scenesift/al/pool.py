@@ -56,8 +56,8 @@ class Pool:
     drives: np.ndarray  # (n,) str/object, the drive of each frame
     timestamps: np.ndarray  # (n,) float64 seconds within the drive (NaN when unknown)
     situations: tuple[str, ...] = ()
-    situation_probs: np.ndarray | None = None  # (n, S) sigmoid scores of the tagger
-    situation_mc_probs: np.ndarray | None = None  # (T, n, S) MC-dropout / ensemble samples
+    situation_scores: np.ndarray | None = None  # (n, S) sigmoid scores of the tagger
+    situation_mc_scores: np.ndarray | None = None  # (T, n, S) MC-dropout / ensemble samples
     classes: tuple[str, ...] = ()
     detections: Detections | None = None
     embeddings: np.ndarray | None = None  # (n, d) float32, e.g. pooled backbone features
@@ -105,8 +105,8 @@ class PoolOutputs:
     boxes shown to labellers as pre-annotations (per frame name)."""
 
     detections: Detections | None = None
-    situation_probs: np.ndarray | None = None  # (n, S)
-    situation_mc_probs: np.ndarray | None = None  # (T, n, S), ensemble members
+    situation_scores: np.ndarray | None = None  # (n, S)
+    situation_mc_scores: np.ndarray | None = None  # (T, n, S), ensemble members
     shown: Mapping[str, Sequence[Box]] = field(default_factory=dict)
 
 

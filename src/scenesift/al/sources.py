@@ -77,13 +77,13 @@ def build_pool(
     scores: dict[str, dict[str, float]],
     embed_with: Backbone | None = None,
     progress: bool = False,
-    situation_probs: np.ndarray | None = None,
-    situation_mc_probs: np.ndarray | None = None,
+    situation_scores: np.ndarray | None = None,
+    situation_mc_scores: np.ndarray | None = None,
 ) -> Pool:
     """The Pool of ``records`` (row-aligned with ``frame_ids`` and ``detections``).
 
-    ``scores``: stored tagger scores by frame name (``situation_probs`` is None when no
-    pool frame has any). ``situation_probs`` / ``situation_mc_probs``: a tagger's
+    ``scores``: stored tagger scores by frame name (``situation_scores`` is None when no
+    pool frame has any). ``situation_scores`` / ``situation_mc_scores``: a tagger's
     probabilities on the pool rows (and its ensemble's), when the round trained one; they
     take the place of ``scores``. ``embed_with``: compute (or read cached) pooled
     embeddings of the pool and of the ``labelled`` frames; leave None when the strategy
@@ -91,12 +91,12 @@ def build_pool(
     """
     tax = store.taxonomy
     names = [r.name for r in records]
-    if situation_probs is None and scores:
-        situation_probs = np.array(
+    if situation_scores is None and scores:
+        situation_scores = np.array(
             [[scores.get(n, {}).get(s, np.nan) for s in tax.names] for n in names], np.float32
         )
-        if np.isnan(situation_probs).all():
-            situation_probs = None
+        if np.isnan(situation_scores).all():
+            situation_scores = None
     embeddings = labelled_emb = None
     if embed_with is not None:
         from scenesift.features import embed
@@ -122,8 +122,8 @@ def build_pool(
             [np.nan if r.timestamp is None else r.timestamp for r in records], np.float64
         ),
         situations=tuple(tax.names),
-        situation_probs=situation_probs,
-        situation_mc_probs=situation_mc_probs,
+        situation_scores=situation_scores,
+        situation_mc_scores=situation_mc_scores,
         classes=tuple(tax.classes),
         detections=detections,
         embeddings=embeddings,

@@ -37,11 +37,11 @@ TARGETS: tuple[str, ...] = ("detections", "situations")
 
 #: Each optional Pool field in words, and what provides it: named when it is missing.
 INPUTS: dict[str, tuple[str, str]] = {
-    "situation_probs": (
+    "situation_scores": (
         "the tagger's situation scores",
         "`scenesift tagger train`, then `scenesift tagger predict`",
     ),
-    "situation_mc_probs": (
+    "situation_mc_scores": (
         "situation samples of a tagger ensemble",
         "a tagger campaign with `ensemble` > 1 (`scenesift al start`)",
     ),
@@ -131,7 +131,7 @@ class BaseStrategy:
             value = field_value(pool, f)
             if value is None:
                 raise ConfigError(missing_input(self.name, f))
-            if f == "situation_mc_probs":
+            if f == "situation_mc_scores":
                 rows = np.shape(value)[1] if np.ndim(value) == 3 else -1
             elif f.startswith("detections"):
                 continue
@@ -235,11 +235,11 @@ class _Uncertainty(ScoreStrategy):
         return shown
 
     def required_fields(self) -> tuple[str, ...]:
-        return ("situation_probs",) if self.target == "situations" else ("detections",)
+        return ("situation_scores",) if self.target == "situations" else ("detections",)
 
     def score(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
         if self.target == "situations":
-            return _SITUATION_FUNCS[self.name](pool.situation_probs, self.agg)
+            return _SITUATION_FUNCS[self.name](pool.situation_scores, self.agg)
         assert pool.detections is not None
         return heuristics.detection_uncertainty(
             pool.detections,
@@ -294,7 +294,7 @@ class UncertainBoxes(ScoreStrategy):
 
 
 class Bald(ScoreStrategy):
-    """BALD on the tagger's MC-dropout / ensemble samples (``Pool.situation_mc_probs``)."""
+    """BALD on the tagger's MC-dropout / ensemble samples (``Pool.situation_mc_scores``)."""
 
     name = "bald"
     description = "mutual information of situation MC-dropout / ensemble samples (BALD)"
@@ -305,10 +305,10 @@ class Bald(ScoreStrategy):
         self.agg = agg
 
     def required_fields(self) -> tuple[str, ...]:
-        return ("situation_mc_probs",)
+        return ("situation_mc_scores",)
 
     def score(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
-        return heuristics.bald(pool.situation_mc_probs, self.agg)
+        return heuristics.bald(pool.situation_mc_scores, self.agg)
 
 
 class BoxDisagreement(ScoreStrategy):
@@ -474,7 +474,7 @@ class BalanceSituations(BaseStrategy):
         return {"targets": "uniform" if self.targets is None else self.targets}
 
     def required_fields(self) -> tuple[str, ...]:
-        return ("situation_probs",)
+        return ("situation_scores",)
 
     def check(self, pool: Pool) -> None:
         super().check(pool)
@@ -482,7 +482,7 @@ class BalanceSituations(BaseStrategy):
 
     def rank(self, pool: Pool, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         return balance.balance_situations(
-            pool.situation_probs,
+            pool.situation_scores,
             pool.situations,
             pool.labelled_situation_counts,
             pool.n_labelled,

@@ -11,7 +11,7 @@ from scenesift import tables
 from scenesift.al.campaign import LABELERS, Campaign
 from scenesift.al.settings import campaign_config, defaults
 from scenesift.cli.app import app
-from scenesift.cli.common import PROJECT, fast_inference
+from scenesift.cli.common import COCO, OLD_IMAGES, PROJECT, coco_file, fast_inference
 from scenesift.store import Store
 from scenesift.store.campaigns import all_campaigns
 from scenesift.ui import console, progress_bar
@@ -159,14 +159,10 @@ def select_cmd(
         ...,
         "--predictions",
         help="Your model's detections on the pool: a folder of YOLO txt files with "
-        "confidences, Ultralytics' predictions.json, or a COCO results JSON (with --images).",
+        "confidences, Ultralytics' predictions.json, or a COCO results JSON (with --coco).",
     ),
-    gt: Path | None = typer.Option(
-        None,
-        "--images",
-        help="COCO results: the COCO file whose images (id, file_name = frame name) the "
-        "results refer to, e.g. from `scenesift export coco pool.json --state unlabelled`.",
-    ),
+    coco: Path | None = COCO,
+    old_images: Path | None = OLD_IMAGES,
     names: Path | None = _SELECT_NAMES,
     budget: int = typer.Option(..., min=1, help="Frames to pick."),
     strategy: str = typer.Option("least_confidence", help=STRATEGY_HELP),
@@ -189,7 +185,8 @@ def select_cmd(
 
     with Store.open(project) as store:
         result, spread = select_from_results_file(
-            store, predictions, gt, budget, out, names=names, strategy=strategy, balance=balance,
-            per_drive=per_drive, window=window, seed=seed, min_score=min_score,
+            store, predictions, coco_file(coco, old_images), budget, out, names=names,
+            strategy=strategy, balance=balance, per_drive=per_drive, window=window, seed=seed,
+            min_score=min_score,
         )  # fmt: skip
     console.print(tables.selection_summary(result, spread))

@@ -40,6 +40,25 @@ BACKBONE = typer.Option(
 )  # fmt: skip
 CHECKPOINT_HELP = "Default: the latest trained {}."
 
+#: The COCO file whose images (id, file_name = frame name) COCO results refer to: one name,
+#: `--coco`, for `eval` and `select`; their old spellings stay as hidden aliases for scripts.
+COCO_HELP = (
+    "COCO results: the COCO file whose images (id, file_name = frame name) the results "
+    "refer to, e.g. from `scenesift export coco images.json --split test`."
+)
+COCO = typer.Option(None, "--coco", help=COCO_HELP)
+OLD_GT = typer.Option(None, "--gt", hidden=True, help="Deprecated spelling of --coco.")
+OLD_IMAGES = typer.Option(None, "--images", hidden=True, help="Deprecated spelling of --coco.")
+
+
+def coco_file(coco: Path | None, old: Path | None, required: bool = False) -> Path | None:
+    """``--coco``, else its deprecated spelling; ``required``: one of them must be given."""
+    if coco is not None and old is not None and coco != old:
+        raise typer.BadParameter("--coco and its old spelling disagree; give --coco only")
+    if required and (coco or old) is None:
+        raise typer.BadParameter("missing --coco: the COCO file the results' image ids use")
+    return coco or old
+
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
     """``384x640`` -> ``(384, 640)``; None stays None."""

@@ -12,7 +12,10 @@ from scenesift.cli.app import app
 from scenesift.cli.common import (
     BACKBONE,
     CHECKPOINT_HELP,
+    COCO,
+    OLD_GT,
     PROJECT,
+    coco_file,
     fast_inference,
     parse_size,
 )
@@ -123,12 +126,8 @@ def eval_predictions(
     predictions: Path = typer.Option(
         ..., "--predictions", help="Your model's detections: a COCO results JSON list."
     ),
-    gt: Path = typer.Option(
-        ...,
-        "--gt",
-        help="The COCO file whose image ids the results use (e.g. from "
-        "`scenesift export coco gt.json --split test`).",
-    ),
+    coco: Path | None = COCO,
+    old_gt: Path | None = OLD_GT,
     project: Path = PROJECT,
     split: str = typer.Option("test"),
     slices: bool = typer.Option(
@@ -143,7 +142,12 @@ def eval_predictions(
 
     with Store.open(project) as store:
         results, by_situation = pipe.evaluate_results_file(
-            store, predictions, gt, split, slices, n_boot=boot
+            store,
+            predictions,
+            coco_file(coco, old_gt, required=True),
+            split,
+            slices,
+            n_boot=boot,
         )
     console.print(tables.detection_evaluation(results, by_situation))
 

@@ -29,7 +29,9 @@ RESULTS_DIR = Path("experiments")
 
 
 @dataclass
-class Progress:
+class RunsDone:
+    """What ``on_progress`` hears after each finished run (``run`` None: the resumed start)."""
+
     done: int
     total: int
     run: str | None
@@ -97,7 +99,7 @@ def prepare(project: Path, config: ExperimentConfig, progress: bool = True) -> N
 def run_experiment(
     project: Path,
     config: ExperimentConfig,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: Callable[[RunsDone], None] | None = None,
     prepare_features: bool = True,
 ) -> Path:
     """Run every unfinished run; return the results folder."""
@@ -112,7 +114,7 @@ def run_experiment(
     )
     total = len(done) + len(todo)
     if on_progress is not None:
-        on_progress(Progress(len(done), total, None, 0.0))
+        on_progress(RunsDone(len(done), total, None, 0.0))
     if not todo:
         return out
     if prepare_features:
@@ -123,7 +125,7 @@ def run_experiment(
         append_run(out, run.run, rows)
         finished += 1
         if on_progress is not None:
-            on_progress(Progress(finished, total, run.run, seconds))
+            on_progress(RunsDone(finished, total, run.run, seconds))
     return out
 
 

@@ -37,7 +37,8 @@ TRUTH_PRIORITY = ("human", "import", "oracle", "derived")
 #: Sources an import may write (``derived`` is written by ``write_derived_situations``).
 LABEL_SOURCES = frozenset(TRUTH_PRIORITY) - {"derived"}
 
-Progress = Callable[[int], None]
+#: Called with the number of frames written so far (a progress bar's advance).
+ProgressCallback = Callable[[int], None]
 
 _UPSERT_SITUATION_LABEL = (
     "INSERT INTO situation_labels (frame_id, situation, source, value, confidence, created_at) "
@@ -304,7 +305,7 @@ class Store:
         self,
         batch: ImportBatch,
         label_source: str = "import",
-        progress: Progress | None = None,
+        progress: ProgressCallback | None = None,
         labels_only: bool = False,
     ) -> ImportReport:
         """Write a parsed batch in one transaction and return its report.
