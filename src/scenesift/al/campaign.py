@@ -6,7 +6,7 @@ the work between two transitions is a deterministic function of the catalog and 
 
     round r:  created --(train on labelled, evaluate, check stopping, select)--> selected
                       \\--(a stopping rule fires)--------------------------------> final
-              selected --(labeller: oracle reveals / human export comes back)--> labelled
+              selected --(labeler: oracle reveals / human export comes back)--> labelled
               labelled --> round r+1 created
 
 So a process killed at any moment (``kill -9`` included) resumes with ``Campaign.run``:

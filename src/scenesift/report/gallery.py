@@ -193,7 +193,7 @@ def campaign_gallery(
     tagger_tags, tagger = _tagger_tags(store, names) if names else ({}, None)
     strategy = config.get("strategy", {}).get("name", "?")
     detail = (
-        f"strategy {strategy}, labeller {config.get('labeler', '?')}, initial "
+        f"strategy {strategy}, labeler {config.get('labeler', '?')}, initial "
         f"{config.get('initial', '?')} frames, then {config.get('batch', '?')} per round; "
         f"{_rounds_text(rounds)}"
     )

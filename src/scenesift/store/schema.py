@@ -15,7 +15,7 @@ from collections.abc import Callable
 from scenesift.store.errors import StoreError
 
 #: Label sources: human, import (labels that came with imported data), oracle (held-back
-#: ground truth that only the simulated labeller reveals), or model:<fingerprint>. V7 adds
+#: ground truth that only the oracle labeler reveals), or model:<fingerprint>. V7 adds
 #: ``derived`` (situations read off labelled boxes) for situation labels.
 SOURCE_CHECK = "source IN ('human', 'import', 'oracle') OR source LIKE 'model:%'"
 SOURCE_CHECK_V7 = "source IN ('human', 'import', 'oracle', 'derived') OR source LIKE 'model:%'"
