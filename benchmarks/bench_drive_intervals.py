@@ -101,7 +101,7 @@ def main() -> None:
     else:
         cfg = TaggerConfig(schedule="frozen", epochs=1)
         tagger, _ = tag_pipe.train(store, cfg, progress=False)
-    records = tag_pipe.labelled(store, "test")
+    records = tag_pipe.with_truth(store, "test")
     y, m = label_matrix(records, tagger.situations)
     scores = tag_pipe.scores(store, tagger, records, progress=False)
     drives = [r.drive for r in records]
@@ -130,7 +130,7 @@ def main() -> None:
         detector, _ = det_pipe.load(store)
     else:
         detector, _ = det_pipe.train(store, cfg, progress=False)
-    gt = det_pipe.with_boxes(store, "test")
+    gt = det_pipe.with_truth(store, "test")
     predictions = detector.predict(gt, store=store, progress=False)
     classes = store.taxonomy.classes
     d_res = evaluate_detection(gt, predictions, classes, n_boot=args.boot)

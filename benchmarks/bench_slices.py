@@ -173,7 +173,7 @@ def main() -> None:
         det, path = pipe.load(store, Path(args.checkpoint) if args.checkpoint else None)
         taxonomy = store.taxonomy
         classes = list(taxonomy.classes)
-        gt = pipe.with_boxes(store, args.split)
+        gt = pipe.with_truth(store, args.split)
         preds = det.predict(gt, store=store)
         # labels where the frame has them, else the latest tagger (as `detector eval`)
         situations = pipe.situation_slices(store, gt)

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from scenesift.features import embed
 from scenesift.models import get_backbone
 from scenesift.models.backbones import at_input_size
-from scenesift.pipelines.tagger import labelled
+from scenesift.pipelines.tagger import with_truth
 from scenesift.store import Store
 from scenesift.synth import PARTICIPANTS
 
@@ -53,7 +53,7 @@ def main() -> None:
     data = {}
     with Store.open(args.project) as store:
         for split in ("train", "test"):
-            records = labelled(store, split)
+            records = with_truth(store, split)
             feats = embed(store, backbone, [r.name for r in records], layer="pooled")
             data[split] = records, torch.from_numpy(np.asarray(feats.array, np.float32))
     in_view = counts(data["test"][0], 0.1)

@@ -99,7 +99,7 @@ def kitti_project(tmp_path):
 
 def test_derived_situations_are_truth_for_a_labelled_import_and_never_hide_a_person(kitti_project):
     store, batch = kitti_project
-    assert tagger_pipe.labelled(store, "train") == []  # KITTI brings boxes, no situations
+    assert tagger_pipe.with_truth(store, "train") == []  # KITTI brings boxes, no situations
     store.write_derived_situations(derive_all(batch.frames, store.taxonomy))
     truth = {r.name: r.situations for r in store.records()}
     assert truth["000000.png"]["pedestrian_present"] is True
@@ -110,7 +110,7 @@ def test_derived_situations_are_truth_for_a_labelled_import_and_never_hide_a_per
         "close_participant": False,
         "far_participant": True,
     }
-    assert tagger_pipe.labelled(store, "train") or tagger_pipe.labelled(store, "test")
+    assert tagger_pipe.with_truth(store, "train") or tagger_pipe.with_truth(store, "test")
 
     human = FrameRecord("000000.png", batch.frames[0].path, "000000.png",
                         situations={"pedestrian_present": False})  # fmt: skip

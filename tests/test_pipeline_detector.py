@@ -45,7 +45,7 @@ def project(tmp_path):
 
 
 def test_slices_use_labels_first_then_the_taggers_stored_predictions(project):
-    frames = pipe.with_boxes(project, "test")
+    frames = pipe.with_truth(project, "test")
     names = [f.name for f in frames]
     rainy = set(names[::2])
     scores = [[0.9 if n in rainy else 0.1, 0.9] for n in names]  # the tagger says: all night
@@ -72,10 +72,10 @@ def test_train_predict_store_and_evaluate_per_situation(project):
     rows = {(r["slice"], r["metric"], r["class"]) : r for r in by_situation.rows()}  # fmt: skip
     night = rows[("night", "AP50", "all")]
     assert night["n_images"] == sum(
-        1 for f in pipe.with_boxes(project, "test") if f.situations["night"]
+        1 for f in pipe.with_truth(project, "test") if f.situations["night"]
     )
     assert night["n_drives"] == len(
-        {f.drive for f in pipe.with_boxes(project, "test") if f.situations["night"]}
+        {f.drive for f in pipe.with_truth(project, "test") if f.situations["night"]}
     )
 
     # the gap report from the command line: drive-level intervals, test drives per situation
@@ -104,12 +104,17 @@ def test_eval_command_scores_your_own_coco_results(project, tmp_path):
                               "--slices"])  # fmt: skip
     assert out.exit_code == 0, out.output
     assert "1.000" in out.output and "night" in out.output
+    # `--gt`, the old spelling, still works for scripts; without the file eval says what is missing
+    old = runner.invoke(app, ["eval", "--predictions", str(preds), "--gt", str(gt), "-p", root])
+    assert old.exit_code == 0 and "1.000" in old.output, old.output
+    missing = runner.invoke(app, ["eval", "--predictions", str(preds), "-p", root])
+    assert missing.exit_code == 2 and "--coco" in missing.output
 
 
 def test_gap_report_ranks_situations_by_need_with_intervals(project, tmp_path):
     from scenesift.pipelines.gaps import gap_report, gap_table, plot_gaps, slice_map50
 
-    gt = pipe.with_boxes(project, "test")
+    gt = pipe.with_truth(project, "test")
     perfect = {f.name: [Box(b.category, b.x1, b.y1, b.x2, b.y2, score=0.9) for b in f.boxes]
                for f in gt}  # fmt: skip
     night = {f.name for f in gt if f.situations["night"]}
@@ -156,7 +161,7 @@ def test_training_warns_about_labels_whose_positives_come_from_fewer_than_two_dr
     from scenesift.pipelines import tagger as tagger_pipe
     from scenesift.pipelines.evidence import positive_drives
 
-    train = pipe.with_boxes(project, "train")
+    train = pipe.with_truth(project, "train")
     drives = positive_drives(train, situations=["night"], classes=["car", "truck"])
     assert drives["car"] == len({f.drive for f in train}) >= 2 and drives["truck"] == 0
     warning = pipe.training_warning(project)
@@ -188,7 +193,7 @@ def test_eval_refuses_a_split_the_predictions_do_not_cover(project, tmp_path):
 def test_gaps_do_not_rank_a_situation_seen_on_too_few_test_images(project):
     from scenesift.pipelines.gaps import gap_report, small_sample_warning
 
-    gt = pipe.with_boxes(project, "test")
+    gt = pipe.with_truth(project, "test")
     night = [f for f in gt if f.situations["night"]]
     preds = {f.name: [] for f in gt}  # blind: every situation would have the top need
     rows = {r.situation: r for r in gap_report(project, preds, n_boot=10, min_images=len(gt))}

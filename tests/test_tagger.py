@@ -111,7 +111,7 @@ def test_fit_learns_a_visible_situation_and_records_history(tmp_path):
     tagger = SituationTagger(SITUATIONS, cfg).fit(recs[:16], recs[16:], backbone=tiny(),
                                                   progress=False)  # fmt: skip
     assert [h.trainable_groups for h in tagger.history][:2] == [0, 1]
-    proba = tagger.predict_proba(recs, progress=False)
+    proba = tagger.predict_scores(recs, progress=False)
     assert proba.shape == (24, 2) and ((proba >= 0) & (proba <= 1)).all()
     night = np.array([r.situations["night"] for r in recs])
     assert proba[night, 0].min() > proba[~night, 0].max()  # perfectly separated
@@ -133,7 +133,7 @@ def test_the_device_changes_where_it_trains_not_what_the_model_is(tmp_path, devi
         fitted[dev] = SituationTagger(SITUATIONS, cfg).fit(
             recs[:16], recs[16:], backbone=tiny(), progress=False
         )
-    proba = fitted[device].predict_proba(recs, progress=False)
+    proba = fitted[device].predict_scores(recs, progress=False)
     night = np.array([r.situations["night"] for r in recs])
     assert proba[night, 0].min() > proba[~night, 0].max()
     elsewhere = copy.copy(fitted["cpu"])
@@ -169,13 +169,13 @@ def test_frozen_tagger_uses_the_feature_cache_and_save_load_round_trips(tmp_path
     backbone = tiny()
     tagger = SituationTagger(SITUATIONS, cfg).fit(recs[:16], recs[16:], store=store,
                                                   backbone=backbone, progress=False)  # fmt: skip
-    cached = tagger.predict_proba(recs, store=store, progress=False)
-    direct = tagger.predict_proba(recs, progress=False)
+    cached = tagger.predict_scores(recs, store=store, progress=False)
+    direct = tagger.predict_scores(recs, progress=False)
     np.testing.assert_allclose(cached, direct, atol=1e-4)
 
     path = tagger.save(tmp_path / "tagger.pt")
     again = SituationTagger.load(path)  # rebuilds the backbone with the trained preprocessing
-    np.testing.assert_allclose(again.predict_proba(recs, progress=False), direct, atol=1e-5)
+    np.testing.assert_allclose(again.predict_scores(recs, progress=False), direct, atol=1e-5)
     assert again.fingerprint == tagger.fingerprint
     with pytest.raises(ValueError, match="preprocessing"):
         SituationTagger.load(path, backbone=get_backbone("tiny"))
@@ -218,8 +218,8 @@ def test_gradual_fine_tuning_on_the_cached_trunk_is_the_image_path_run_once(tmp_
     layers = {row["layer"] for row in feature_caches(store)}
     assert "trunk:3" in layers  # the top 3 of 5 groups train in epochs 1-3
     monkeypatch.undo()
-    np.testing.assert_allclose(on_trunk.predict_proba(recs, progress=False),
-                               on_images.predict_proba(recs, progress=False),
+    np.testing.assert_allclose(on_trunk.predict_scores(recs, progress=False),
+                               on_images.predict_scores(recs, progress=False),
                                atol=0.02)  # fmt: skip
 
 

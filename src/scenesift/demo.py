@@ -187,7 +187,7 @@ def full_data_detector(store: Store, config: DetectorConfig) -> float | None:
         detector, _ = det.train(store, config)
     source, n = det.predict(store, detector, progress=True)
     console.print(f"Stored its detections on {n:,} frames as {source}.")
-    frames = det.with_boxes(store, "test")
+    frames = det.with_truth(store, "test")
     stored = {r.name: r.predicted_boxes for r in store.records(names={f.name for f in frames},
                                                                predictions=source)}  # fmt: skip
     # per situation: in the report (a table this wide does not fit a terminal)

@@ -257,9 +257,9 @@ def test_save_writes_human_labels_state_and_version_in_one_go(client, project):
         # frames' records with situation labels.
         [rec] = [r for r in store.records(state="labelled") if r.name == "d2/001.jpg"]
         assert rec.situations == {k: bool(v) for k, v in human.items()}
-        from scenesift.pipelines.tagger import labelled  # what `tagger train` fits on
+        from scenesift.pipelines.tagger import with_truth  # what `tagger train` fits on
 
-        assert rec in labelled(store, rec.split)
+        assert rec in with_truth(store, rec.split)
         saves = store.conn.execute(
             "SELECT labeller, label_version, situations FROM label_saves WHERE frame_id = ?",
             (fid,),

@@ -246,7 +246,7 @@ class TaggerLearner:
         return members
 
     def _predict(self, model, store: Store, records: Sequence[FrameRecord]) -> np.ndarray:
-        return model.predict_proba(records, store=store, progress=self.progress)
+        return model.predict_scores(records, store=store, progress=self.progress)
 
     def evaluate(
         self,

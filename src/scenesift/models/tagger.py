@@ -1,4 +1,4 @@
-"""The situation tagger as an estimator: ``fit`` on labelled frames, ``predict_proba`` on any.
+"""The situation tagger as an estimator: ``fit`` on labelled frames, ``predict_scores`` on any.
 
 Configuration lives in :class:`TaggerConfig` (scikit-learn style: no hidden global state).
 Training follows seed 000: all situations at once, masked binary cross-entropy, the new
@@ -376,7 +376,7 @@ class SituationTagger:
     def device(self) -> torch.device:
         return resolve_device(self.config.device)
 
-    def predict_proba(
+    def predict_scores(
         self, records: Sequence[FrameRecord], store: Store | None = None, progress: bool = True
     ) -> np.ndarray:
         """Probability (N, S) per situation. With a store and a backbone that was never

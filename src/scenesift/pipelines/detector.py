@@ -35,7 +35,7 @@ MODELS_DIR = Path("models") / "detector"
 REPORTS_DIR = Path("reports") / "detector"
 
 
-def with_boxes(store: Store, split: str) -> list[FrameRecord]:
+def with_truth(store: Store, split: str) -> list[FrameRecord]:
     """Labelled frames of a split whose objects were labelled (truth boxes, maybe none)."""
     return [r for r in store.records(split=split, state="labelled") if r.boxes is not None]
 
@@ -71,7 +71,7 @@ def train(
     on_eval: Callable[[DetectorEpoch], None] | None = None,
 ) -> tuple[ObjectDetector, Path]:
     """Train on the labelled train split, select on the val split, save, mark latest."""
-    train_frames, val = with_boxes(store, "train"), with_boxes(store, "val")
+    train_frames, val = with_truth(store, "train"), with_truth(store, "val")
     if not train_frames:
         raise StoreError(
             "no labelled frames with boxes in the train split: import labelled boxes or "
@@ -88,7 +88,7 @@ def train(
 def training_warning(store: Store) -> str | None:
     """One line naming the classes whose training objects come from fewer than 2 drives
     (None: all have enough); see :mod:`scenesift.pipelines.evidence`."""
-    drives = positive_drives(with_boxes(store, "train"), classes=store.taxonomy.classes)
+    drives = positive_drives(with_truth(store, "train"), classes=store.taxonomy.classes)
     return few_drives_warning(drives, "classes")
 
 
@@ -150,7 +150,7 @@ def evaluate(
     labelled boxes, and the same per situation and per distance band of objects (where
     distances are labelled); ``n_boot`` > 0 adds 95% bootstrap intervals over drives to
     every AP@0.5."""
-    gt = with_boxes(store, split)
+    gt = with_truth(store, split)
     if not gt:
         raise StoreError(f"no labelled frames with boxes in the {split} split")
     classes = store.taxonomy.classes
@@ -176,7 +176,7 @@ def evaluate_checkpoint(
     """Evaluate a saved detector (default: the latest) on a split; PR curves go to the
     project's reports folder, which is returned."""
     detector, _ = load(store, path)
-    predictions = detector.predict(with_boxes(store, split), store=store)
+    predictions = detector.predict(with_truth(store, split), store=store)
     out = store.root / REPORTS_DIR / detector.fingerprint
     results, by_situation = evaluate(store, predictions, split, slices, out, n_boot)
     return results, by_situation, out
@@ -197,7 +197,7 @@ def evaluate_results_file(
 
     boxes = read_coco_results(predictions, gt, store.taxonomy.classes)
     try:
-        check_coverage(boxes, with_boxes(store, split), split)
+        check_coverage(boxes, with_truth(store, split), split)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return evaluate(store, boxes, split, slices, n_boot=n_boot)

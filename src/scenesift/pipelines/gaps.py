@@ -25,7 +25,7 @@ from rich.table import Table
 
 from scenesift.metrics.bootstrap import FEW_NOTE, drives_text
 from scenesift.metrics.detection import evaluate_detection
-from scenesift.pipelines.detector import situation_slices, with_boxes
+from scenesift.pipelines.detector import situation_slices, with_truth
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, StoreError
 from scenesift.store.coverage import coverage
@@ -81,7 +81,7 @@ def gap_report(
     interval (undefined mAP last). Situations with fewer than ``min_images`` test images
     get no need and no interval (one image's AP ranks nothing) and rank last, with the
     undefined ones; :func:`small_sample_warning` names them."""
-    gt = with_boxes(store, split)
+    gt = with_truth(store, split)
     if not gt:
         raise StoreError(f"no labelled frames with boxes in the {split} split")
     by_name = {f.name: f for f in gt}
@@ -211,7 +211,7 @@ def checkpoint_gaps(
     from scenesift.pipelines import detector as pipe
 
     detector, _ = pipe.load(store, path)
-    predictions = detector.predict(with_boxes(store, split), store=store)
+    predictions = detector.predict(with_truth(store, split), store=store)
     rows = gap_report(store, predictions, split, n_boot=n_boot)
     png = plot_gaps(rows, store.root / pipe.REPORTS_DIR / detector.fingerprint / "gaps.png")
     return rows, png

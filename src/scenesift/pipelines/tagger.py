@@ -36,7 +36,7 @@ def model_dir(store: Store) -> Path:
     return store.root / MODELS_DIR
 
 
-def labelled(store: Store, split: str) -> list[FrameRecord]:
+def with_truth(store: Store, split: str) -> list[FrameRecord]:
     """Labelled frames of a split that carry at least one situation label (their truth)."""
     return [r for r in store.records(split=split, state="labelled") if r.situations]
 
@@ -48,7 +48,7 @@ def train(
     progress: bool = True,
 ) -> tuple[SituationTagger, Path]:
     """Fit on the labelled train split, early-stop on val, save; returns (tagger, path)."""
-    tr, va = labelled(store, "train"), labelled(store, "val")
+    tr, va = with_truth(store, "train"), with_truth(store, "val")
     if not tr:
         raise StoreError(
             "no labelled frames with situation labels in the train split: import labels "
@@ -64,7 +64,7 @@ def training_warning(store: Store, situations: Sequence[str] | None = None) -> s
     """One line naming the situations whose training positives come from fewer than 2
     drives (None: all have enough); see :mod:`scenesift.pipelines.evidence`."""
     names = list(situations or store.taxonomy.names)
-    drives = positive_drives(labelled(store, "train"), situations=names)
+    drives = positive_drives(with_truth(store, "train"), situations=names)
     return few_drives_warning(drives, "situations")
 
 
@@ -101,7 +101,7 @@ def load(store: Store, path: Path | None = None, backbone: Backbone | None = Non
 def scores(
     store: Store, tagger: SituationTagger, records: Sequence[FrameRecord], progress: bool = True
 ) -> np.ndarray:
-    return tagger.predict_proba(records, store=store, progress=progress)
+    return tagger.predict_scores(records, store=store, progress=progress)
 
 
 def _said(tagger: SituationTagger) -> list[int]:
@@ -118,7 +118,7 @@ def evaluate(
 ) -> TaggingResults:
     """Per-label ROC-AUC / AP on a split's labelled frames; ROC and PR plots if asked. The
     situations the tagger cannot say are listed in ``not_predicted``, not scored."""
-    records = labelled(store, split)
+    records = with_truth(store, split)
     if not records:
         raise StoreError(f"no labelled frames with situation labels in the {split} split")
     said = _said(tagger)
@@ -183,7 +183,7 @@ def prelabel(
     if engine != "local" or runtime != "torch":
         _embed_for_scoring(store, tagger, state, engine, ray_address, ray_workers, runtime)
     said, situations = _said(tagger), tagger.trained
-    val = labelled(store, "val")
+    val = with_truth(store, "val")
     if val:
         y, m = label_matrix(val, situations)
         thresholds, rules = thresholds_for_precision(
@@ -225,7 +225,7 @@ def _embed_for_scoring(
     names = None  # every frame; else those of the state and the validation frames
     if state is not None:
         wanted = [r.name for r in store.records(state=state)]
-        names = list(dict.fromkeys(wanted + [r.name for r in labelled(store, "val")]))
+        names = list(dict.fromkeys(wanted + [r.name for r in with_truth(store, "val")]))
     embed(
         store, tagger.net.backbone, names, layer="pooled", batch_size=tagger.config.batch_size,
         workers=tagger.config.workers, engine=engine, ray_address=ray_address,

@@ -342,7 +342,7 @@ def _gaps(store: Store, figs: _Figures, boot: int, detect: bool) -> Section:
 
     source = f"model:{path.stem}"
     try:
-        gt = pipe.with_boxes(store, "test")
+        gt = pipe.with_truth(store, "test")
         if not gt:
             raise StoreError("no labelled frames with boxes in the test split")
         ids = frame_ids(store)
