@@ -424,3 +424,20 @@ def test_commands_only_parse_call_and_print():
             if isinstance(node, ast.FunctionDef):
                 lines = node.end_lineno - node.lineno + 1
                 assert lines <= 40, f"{module.name}:{node.name} has {lines} lines"
+
+
+def test_a_coco_export_counts_the_frames_it_wrote_and_names_those_it_left_out(tmp_path):
+    project = tmp_path / "proj"
+    run("init", project)
+    run("import", "bdd", small_bdd(tmp_path / "data"), "-p", project)  # 18 with boxes
+    pool = tmp_path / "pool"
+    for i in range(4):  # 4 unlabelled images: no boxes
+        (pool / f"cam-{i}").mkdir(parents=True)
+        Image.new("RGB", (64, 48), (9, 9, 9)).save(pool / f"cam-{i}" / "000001.jpg")
+    assert run("import", "folder", pool, "-p", project).exit_code == 0
+    out = run("export", "coco", tmp_path / "all.json", "-p", project).output
+    written = json.loads((tmp_path / "all.json").read_text())
+    assert len(written["images"]) == 18
+    assert "Wrote 18 frames" in out and "left out 4 frames" in out and "--state unlabelled" in out
+    out = run("export", "coco", tmp_path / "pool.json", "-p", project, "--state", "unlabelled")
+    assert "Wrote 4 frames" in out.output and "left out" not in out.output

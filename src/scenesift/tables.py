@@ -213,8 +213,14 @@ def synth_summary(summary: Any, out: Path, sheet: Path | None) -> Group:
     )  # fmt: skip
 
 
-def wrote_frames(n: int, path: Path) -> Text:
-    return message("Wrote {} frames to [bold]{}[/]", n, path)
+def wrote_frames(n: int, path: Path, left_out: int = 0) -> Text:
+    if not left_out:
+        return message("Wrote {} frames to [bold]{}[/]", n, path)
+    return message(
+        "Wrote {} frames to [bold]{}[/]; left out {} frames without labelled boxes (COCO would "
+        "read them as labelled empty): export them alone with --state unlabelled.",
+        n, path, left_out,
+    )  # fmt: skip
 
 
 def wrote(what: str, path: Path) -> Text:

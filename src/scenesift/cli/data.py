@@ -149,11 +149,11 @@ def export(
     from scenesift.pipelines.datasets import export_dataset
 
     with Store.open(project) as store:
-        n, path = export_dataset(
+        n, path, left_out = export_dataset(
             store, fmt.value, out, split=split, state=state, source=source,
             predictions=predictions, image_prefix=image_prefix, local_files=local_files,
         )  # fmt: skip
-    console.print(tables.wrote_frames(n, path))
+    console.print(tables.wrote_frames(n, path, left_out))
 
 
 @app.command()

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from scenesift.errors import ConfigError, check_choice
 from scenesift.io.common import Track
 from scenesift.io.formats import read_dataset, write_dataset
-from scenesift.records import ImportReport
+from scenesift.records import FrameRecord, ImportReport
 from scenesift.store import Store
 from scenesift.store.splits import SPLITS
 
@@ -70,11 +71,12 @@ def export_dataset(
     predictions: str | None = None,
     image_prefix: str | None = None,
     local_files: Path | None = None,
-) -> tuple[int, Path]:
+) -> tuple[int, Path, int]:
     """Write the selected frames' labels (and a model's predictions: ``latest`` or
     ``model:<fingerprint>``; coco-results defaults to the latest); returns the number of
-    frames and the file or folder written. Label Studio tasks load their images from
-    ``image_prefix``/<frame name> or through the ``local_files`` root (else by path)."""
+    frames written, the file or folder, and the number of selected frames left out. Label
+    Studio tasks load their images from ``image_prefix``/<frame name> or through the
+    ``local_files`` root (else by path)."""
     if (image_prefix is not None or local_files is not None) and fmt != "labelstudio":
         raise ConfigError("--image-prefix and --local-files apply to labelstudio only")
     if fmt == "coco-results" and predictions is None:
@@ -98,4 +100,15 @@ def export_dataset(
             raise ConfigError(str(e)) from None
     else:
         path = write_dataset(fmt, records, store.taxonomy, out)
-    return len(records), path
+    left_out = coco_left_out(fmt, records)
+    return len(records) - left_out, path, left_out
+
+
+def coco_left_out(fmt: str, records: Sequence[FrameRecord]) -> int:
+    """Frames a COCO export leaves out: those without labelled boxes, when some frames have
+    them (COCO would read them as labelled with no objects); an all-unlabelled pool is
+    written whole, as an image_info file."""
+    if fmt != "coco":
+        return 0
+    unlabelled = sum(r.boxes is None for r in records)
+    return 0 if unlabelled == len(records) else unlabelled
