@@ -57,7 +57,7 @@ def config(args: argparse.Namespace) -> DetectorConfig:
         "mode": args.mode, "steps": args.steps, "epochs": args.epochs,
         "batch_size": args.batch_size, "lr": args.lr, "eval_every": args.eval_every,
         "class_balance": args.class_balance, "width": args.width, "device": args.device,
-        "seed": args.seed,
+        "seed": args.seed, "head_stride": args.head_stride,
     }  # fmt: skip
     return DetectorConfig(
         backbone=args.backbone, **{k: v for k, v in given.items() if v is not None}
@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int)
     ap.add_argument("--class-balance", type=float)
     ap.add_argument("--width", type=int)
+    ap.add_argument("--head-stride", type=int, choices=(4, 8))
     ap.add_argument("--seed", type=int)
     ap.add_argument("--device")
     ap.add_argument("--mode", choices=("frozen", "finetune"))

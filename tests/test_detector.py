@@ -276,3 +276,80 @@ def test_wide_frames_train_at_their_own_aspect_ratio(tmp_path):
     assert det.net.backbone.preprocessing.size == (64, 192)
     for boxes in det.predict(records).values():
         assert all(0 <= b.x1 < b.x2 <= 192 and 0 <= b.y1 < b.y2 <= 64 for b in boxes)
+
+
+# --------------------------------------------------------------------------- stride-4 head
+def test_a_stride_4_head_outputs_stride_4_maps_from_the_backbones_stride_4_map():
+    backbone = tiny()
+    net = DetectorNet(backbone, 2, width=16, head_stride=4)
+    assert net.head.laterals[0].in_channels == backbone.fine_channels
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 64, 64))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "heat": (2, 2, 16, 16),
+        "size": (2, 2, 16, 16),
+        "offset": (2, 2, 16, 16),
+    }
+    with pytest.raises(ValueError, match="head_stride"):
+        DetectorNet(backbone, 2, head_stride=2)
+    with pytest.raises(ValueError, match="head_stride"):
+        DetectorConfig(head_stride=16)
+
+
+def test_stride_4_targets_and_decoding_round_trip_a_box_in_input_pixels():
+    """A 10x6-pixel box centred at (21, 13) on a 32x48 input: its stride-4 peak is cell
+    (5, 3), offset (0.25, 0.25), log size log(2.5), log(1.5); decoding it at stride 4 gives
+    the box back, and at stride 8 the same outputs would mean a box twice as far and big."""
+    box = np.array([[1, 16.0, 10.0, 26.0, 16.0]])
+    t = build_targets([box], 2, (8, 12), stride=4)
+    assert t.heat.shape == (1, 2, 8, 12) and t.heat[0, 1, 3, 5] == 1.0
+    assert int(t.index[0, 0]) == 3 * 12 + 5
+    assert t.offset[0, 0].tolist() == pytest.approx([0.25, 0.25])
+    assert t.size[0, 0].tolist() == pytest.approx([np.log(2.5), np.log(1.5)])
+    logits = torch.where(t.heat > 0.99, 5.0, -10.0)
+    size = torch.zeros(1, 2, 8, 12)
+    size[0, :, 3, 5] = t.size[0, 0]
+    offset = torch.zeros(1, 2, 8, 12)
+    offset[0, :, 3, 5] = t.offset[0, 0]
+    out = {"heat": logits, "size": size, "offset": offset}
+    (d,) = decode(out, top_k=5, score_threshold=0.5, stride=4)
+    assert d.classes.tolist() == [1]
+    assert d.boxes[0].tolist() == pytest.approx([16.0, 10.0, 26.0, 16.0], abs=1e-5)
+    (d8,) = decode(out, top_k=5, score_threshold=0.5, stride=8)
+    assert d8.boxes[0].tolist() == pytest.approx([32.0, 20.0, 52.0, 32.0], abs=1e-5)
+
+
+def test_the_pyramid4_layer_caches_the_stride_4_map_apart_from_the_pyramid(tmp_path):
+    records = squares(tmp_path, n=3)
+    backbone = tiny()
+    store = ingest(tmp_path, records)
+    names = [r.name for r in records]
+    plain = embed(store, backbone, names, layer="pyramid", progress=False)
+    feats = embed(store, backbone, names, layer="pyramid4", progress=False)
+    assert feats.computed == 3  # the stride-8 pyramid's cache is not served for it
+    maps = split_pyramid(feats.array, backbone, "pyramid4")
+    assert [m.shape for m in maps] == [(3, 12, 16, 16), (3, 16, 8, 8), (3, 24, 4, 4), (3, 32, 2, 2)]
+    coarse = split_pyramid(plain.array, backbone)
+    for a, b in zip(maps[1:], coarse, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_a_stride_4_detector_trains_from_the_cache_and_reloads_at_stride_4(tmp_path):
+    records = squares(tmp_path, n=6)
+    store = ingest(tmp_path, records)
+    recs = store.records()
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=40, head_stride=4))
+    det.fit(recs, store=store, backbone=tiny(), progress=False)
+    assert det.history[-1].heat_loss < det.history[0].heat_loss
+    cached = det.predict(recs, store=store)
+    live = det.predict(recs)
+    for name in cached:  # float16 cache vs float32 live maps: scores agree closely
+        a = [b.score for b in cached[name][:3]]
+        b = [b.score for b in live[name][:3]]
+        assert a == pytest.approx(b, abs=2e-2)
+    again = ObjectDetector.load(det.save(tmp_path / "det4.pt"))
+    assert again.config.head_stride == 4 and again.fingerprint == det.fingerprint
+    reloaded = again.predict(recs)
+    for name in live:
+        assert [b.score for b in reloaded[name]] == pytest.approx([b.score for b in live[name]])
+    assert evaluate_detection(recs, live, CLASSES).map50 > 0.5

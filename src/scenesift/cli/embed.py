@@ -29,7 +29,8 @@ def embed(
     layer: str = typer.Option(
         "pooled",
         help="pooled: one vector per frame; map: the stride-32 feature map; pyramid: the "
-        "stride-8/16/32 maps; trunk:K: the output below the top K block groups (float16).",
+        "stride-8/16/32 maps; pyramid4: the stride-4/8/16/32 maps; trunk:K: the output "
+        "below the top K block groups (float16).",
     ),
     split: str | None = typer.Option(None, help="Only this split (train, val or test)."),
     input_size: str | None = typer.Option(

@@ -27,6 +27,7 @@ from scenesift.features.cache import (
 from scenesift.features.engine import Engine, Forward, ImagesSkipped
 from scenesift.features.layers import (
     LAYERS,
+    PYRAMIDS,
     forward_features,
     layer_dtype,
     row_shape,
@@ -52,6 +53,7 @@ __all__ = [
     "DEFAULT_WORKERS",
     "ENGINES",
     "LAYERS",
+    "PYRAMIDS",
     "RUNTIMES",
     "Engine",
     "FeatureSet",

@@ -14,9 +14,13 @@ from scenesift.models.backbones import Backbone
 #: ``pooled``: the stride-32 map averaged (N, C), float32. ``map``: that map (N, C, h, w).
 #: ``pyramid``: the stride-8/16/32 maps of ``Backbone.features`` flattened and concatenated
 #: per frame, for detectors whose neck trains on cached features; see :func:`split_pyramid`.
+#: ``pyramid4``: the same preceded by the stride-4 map (``Backbone.features(x, fine=True)``),
+#: for a stride-4 detector head; a layer of its own, so the stride-8 detectors' cache stays
+#: small and neither layer's cache is ever served for the other.
 #: ``trunk:K`` (K >= 1): ``Backbone.trunk(x, K)``, the backbone below its top K block
 #: groups, on which a tagger fine-tunes those K groups. All but ``pooled`` are float16.
-LAYERS = ("pooled", "map", "pyramid", "trunk:K")
+LAYERS = ("pooled", "map", "pyramid", "pyramid4", "trunk:K")
+PYRAMIDS = ("pyramid", "pyramid4")
 
 
 def trunk_layer(k: int) -> str:
@@ -25,13 +29,13 @@ def trunk_layer(k: int) -> str:
 
 def trunk_cut(layer: str) -> int | None:
     """K of a ``trunk:K`` layer; None for the other layers; ValueError for unknown ones."""
-    if layer in LAYERS[:3]:
+    if layer in LAYERS[:4]:
         return None
     prefix, _, k = layer.partition(":")
     if prefix != "trunk" or not k.isdigit() or int(k) < 1:
         raise ConfigError(
             f"layer must be one of {', '.join(LAYERS)} (K >= 1); got {layer!r}"
-            + did_you_mean(layer, LAYERS[:3])
+            + did_you_mean(layer, LAYERS[:4])
         )
     return int(k)
 
@@ -46,8 +50,8 @@ def row_shape(backbone: Backbone, layer: str) -> tuple[int, ...]:
     h, w = backbone.preprocessing.size
     if layer == "pooled":
         return (backbone.out_channels,)
-    if layer == "pyramid":
-        return (sum(int(np.prod(s)) for s in pyramid_shapes(backbone)),)
+    if layer in PYRAMIDS:
+        return (sum(int(np.prod(s)) for s in pyramid_shapes(backbone, layer)),)
     k = trunk_cut(layer)
     if k is not None:
         probe = copy.deepcopy(backbone).eval()  # never touch the caller's BatchNorm state
@@ -56,20 +60,26 @@ def row_shape(backbone: Backbone, layer: str) -> tuple[int, ...]:
     return (backbone.out_channels, h // 32, w // 32)
 
 
-def pyramid_shapes(backbone: Backbone) -> list[tuple[int, int, int]]:
-    """(C, h, w) of each map of the ``pyramid`` layer, strides 8, 16, 32."""
+def pyramid_shapes(backbone: Backbone, layer: str = "pyramid") -> list[tuple[int, int, int]]:
+    """(C, h, w) of each map of a pyramid layer: strides 8, 16, 32 (``pyramid``) or 4, 8,
+    16, 32 (``pyramid4``)."""
+    if layer not in PYRAMIDS:
+        raise ConfigError(f"not a pyramid layer: {layer!r} (expected one of {PYRAMIDS})")
     h, w = backbone.preprocessing.size
-    return [
-        (c, h // s, w // s) for c, s in zip(backbone.stage_channels, backbone.strides, strict=True)
-    ]
+    channels, strides = list(backbone.stage_channels), list(backbone.strides)
+    if layer == "pyramid4":
+        channels, strides = [backbone.fine_channels, *channels], [backbone.fine_stride, *strides]
+    return [(c, h // s, w // s) for c, s in zip(channels, strides, strict=True)]
 
 
-def split_pyramid(array: np.ndarray, backbone: Backbone) -> list[np.ndarray]:
-    """Views (N, C, h, w) of the three maps in a ``pyramid`` feature array (N, D)."""
-    shapes = pyramid_shapes(backbone)
+def split_pyramid(
+    array: np.ndarray, backbone: Backbone, layer: str = "pyramid"
+) -> list[np.ndarray]:
+    """Views (N, C, h, w) of the maps in a pyramid layer's feature array (N, D)."""
+    shapes = pyramid_shapes(backbone, layer)
     sizes = [int(np.prod(s)) for s in shapes]
     if array.shape[1] != sum(sizes):
-        raise ValueError(f"pyramid features of width {array.shape[1]}, expected {sum(sizes)}")
+        raise ValueError(f"{layer} features of width {array.shape[1]}, expected {sum(sizes)}")
     offsets = np.cumsum([0, *sizes])
     return [
         array[:, a:b].reshape(len(array), *shape)
@@ -80,8 +90,8 @@ def split_pyramid(array: np.ndarray, backbone: Backbone) -> list[np.ndarray]:
 @torch.inference_mode()
 def forward_features(backbone: Backbone, images: torch.Tensor, layer: str) -> np.ndarray:
     """The cached quantity for a batch: pooled (N, C) float32 or the map as float16."""
-    if layer == "pyramid":
-        maps = backbone.features(images)
+    if layer in PYRAMIDS:
+        maps = backbone.features(images, fine=layer == "pyramid4")
         flat = [m.to(torch.float16).reshape(len(m), -1) for m in maps]  # reshape: NCHW order
         return torch.cat(flat, dim=1).numpy()
     k = trunk_cut(layer)

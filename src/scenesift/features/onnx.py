@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from scenesift.errors import ScenesiftError
-from scenesift.features.layers import layer_dtype, trunk_cut
+from scenesift.features.layers import PYRAMIDS, layer_dtype, trunk_cut
 from scenesift.models.backbones import Backbone
 
 OPSET = 17
@@ -49,8 +49,9 @@ class _LayerOutput(nn.Module):
         self.model, self.layer = model, layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.layer == "pyramid":
-            return torch.cat([m.reshape(m.shape[0], -1) for m in self.model.features(x)], 1)
+        if self.layer in PYRAMIDS:
+            maps = self.model.features(x, fine=self.layer == "pyramid4")
+            return torch.cat([m.reshape(m.shape[0], -1) for m in maps], 1)
         k = trunk_cut(self.layer)
         if k is not None:
             return self.model.trunk(x, k)

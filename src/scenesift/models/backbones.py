@@ -105,6 +105,9 @@ class Backbone(nn.Module):
     """
 
     strides: tuple[int, int, int] = (8, 16, 32)
+    #: Stride of the extra map ``features(x, fine=True)`` puts first (detection of small
+    #: objects at a stride-4 head).
+    fine_stride: int = 4
 
     def __init__(self, name: str, preprocessing: Preprocessing, source: dict[str, Any]) -> None:
         super().__init__()
@@ -115,13 +118,16 @@ class Backbone(nn.Module):
         self.source = dict(source)
         self.out_channels = 0
         self.stage_channels: list[int] = []
+        #: Channels of the stride-4 map (``features(x, fine=True)[0]``).
+        self.fine_channels = 0
         self._digest = _Digest()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)[-1]
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Feature maps at strides 8, 16 and 32 (the last one is ``forward``'s output)."""
+    def features(self, x: torch.Tensor, fine: bool = False) -> list[torch.Tensor]:
+        """Feature maps at strides 8, 16 and 32 (the last one is ``forward``'s output),
+        preceded by the stride-4 map when ``fine``."""
         raise NotImplementedError
 
     def block_groups(self) -> list[list[nn.Module]]:
@@ -286,14 +292,16 @@ class EfficientNetLite0(Backbone):
             self.blocks[10]._bn2.num_features,
             self.out_channels,
         ]
+        self.fine_channels = self.blocks[2]._bn2.num_features
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, x: torch.Tensor, fine: bool = False) -> list[torch.Tensor]:
         x = self.act(self.stem[1](self.stem[0](x)))
         outs = []
         n = len(self.blocks)
+        ends = (2, 4, 10) if fine else (4, 10)
         for i, block in enumerate(self.blocks):
             x = block(x, drop_connect_rate=self._drop_connect * i / n)
-            if i in (4, 10):  # ends of the stride-8 and stride-16 stages
+            if i in ends:  # ends of the stride-4 (if fine), stride-8 and stride-16 stages
                 outs.append(x)
         outs.append(self.act(self.head[1](self.head[0](x))))
         return outs
@@ -383,13 +391,14 @@ class ResNet50(Backbone):
         self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
         self.out_channels = 2048
         self.stage_channels = [512, 1024, 2048]
+        self.fine_channels = 256
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, x: torch.Tensor, fine: bool = False) -> list[torch.Tensor]:
         x = self.maxpool(self.relu(self.stem[1](self.stem[0](x))))
         outs = []
         for i, layer in enumerate(self.layers):
             x = layer(x)
-            if i >= 1:
+            if i >= (0 if fine else 1):
                 outs.append(x)
         return outs
 
@@ -437,12 +446,13 @@ class TinyCNN(Backbone):
                     nn.init.normal_(m.bias, 0.0, 0.1)
         self.out_channels = self.WIDTHS[-1]
         self.stage_channels = list(self.WIDTHS[2:])
+        self.fine_channels = self.WIDTHS[1]
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, x: torch.Tensor, fine: bool = False) -> list[torch.Tensor]:
         outs = []
         for i, stage in enumerate(self.stages):
             x = stage(x)
-            if i >= 2:  # strides 8, 16, 32
+            if i >= (1 if fine else 2):  # strides (4,) 8, 16, 32
                 outs.append(x)
         return outs
 

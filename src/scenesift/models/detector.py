@@ -39,6 +39,7 @@ from scenesift.devices import (
 from scenesift.features import embed, forward_features, split_pyramid
 from scenesift.models.backbones import DEFAULT_BACKBONE, Backbone, at_input_size, get_backbone
 from scenesift.models.detector_net import (
+    HEAD_STRIDES,
     STRIDE,
     Decoded,
     DetectorNet,
@@ -85,6 +86,9 @@ class DetectorConfig:
     weight_decay: float = 1e-4
     batch_size: int = 32
     width: int = 64  # FPN / head channels
+    #: Heat-map stride: 8, or 4 with the backbone's stride-4 map (cache layer ``pyramid4``)
+    #: added to the FPN: small objects get their own peaks, at ~4x the head's cost.
+    head_stride: int = STRIDE
     flip: bool = True
     #: finetune: brightness and contrast jitter of each training image, +- this fraction
     #: (frozen mode trains on cached maps of the unaltered images: flips only).
@@ -110,6 +114,8 @@ class DetectorConfig:
             raise ValueError("steps, epochs and batch_size must be >= 1")
         if (self.eval_every is not None and self.eval_every < 1) or self.evaluations < 1:
             raise ValueError("eval_every and evaluations must be >= 1")
+        if self.head_stride not in HEAD_STRIDES:
+            raise ValueError(f"head_stride must be one of {HEAD_STRIDES}, got {self.head_stride!r}")
         check_device(self.device)
 
     def schedule(self, batches_per_epoch: int) -> tuple[int, int, int]:
@@ -189,7 +195,7 @@ class ObjectDetector:
         if size is None and backbone is None and train:
             size = aspect_input_size([_image_size(r) for r in train], cfg.input_pixels)
         backbone = at_input_size(backbone or get_backbone(cfg.backbone), size)
-        net = DetectorNet(backbone, len(self.classes), cfg.width)
+        net = DetectorNet(backbone, len(self.classes), cfg.width, cfg.head_stride)
         self.net = net.to(memory_format=torch.channels_last)
         self.history, self.backbone_trained = [], False
         val = [r for r in (val or ()) if r.boxes is not None]
@@ -276,12 +282,14 @@ class ObjectDetector:
     def _data(self, records: Sequence[FrameRecord]) -> _Data:
         h, w = self._input_size()
         boxes = [_input_boxes(r, self.classes, (h, w)) for r in records]
-        grid = (h // STRIDE, w // STRIDE)
+        stride = self.config.head_stride
+        grid = (h // stride, w // stride)
         k, m = len(self.classes), self.config.max_objects
+        flipped = [flip_boxes(b, w) for b in boxes]
         return _Data(
             boxes=boxes,
-            targets=build_targets(boxes, k, grid, max_objects=m),
-            flipped=build_targets([flip_boxes(b, w) for b in boxes], k, grid, max_objects=m),
+            targets=build_targets(boxes, k, grid, stride, max_objects=m),
+            flipped=build_targets(flipped, k, grid, stride, max_objects=m),
             class_weights=class_balance_weights(boxes, k, self.config.class_balance),
         )
 
@@ -393,17 +401,18 @@ class ObjectDetector:
         """Frozen backbone maps (N, C, h, w) float16 per stride, from the cache if any."""
         backbone = self._check_fitted().backbone
         cfg = self.config
+        layer = "pyramid4" if cfg.head_stride == 4 else "pyramid"
         if store is not None:
             feats = embed(
                 store,
                 backbone,
                 [r.name for r in records],
-                layer="pyramid",
+                layer=layer,
                 batch_size=cfg.batch_size,
                 workers=cfg.workers,
                 progress=progress,
             )
-            return split_pyramid(feats.array, backbone)
+            return split_pyramid(feats.array, backbone, layer)
         fast = backbone.for_inference()
         loader = make_loader(
             [r.path for r in records], backbone.preprocessing, cfg.batch_size, cfg.workers
@@ -411,9 +420,9 @@ class ObjectDetector:
         chunks = []
         with steps("features", len(records), progress, transient=True) as advance:
             for batch in loader:
-                chunks.append(forward_features(fast, batch.images, "pyramid"))
+                chunks.append(forward_features(fast, batch.images, layer))
                 advance(len(batch.index))
-        return split_pyramid(np.concatenate(chunks), backbone)
+        return split_pyramid(np.concatenate(chunks), backbone, layer)
 
     def _input_size(self) -> tuple[int, int]:
         return self._check_fitted().backbone.preprocessing.size
@@ -452,7 +461,7 @@ class ObjectDetector:
                 idx = np.arange(i, min(i + cfg.batch_size, n))
                 with autocast(device):
                     heads = net.head(_maps(feats, idx, np.zeros(len(idx), dtype=bool), device))
-                out += decode(heads, cfg.top_k, cfg.score_threshold)
+                out += decode(heads, cfg.top_k, cfg.score_threshold, cfg.head_stride)
         return out
 
     def _decode_images(self, records, progress) -> list[Decoded]:
@@ -471,7 +480,7 @@ class ObjectDetector:
                     heads = fast(to_device(batch.images, device))
                 for pos, d in zip(
                     batch.index.tolist(),
-                    decode(heads, cfg.top_k, cfg.score_threshold),
+                    decode(heads, cfg.top_k, cfg.score_threshold, cfg.head_stride),
                     strict=True,
                 ):
                     out[pos] = d
@@ -515,7 +524,7 @@ class ObjectDetector:
         config = DetectorConfig(**state["config"])
         detector = cls(list(state["classes"]), config)
         backbone = trained_backbone(path, state, config.backbone, backbone)
-        net = DetectorNet(backbone, len(detector.classes), config.width)
+        net = DetectorNet(backbone, len(detector.classes), config.width, config.head_stride)
         net.load_state_dict(state["net"])
         detector.net = net.to(memory_format=torch.channels_last).eval()
         detector.history = [DetectorEpoch(**h) for h in state["history"]]

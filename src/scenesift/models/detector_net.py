@@ -1,8 +1,9 @@
 """The CenterNet-style detector's network, targets, loss and decoding.
 
 Anchor-free (Zhou et al., "Objects as Points"): every object is the peak of a per-class
-heat map at its box centre on a stride-8 grid, plus a (log) size and a sub-pixel offset
-read at that peak. The neck is a light FPN over the backbone's stride 8/16/32 maps, so the
+heat map at its box centre on a stride-8 grid (or stride 4: ``head_stride``), plus a (log)
+size and a sub-pixel offset read at that peak. The neck is a light FPN over the backbone's
+stride 8/16/32 maps (and its stride-4 map for a stride-4 head), so the
 same head runs on live backbone features (fine-tuning) or on cached ones (frozen).
 """
 
@@ -17,8 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Output stride of the heat map (the FPN's finest level).
+#: Output stride of the heat map (the FPN's finest level) by default.
 STRIDE = 8
+#: The heat-map strides a head can run at: 8, or 4 on the backbone's extra stride-4 map
+#: (small objects: most of the demo world's are under 32x32 pixels).
+HEAD_STRIDES = (4, 8)
 #: Initial heat-map bias: sigmoid(-2.19) = 0.1, CenterNet's prior, so the first steps are
 #: not swamped by the loss of ~all-negative pixels.
 HEAT_PRIOR_BIAS = -2.19
@@ -26,7 +30,9 @@ HEAT_PRIOR_BIAS = -2.19
 
 class DetectorHead(nn.Module):
     """Light FPN (1x1 laterals, top-down nearest-upsample + add, separable 3x3 smoothing)
-    and the three CenterNet heads at stride 8: heat map (K), log size (2), offset (2)."""
+    and the three CenterNet heads at its finest map's stride: heat map (K), log size (2),
+    offset (2). ``stage_channels`` lists the maps it receives, finest first: three for
+    stride 8, four (the stride-4 map first) for stride 4."""
 
     def __init__(self, stage_channels: Sequence[int], n_classes: int, width: int = 64) -> None:
         super().__init__()
@@ -58,13 +64,21 @@ def _head(width: int, out: int) -> nn.Sequential:
 class DetectorNet(nn.Module):
     """Backbone + :class:`DetectorHead`; ``head`` alone runs on cached pyramid features."""
 
-    def __init__(self, backbone: nn.Module, n_classes: int, width: int = 64) -> None:
+    def __init__(
+        self, backbone: nn.Module, n_classes: int, width: int = 64, head_stride: int = STRIDE
+    ) -> None:
         super().__init__()
+        if head_stride not in HEAD_STRIDES:
+            raise ValueError(f"head_stride must be one of {HEAD_STRIDES}, got {head_stride!r}")
         self.backbone = backbone
-        self.head = DetectorHead(backbone.stage_channels, n_classes, width)
+        self.fine = head_stride == 4
+        channels = list(backbone.stage_channels)
+        if self.fine:
+            channels = [backbone.fine_channels, *channels]
+        self.head = DetectorHead(channels, n_classes, width)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.head(self.backbone.features(x))
+        return self.head(self.backbone.features(x, fine=self.fine))
 
 
 # --------------------------------------------------------------------------- targets
