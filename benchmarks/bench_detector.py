@@ -99,7 +99,8 @@ def main() -> None:
         started = time.perf_counter()
         names = [r.name for r in (*train, *val, *test)]
         if cfg.mode == "frozen":
-            embed(store, backbone, names, layer="pyramid", progress=True)
+            layer = "pyramid4" if cfg.head_stride == 4 else "pyramid"
+            embed(store, backbone, names, layer=layer, progress=True)
         embed_s = time.perf_counter() - started
         det = ObjectDetector(classes, cfg)
         started = time.perf_counter()
