@@ -232,6 +232,16 @@ def test_train_command_refuses_an_unknown_device(project):
     assert result.exit_code == 2 and "auto, cpu, cuda, mps" in result.output
 
 
+def test_train_command_takes_a_stride_4_head_and_refuses_other_strides(project):
+    args = ["detector", "train", "-p", str(project.root), "--backbone", "tiny", "--input-size",
+            "64x96", "--steps", "2", "--batch-size", "4", "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(app, [*args, "--head-stride", "4"])
+    assert result.exit_code == 0, result.output
+    assert pipe.load(project)[0].config.head_stride == 4
+    bad = CliRunner().invoke(app, [*args, "--head-stride", "3"])
+    assert bad.exit_code == 2 and "head_stride must be one of (4, 8)" in bad.output
+
+
 def test_embed_command_takes_the_input_size(project):
     args = ["embed", "-p", str(project.root), "--backbone", "tiny", "--input-size", "64x96"]
     result = CliRunner().invoke(app, args)

@@ -63,6 +63,11 @@ def detector_train(
     batch_size: int | None = typer.Option(None, min=1),
     lr: float | None = LR,
     eval_every: int | None = EVAL_EVERY,
+    head_stride: int | None = typer.Option(
+        None,
+        help="Heat-map stride: 8 (default) or 4 (adds the backbone's stride-4 map: small "
+        "objects, ~4x the head's cost).",
+    ),
     device: str = DEVICE,
     seed: int = typer.Option(0),
 ) -> None:
@@ -74,7 +79,7 @@ def detector_train(
     cfg = pipe.detector_config(
         backbone=backbone, input_size=parse_size(input_size), mode=mode, steps=steps,
         epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every, device=device,
-        seed=seed,
+        seed=seed, head_stride=head_stride,
     )  # fmt: skip
     with Store.open(project) as store:
         if warning := pipe.training_warning(store):
