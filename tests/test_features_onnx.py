@@ -32,7 +32,7 @@ def new_project(root, n=6) -> Store:
     return store
 
 
-@pytest.mark.parametrize("layer", ["pooled", "map", "pyramid"])
+@pytest.mark.parametrize("layer", ["pooled", "map", "pyramid", "pyramid4"])
 def test_onnx_features_equal_torch_features_under_the_same_cache_key(tmp_path, layer):
     backbone = get_backbone("tiny")
     eager_store, onnx_store = new_project(tmp_path / "a"), new_project(tmp_path / "b")
