@@ -75,7 +75,7 @@ def opened_oracle_project(tmp_path: Path) -> Iterator[Store]:
 def filled_fields(outputs) -> set[str]:
     """The Pool fields a learner's ``PoolOutputs`` filled, named as ``provides()`` names
     them (``embeddings`` come from the learner's backbone, not from its outputs)."""
-    names = {"detections", "situation_scores", "situation_mc_scores"}
+    names = {"detections", "situation_scores", "situation_mc_scores", "flip_detections"}
     out = {n for n in names if getattr(outputs, n) is not None}
     if outputs.detections is not None and outputs.detections.member is not None:
         out.add("detections.member")

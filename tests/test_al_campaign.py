@@ -315,6 +315,26 @@ def test_learners_say_which_pool_fields_they_fill():
     assert set(ensemble) == {"situation_scores", "situation_mc_scores", "embeddings"}
     with pytest.raises(ValueError, match="ensemble must be >= 1"):
         make_learner({**LEARNER, "ensemble": 0})
+    # the flipped pass localisation stability reads is there only when asked for
+    flip = make_learner({**LEARNER, "tta": "flip"}).provides()
+    assert set(flip) == {"detections", "embeddings", "flip_detections"}
+    with pytest.raises(ValueError, match=r"learner\.tta must be one of none, flip"):
+        make_learner({**LEARNER, "tta": "scale"})
+
+
+def test_a_detector_with_flip_tta_fills_the_flipped_detections(project):
+    learner = DetectorLearner(**{**LEARNER, "tta": "flip", "min_score": 0.0})
+    frames = project.records(split="train")
+    members = learner.fit(project, frames[:12], [])
+    out = learner.pool_outputs(members, project, frames[12:])
+    assert filled_fields(out) == set(learner.provides()) - {"embeddings"}
+    flip, plain = out.flip_detections, out.detections
+    assert len(flip.frame) > 0 and flip.class_probs.shape[1] == plain.class_probs.shape[1]
+    # mirrored back into the original image: inside it, and not the plain pass's boxes
+    widths = np.array([r.width or 0 for r in frames[12:]], np.float32)[flip.frame]
+    assert (flip.boxes[:, 0] >= 0).all() and (flip.boxes[:, 2] <= widths + 1e-3).all()
+    assert (flip.boxes[:, 2] > flip.boxes[:, 0]).all()
+    assert not (len(flip.frame) == len(plain.frame) and np.allclose(flip.boxes, plain.boxes))
 
 
 def test_a_detector_ensemble_fills_what_it_provides(project):
@@ -346,6 +366,10 @@ def test_a_detector_ensemble_fills_what_it_provides(project):
         ({"name": "box_disagreement"}, {**TAGGER_LEARNER, "ensemble": 3}, "latest",
          "strategy 'box_disagreement' needs Pool.detections, which comes from learner.kind = "
          "'detector'; strategy 'box_disagreement' needs Pool.detections.member"),
+        ({"name": "localization_stability"}, LEARNER, "latest",
+         "strategy 'localization_stability' needs Pool.flip_detections, which comes from "
+         "learner.kind = 'detector' with learner.tta = \"flip\"; this campaign's learner is "
+         "'detector'"),
         ({"name": "balance_situations"}, LEARNER, None,
          "strategy 'balance_situations' needs Pool.situation_scores, which comes from "
          "learner.kind = 'tagger' or stored tagger predictions (situations_from)"),

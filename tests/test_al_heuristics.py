@@ -202,3 +202,49 @@ def test_uncertain_boxes_counts_doubtful_boxes_and_weights_small_ones():
     got = h.uncertain_boxes(dets, 5, small=2.0)
     np.testing.assert_allclose(got, [1.0, 2.4, 2.0, 0.02, 0.0], atol=1e-5)
     assert list(h.top_k(got, 3)) == [1, 2, 0]  # three doubtful boxes beat one
+
+
+def test_class_rarity_weights_and_class_aware_uncertainty_by_hand():
+    # labelled boxes: car 5, pedestrian 1, golf_cart 0 -> mean 2, weight (1 + 2) / (1 + n)
+    weights = h.class_rarity_weights(
+        ("car", "pedestrian", "golf_cart"), {"car": 5, "pedestrian": 1}
+    )
+    assert weights == pytest.approx([3 / 6, 3 / 2, 3 / 1])
+    assert h.class_rarity_weights(("a", "b"), {}) == pytest.approx([1.0, 1.0])
+    d = dets(
+        [0, 0, 1],
+        [[0.6, 0.4, 0.0], [0.2, 0.0, 0.8], [0.3, 0.7, 0.0]],  # car, golf_cart | pedestrian
+    )
+    plain = h.detection_uncertainty(d, 2, "least_confidence")
+    assert plain == pytest.approx([0.4, 0.3], abs=1e-6)  # max(1 - 0.6, 1 - 0.8) | 1 - 0.7
+    weighted = h.detection_uncertainty(d, 2, "least_confidence", class_weights=weights)
+    # frame 0: max(0.4 * 0.5, 0.2 * 3) = 0.6 (the doubtful golf cart); frame 1: 0.3 * 1.5
+    assert weighted == pytest.approx([0.6, 0.45], abs=1e-6)
+
+
+def test_localization_stability_is_one_minus_the_best_iou_on_the_flipped_frame():
+    d = dets(
+        [0, 1, 2, 3],
+        np.eye(3)[[0, 0, 0, 0]],
+        boxes=[[0, 0, 10, 10], [0, 0, 4, 4], [0, 0, 2, 2], [0, 0, 10, 10]],
+        member=[0, 0, 0, 1],  # frame 3's only box is another member's: not compared
+    )
+    flipped = dets(
+        [0, 0, 1, 3],
+        np.eye(3)[[0, 0, 0, 0]],
+        # frame 0: IoU 0.5 (half height) and 1/3 (shifted by half); frame 1: the same box;
+        # frame 3's box would match frame 0's exactly were frames mixed up
+        boxes=[[0, 0, 10, 5], [5, 0, 15, 10], [0, 0, 4, 4], [0, 0, 10, 10]],
+    )
+    got = h.localization_stability(d, flipped, 5, empty=0.0)
+    # frame 2 has no flipped box at all -> 1; frames 3 and 4 have no (member 0) box -> empty
+    assert got == pytest.approx([0.5, 0.0, 1.0, 0.0, 0.0])
+    # mean over the frame's boxes, and the score threshold applies to both passes
+    two = dets([0, 0], np.eye(3)[[0, 0]], boxes=[[0, 0, 10, 10], [0, 0, 4, 4]])
+    assert h.localization_stability(two, flipped, 4, agg="mean")[0] == pytest.approx(
+        (0.5 + (1 - 16 / 50)) / 2
+    )
+    low = dets([0], np.eye(3)[[0]], boxes=[[0, 0, 10, 10]], scores=[0.9])
+    weak = dets([0], np.eye(3)[[0]], boxes=[[0, 0, 10, 10]], scores=[0.1])
+    assert h.localization_stability(low, weak, 1) == pytest.approx([0.0])
+    assert h.localization_stability(low, weak, 1, min_score=0.5) == pytest.approx([1.0])

@@ -39,6 +39,9 @@ def make_pool(n: int = 60, seed: int = 0, **overrides) -> Pool:
         situation_mc_scores=rng.random((4, n, 3)).astype(np.float32),
         classes=CLASSES,
         detections=det,
+        flip_detections=Detections(
+            frame=frame, scores=det.scores, class_probs=det.class_probs, boxes=det.boxes + 3
+        ),
         embeddings=(centres[np.arange(n) % 6] + rng.normal(size=(n, 8))).astype(np.float32),
         labelled_embeddings=rng.normal(size=(5, 8)).astype(np.float32),
         labelled_situation_counts={"day": 10, "night": 4, "fog": 0},
@@ -58,6 +61,10 @@ SPECS = [
     {"name": "entropy", "target": "situations"},
     {"name": "bald"},
     {"name": "box_disagreement"},
+    {"name": "class_aware"},
+    {"name": "class_aware", "heuristic": "margin", "agg": "sum"},
+    {"name": "localization_stability"},
+    {"name": "localization_stability", "agg": "topk_mean", "k": 2, "min_score": 0.5},
     {"name": "coreset"},
     {"name": "coreset", "method": "approx", "dims": 4, "batch": 8},
     {"name": "cluster_uncertainty", "uncertainty": {"name": "entropy", "target": "situations"}},
@@ -252,3 +259,45 @@ def test_wrappers_report_what_their_parts_read():
         }
     )
     assert fused.required_fields() == ("embeddings", "situation_scores")
+
+
+def test_class_aware_prefers_a_doubtful_rare_object_to_a_more_doubtful_common_one():
+    # frame 0: a car at 1 - 0.5 = 0.5; frame 1: a golf cart at 1 - 0.7 = 0.3
+    det = Detections(
+        frame=np.array([0, 1]),
+        scores=np.array([0.5, 0.7], np.float32),
+        class_probs=np.array([[0.5, 0.2, 0.3], [0.1, 0.2, 0.7]], np.float32),
+        boxes=np.zeros((2, 4), np.float32),
+    )
+    # labelled: car 40, pedestrian 10, golf_cart 1 -> mean 17, weights 18/41 and 18/2
+    pool = make_pool(2, detections=det)
+    rng = np.random.default_rng(0)
+    assert st.LeastConfidence().select(pool, 1, rng).indices.tolist() == [0]
+    sel = st.make_strategy({"name": "class_aware"}).select(pool, 2, rng)
+    assert sel.indices.tolist() == [1, 0]
+    assert sel.scores == pytest.approx([0.3 * 9, 0.5 * 18 / 41], rel=1e-5)
+    assert sel.strategy == "class_aware(heuristic=least_confidence, agg=max, k=3, empty=median, " \
+        "min_score=0)"  # fmt: skip
+    with pytest.raises(ValueError, match=r"Pool\.classes"):
+        st.ClassAware().select(make_pool(2, detections=det, classes=("car",)), 1, rng)
+
+
+def test_localization_stability_ranks_the_box_that_moves_under_a_flip_first():
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10]], np.float32)
+    det = Detections(
+        frame=np.array([0, 1]),
+        scores=np.ones(2, np.float32),
+        class_probs=np.eye(3, dtype=np.float32)[[0, 0]],
+        boxes=boxes,
+    )
+    # frame 0's flipped box is the same, frame 1's covers half of it (IoU 0.5)
+    flipped = Detections(
+        det.frame, det.scores, det.class_probs, boxes - [[0, 0, 0, 0], [0, 0, 0, 5]]
+    )
+    pool = make_pool(2, detections=det, flip_detections=flipped)
+    sel = st.make_strategy("localization_stability").select(pool, 2, np.random.default_rng(0))
+    assert sel.indices.tolist() == [1, 0] and sel.scores == pytest.approx([0.5, 0.0])
+    with pytest.raises(ValueError, match=r"needs detections on the flipped frames \(Pool.flip_"):
+        st.LocalizationStability().select(
+            make_pool(2, flip_detections=None), 1, np.random.default_rng(0)
+        )

@@ -278,6 +278,8 @@ class Campaign:
                 situation_scores=outputs.situation_scores,
                 situation_mc_scores=outputs.situation_mc_scores,
             )
+            if outputs.flip_detections is not None:  # the learner's flipped pass (tta)
+                pool = replace(pool, flip_detections=outputs.flip_detections)
             selection = strategy.select(pool, budget, rng)
         picks = [candidates[int(i)] for i in selection.indices]
         metrics["seconds"] = round(time.perf_counter() - started, 2)

@@ -297,16 +297,43 @@ def detection_uncertainty(
     k: int = 3,
     empty: float | str = "median",
     min_score: float = 0.0,
+    class_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-frame uncertainty of a detector: a per-box ``heuristic`` (least_confidence,
     margin, entropy; of the score for boxes without a class vector, see ``box_uncertainty``)
     aggregated by ``aggregate_boxes``. Boxes scoring below ``min_score``
     are ignored (a frame left with none counts as empty), so a detector's low-score tail of
-    near-uniform class_probs does not drown the real objects."""
+    near-uniform class_probs does not drown the real objects. ``class_weights`` (C,)
+    multiplies each box's uncertainty by the weight of its top class
+    (``class_rarity_weights``: doubt about a rarely labelled class counts more)."""
     keep = np.asarray(detections.scores) >= min_score
     frame = np.asarray(detections.frame)[keep]
-    values = box_uncertainty(detections, heuristic)[keep]
+    values = box_uncertainty(detections, heuristic)
+    if class_weights is not None:
+        values = values * np.asarray(class_weights, np.float64)[predicted_class(detections)]
+    values = values[keep]
     return aggregate_boxes(frame, values, n_frames, agg=agg, k=k, empty=empty)
+
+
+def class_rarity_weights(
+    classes: tuple[str, ...] | list[str], labelled_counts: dict[str, int]
+) -> np.ndarray:
+    """(C,) weight of each class, ``(1 + mean count) / (1 + count)`` over the labelled
+    boxes per class (missing = 0): a class seen half as often as the average weighs about
+    twice as much, an average one 1, and with nothing labelled every class weighs 1. The
+    +1 keeps a never-seen class finite."""
+    counts = np.array([float(labelled_counts.get(c, 0)) for c in classes])
+    if len(counts) == 0:
+        return np.ones(0)
+    return (1.0 + counts.mean()) / (1.0 + counts)
+
+
+def predicted_class(detections: Detections) -> np.ndarray:
+    """(m,) index of each box's top class (the detected class for a one-hot row)."""
+    cp = np.asarray(detections.class_probs)
+    if cp.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    return cp.argmax(axis=1).astype(np.int64)
 
 
 SMALL_AREA = 32.0**2  # COCO's "small" objects, in pixels
@@ -460,3 +487,48 @@ def box_disagreement(
     matched = np.bincount(frame[mi], minlength=n_frames)
     unmatched = np.where(slots > 0, 1 - 2 * matched / np.maximum(slots, 1), 0.0)
     return loc + unmatched
+
+
+# ---------------------------------------------------------------- localisation stability
+
+
+def localization_stability(
+    detections: Detections,
+    flipped: Detections,
+    n_frames: int,
+    agg: BoxAgg = "max",
+    k: int = 3,
+    empty: float | str = "median",
+    min_score: float = 0.0,
+) -> np.ndarray:
+    """Kao et al. 2018's localisation stability: per box of ``detections``, 1 - the IoU
+    with its best-overlapping box of the same frame in ``flipped`` (the model on the
+    mirrored frame, boxes mirrored back; 1 when that frame has none), aggregated like
+    ``detection_uncertainty``. A box the model places elsewhere once the frame is mirrored
+    is one it localises by chance: the cheap stand-in for an ensemble's spread. Only member
+    0 of an ensemble's detections is compared (the flipped pass is the round's model);
+    boxes below ``min_score``, in either pass, are left out."""
+    keep = np.asarray(detections.scores) >= min_score
+    if detections.member is not None:
+        keep &= np.asarray(detections.member) == 0
+    frame = np.asarray(detections.frame, np.int64)[keep]
+    boxes = np.asarray(detections.boxes, np.float64)[keep]
+    fkeep = np.asarray(flipped.scores) >= min_score
+    fframe = np.asarray(flipped.frame, np.int64)[fkeep]
+    fboxes = np.asarray(flipped.boxes, np.float64)[fkeep]
+    if len(fframe) and (fframe.min() < 0 or fframe.max() >= n_frames):
+        raise ValueError(f"flip_detections.frame must be pool rows in [0, {n_frames})")
+    # all same-frame pairs (box i, flipped box j): a frame's boxes are few
+    order = np.argsort(fframe, kind="stable")
+    fframe, fboxes = fframe[order], fboxes[order]
+    count = np.bincount(fframe, minlength=n_frames)
+    start = np.cumsum(count) - count
+    cnt = count[frame] if len(frame) else np.zeros(0, np.int64)
+    i = np.repeat(np.arange(len(frame)), cnt)
+    j = np.repeat(start[frame] if len(frame) else cnt, cnt) + (
+        np.arange(len(i)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    )
+    best = np.zeros(len(frame))
+    if len(i):
+        np.maximum.at(best, i, _iou(boxes[i], fboxes[j]))
+    return aggregate_boxes(frame, 1.0 - best, n_frames, agg=agg, k=k, empty=empty)

@@ -25,6 +25,9 @@ from scenesift.errors import ConfigError
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store
 
+#: Test-time augmentations a detector learner can add to its pool outputs.
+TTA: tuple[str, ...] = ("none", "flip")
+
 __all__ = ["LEARNERS", "DetectorLearner", "PoolOutputs", "TaggerLearner", "make_learner"]
 
 
@@ -41,12 +44,19 @@ class DetectorLearner:
     ``slices``: also evaluate mAP per situation each round (per-situation learning curves):
     ``True`` for every situation, or a list of situations (each slice is one more COCOeval,
     ~0.5 s per 500 frames on 2 cores).
+    ``tta``: ``"flip"`` adds a pass of the round's model on the horizontally flipped pool
+    (``Pool.flip_detections``, boxes flipped back), which localisation stability compares
+    with the plain pass. It mirrors the cached backbone maps along W rather than the
+    images (an approximation, the one frozen training already makes: features of a
+    flipped image are close to, not exactly, flipped features), so it needs
+    ``detector.mode = "frozen"``; it costs one more neck-and-head pass, no backbone.
     """
 
     detector: Mapping[str, Any] = field(default_factory=dict)  # DetectorConfig overrides
     min_score: float = 0.2
     ensemble: int = 1
     slices: bool | list[str] = True
+    tta: str = "none"
     progress: bool = False
 
     kind: ClassVar[str] = "detector"
@@ -57,7 +67,14 @@ class DetectorLearner:
 
         if self.ensemble < 1:
             raise ValueError("learner.ensemble must be >= 1")
+        if self.tta not in TTA:
+            raise ValueError(f"learner.tta must be one of {', '.join(TTA)}; got {self.tta!r}")
         self.config = DetectorConfig(**dict(self.detector))
+        if self.tta == "flip" and self.config.mode != "frozen":
+            raise ValueError(
+                'learner.tta = "flip" mirrors the cached backbone maps: it needs '
+                f'detector.mode = "frozen"; got {self.config.mode!r}'
+            )
 
     @staticmethod
     def fields_for(ensemble: int) -> tuple[str, ...]:
@@ -65,7 +82,7 @@ class DetectorLearner:
         return ("detections", "embeddings") + (("detections.member",) if ensemble > 1 else ())
 
     def provides(self) -> tuple[str, ...]:
-        return self.fields_for(self.ensemble)
+        return self.fields_for(self.ensemble) + (("flip_detections",) if self.tta == "flip" else ())
 
     @staticmethod
     def has_truth(record: FrameRecord) -> bool:
@@ -116,7 +133,34 @@ class DetectorLearner:
             if len(members) > 1
             else self.detections(per_member[0], names, n_classes)
         )
-        return PoolOutputs(detections=detections, shown=per_member[0])
+        flipped = None
+        if self.tta == "flip":
+            flip = self._predict_flipped(members[0], store, records)
+            flipped = self.detections(flip, names, n_classes)
+        return PoolOutputs(detections=detections, flip_detections=flipped, shown=per_member[0])
+
+    def _predict_flipped(
+        self, model, store: Store, records: Sequence[FrameRecord]
+    ) -> dict[str, list[Box]]:
+        """The model on the horizontally flipped frames, boxes mirrored back into the
+        original image: the cached maps are read mirrored along W (``_Mirrored``), so no
+        image is decoded and no backbone runs."""
+        from scenesift.models.detector import _image_size
+
+        if model.backbone_trained:
+            raise ConfigError('learner.tta = "flip" needs a frozen backbone (cached maps)')
+        records = list(records)
+        if not records:
+            return {}
+        feats = model._pyramid(records, store, self.progress)
+        decoded = model._decode_feats([_Mirrored(level) for level in feats], len(records))
+        out = {}
+        for r, d in zip(records, decoded, strict=True):
+            width = _image_size(r)[0]
+            out[r.name] = [
+                replace(b, x1=width - b.x2, x2=width - b.x1) for b in model._to_boxes(r, d)
+            ]
+        return out
 
     def evaluate(
         self,
@@ -174,7 +218,12 @@ class DetectorLearner:
         )
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "detector", "config": asdict(self.config), "min_score": self.min_score}
+        return {
+            "kind": "detector",
+            "config": asdict(self.config),
+            "min_score": self.min_score,
+            "tta": self.tta,
+        }
 
 
 @dataclass
@@ -294,6 +343,20 @@ class TaggerLearner:
         return {"kind": "tagger", "config": asdict(self.config), "ensemble": self.ensemble}
 
 
+class _Mirrored:
+    """A cached pyramid level whose batches read mirrored along W (the last axis): the
+    flipped pass without copying the pool's maps."""
+
+    def __init__(self, level: np.ndarray) -> None:
+        self.level = level
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        return np.ascontiguousarray(np.asarray(self.level[idx])[..., ::-1])
+
+    def __len__(self) -> int:
+        return len(self.level)
+
+
 LEARNERS = {"detector": DetectorLearner, "tagger": TaggerLearner}
 
 
@@ -341,6 +404,8 @@ def _providers(name: str) -> str:
             out.append(f"learner.kind = {kind!r}")
         elif name in cls.fields_for(2):
             out.append(f"learner.kind = {kind!r} with learner.ensemble >= 2")
+    if name == "flip_detections":
+        out.append("learner.kind = 'detector' with learner.tta = \"flip\"")
     if name == "situation_scores":
         out.append("stored tagger predictions (situations_from)")
     return " or ".join(out) or "no learner"

@@ -60,6 +60,9 @@ class Pool:
     situation_mc_scores: np.ndarray | None = None  # (T, n, S) MC-dropout / ensemble samples
     classes: tuple[str, ...] = ()
     detections: Detections | None = None
+    #: the round's model on the horizontally flipped frames, boxes flipped back (member 0
+    #: only): localisation stability compares them with ``detections``
+    flip_detections: Detections | None = None
     embeddings: np.ndarray | None = None  # (n, d) float32, e.g. pooled backbone features
     labelled_embeddings: np.ndarray | None = None  # (k, d) already-labelled frames
     labelled_situation_counts: dict[str, int] = field(default_factory=dict)
@@ -107,6 +110,7 @@ class PoolOutputs:
     detections: Detections | None = None
     situation_scores: np.ndarray | None = None  # (n, S)
     situation_mc_scores: np.ndarray | None = None  # (T, n, S), ensemble members
+    flip_detections: Detections | None = None  # the flipped pass (``learner.tta = "flip"``)
     shown: Mapping[str, Sequence[Box]] = field(default_factory=dict)
 
 

@@ -5,8 +5,9 @@ parameters are attributes, ``get_params()`` returns them, no global state) with
 ``select(pool, budget, rng) -> Selection``. Two kinds:
 
 * score strategies (``ScoreStrategy``) give every pool row a score and take the top ``k``
-  (ties to the lower row): random, least_confidence, margin, entropy, bald,
-  box_disagreement. Wrappers can rank the whole pool through their ``score``.
+  (ties to the lower row): random, least_confidence, margin, entropy, uncertain_boxes,
+  class_aware, localization_stability, bald, box_disagreement. Wrappers can rank the
+  whole pool through their ``score``.
 * batch strategies choose picks that depend on each other: coreset, cluster_uncertainty,
   badge, balance_situations, balance_classes.
 
@@ -50,6 +51,10 @@ INPUTS: dict[str, tuple[str, str]] = {
         "`--predictions` (your model's file) or `scenesift detector predict`",
     ),
     "embeddings": ("frame embeddings", "`scenesift embed`"),
+    "flip_detections": (
+        "detections on the flipped frames",
+        'a detector campaign with learner.tta = "flip" (`scenesift al start`)',
+    ),
 }
 
 
@@ -133,7 +138,7 @@ class BaseStrategy:
                 raise ConfigError(missing_input(self.name, f))
             if f == "situation_mc_scores":
                 rows = np.shape(value)[1] if np.ndim(value) == 3 else -1
-            elif f.startswith("detections"):
+            elif f.startswith(("detections", "flip_detections")):
                 continue
             else:
                 rows = len(value)
@@ -290,6 +295,93 @@ class UncertainBoxes(ScoreStrategy):
         assert pool.detections is not None
         return heuristics.uncertain_boxes(
             pool.detections, len(pool), self.heuristic, self.small, self.min_score
+        )
+
+
+class ClassAware(ScoreStrategy):
+    """Detector uncertainty weighted by the rarity of each box's class in the labelled set
+    (``heuristics.class_rarity_weights`` of ``Pool.labelled_class_counts``): the plain
+    heuristics spend the budget on the common classes the detector sees most of, where a
+    doubtful rare object is worth more labels."""
+
+    name = "class_aware"
+    description = "box uncertainty x rarity of its class among labelled boxes (rare weigh more)"
+    _param_names = ("heuristic", "agg", "k", "empty", "min_score")
+
+    def __init__(
+        self,
+        heuristic: str = "least_confidence",
+        agg: str = "max",
+        k: int = 3,
+        empty: float | str = "median",
+        min_score: float = 0.0,
+    ) -> None:
+        check_choice("heuristic", heuristic, heuristics.BOX_HEURISTICS)
+        check_choice("agg", agg, heuristics.BOX_AGGREGATIONS)
+        check_empty(empty)
+        self.heuristic = heuristic
+        self.agg = agg
+        self.k = _check_int("k", k, 1)
+        self.empty = empty
+        self.min_score = _check_number("min_score", min_score, 0.0, 1.0)
+
+    def required_fields(self) -> tuple[str, ...]:
+        return ("detections",)
+
+    def score(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
+        assert pool.detections is not None
+        n_classes = np.shape(pool.detections.class_probs)[1]
+        if len(pool.classes) != n_classes:
+            raise ValueError(
+                f"class_aware needs Pool.classes for the {n_classes} columns of "
+                f"detections.class_probs; got {len(pool.classes)} classes"
+            )
+        weights = heuristics.class_rarity_weights(pool.classes, pool.labelled_class_counts)
+        return heuristics.detection_uncertainty(
+            pool.detections,
+            len(pool),
+            heuristic=self.heuristic,
+            agg=self.agg,
+            k=self.k,
+            empty=self.empty,
+            min_score=self.min_score,
+            class_weights=weights,
+        )
+
+
+class LocalizationStability(ScoreStrategy):
+    """Kao et al. 2018's localisation stability (``heuristics.localization_stability``):
+    1 - IoU of each box with its best match on the flipped frame, max over the frame by
+    default. Reads ``Pool.flip_detections``, which a detector campaign fills with
+    ``learner.tta = "flip"``: one more head pass instead of an ensemble."""
+
+    name = "localization_stability"
+    description = "1 - IoU of each box with its match on the flipped frame (needs tta = flip)"
+    _param_names = ("agg", "k", "empty", "min_score")
+
+    def __init__(
+        self, agg: str = "max", k: int = 3, empty: float | str = "median", min_score: float = 0.0
+    ) -> None:
+        check_choice("agg", agg, heuristics.BOX_AGGREGATIONS)
+        check_empty(empty)
+        self.agg = agg
+        self.k = _check_int("k", k, 1)
+        self.empty = empty
+        self.min_score = _check_number("min_score", min_score, 0.0, 1.0)
+
+    def required_fields(self) -> tuple[str, ...]:
+        return ("detections", "flip_detections")
+
+    def score(self, pool: Pool, rng: np.random.Generator) -> np.ndarray:
+        assert pool.detections is not None and pool.flip_detections is not None
+        return heuristics.localization_stability(
+            pool.detections,
+            pool.flip_detections,
+            len(pool),
+            agg=self.agg,
+            k=self.k,
+            empty=self.empty,
+            min_score=self.min_score,
         )
 
 
@@ -702,6 +794,8 @@ _REGISTRY: dict[str, type[BaseStrategy]] = {
         Margin,
         Entropy,
         UncertainBoxes,
+        ClassAware,
+        LocalizationStability,
         Bald,
         BoxDisagreement,
         CoreSet,
