@@ -66,6 +66,9 @@ SPECS = [
     {"name": "localization_stability"},
     {"name": "localization_stability", "agg": "topk_mean", "k": 2, "min_score": 0.5},
     {"name": "coreset"},
+    # uncertainty + diversity: a batch spread over the embedding space, not one drive's frames
+    {"name": "badge", "uncertainty": {"name": "class_aware"}},
+    {"name": "cluster_uncertainty", "uncertainty": {"name": "localization_stability"}},
     {"name": "coreset", "method": "approx", "dims": 4, "batch": 8},
     {"name": "cluster_uncertainty", "uncertainty": {"name": "entropy", "target": "situations"}},
     {"name": "badge"},
@@ -276,8 +279,7 @@ def test_class_aware_prefers_a_doubtful_rare_object_to_a_more_doubtful_common_on
     sel = st.make_strategy({"name": "class_aware"}).select(pool, 2, rng)
     assert sel.indices.tolist() == [1, 0]
     assert sel.scores == pytest.approx([0.3 * 9, 0.5 * 18 / 41], rel=1e-5)
-    assert sel.strategy == "class_aware(heuristic=least_confidence, agg=max, k=3, empty=median, " \
-        "min_score=0)"  # fmt: skip
+    assert sel.strategy == "class_aware(heuristic=least_confidence, agg=max, empty=median)"
     with pytest.raises(ValueError, match=r"Pool\.classes"):
         st.ClassAware().select(make_pool(2, detections=det, classes=("car",)), 1, rng)
 
@@ -297,6 +299,7 @@ def test_localization_stability_ranks_the_box_that_moves_under_a_flip_first():
     pool = make_pool(2, detections=det, flip_detections=flipped)
     sel = st.make_strategy("localization_stability").select(pool, 2, np.random.default_rng(0))
     assert sel.indices.tolist() == [1, 0] and sel.scores == pytest.approx([0.5, 0.0])
+    assert sel.strategy == "localization_stability(agg=max, empty=median)"
     with pytest.raises(ValueError, match=r"needs detections on the flipped frames \(Pool.flip_"):
         st.LocalizationStability().select(
             make_pool(2, flip_detections=None), 1, np.random.default_rng(0)

@@ -99,6 +99,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _box_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A box strategy's label parameters: ``k`` only for topk_mean, ``min_score`` when set."""
+    shown = dict(params)
+    if shown.get("agg") != "topk_mean":
+        shown.pop("k", None)
+    if not shown.get("min_score"):
+        shown.pop("min_score", None)
+    return shown
+
+
 # ---------------------------------------------------------------- bases
 
 
@@ -325,6 +335,9 @@ class ClassAware(ScoreStrategy):
         self.empty = empty
         self.min_score = _check_number("min_score", min_score, 0.0, 1.0)
 
+    def _shown_params(self) -> dict[str, Any]:
+        return _box_params(self.get_params())
+
     def required_fields(self) -> tuple[str, ...]:
         return ("detections",)
 
@@ -368,6 +381,9 @@ class LocalizationStability(ScoreStrategy):
         self.k = _check_int("k", k, 1)
         self.empty = empty
         self.min_score = _check_number("min_score", min_score, 0.0, 1.0)
+
+    def _shown_params(self) -> dict[str, Any]:
+        return _box_params(self.get_params())
 
     def required_fields(self) -> tuple[str, ...]:
         return ("detections", "flip_detections")
