@@ -161,6 +161,9 @@ def signals(strategy, pool: Pool) -> list[tuple[str, str]]:
         return [*signals(strategy.strategy, pool), ("dedup", "drives and timestamps")]
     if isinstance(strategy, st._UncertainDiverse):
         return [*signals(strategy.uncertainty, pool), (strategy.name, "frame embeddings")]
+    if isinstance(strategy, st.ClassAware):
+        signal = uncertainty_signal(pool.detections)
+        return [(strategy.name, f"{signal}, weighted by the labelled boxes per class")]
     if isinstance(strategy, st.UncertainBoxes) or (
         isinstance(strategy, st._Uncertainty) and strategy.target == "detections"
     ):
