@@ -14,14 +14,20 @@ from collections.abc import Iterator
 
 import torch
 
+from scenesift.errors import ScenesiftError
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class DeviceError(ScenesiftError, ValueError):
+    """A ``--device`` that is not a device name or not available here (one line, exit 2)."""
 
 
 def check_device(name: str) -> str:
     """``name`` if it is a ``--device`` value (``cuda:1`` included), else a clear error;
     configs check this when built, availability is checked when they run."""
     if str(name).split(":")[0] not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
+        raise DeviceError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
     return name
 
 
@@ -33,9 +39,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU (use auto or cpu)")
+        raise DeviceError("device 'cuda' asked for, but torch sees no CUDA GPU (use auto or cpu)")
     if kind == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device 'mps' asked for, but this torch has no MPS backend")
+        raise DeviceError("device 'mps' asked for, but this torch has no MPS backend")
     return torch.device(str(name))
 
 

@@ -58,6 +58,7 @@ class DetectorLearner:
     slices: bool | list[str] = True
     tta: str = "none"
     progress: bool = False
+    device: str | None = None  # auto|cpu|cuda|mps for every round's training; None: detector's
 
     kind: ClassVar[str] = "detector"
     metric: ClassVar[str] = "map50"  # the learning curve's default y
@@ -69,7 +70,12 @@ class DetectorLearner:
             raise ValueError("learner.ensemble must be >= 1")
         if self.tta not in TTA:
             raise ValueError(f"learner.tta must be one of {', '.join(TTA)}; got {self.tta!r}")
-        self.config = DetectorConfig(**dict(self.detector))
+        overrides = dict(self.detector)
+        if isinstance(overrides.get("input_size"), list):  # TOML/JSON have no tuples
+            overrides["input_size"] = tuple(overrides["input_size"])
+        if self.device is not None:
+            overrides["device"] = self.device
+        self.config = DetectorConfig(**overrides)
         if self.tta == "flip" and self.config.mode != "frozen":
             raise ValueError(
                 'learner.tta = "flip" mirrors the cached backbone maps: it needs '
@@ -242,6 +248,7 @@ class TaggerLearner:
     tagger: Mapping[str, Any] = field(default_factory=dict)  # TaggerConfig overrides
     ensemble: int = 1
     progress: bool = False
+    device: str | None = None  # auto|cpu|cuda|mps for every round's training; None: tagger's
 
     kind: ClassVar[str] = "tagger"
     metric: ClassVar[str] = "auc_mean"
@@ -256,6 +263,8 @@ class TaggerLearner:
         overrides = dict(self.tagger)
         if isinstance(overrides.get("input_size"), list):
             overrides["input_size"] = tuple(overrides["input_size"])
+        if self.device is not None:
+            overrides["device"] = self.device
         self.config = TaggerConfig(**{"schedule": "frozen", **overrides})
 
     @staticmethod

@@ -34,11 +34,14 @@ def campaign_config(
     target: float | None = None,
     plateau: bool = False,
     epochs: int | None = None,
+    device: str | None = None,
+    input_size: tuple[int, int] | None = None,
 ) -> CampaignConfig:
     """``config``'s keys (``CampaignConfig`` fields), each given flag replacing its key:
-    ``rounds``/``budget``/``target``/``plateau`` go to ``stopping``, ``epochs`` to the
-    detector learner. Invalid settings raise ``ConfigError`` (a misspelled strategy or
-    labeler gets a "did you mean") before anything is trained."""
+    ``rounds``/``budget``/``target``/``plateau`` go to ``stopping``, ``epochs`` and
+    ``input_size`` to the detector learner, ``device`` to the learner.
+    Invalid settings raise ``ConfigError`` (a misspelled strategy or labeler gets a
+    "did you mean") before anything is trained."""
     from scenesift.al.strategies import make_strategy
 
     data: dict[str, Any] = {}
@@ -60,9 +63,14 @@ def campaign_config(
     if plateau:
         stopping["plateau"] = True
     data["stopping"] = stopping
-    if epochs is not None:
-        learner = dict(data.get("learner", {}))
-        learner["detector"] = {**learner.get("detector", {}), "epochs": epochs}
+    learner = dict(data.get("learner", {}))
+    detector = {k: v for k, v in [("epochs", epochs), ("input_size", input_size)]
+                if v is not None}  # fmt: skip
+    if detector:
+        learner["detector"] = {**learner.get("detector", {}), **detector}
+    if device is not None:
+        learner["device"] = device
+    if learner:
         data["learner"] = learner
     try:
         cfg = CampaignConfig.from_dict(data, where=str(config or "campaign settings"))

@@ -11,7 +11,14 @@ from scenesift import tables
 from scenesift.al.campaign import LABELERS, Campaign
 from scenesift.al.settings import campaign_config, defaults
 from scenesift.cli.app import app
-from scenesift.cli.common import COCO, OLD_IMAGES, PROJECT, coco_file, fast_inference
+from scenesift.cli.common import (
+    COCO,
+    OLD_IMAGES,
+    PROJECT,
+    coco_file,
+    fast_inference,
+    parse_size,
+)
 from scenesift.store import Store
 from scenesift.store.campaigns import all_campaigns
 from scenesift.ui import console, progress_bar
@@ -59,6 +66,15 @@ _SEED = typer.Option(
 )  # fmt: skip
 
 
+_DEVICE = typer.Option(
+    None, help="Where rounds train: auto (CUDA when present), cpu, cuda or mps.",
+    show_default="the config's learner.device, else auto",
+)  # fmt: skip
+_INPUT_SIZE = typer.Option(
+    None, help="Detector input HxW, multiples of 32 (default: from the images' aspect)."
+)
+
+
 @al_app.command("start")
 def al_start(
     name: str = typer.Argument(..., help="A name for the campaign, unique in the project."),
@@ -74,11 +90,14 @@ def al_start(
     labeler: str | None = _LABELER,
     epochs: int | None = _EPOCHS,
     seed: int | None = _SEED,
+    device: str | None = _DEVICE,
+    input_size: str | None = _INPUT_SIZE,
 ) -> None:
     """Create a campaign and run it until it stops or waits for labels."""
     cfg = campaign_config(
         config, strategy=strategy, initial=initial, batch=batch, seed=seed, labeler=labeler,
         rounds=rounds, budget=budget, target=target, plateau=plateau, epochs=epochs,
+        device=device, input_size=parse_size(input_size),
     )  # fmt: skip
     with Store.open(project) as store:
         _run_campaign(Campaign.create(store, name, cfg))

@@ -86,3 +86,6 @@ def fast_inference() -> None:
     from scenesift.features.memory import keep_freed_memory
 
     keep_freed_memory()
+
+
+DEVICE = typer.Option("auto", help="auto (CUDA when present), cpu, cuda or mps.")

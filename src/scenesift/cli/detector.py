@@ -13,6 +13,7 @@ from scenesift.cli.common import (
     BACKBONE,
     CHECKPOINT_HELP,
     COCO,
+    DEVICE,
     OLD_GT,
     PROJECT,
     coco_file,
@@ -49,7 +50,6 @@ LR = typer.Option(None, help="Learning rate of the neck and heads.")
 EVAL_EVERY = typer.Option(
     None, min=1, help="Validation mAP@0.5 every N epochs (default: about 10 in a training)."
 )
-DEVICE = typer.Option("auto", help="auto (CUDA when present), cpu, cuda or mps.")
 
 
 @detector_app.command("train")

@@ -10,6 +10,7 @@ from scenesift import tables
 from scenesift.cli.app import app
 from scenesift.cli.common import (
     BACKBONE,
+    DEVICE,
     ENGINE,
     PROJECT,
     RAY_ADDRESS,
@@ -44,6 +45,7 @@ def embed(
     ray_address: str | None = RAY_ADDRESS,
     ray_workers: int = RAY_WORKERS,
     runtime: str = RUNTIME,
+    device: str = DEVICE,
 ) -> None:
     """Compute backbone features for the project's frames into the feature cache.
 
@@ -59,5 +61,6 @@ def embed(
         result = embed_frames(
             store, model, layer=layer, split=split, batch_size=batch_size, workers=workers,
             engine=engine, ray_address=ray_address, ray_workers=ray_workers, runtime=runtime,
+            device=device,
         )  # fmt: skip
     console.print(tables.embedded(result, model, layer))

@@ -93,11 +93,11 @@ def forward_features(backbone: Backbone, images: torch.Tensor, layer: str) -> np
     if layer in PYRAMIDS:
         maps = backbone.features(images, fine=layer == "pyramid4")
         flat = [m.to(torch.float16).reshape(len(m), -1) for m in maps]  # reshape: NCHW order
-        return torch.cat(flat, dim=1).numpy()
+        return torch.cat(flat, dim=1).cpu().numpy()
     k = trunk_cut(layer)
     if k is not None:
-        return backbone.trunk(images, k).to(torch.float16).contiguous().numpy()
+        return backbone.trunk(images, k).to(torch.float16).contiguous().cpu().numpy()
     fmap = backbone(images)
     if layer == "pooled":
-        return fmap.mean(dim=(2, 3)).float().numpy()
-    return fmap.to(torch.float16).contiguous().numpy()
+        return fmap.mean(dim=(2, 3)).float().cpu().numpy()
+    return fmap.to(torch.float16).contiguous().cpu().numpy()

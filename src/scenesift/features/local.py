@@ -21,15 +21,22 @@ class LocalEngine:
     stops at the first unreadable image (:class:`ImageLoadError` naming it)."""
 
     def __init__(
-        self, batch_size: int = 32, workers: int = DEFAULT_WORKERS, progress: bool = True
+        self,
+        batch_size: int = 32,
+        workers: int = DEFAULT_WORKERS,
+        progress: bool = True,
+        pin_memory: bool = False,
     ) -> None:
         self.batch_size, self.workers, self.progress = batch_size, workers, progress
+        self.pin_memory = pin_memory  # for copies to a CUDA GPU
 
     def compute(
         self, frames: Sequence[FramePath], backbone: Backbone, layer: str, forward: Forward
     ) -> Generator[Batch, None, None]:
         paths = [p for _, _, p in frames]
-        loader = make_loader(paths, backbone.preprocessing, self.batch_size, self.workers)
+        loader = make_loader(
+            paths, backbone.preprocessing, self.batch_size, self.workers, pin_memory=self.pin_memory
+        )
         with steps(f"embedding ({backbone.name}, {layer})", len(frames), self.progress) as step:
             for batch in loader:
                 out = forward(batch.images)

@@ -109,6 +109,7 @@ class RayEngine:
         workers: int = 2,
         address: str | None = None,
         progress: bool = True,
+        gpus: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError(f"ray workers must be >= 1, got {workers}")
@@ -117,6 +118,7 @@ class RayEngine:
         self.project, self.key = Path(project), key
         self.batch_size, self.workers, self.address = batch_size, workers, address
         self.progress = progress
+        self.gpus = gpus  # a CUDA forward pass: each actor reserves one GPU (num_gpus=1)
 
     def compute(
         self, frames: Sequence[FramePath], backbone: Backbone, layer: str, forward: Forward
@@ -129,7 +131,7 @@ class RayEngine:
         try:
             with ray_session(self.address, self.workers) as ray:
                 _run(ray, backbone, forward, frames, self.batch_size, self.workers,
-                     staging / "rows", self.progress)  # fmt: skip
+                     staging / "rows", self.progress, self.gpus)  # fmt: skip
             yield from _read(backbone, frames, layer, staging, self.progress)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -183,8 +185,10 @@ def _run(
     workers: int,
     staging: Path,
     progress: bool,
+    gpus: bool = False,
 ) -> None:
-    """frames -> decode tasks -> model actors -> Parquet shards in ``staging``."""
+    """frames -> decode tasks -> model actors -> Parquet shards in ``staging``; ``gpus``:
+    each actor reserves one GPU (the forward moves its model there on first use)."""
     per_block = min(BLOCK_FRAMES, -(-len(missing) // workers))  # >= one block per worker
     blocks = [
         pa.table(
@@ -211,6 +215,7 @@ def _run(
         batch_size=batch_size,
         batch_format="numpy",
         num_cpus=1,
+        num_gpus=1 if gpus else 0,
         compute=ray.data.ActorPoolStrategy(size=workers),
     )  # fmt: skip
     context = ray.data.DataContext.get_current()
