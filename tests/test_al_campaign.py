@@ -393,3 +393,28 @@ def test_a_wrapped_diversity_strategy_gets_embeddings(project):
     spec = {"name": "coreset", "dedup": {"per_drive": 1, "window": 10.0, "fill": True}}
     rounds = Campaign.create(project, "cover", config(strategy=spec)).run().rounds
     assert rounds[1].strategy.startswith("coreset") and rounds[1].n_picks == 4
+
+
+def test_al_start_stores_the_device_and_input_size_in_the_campaign_config(project, monkeypatch):
+    from typer.testing import CliRunner
+
+    import scenesift.cli.al as cli_al
+    from scenesift.cli import app
+
+    monkeypatch.setattr(cli_al, "_run_campaign", lambda campaign: None)  # no training here
+    args = ["al", "start", "c", "-p", str(project.root), "--device", "cpu",
+            "--input-size", "64x96", "--epochs", "1"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    learner = Campaign.open(project, "c").config.learner
+    assert learner["device"] == "cpu" and list(learner["detector"]["input_size"]) == [64, 96]
+    assert learner["detector"]["epochs"] == 1
+    assert make_learner(learner).config.device == "cpu"
+    assert make_learner(learner).config.input_size == (64, 96)
+
+
+def test_learner_device_reaches_the_detector_and_tagger_configs():
+    assert make_learner({**LEARNER, "device": "cpu"}).config.device == "cpu"
+    assert make_learner({**TAGGER_LEARNER, "device": "cpu"}).config.device == "cpu"
+    with pytest.raises(ValueError, match="device must be one of"):
+        make_learner({**LEARNER, "device": "tpu"})

@@ -261,3 +261,35 @@ def test_cli_embed_reports_computed_cached_throughput_and_the_cache_key(project)
     assert key in again.output
     bad = CliRunner().invoke(app, ["embed", "-p", str(project.root), "--backbone", "nope"])
     assert bad.exit_code == 2 and "available: efficientnet_lite0" in bad.output
+
+
+def test_embed_on_the_cpu_device_gives_the_default_features_and_shares_their_cache(project):
+    plain = embed(project, get_backbone("tiny"), progress=False, workers=0)
+    args = ["embed", "-p", str(project.root), "--backbone", "tiny", "--device", "cpu"]
+    on_cpu = CliRunner().invoke(app, args)
+    assert on_cpu.exit_code == 0, on_cpu.output
+    assert "0 computed, 7 from the cache" in on_cpu.output  # the device is not in the key
+    other = Store.init(project.root.parent / "other")  # a fresh cache, computed on the cpu
+    other.ingest(ImportBatch(list(project.records()), project.root.parent / "images",
+                             ImportReport("test", 7)))  # fmt: skip
+    again = embed(other, get_backbone("tiny"), progress=False, device="cpu")
+    np.testing.assert_allclose(again.array, plain.array, atol=1e-5)
+    assert again.fingerprint == plain.fingerprint
+    other.close()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error seen without a GPU")
+def test_embed_on_a_missing_gpu_is_one_line_and_exit_2(project):
+    args = ["embed", "-p", str(project.root), "--backbone", "tiny", "--device", "cuda"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "torch sees no CUDA GPU" in result.output
+    assert "Traceback" not in result.output and feature_rows(project) == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_embed_on_cuda_matches_the_cpu_features_within_mixed_precision(project):
+    cpu = embed(project, get_backbone("tiny"), progress=False, device="cpu", layer="pooled")
+    project.conn.execute("DELETE FROM features")
+    gpu = embed(project, get_backbone("tiny"), progress=False, device="cuda", layer="pooled")
+    assert gpu.computed == 7 and gpu.array.dtype == np.float32
+    np.testing.assert_allclose(gpu.array, cpu.array, atol=5e-2, rtol=5e-2)
