@@ -441,3 +441,14 @@ def test_a_coco_export_counts_the_frames_it_wrote_and_names_those_it_left_out(tm
     assert "Wrote 18 frames" in out and "left out 4 frames" in out and "--state unlabelled" in out
     out = run("export", "coco", tmp_path / "pool.json", "-p", project, "--state", "unlabelled")
     assert "Wrote 4 frames" in out.output and "left out" not in out.output
+
+
+def test_help_reflows_wrapped_docstrings_into_sentences():
+    out = runner.invoke(app, ["--help"], terminal_width=200).output
+    # the docstring breaks after "writes"; typer's rich help used to keep that break
+    assert "writes the frame list" in out
+    from scenesift.cli.app import reflow
+
+    assert reflow("One\nsentence.\n\nNext\n- item\n- item\n  indented") == (
+        "One sentence.\n\nNext\n- item\n- item\n  indented"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import click
 import typer
 from typer.core import TyperGroup
 
@@ -11,9 +12,37 @@ from scenesift.tables import error_line
 from scenesift.ui import console, err_console
 
 
+def reflow(text: str | None) -> str | None:
+    """Join the hard-wrapped lines of each paragraph of a docstring: typer's rich help keeps
+    every newline, so a docstring wrapped at 100 columns broke mid-sentence in ``--help``.
+    Blank lines (paragraphs), list items and indented lines keep their breaks."""
+    if not text:
+        return text
+    out: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        joinable = out and out[-1].strip() and stripped and not line.startswith((" ", "\t"))
+        if joinable and not stripped.startswith(("- ", "* ")):
+            out[-1] = f"{out[-1].rstrip()} {stripped}"
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _reflow_help(command: click.Command) -> None:
+    command.help = reflow(command.help)
+    for sub in getattr(command, "commands", {}).values():
+        _reflow_help(sub)
+
+
 class _Commands(TyperGroup):
     """Runs a command; a ``ScenesiftError`` (bad input, settings or project) or a missing
     file is one red line and exit code 2, never a traceback. Anything else is a bug."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():  # every subcommand exists by now
+            _reflow_help(command)
 
     def invoke(self, ctx):
         try:
