@@ -99,6 +99,19 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _set_box_aggregation(
+    strategy: BaseStrategy, agg: str, k: int, empty: float | str, min_score: float
+) -> None:
+    """Check and set how a box strategy turns box scores into a frame score (``agg``, ``k``,
+    ``empty``, ``min_score``: see ``heuristics.aggregate_boxes``)."""
+    check_choice("agg", agg, heuristics.BOX_AGGREGATIONS)
+    check_empty(empty)
+    strategy.agg = agg
+    strategy.k = _check_int("k", k, 1)
+    strategy.empty = empty
+    strategy.min_score = _check_number("min_score", min_score, 0.0, 1.0)
+
+
 def _box_params(params: dict[str, Any]) -> dict[str, Any]:
     """A box strategy's label parameters: ``k`` only for topk_mean, ``min_score`` when set."""
     shown = dict(params)
@@ -226,18 +239,17 @@ class _Uncertainty(ScoreStrategy):
         min_score: float = 0.0,
     ) -> None:
         check_choice("target", target, TARGETS)
+        self.target = target
         if target == "situations":
             agg = "mean" if agg is None else agg
             check_choice("agg", agg, heuristics.LABEL_AGGREGATIONS)
+            check_empty(empty)
+            self.agg = agg
+            self.k = _check_int("k", k, 1)
+            self.empty = empty
+            self.min_score = _check_number("min_score", min_score, 0.0, 1.0)
         else:
-            agg = "max" if agg is None else agg
-            check_choice("agg", agg, heuristics.BOX_AGGREGATIONS)
-        check_empty(empty)
-        self.target = target
-        self.agg = agg
-        self.k = _check_int("k", k, 1)
-        self.empty = empty
-        self.min_score = _check_number("min_score", min_score, 0.0, 1.0)
+            _set_box_aggregation(self, "max" if agg is None else agg, k, empty, min_score)
 
     def _shown_params(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"target": self.target, "agg": self.agg}
@@ -327,13 +339,8 @@ class ClassAware(ScoreStrategy):
         min_score: float = 0.0,
     ) -> None:
         check_choice("heuristic", heuristic, heuristics.BOX_HEURISTICS)
-        check_choice("agg", agg, heuristics.BOX_AGGREGATIONS)
-        check_empty(empty)
         self.heuristic = heuristic
-        self.agg = agg
-        self.k = _check_int("k", k, 1)
-        self.empty = empty
-        self.min_score = _check_number("min_score", min_score, 0.0, 1.0)
+        _set_box_aggregation(self, agg, k, empty, min_score)
 
     def _shown_params(self) -> dict[str, Any]:
         return _box_params(self.get_params())
@@ -375,12 +382,7 @@ class LocalizationStability(ScoreStrategy):
     def __init__(
         self, agg: str = "max", k: int = 3, empty: float | str = "median", min_score: float = 0.0
     ) -> None:
-        check_choice("agg", agg, heuristics.BOX_AGGREGATIONS)
-        check_empty(empty)
-        self.agg = agg
-        self.k = _check_int("k", k, 1)
-        self.empty = empty
-        self.min_score = _check_number("min_score", min_score, 0.0, 1.0)
+        _set_box_aggregation(self, agg, k, empty, min_score)
 
     def _shown_params(self) -> dict[str, Any]:
         return _box_params(self.get_params())
