@@ -11,6 +11,7 @@ from scenesift.cli.app import app
 from scenesift.cli.common import (
     BACKBONE,
     CHECKPOINT_HELP,
+    DEVICE,
     ENGINE,
     PROJECT,
     RAY_ADDRESS,
@@ -58,7 +59,6 @@ _T_CACHE_TRUNK = typer.Option(
     "each epoch.",
 )
 _T_SEED = typer.Option(0)
-_T_DEVICE = typer.Option("auto", help="auto (CUDA when present), cpu, cuda or mps.")
 
 
 def _tagger_config(backbone: str | None, input_size: str | None, **values):
@@ -95,7 +95,7 @@ def tagger_train(
     lr_decay: float = _T_LR_DECAY,
     cache_trunk: bool = _T_CACHE_TRUNK,
     seed: int = _T_SEED,
-    device: str = _T_DEVICE,
+    device: str = DEVICE,
 ) -> None:
     """Train on the labelled train split, early-stop on val, save a checkpoint."""
     from scenesift.pipelines import tagger as pipe
@@ -197,7 +197,7 @@ def tagger_compare(
     lr_decay: float = _T_LR_DECAY,
     cache_trunk: bool = _T_CACHE_TRUNK,
     seed: int = _T_SEED,
-    device: str = _T_DEVICE,
+    device: str = DEVICE,
 ) -> None:
     """Train the frozen, gradual and full schedules on the same split, seed and settings
     and print their per-situation test ROC-AUC side by side."""
