@@ -57,7 +57,7 @@ def config(args: argparse.Namespace) -> DetectorConfig:
         "mode": args.mode, "steps": args.steps, "epochs": args.epochs,
         "batch_size": args.batch_size, "lr": args.lr, "eval_every": args.eval_every,
         "class_balance": args.class_balance, "width": args.width, "device": args.device,
-        "seed": args.seed, "head_stride": args.head_stride,
+        "seed": args.seed, "head_stride": args.head_stride, "crop": args.crop,
     }  # fmt: skip
     return DetectorConfig(
         backbone=args.backbone, **{k: v for k, v in given.items() if v is not None}
@@ -78,6 +78,7 @@ def main() -> None:
     ap.add_argument("--class-balance", type=float)
     ap.add_argument("--width", type=int)
     ap.add_argument("--head-stride", type=int, choices=(4, 8))
+    ap.add_argument("--crop", type=float, help="training window, fraction of each side")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--device")
     ap.add_argument("--mode", choices=("frozen", "finetune"))

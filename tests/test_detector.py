@@ -353,3 +353,79 @@ def test_a_stride_4_detector_trains_from_the_cache_and_reloads_at_stride_4(tmp_p
     for name in live:
         assert [b.score for b in reloaded[name]] == pytest.approx([b.score for b in live[name]])
     assert evaluate_detection(recs, live, CLASSES).map50 > 0.5
+
+
+# ------------------------------------------------------------------ training windows (crop)
+def _pyramid_and_data(size=(128, 192), boxes=((0, 100, 20, 130, 50), (1, 8, 70, 40, 110))):
+    """Random stride-8/16/32 maps of one frame at input ``size`` (H, W), and its targets."""
+    from scenesift.models.detector import _Data
+
+    h, w = size
+    rng = np.random.default_rng(1)
+    feats = [
+        rng.normal(size=(1, c, h // s, w // s)).astype(np.float16)
+        for c, s in ((3, 8), (4, 16), (5, 32))
+    ]
+    frame = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
+    flipped = np.asarray(frame)
+    flipped[:, [1, 3]] = w - frame[:, [3, 1]]
+    data = _Data(
+        boxes=[frame],
+        targets=build_targets([frame], 2, (h // 8, w // 8)),
+        flipped=build_targets([flipped], 2, (h // 8, w // 8)),
+    )
+    return feats, data
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_a_training_window_crops_every_pyramid_level_and_the_targets_alike(flip):
+    from scenesift.models.detector import _targets, _windows
+
+    feats, data = _pyramid_and_data()
+    whole = _targets(data, np.array([0]), np.array([flip]))
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        maps, t = _windows(feats, data, np.array([0]), np.array([flip]), (64, 96), rng)
+        oy, ox = (int(v) for v in np.random.default_rng(seed).integers(0, [3, 4], (2, 1))[:, 0])
+        # the window is the same 64x96 region of the (mirrored) frame at every stride
+        for level, m, s in zip(feats, maps, (8, 16, 32), strict=True):
+            frame = level[0, ..., ::-1] if flip else level[0]
+            y, x = oy * 32 // s, ox * 32 // s
+            want = frame[:, y : y + 64 // s, x : x + 96 // s].astype(np.float32)
+            assert m.shape[-2:] == (64 // s, 96 // s)
+            np.testing.assert_allclose(m[0].numpy(), want)
+        np.testing.assert_array_equal(
+            t.heat[0].numpy(),
+            whole.heat[0, :, oy * 4 : oy * 4 + 8, ox * 4 : ox * 4 + 12].numpy(),
+        )
+        # an object stays in the size/offset losses exactly when its centre is inside,
+        # and its index then points at its own peak in the window
+        for j in range(2):
+            gy, gx = divmod(int(whole.index[0, j]), 24)
+            inside = oy * 4 <= gy < oy * 4 + 8 and ox * 4 <= gx < ox * 4 + 12
+            assert t.mask[0, j] == float(inside)
+            if inside:
+                cls = int(data.boxes[0][j, 0])
+                assert t.heat[0, cls].reshape(-1)[t.index[0, j]] == 1.0
+
+
+def test_window_sizes_are_multiples_of_32_and_a_whole_frame_means_no_window():
+    from scenesift.models.detector import _window
+
+    assert _window((384, 640), 0.5) == (192, 320)
+    assert _window((288, 896), 0.5) == (128, 448)
+    assert _window((64, 64), 0.5) == (32, 32)
+    assert _window((384, 640), 1.0) is None
+    with pytest.raises(ValueError, match="crop"):
+        DetectorConfig(crop=0)
+
+
+def test_frozen_training_on_windows_learns_and_predicts_whole_frames(tmp_path):
+    records = squares(tmp_path, n=8, size=(128, 128))
+    backbone = get_backbone("tiny", preprocessing=Preprocessing(size=(128, 128)))
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=150, crop=0.5))
+    det.fit(records, None, store=None, backbone=backbone, progress=False)
+    assert det.history[-1].heat_loss < 0.5 * det.history[0].heat_loss
+    preds = det.predict(records)
+    res = evaluate_detection(records, preds, CLASSES)
+    assert res.map50 > 0.5

@@ -60,3 +60,45 @@ def test_cuda_uses_mixed_precision_and_pinned_loaders(tmp_path):
     batch = next(iter(loader))
     assert batch.images.is_pinned()
     assert to_device(batch.images, cuda).device.type == "cuda"
+
+
+class _Embedded(Exception):
+    """Raised by a stand-in for ``embed``: the device it was asked for."""
+
+
+def _record_device(*_args, **kw):
+    raise _Embedded(kw.get("device"))
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu"])
+def test_cached_feature_passes_run_on_the_models_device(tmp_path, monkeypatch, device):
+    """The detector's pyramid, the tagger's pooled features and a campaign's pool
+    embeddings are forward passes too: they take the model's device, not the CPU."""
+    from PIL import Image
+
+    import scenesift.features as features
+    from scenesift.al.learners import DetectorLearner, TaggerLearner
+    from scenesift.al.sources import build_pool
+    from scenesift.models import detector, tagger
+    from scenesift.models.backbones import get_backbone
+    from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
+    from scenesift.store import Store
+
+    store = Store.init(tmp_path / "proj")
+    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    rec = FrameRecord("a.png", tmp_path / "a.png", "d0", 64, 64, boxes=[Box("car", 1, 1, 9, 9)],
+                      situations={"night": True})  # fmt: skip
+    store.ingest(ImportBatch([rec], tmp_path, ImportReport("test")))
+    backbone = get_backbone("tiny", preprocessing=Preprocessing(size=(64, 64)))
+    for module in (detector, tagger, features):
+        monkeypatch.setattr(module, "embed", _record_device)
+    cfg = detector.DetectorConfig(backbone="tiny", device=device)
+    with pytest.raises(_Embedded, match=device):
+        detector.ObjectDetector(["car"], cfg).fit([rec], store=store, backbone=backbone)
+    tcfg = tagger.TaggerConfig(backbone="tiny", schedule="frozen", device=device)
+    with pytest.raises(_Embedded, match=device):
+        tagger.SituationTagger(["night"], tcfg).fit([rec], [rec], store=store, backbone=backbone)
+    for learner in (DetectorLearner(device=device), TaggerLearner(device=device)):
+        assert learner.embed_device() == device
+    with pytest.raises(_Embedded, match=device):
+        build_pool(store, [1], [rec], None, [], {}, embed_with=backbone, embed_device=device)

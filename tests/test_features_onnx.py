@@ -74,3 +74,24 @@ def test_without_onnxruntime_the_error_says_what_to_install(tmp_path, monkeypatc
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0 and "2 computed, 0 from the cache" in result.output
     store.close()
+
+
+def test_onnx_runs_on_cuda_through_its_provider_and_says_when_it_cannot(monkeypatch):
+    import onnxruntime
+
+    from scenesift.features.onnx import providers
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert providers(cpu) == ["CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(OnnxUnavailable, match="onnxruntime-gpu"):
+        providers(cuda)
+    assert providers(cuda, explicit=False) == ["CPUExecutionProvider"]  # auto: fall back
+    monkeypatch.setattr(
+        onnxruntime,
+        "get_available_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    assert providers(cuda) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    forward = OnnxForward(b"graph", "pooled", providers(cuda))
+    assert pickle.loads(pickle.dumps(forward)).providers == forward.providers  # Ray actors

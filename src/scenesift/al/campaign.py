@@ -275,6 +275,7 @@ class Campaign:
                 if outputs.situation_scores is not None
                 else situation_scores(self.store, self._tagger_source()),
                 embed_with=self._backbone if "embeddings" in strategy.required_fields() else None,
+                embed_device=self.learner.embed_device(),
                 situation_scores=outputs.situation_scores,
                 situation_mc_scores=outputs.situation_mc_scores,
             )

@@ -100,6 +100,9 @@ class DetectorLearner:
         features are the embeddings diversity strategies read)."""
         return _configured_backbone(self.config)
 
+    def embed_device(self) -> str:
+        return self.config.device
+
     def fit(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]) -> list:
         """``ensemble`` models differing only in their seed (``seed + k``)."""
         from scenesift.models.detector import ObjectDetector
@@ -285,6 +288,9 @@ class TaggerLearner:
     def backbone(self):
         """The backbone the head reads (its pooled features are the embeddings too)."""
         return _configured_backbone(self.config)
+
+    def embed_device(self) -> str:
+        return self.config.device
 
     def _fit(self, store: Store, config, train, val):
         from scenesift.models.tagger import SituationTagger

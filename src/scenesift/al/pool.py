@@ -155,3 +155,7 @@ class Learner(Protocol):
     def backbone(self) -> Any:
         """The backbone its models read (pooled features = the Pool's embeddings)."""
         ...
+
+    def embed_device(self) -> str:
+        """auto|cpu|cuda|mps: where the pool's embeddings are computed (its models' device)."""
+        ...

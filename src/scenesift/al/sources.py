@@ -79,6 +79,7 @@ def build_pool(
     progress: bool = False,
     situation_scores: np.ndarray | None = None,
     situation_mc_scores: np.ndarray | None = None,
+    embed_device: str = "cpu",
 ) -> Pool:
     """The Pool of ``records`` (row-aligned with ``frame_ids`` and ``detections``).
 
@@ -87,7 +88,7 @@ def build_pool(
     probabilities on the pool rows (and its ensemble's), when the round trained one; they
     take the place of ``scores``. ``embed_with``: compute (or read cached) pooled
     embeddings of the pool and of the ``labelled`` frames; leave None when the strategy
-    does not read them.
+    does not read them; ``embed_device`` runs that forward pass (auto|cpu|cuda|mps).
     """
     tax = store.taxonomy
     names = [r.name for r in records]
@@ -102,7 +103,8 @@ def build_pool(
         from scenesift.features import embed
 
         def pooled(frames: list[str]) -> np.ndarray:
-            return embed(store, embed_with, frames, layer="pooled", progress=progress).array
+            return embed(store, embed_with, frames, layer="pooled", progress=progress,
+                         device=embed_device).array  # fmt: skip
 
         embeddings = pooled(names)
         labelled_emb = pooled([r.name for r in labelled]) if labelled else None

@@ -123,7 +123,8 @@ def embed(
                                        progress, gpus=pin_memory(dev))  # fmt: skip
         else:
             worker = LocalEngine(batch_size, workers, progress, pin_memory=pin_memory(dev))
-        forward = inference_forward(backbone, layer, runtime, dev)  # exported once if onnx
+        # exported once if onnx
+        forward = inference_forward(backbone, layer, runtime, dev, explicit=device != "auto")
         _fill(worker, ShardWriter(store, spec, fp, image_signatures(missing)), missing,
               backbone, layer, forward)  # fmt: skip
     seconds = time.perf_counter() - started
@@ -163,16 +164,22 @@ def _fill(
 
 
 def inference_forward(
-    backbone: Backbone, layer: str, runtime: str = "torch", device: torch.device | None = None
+    backbone: Backbone,
+    layer: str,
+    runtime: str = "torch",
+    device: torch.device | None = None,
+    explicit: bool = True,
 ) -> Forward:
     """The per-batch function every engine runs: images -> the cached quantity, on the
     inference copy of ``backbone`` (BN folded, channels_last: ~2x faster, same features);
-    off the CPU the torch forward pass runs on ``device`` (ONNX Runtime stays on the CPU)."""
+    off the CPU it runs on ``device`` (ONNX Runtime: with its CUDA provider; a device that
+    ``auto`` chose (``explicit`` False) falls back to its CPU provider when it has none)."""
     model = backbone.for_inference()
     if runtime == "onnx":
-        from scenesift.features.onnx import OnnxForward  # an optional extra
+        from scenesift.features.onnx import OnnxForward, providers  # an optional extra
 
-        return OnnxForward.export(model, layer)
+        on = providers(device or torch.device("cpu"), explicit)
+        return OnnxForward.export(model, layer, on)
     if device is not None and device.type != "cpu":
         return DeviceForward(model, layer, device)
     return partial(forward_features, model, layer=layer)

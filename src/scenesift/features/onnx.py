@@ -41,6 +41,23 @@ def require_onnx() -> Any:
     return onnxruntime
 
 
+def providers(device: torch.device, explicit: bool = True) -> list[str]:
+    """ONNX Runtime execution providers for ``device``: CUDA's (then the CPU's) on a CUDA
+    device when this onnxruntime build has it (the ``onnxruntime-gpu`` package); a device
+    chosen by ``auto`` (``explicit`` False) falls back to the CPU instead of failing."""
+    if device.type == "cpu":
+        return ["CPUExecutionProvider"]
+    available = require_onnx().get_available_providers()
+    if device.type == "cuda" and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if explicit:
+        raise OnnxUnavailable(
+            f"--runtime onnx on {device.type}: this onnxruntime has only {available}; "
+            "install onnxruntime-gpu for CUDA, or use --runtime torch (any device)"
+        )
+    return ["CPUExecutionProvider"]
+
+
 class _LayerOutput(nn.Module):
     """The backbone plus the cached layer's reduction, as one graph (float32 out)."""
 
@@ -60,20 +77,31 @@ class _LayerOutput(nn.Module):
 
 
 class OnnxForward:
-    """``forward_features`` of one layer, run by ONNX Runtime on CPU.
+    """``forward_features`` of one layer, run by ONNX Runtime on its ``providers`` (the
+    CPU by default; see :func:`providers`).
 
     Picklable (it carries the graph's bytes, and builds its session on first use with
     ``torch.get_num_threads()`` threads), so the Ray engine ships one export to every actor.
     """
 
-    def __init__(self, graph: bytes, layer: str) -> None:
-        self.graph, self.layer = graph, layer
+    def __init__(
+        self,
+        graph: bytes,
+        layer: str,
+        providers: list[str] | tuple[str, ...] = ("CPUExecutionProvider",),
+    ) -> None:
+        self.graph, self.layer, self.providers = graph, layer, list(providers)
         self._session: Any = None
 
     @classmethod
-    def export(cls, model: Backbone, layer: str) -> OnnxForward:
+    def export(
+        cls,
+        model: Backbone,
+        layer: str,
+        providers: list[str] | tuple[str, ...] = ("CPUExecutionProvider",),
+    ) -> OnnxForward:
         """Export ``model`` (the inference copy: ``Backbone.for_inference()``) for ``layer``
-        with a dynamic batch size."""
+        with a dynamic batch size, to run on ``providers``."""
         require_onnx()
         h, w = model.preprocessing.size
         example = torch.zeros(2, 3, h, w).contiguous(memory_format=torch.channels_last)
@@ -85,7 +113,7 @@ class OnnxForward:
                 input_names=["images"], output_names=["features"], opset_version=OPSET,
                 dynamic_axes={"images": {0: "n"}, "features": {0: "n"}},
             )  # fmt: skip
-        return cls(buf.getvalue(), layer)
+        return cls(buf.getvalue(), layer, providers)
 
     def session(self) -> Any:
         if self._session is None:
@@ -93,9 +121,7 @@ class OnnxForward:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = torch.get_num_threads()
             opts.inter_op_num_threads = 1
-            self._session = ort.InferenceSession(
-                self.graph, opts, providers=["CPUExecutionProvider"]
-            )
+            self._session = ort.InferenceSession(self.graph, opts, providers=self.providers)
         return self._session
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
@@ -104,7 +130,9 @@ class OnnxForward:
         return out.astype(layer_dtype(self.layer), copy=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"graph": self.graph, "layer": self.layer}
+        return {"graph": self.graph, "layer": self.layer, "providers": self.providers}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["graph"], state["layer"])
+        self.__init__(
+            state["graph"], state["layer"], state.get("providers", ["CPUExecutionProvider"])
+        )

@@ -90,6 +90,11 @@ class DetectorConfig:
     #: added to the FPN: small objects get their own peaks, at ~4x the head's cost.
     head_stride: int = STRIDE
     flip: bool = True
+    #: Frozen mode: each training step sees a random window of this fraction of each side
+    #: of the cached maps (aligned to the stride-32 grid), so a step costs crop**2 of a
+    #: full frame's; validation and prediction run on whole frames. Objects are small and
+    #: the cached maps already carry the whole image's context, so windows lose little.
+    crop: float = 1.0
     #: finetune: brightness and contrast jitter of each training image, +- this fraction
     #: (frozen mode trains on cached maps of the unaltered images: flips only).
     photometric: float = 0.2
@@ -114,6 +119,8 @@ class DetectorConfig:
             raise ValueError("steps, epochs and batch_size must be >= 1")
         if (self.eval_every is not None and self.eval_every < 1) or self.evaluations < 1:
             raise ValueError("eval_every and evaluations must be >= 1")
+        if not 0 < self.crop <= 1:
+            raise ValueError(f"crop must be in (0, 1], got {self.crop!r}")
         if self.head_stride not in HEAD_STRIDES:
             raise ValueError(f"head_stride must be one of {HEAD_STRIDES}, got {self.head_stride!r}")
         check_device(self.device)
@@ -239,13 +246,9 @@ class ObjectDetector:
                 self.history.append(log)
                 last = epoch == epochs - 1 or done >= total_steps
                 if val and ((epoch + 1) % every == 0 or last):
-                    log.val_loss = (
-                        self._loss_frozen(feats_va, data_va)
-                        if frozen
-                        else self._loss_images(val, data_va)
+                    log.val_loss, log.val_map50 = self._validate(
+                        val, data_va, feats_va if frozen else None, by_map
                     )
-                    if by_map:
-                        log.val_map50 = self._val_map50(val, feats_va if frozen else None)
                     score = log.val_map50 if by_map else -log.val_loss
                     if score is not None and score > best_score:
                         best_score, best = score, copy.deepcopy(self.net.state_dict())
@@ -260,16 +263,43 @@ class ObjectDetector:
         self.net.eval()
         return self
 
-    def _val_map50(self, val: Sequence[FrameRecord], feats) -> float | None:
-        """mAP@0.5 of the current weights on the validation frames (model selection)."""
+    def _validate(
+        self, val: Sequence[FrameRecord], data: _Data, feats, by_map: bool
+    ) -> tuple[float, float | None]:
+        """(validation loss, mAP@0.5 or None without ``by_map``) of the current weights,
+        from one forward pass per batch: evaluation runs ~10 times per training, on
+        whole frames, so a second pass for the loss would cost as much as the mAP."""
         from scenesift.metrics.detection import evaluate_detection
 
         self.net.eval()
-        decoded = self._decode_feats(feats, len(val)) if feats is not None else None
-        if decoded is None:
-            decoded = self._decode_images(val, False)
+        losses, decoded = [], []
+        for out, idx in self._val_outputs(val, feats):
+            loss, _ = detection_loss(out, _targets(data, idx, np.zeros(len(idx), dtype=bool)))
+            losses.append(float(loss) * len(idx))
+            if by_map:
+                decoded += decode(out, self.config.top_k, self.config.score_threshold,
+                                  self.config.head_stride)  # fmt: skip
+        loss = sum(losses) / max(len(val), 1)
+        if not by_map:
+            return loss, None
         preds = {r.name: self._to_boxes(r, d) for r, d in zip(val, decoded, strict=True)}
-        return evaluate_detection(val, preds, self.classes).map50
+        return loss, evaluate_detection(val, preds, self.classes).map50
+
+    def _val_outputs(self, val: Sequence[FrameRecord], feats):
+        """(head outputs on the CPU in float32, frame positions) per validation batch."""
+        device, bs = self.device, self.config.batch_size
+        with torch.inference_mode():
+            if feats is not None:
+                for i in range(0, len(val), bs):
+                    idx = np.arange(i, min(i + bs, len(val)))
+                    with autocast(device):
+                        out = self.net.head(_maps(feats, idx, np.zeros(len(idx), bool), device))
+                    yield {k: v.float().cpu() for k, v in out.items()}, idx
+                return
+            for batch in self._loader([r.path for r in val]):
+                with autocast(device):
+                    out = self.net(to_device(batch.images, device))
+                yield {k: v.float().cpu() for k, v in out.items()}, batch.index.numpy()
 
     def _optimizer(self, n_groups: int) -> torch.optim.Optimizer:
         cfg = self.config
@@ -308,13 +338,17 @@ class ObjectDetector:
         head, device = self.net.head, self.device
         head.train()
         losses, heats = [], []
+        window = _window(self._input_size(), self.config.crop)
         for idx, flip in self._batches(len(data.boxes), rng)[:budget]:
-            maps = _maps(feats, idx, flip, device)
+            if window is None:
+                maps, targets = _maps(feats, idx, flip, device), _targets(data, idx, flip, device)
+            else:
+                maps, targets = _windows(feats, data, idx, flip, window, rng, device)
             with autocast(device):
                 out = head(maps)
             loss, parts = detection_loss(
                 out,
-                _targets(data, idx, flip, device),
+                targets,
                 self.config.size_weight,
                 self.config.offset_weight,
                 data.class_weights,
@@ -370,31 +404,6 @@ class ObjectDetector:
             pin_memory=pin_memory(self.device),
         )
 
-    @torch.inference_mode()
-    def _loss_frozen(self, feats, data: _Data) -> float:
-        total, n = 0.0, len(data.boxes)
-        bs, device = self.config.batch_size, self.device
-        for i in range(0, n, bs):
-            idx = np.arange(i, min(i + bs, n))
-            no_flip = np.zeros(len(idx), dtype=bool)
-            with autocast(device):
-                out = self.net.head(_maps(feats, idx, no_flip, device))
-            loss, _ = detection_loss(out, _targets(data, idx, no_flip, device))
-            total += float(loss) * len(idx)
-        return total / max(n, 1)
-
-    @torch.inference_mode()
-    def _loss_images(self, records, data: _Data) -> float:
-        total, device = 0.0, self.device
-        for batch in self._loader([r.path for r in records]):
-            pos = batch.index.numpy()
-            no_flip = np.zeros(len(pos), dtype=bool)
-            with autocast(device):
-                out = self.net(to_device(batch.images, device))
-            loss, _ = detection_loss(out, _targets(data, pos, no_flip, device))
-            total += float(loss) * len(pos)
-        return total / max(len(records), 1)
-
     def _pyramid(
         self, records: Sequence[FrameRecord], store: Store | None, progress: bool
     ) -> list[np.ndarray]:
@@ -411,6 +420,7 @@ class ObjectDetector:
                 batch_size=cfg.batch_size,
                 workers=cfg.workers,
                 progress=progress,
+                device=cfg.device,
             )
             return split_pyramid(feats.array, backbone, layer)
         fast = backbone.for_inference()
@@ -614,6 +624,64 @@ def _maps(
             x[f.to(device)] = x[f.to(device)].flip(-1)
         out.append(x.contiguous(memory_format=torch.channels_last))
     return out
+
+
+def _window(size: tuple[int, int], crop: float) -> tuple[int, int] | None:
+    """(h, w) training window in input pixels, multiples of 32, or None for whole frames."""
+    h, w = size
+    if crop >= 1:
+        return None
+    wh = min(h, max(32, 32 * round(h * crop / 32)))
+    ww = min(w, max(32, 32 * round(w * crop / 32)))
+    return None if (wh, ww) == (h, w) else (wh, ww)
+
+
+def _windows(
+    feats: list[np.ndarray],
+    data: _Data,
+    idx: np.ndarray,
+    flip: np.ndarray,
+    window: tuple[int, int],
+    rng: np.random.Generator,
+    device: torch.device = torch.device("cpu"),
+) -> tuple[list[torch.Tensor], Targets]:
+    """A batch of random ``window``-sized crops (one position per frame, on the stride-32
+    grid so every pyramid level crops exactly) of cached maps and their targets; objects
+    whose centre falls outside a crop leave the size/offset losses, the visible part of
+    their heat-map peak stays. Cropping happens before float16 widens: 1/crop**2 less
+    copying."""
+    n = len(idx)
+    full_h, full_w = feats[-1].shape[-2] * 32, feats[-1].shape[-1] * 32  # the stride-32 map
+    wh, ww = window
+    oy = rng.integers(0, (full_h - wh) // 32 + 1, n)
+    ox = rng.integers(0, (full_w - ww) // 32 + 1, n)  # in the (maybe flipped) frame
+    maps = []
+    for level in feats:
+        f = level.shape[-1] * 32 // full_w  # cells per 32 pixels at this level
+        ch, cw = wh * f // 32, ww * f // 32
+        crops = []
+        for i, fl, y, x in zip(idx, flip, oy, ox, strict=True):
+            x_src = (full_w - ww) // 32 - x if fl else x  # the mirror window of the original
+            c = level[i, :, y * f : y * f + ch, x_src * f : x_src * f + cw]
+            crops.append(c[..., ::-1] if fl else c)
+        x_t = torch.from_numpy(np.ascontiguousarray(np.stack(crops)))
+        if pin_memory(device):
+            x_t = x_t.pin_memory()
+        maps.append(to_device(x_t, device).float().contiguous(memory_format=torch.channels_last))
+    t = _targets(data, idx, flip)
+    gw = t.heat.shape[-1]
+    f = gw * 32 // full_w
+    ch, cw = wh * f // 32, ww * f // 32
+    y0 = torch.from_numpy(oy * f)
+    x0 = torch.from_numpy(ox * f)
+    heat = torch.stack(
+        [t.heat[j, :, y : y + ch, x : x + cw] for j, (y, x) in enumerate(zip(y0, x0, strict=True))]
+    )
+    iy, ix = t.index // gw - y0[:, None], t.index % gw - x0[:, None]
+    inside = (iy >= 0) & (iy < ch) & (ix >= 0) & (ix < cw)
+    index = torch.where(inside, iy * cw + ix, torch.zeros_like(iy))
+    mask = t.mask * inside.float()
+    return maps, Targets(*(to_device(x, device) for x in (heat, index, t.size, t.offset, mask)))
 
 
 def _photometric(images: torch.Tensor, amount: float, rng: np.random.Generator) -> torch.Tensor:

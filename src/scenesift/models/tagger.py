@@ -297,6 +297,7 @@ class SituationTagger:
         feats = embed(
             store, backbone, [r.name for r in records], layer=trunk_layer(cut),
             batch_size=self.config.batch_size, workers=self.config.workers, progress=progress,
+            device=self.config.device,
         )  # fmt: skip
         return torch.from_numpy(np.ascontiguousarray(feats.array))
 
@@ -317,7 +318,7 @@ class SituationTagger:
             feats = embed(
                 store, backbone, [r.name for r in records], layer="pooled",
                 batch_size=self.config.batch_size, workers=self.config.workers,
-                progress=progress,
+                progress=progress, device=self.config.device,
             )  # fmt: skip
             return torch.from_numpy(np.asarray(feats.array, dtype=np.float32))
         out = []
