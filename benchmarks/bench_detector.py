@@ -58,6 +58,7 @@ def config(args: argparse.Namespace) -> DetectorConfig:
         "batch_size": args.batch_size, "lr": args.lr, "eval_every": args.eval_every,
         "class_balance": args.class_balance, "width": args.width, "device": args.device,
         "seed": args.seed, "head_stride": args.head_stride, "crop": args.crop,
+        "box_head": args.box_head,
     }  # fmt: skip
     return DetectorConfig(
         backbone=args.backbone, **{k: v for k, v in given.items() if v is not None}
@@ -79,6 +80,7 @@ def main() -> None:
     ap.add_argument("--width", type=int)
     ap.add_argument("--head-stride", type=int, choices=(4, 8))
     ap.add_argument("--crop", type=float, help="training window, fraction of each side")
+    ap.add_argument("--box-head", choices=("split", "shared"))
     ap.add_argument("--seed", type=int)
     ap.add_argument("--device")
     ap.add_argument("--mode", choices=("frozen", "finetune"))

@@ -429,3 +429,32 @@ def test_frozen_training_on_windows_learns_and_predicts_whole_frames(tmp_path):
     preds = det.predict(records)
     res = evaluate_detection(records, preds, CLASSES)
     assert res.map50 > 0.5
+
+
+def test_a_shared_box_head_gives_the_same_outputs_for_less_and_reloads(tmp_path):
+    split = DetectorNet(tiny(), 2, width=16)
+    shared = DetectorNet(tiny(), 2, width=16, box_head="shared")
+    x = torch.zeros(1, 3, 64, 64)
+    for net in (split, shared):
+        out = net(x)
+        assert out["heat"].shape[1] == 2 and out["size"].shape[1] == out["offset"].shape[1] == 2
+    count = sum(p.numel() for p in shared.head.parameters())
+    assert count < sum(p.numel() for p in split.head.parameters())
+    records = squares(tmp_path)
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=20, box_head="shared"))
+    det.fit(records, None, store=None, backbone=tiny(), progress=False)
+    again = ObjectDetector.load(det.save(tmp_path / "det.pt"))
+    assert again.config.box_head == "shared" and again.fingerprint == det.fingerprint
+    with pytest.raises(ValueError, match="box_head"):
+        DetectorConfig(box_head="fused")
+
+
+def test_checkpoints_from_before_the_box_head_option_load_as_split(tmp_path):
+    records = squares(tmp_path)
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=2))
+    det.fit(records, None, store=None, backbone=tiny(), progress=False)
+    path = det.save(tmp_path / "old.pt")
+    state = torch.load(path, weights_only=True)
+    del state["config"]["box_head"]  # as written by an older scenesift
+    torch.save(state, path)
+    assert ObjectDetector.load(path).config.box_head == "split"

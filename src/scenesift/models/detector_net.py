@@ -23,6 +23,8 @@ STRIDE = 8
 #: The heat-map strides a head can run at: 8, or 4 on the backbone's extra stride-4 map
 #: (small objects: most of the demo world's are under 32x32 pixels).
 HEAD_STRIDES = (4, 8)
+#: Size and offset from a 3x3 block each ("split"), or from one shared block ("shared").
+BOX_HEADS = ("split", "shared")
 #: Initial heat-map bias: sigmoid(-2.19) = 0.1, CenterNet's prior, so the first steps are
 #: not swamped by the loss of ~all-negative pixels.
 HEAT_PRIOR_BIAS = -2.19
@@ -32,15 +34,28 @@ class DetectorHead(nn.Module):
     """Light FPN (1x1 laterals, top-down nearest-upsample + add, separable 3x3 smoothing)
     and the three CenterNet heads at its finest map's stride: heat map (K), log size (2),
     offset (2). ``stage_channels`` lists the maps it receives, finest first: three for
-    stride 8, four (the stride-4 map first) for stride 4."""
+    stride 8, four (the stride-4 map first) for stride 4. ``box_head`` "shared": size and
+    offset come from one 3x3 block (4 outputs) instead of one each, a quarter less of the
+    head's cost, which is the training time in frozen mode."""
 
-    def __init__(self, stage_channels: Sequence[int], n_classes: int, width: int = 64) -> None:
+    def __init__(
+        self,
+        stage_channels: Sequence[int],
+        n_classes: int,
+        width: int = 64,
+        box_head: str = "split",
+    ) -> None:
         super().__init__()
+        if box_head not in BOX_HEADS:
+            raise ValueError(f"box_head must be one of {BOX_HEADS}, got {box_head!r}")
         self.laterals = nn.ModuleList(nn.Conv2d(c, width, 1) for c in stage_channels)
         self.smooth = nn.Sequential(*_separable(width), nn.ReLU(inplace=True))
         self.heat = _head(width, n_classes)
-        self.size = _head(width, 2)
-        self.offset = _head(width, 2)
+        if box_head == "shared":
+            self.box = _head(width, 4)
+        else:
+            self.size = _head(width, 2)
+            self.offset = _head(width, 2)
         nn.init.constant_(self.heat[-1].bias, HEAT_PRIOR_BIAS)
 
     def forward(self, maps: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -48,6 +63,9 @@ class DetectorHead(nn.Module):
         for lateral, fmap in zip(self.laterals[-2::-1], maps[-2::-1], strict=True):
             x = lateral(fmap) + F.interpolate(x, size=fmap.shape[-2:], mode="nearest")
         x = self.smooth(x)
+        if hasattr(self, "box"):
+            box = self.box(x)
+            return {"heat": self.heat(x), "size": box[:, :2], "offset": box[:, 2:]}
         return {"heat": self.heat(x), "size": self.size(x), "offset": self.offset(x)}
 
 
@@ -65,7 +83,12 @@ class DetectorNet(nn.Module):
     """Backbone + :class:`DetectorHead`; ``head`` alone runs on cached pyramid features."""
 
     def __init__(
-        self, backbone: nn.Module, n_classes: int, width: int = 64, head_stride: int = STRIDE
+        self,
+        backbone: nn.Module,
+        n_classes: int,
+        width: int = 64,
+        head_stride: int = STRIDE,
+        box_head: str = "split",
     ) -> None:
         super().__init__()
         if head_stride not in HEAD_STRIDES:
@@ -75,7 +98,7 @@ class DetectorNet(nn.Module):
         channels = list(backbone.stage_channels)
         if self.fine:
             channels = [backbone.fine_channels, *channels]
-        self.head = DetectorHead(channels, n_classes, width)
+        self.head = DetectorHead(channels, n_classes, width, box_head)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.head(self.backbone.features(x, fine=self.fine))
