@@ -26,7 +26,7 @@ import torch
 from scenesift.features import embed, keep_freed_memory
 from scenesift.metrics.detection import evaluate_detection
 from scenesift.models.backbones import at_input_size, get_backbone
-from scenesift.models.detector import DetectorConfig, ObjectDetector
+from scenesift.models.detector import DetectorConfig, ObjectDetector, aspect_input_size
 from scenesift.store import Store
 
 #: The strength target counts the classes with at least this many test objects.
@@ -58,7 +58,8 @@ def config(args: argparse.Namespace) -> DetectorConfig:
         "batch_size": args.batch_size, "lr": args.lr, "eval_every": args.eval_every,
         "class_balance": args.class_balance, "width": args.width, "device": args.device,
         "seed": args.seed, "head_stride": args.head_stride, "crop": args.crop,
-        "box_head": args.box_head,
+        "box_head": args.box_head, "min_radius": args.min_radius,
+        "ema": args.ema,
     }  # fmt: skip
     return DetectorConfig(
         backbone=args.backbone, **{k: v for k, v in given.items() if v is not None}
@@ -81,6 +82,8 @@ def main() -> None:
     ap.add_argument("--head-stride", type=int, choices=(4, 8))
     ap.add_argument("--crop", type=float, help="training window, fraction of each side")
     ap.add_argument("--box-head", choices=("split", "shared"))
+    ap.add_argument("--min-radius", type=int)
+    ap.add_argument("--ema", type=float)
     ap.add_argument("--seed", type=int)
     ap.add_argument("--device")
     ap.add_argument("--mode", choices=("frozen", "finetune"))
@@ -98,7 +101,11 @@ def main() -> None:
             [r for r in store.records(split=s) if r.boxes is not None]
             for s in ("train", "val", "test")
         )
-        backbone = at_input_size(get_backbone(cfg.backbone), cfg.input_size)
+        # the size fit() would choose: the frames' aspect ratio at cfg.input_pixels
+        size = cfg.input_size or aspect_input_size(
+            [(r.width, r.height) for r in train], cfg.input_pixels
+        )
+        backbone = at_input_size(get_backbone(cfg.backbone), size)
         started = time.perf_counter()
         names = [r.name for r in (*train, *val, *test)]
         if cfg.mode == "frozen":

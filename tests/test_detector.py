@@ -220,10 +220,23 @@ def test_the_schedule_is_a_number_of_optimiser_steps_whatever_the_frames(tmp_pat
     assert len(det.history) == epochs and det.history[-1].steps == 9
 
 
+def test_evaluations_fall_in_the_last_part_of_the_schedule_unless_every_is_given():
+    """Default: 4 evaluations over the last half (the best weights come late and each
+    costs a pass over the validation frames); eval_every counts from the first epoch."""
+    cfg = DetectorConfig()
+    epochs, _, every = cfg.schedule(batches_per_epoch=100)  # 800 steps: 8 epochs
+    assert [e for e in range(1, epochs + 1) if cfg.evaluates(e, epochs, every)] == [5, 6, 7, 8]
+    cfg = DetectorConfig(eval_every=3, epochs=8)
+    epochs, _, every = cfg.schedule(100)
+    assert [e for e in range(1, epochs + 1) if cfg.evaluates(e, epochs, every)] == [3, 6, 8]
+    with pytest.raises(ValueError, match="eval_span"):
+        DetectorConfig(eval_span=0)
+
+
 def test_epochs_replace_steps_and_bad_schedules_are_refused():
     cfg = DetectorConfig(epochs=3, batch_size=8)
     assert cfg.schedule(batches_per_epoch=5) == (3, 15, 1)
-    assert DetectorConfig(steps=100, evaluations=4).schedule(10) == (10, 100, 2)
+    assert DetectorConfig(steps=100, evaluations=4, eval_span=0.8).schedule(10) == (10, 100, 2)
     with pytest.raises(ValueError, match="steps"):
         DetectorConfig(steps=0)
     with pytest.raises(ValueError, match="eval_every"):
@@ -451,10 +464,46 @@ def test_a_shared_box_head_gives_the_same_outputs_for_less_and_reloads(tmp_path)
 
 def test_checkpoints_from_before_the_box_head_option_load_as_split(tmp_path):
     records = squares(tmp_path)
-    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=2))
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=2, box_head="split"))
     det.fit(records, None, store=None, backbone=tiny(), progress=False)
     path = det.save(tmp_path / "old.pt")
     state = torch.load(path, weights_only=True)
     del state["config"]["box_head"]  # as written by an older scenesift
     torch.save(state, path)
     assert ObjectDetector.load(path).config.box_head == "split"
+
+
+def test_a_minimum_radius_gives_tiny_objects_a_soft_neighbourhood():
+    """A 2x2-cell box gets CornerNet radius 0: only its centre cell is positive and its
+    neighbours are full negatives; min_radius=1 makes them penalty-reduced (0 < v < 1)."""
+    box = [np.array([[0, 32, 32, 48, 48]], dtype=np.float64)]  # 16 px: 2x2 cells at stride 8
+    sharp = build_targets(box, 1, (10, 10)).heat[0, 0]
+    soft = build_targets(box, 1, (10, 10), min_radius=1).heat[0, 0]
+    assert sharp[5, 5] == soft[5, 5] == 1.0
+    assert sharp[4:7, 4:7].sum() == 1.0
+    ring = soft[4:7, 4:7].flatten()[[0, 1, 2, 3, 5, 6, 7, 8]]
+    assert ((ring > 0) & (ring < 1)).all()
+
+
+def test_a_weight_average_is_what_gets_validated_and_kept(tmp_path):
+    """ema leaves the training trajectory alone (same seed, same raw steps) and keeps the
+    averaged weights: they differ from the last step's, and reproduce the kept val mAP."""
+    records = squares(tmp_path, n=12)
+    train, val = records[:8], records[8:]
+    plain = ObjectDetector(CLASSES, config(mode="frozen", epochs=12)).fit(
+        train, backbone=tiny(), progress=False
+    )
+    averaged = ObjectDetector(CLASSES, config(mode="frozen", epochs=12, ema=0.8)).fit(
+        train, backbone=tiny(), progress=False
+    )
+    assert [h.train_loss for h in averaged.history] == pytest.approx(
+        [h.train_loss for h in plain.history]
+    )
+    w_plain, w_avg = plain.net.head.heat[-1].weight, averaged.net.head.heat[-1].weight
+    assert not torch.allclose(w_plain, w_avg)
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=12, eval_every=3, ema=0.8))
+    det.fit(train, val, backbone=tiny(), progress=False)
+    best = max(h.val_map50 for h in det.history if h.val_map50 is not None)
+    assert evaluate_detection(val, det.predict(val), CLASSES).map50 == pytest.approx(best)
+    with pytest.raises(ValueError, match="ema"):
+        DetectorConfig(ema=1.0)

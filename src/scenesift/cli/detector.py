@@ -35,7 +35,9 @@ BOOT_HELP = "Bootstrap resamples (of drives) for 95% intervals of AP@0.5 (0: non
 
 
 INPUT_SIZE = typer.Option(
-    None, help="Network input HxW, multiples of 32 (default: the frames' aspect ratio)."
+    None,
+    help="Network input HxW, multiples of 32 (default: the frames' aspect ratio at about "
+    "384x640 pixels).",
 )
 MODE = typer.Option(
     None,
@@ -43,12 +45,12 @@ MODE = typer.Option(
     "finetune: the top backbone groups train too. Default: the detector's.",
 )
 STEPS = typer.Option(
-    None, min=1, help="Optimiser steps, whatever the number of frames (default 1000)."
+    None, min=1, help="Optimiser steps, whatever the number of frames (default 800)."
 )
 EPOCHS = typer.Option(None, min=1, help="Passes over the frames (replaces --steps).")
 LR = typer.Option(None, help="Learning rate of the neck and heads.")
 EVAL_EVERY = typer.Option(
-    None, min=1, help="Validation mAP@0.5 every N epochs (default: about 10 in a training)."
+    None, min=1, help="Validation mAP@0.5 every N epochs (default: 4 over the second half)."
 )
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -69,29 +70,32 @@ class DetectorConfig:
     #: frame is not squeezed into the backbone's 5:3; a backbone passed to ``fit`` keeps
     #: its own size.
     input_size: tuple[int, int] | None = None
-    input_pixels: int = 192 * 320
+    input_pixels: int = 384 * 640
     mode: str = "frozen"  # frozen | finetune
     #: Optimiser steps of the schedule (warm-up + cosine), whatever the number of frames:
     #: 70 frames and 5,000 frames both get a full schedule. ``epochs``, when set, replaces
     #: it by that many passes over the training frames.
-    steps: int = 1000
+    steps: int = 800
     epochs: int | None = None
     #: Validation mAP@0.5 every this many epochs and after the last; the best is kept.
-    #: None: spaced so that a training makes about ``evaluations`` of them.
+    #: None: about ``evaluations`` of them, spaced over the schedule's last ``eval_span``:
+    #: the best weights come late in a cosine schedule (BENCHMARKS), and each evaluation is
+    #: a pass over the validation frames, about the cost of 40 training steps.
     eval_every: int | None = None
-    evaluations: int = 10
-    lr: float = 2e-3  # neck and heads
+    evaluations: int = 4
+    eval_span: float = 0.5
+    lr: float = 5e-3  # neck and heads
     backbone_lr: float = 1e-4  # top backbone group (finetune); lower groups lr_decay times less
     lr_decay: float = 0.5
     finetune_groups: int = 2  # backbone groups trained in finetune mode, from the top
     weight_decay: float = 1e-4
-    batch_size: int = 32
+    batch_size: int = 12
     width: int = 64  # FPN / head channels
     #: Heat-map stride: 8, or 4 with the backbone's stride-4 map (cache layer ``pyramid4``)
     #: added to the FPN: small objects get their own peaks, at ~4x the head's cost.
     head_stride: int = STRIDE
     #: "shared": size and offset from one 3x3 block (see DetectorHead), ~1/4 cheaper.
-    box_head: str = "split"
+    box_head: str = "shared"
     flip: bool = True
     #: Frozen mode: each training step sees a random window of this fraction of each side
     #: of the cached maps (aligned to the stride-32 grid), so a step costs crop**2 of a
@@ -106,6 +110,13 @@ class DetectorConfig:
     #: Class-balanced heat-map loss: class weights (mean count / count) ** this (0: off).
     class_balance: float = 0.5
     max_objects: int = 128  # per frame, for the size/offset losses
+    #: Smallest heat-map Gaussian radius in cells: CornerNet's radius is 0 for objects of a
+    #: few cells (most here), so their neighbours count as full negatives.
+    min_radius: int = 0
+    #: Exponential moving average of the trained weights (decay per step; 0: off): what is
+    #: validated and kept. Small batches make noisy steps; the average of the last ~1/(1 -
+    #: decay) steps is a steadier model, for no extra training.
+    ema: float = 0.0
     top_k: int = 100  # detections per frame (COCO evaluates at most 100)
     score_threshold: float = 0.01  # low: mAP needs the tail of the ranking
     seed: int = 0
@@ -122,8 +133,12 @@ class DetectorConfig:
             raise ValueError("steps, epochs and batch_size must be >= 1")
         if (self.eval_every is not None and self.eval_every < 1) or self.evaluations < 1:
             raise ValueError("eval_every and evaluations must be >= 1")
+        if not 0 < self.eval_span <= 1:
+            raise ValueError(f"eval_span must be in (0, 1], got {self.eval_span!r}")
         if self.box_head not in BOX_HEADS:
             raise ValueError(f"box_head must be one of {BOX_HEADS}, got {self.box_head!r}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema!r}")
         if not 0 < self.crop <= 1:
             raise ValueError(f"crop must be in (0, 1], got {self.crop!r}")
         if self.head_stride not in HEAD_STRIDES:
@@ -137,8 +152,13 @@ class DetectorConfig:
             epochs, total = self.epochs, self.epochs * batches_per_epoch
         else:
             epochs, total = math.ceil(self.steps / batches_per_epoch), self.steps
-        every = self.eval_every or max(1, round(epochs / self.evaluations))
+        every = self.eval_every or max(1, round(epochs * self.eval_span / self.evaluations))
         return epochs, total, every
+
+    def evaluates(self, epoch: int, epochs: int, every: int) -> bool:
+        """Whether the 1-based ``epoch`` of ``epochs`` is validated (the last always is)."""
+        start = 0 if self.eval_every else epochs - math.floor(epochs * self.eval_span)
+        return epoch >= epochs or (epoch > start and (epoch - start) % every == 0)
 
 
 @dataclass
@@ -229,6 +249,7 @@ class ObjectDetector:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(_warmup_cosine, total=total_steps))
         scaler = grad_scaler(device)
         by_map = any(len(b) for b in data_va.boxes)
+        ema = _ema(self.net.head if frozen else self.net, cfg.ema, opt)
         best, best_score, done = None, -float("inf"), 0
         with steps("training", total_steps, progress) as advance:
             for epoch in range(epochs):
@@ -250,14 +271,15 @@ class ObjectDetector:
                 )
                 self.history.append(log)
                 last = epoch == epochs - 1 or done >= total_steps
-                if val and ((epoch + 1) % every == 0 or last):
-                    log.val_loss, log.val_map50 = self._validate(
-                        val, data_va, feats_va if frozen else None, by_map
-                    )
-                    score = log.val_map50 if by_map else -log.val_loss
-                    if score is not None and score > best_score:
-                        best_score, best = score, copy.deepcopy(self.net.state_dict())
-                        log.kept = True
+                if val and (last or cfg.evaluates(epoch + 1, epochs, every)):
+                    with _averaged_weights(ema):
+                        log.val_loss, log.val_map50 = self._validate(
+                            val, data_va, feats_va if frozen else None, by_map
+                        )
+                        score = log.val_map50 if by_map else -log.val_loss
+                        if score is not None and score > best_score:
+                            best_score, best = score, copy.deepcopy(self.net.state_dict())
+                            log.kept = True
                     log.seconds = time.perf_counter() - started
                     if on_eval is not None:
                         on_eval(log)
@@ -265,6 +287,8 @@ class ObjectDetector:
                     break
         if best is not None:
             self.net.load_state_dict(best)
+        elif ema is not None:
+            ema.module_target.load_state_dict(ema.module.state_dict())
         self.net.eval()
         return self
 
@@ -319,12 +343,12 @@ class ObjectDetector:
         boxes = [_input_boxes(r, self.classes, (h, w)) for r in records]
         stride = self.config.head_stride
         grid = (h // stride, w // stride)
-        k, m = len(self.classes), self.config.max_objects
+        k, m, r = len(self.classes), self.config.max_objects, self.config.min_radius
         flipped = [flip_boxes(b, w) for b in boxes]
         return _Data(
             boxes=boxes,
-            targets=build_targets(boxes, k, grid, stride, max_objects=m),
-            flipped=build_targets(flipped, k, grid, stride, max_objects=m),
+            targets=build_targets(boxes, k, grid, stride, max_objects=m, min_radius=r),
+            flipped=build_targets(flipped, k, grid, stride, max_objects=m, min_radius=r),
             class_weights=class_balance_weights(boxes, k, self.config.class_balance),
         )
 
@@ -721,6 +745,35 @@ def _targets(
         pick(a.offset, b.offset),
         pick(a.mask, b.mask),
     )
+
+
+def _ema(target: torch.nn.Module, decay: float, opt: torch.optim.Optimizer):
+    """An exponential moving average of ``target``'s weights, updated after every
+    optimiser step (torch's ``AveragedModel``), or None when ``decay`` is 0."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    ema = AveragedModel(target, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    ema.module_target = target  # type: ignore[attr-defined]  # where its weights go
+    opt.register_step_post_hook(lambda *_: ema.update_parameters(target))
+    return ema
+
+
+@contextmanager
+def _averaged_weights(ema) -> Iterator[None]:
+    """The averaged weights in the trained module for the block (validation, and the
+    state kept from it), the raw ones back after: training goes on from the raw weights."""
+    if ema is None:
+        yield
+        return
+    target = ema.module_target
+    raw = copy.deepcopy(target.state_dict())
+    target.load_state_dict(ema.module.state_dict())
+    try:
+        yield
+    finally:
+        target.load_state_dict(raw)
 
 
 def _warmup_cosine(step: int, total: int) -> float:

@@ -157,6 +157,7 @@ def build_targets(
     grid: tuple[int, int],
     stride: int = STRIDE,
     max_objects: int = 128,
+    min_radius: int = 0,
 ) -> Targets:
     """Targets from boxes already in network-input pixels: per frame an (n, 5) array of
     (class index, x1, y1, x2, y2). Objects beyond ``max_objects`` per frame are dropped
@@ -177,7 +178,7 @@ def build_targets(
             cx = min(max((x1 + x2) / 2 / stride, 0.0), w - 1e-3)
             cy = min(max((y1 + y2) / 2 / stride, 0.0), h - 1e-3)
             ix, iy = int(cx), int(cy)
-            radius = max(0, int(gaussian_radius(math.ceil(bh), math.ceil(bw))))
+            radius = max(min_radius, int(gaussian_radius(math.ceil(bh), math.ceil(bw))))
             draw_gaussian(heat[i, int(cls)], ix, iy, radius)
             if j < max_objects:
                 index[i, j] = iy * w + ix
@@ -223,11 +224,11 @@ def focal_loss(
     scale each class's heat map (class-balanced loss: rare classes count more)."""
     logits = logits.float()
     log_p = F.logsigmoid(logits)
-    log_not_p = F.logsigmoid(-logits)
+    log_not_p = log_p - logits  # log(1 - sigmoid(x)) = log sigmoid(x) - x: one pass less
     p = log_p.exp()
     pos = target.eq(1).float()
-    neg_weight = (1 - target).pow(4)
-    per_pixel = pos * (1 - p).pow(2) * log_p + (1 - pos) * neg_weight * p.pow(2) * log_not_p
+    neg_weight = (1 - target).square().square()
+    per_pixel = pos * (1 - p).square() * log_p + (1 - pos) * neg_weight * p.square() * log_not_p
     if class_weights is not None:
         per_pixel = per_pixel * class_weights.to(per_pixel).reshape(1, -1, 1, 1)
     return -per_pixel.sum() / pos.sum().clamp(min=1.0)
