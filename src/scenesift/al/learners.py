@@ -114,11 +114,10 @@ class DetectorLearner:
             members.append(model.fit(train, val or None, store=store, progress=self.progress))
         return members
 
-    def member_detections(
-        self, per_member: Sequence[Mapping[str, Sequence[Box]]], names: Sequence[str], n: int
-    ) -> Detections:
-        """All members' detections in one ``Detections`` with ``member`` set."""
-        parts = [self.detections(p, names, n) for p in per_member]
+    @staticmethod
+    def member_detections(parts: Sequence[Detections]) -> Detections:
+        """Every member's detections in one ``Detections`` with ``member`` set (part k is
+        member k's)."""
         return Detections(
             frame=np.concatenate([d.frame for d in parts]),
             scores=np.concatenate([d.scores for d in parts]),
@@ -133,43 +132,43 @@ class DetectorLearner:
     def pool_outputs(
         self, members: Sequence[Any], store: Store, records: Sequence[FrameRecord]
     ) -> PoolOutputs:
-        """Every member's detections on the pool; member 0's are shown to labellers."""
+        """Every member's detections on the pool; member 0's are shown to labellers. Read
+        as arrays (``predict_arrays``): only the boxes shown, the picks', become ``Box``es."""
         names = [r.name for r in records]
-        per_member = [self._predict(m, store, records) for m in members]
-        n_classes = len(store.taxonomy.classes)
-        detections = (
-            self.member_detections(per_member, names, n_classes)
-            if len(members) > 1
-            else self.detections(per_member[0], names, n_classes)
-        )
+        per_member = [m.predict_arrays(records, store, self.progress) for m in members]
+        parts = [self.pool_detections(a) for a in per_member]
+        detections = self.member_detections(parts) if len(parts) > 1 else parts[0]
         flipped = None
         if self.tta == "flip":
-            flip = self._predict_flipped(members[0], store, records)
-            flipped = self.detections(flip, names, n_classes)
-        return PoolOutputs(detections=detections, flip_detections=flipped, shown=per_member[0])
+            flipped = self.pool_detections(self._predict_flipped(members[0], store, records))
+        shown = per_member[0].by_name(names, members[0].classes)
+        return PoolOutputs(detections=detections, flip_detections=flipped, shown=shown)
 
-    def _predict_flipped(
-        self, model, store: Store, records: Sequence[FrameRecord]
-    ) -> dict[str, list[Box]]:
-        """The model on the horizontally flipped frames, boxes mirrored back into the
-        original image: the cached maps are read mirrored along W (``_Mirrored``), so no
-        image is decoded and no backbone runs."""
-        from scenesift.models.detector import _image_size
+    def _predict_flipped(self, model, store: Store, records: Sequence[FrameRecord]):
+        """The model on the horizontally flipped frames (``DetectionArrays``), boxes
+        mirrored back into the original image: the cached maps are read mirrored along W
+        (``_Mirrored``), so no image is decoded and no backbone runs."""
+        from scenesift.models.detector import DetectionArrays, _image_size
 
         if model.backbone_trained:
             raise ConfigError('learner.tta = "flip" needs a frozen backbone (cached maps)')
         records = list(records)
         if not records:
-            return {}
+            return DetectionArrays.empty(0, len(model.classes))
         feats = model._pyramid(records, store, self.progress)
         decoded = model._decode_feats([_Mirrored(level) for level in feats], len(records))
-        out = {}
-        for r, d in zip(records, decoded, strict=True):
-            width = _image_size(r)[0]
-            out[r.name] = [
-                replace(b, x1=width - b.x2, x2=width - b.x1) for b in model._to_boxes(r, d)
-            ]
-        return out
+        return model._arrays(records, decoded).mirrored([_image_size(r)[0] for r in records])
+
+    def pool_detections(self, arrays) -> Detections:
+        """A ``DetectionArrays``' rows scoring at least ``min_score``, as the pool's
+        ``Detections`` (rows follow the predicted records)."""
+        keep = arrays.scores.astype(np.float64) >= self.min_score
+        return Detections(
+            frame=arrays.frame[keep].astype(np.int64),
+            scores=arrays.scores[keep].astype(np.float32),
+            class_probs=arrays.class_probs[keep].astype(np.float32),
+            boxes=arrays.boxes[keep].astype(np.float32).reshape(-1, 4),
+        )
 
     def evaluate(
         self,

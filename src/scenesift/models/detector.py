@@ -18,10 +18,10 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -477,15 +477,24 @@ class ObjectDetector:
     ) -> dict[str, list[Box]]:
         """Detections per frame name, in original image pixels, best first. With a store
         and a backbone that was never trained, backbone maps come from the cache."""
+        records = list(records)
+        arrays = self.predict_arrays(records, store, progress)
+        return dict(arrays.by_name([r.name for r in records], self.classes))
+
+    def predict_arrays(
+        self, records: Sequence[FrameRecord], store: Store | None = None, progress: bool = False
+    ) -> DetectionArrays:
+        """``predict``'s detections as arrays, no ``Box`` built: a campaign reads a whole
+        pool's detections and shows labellers only the picks' boxes."""
         self._check_fitted()
         records = list(records)
         if not records:
-            return {}
+            return DetectionArrays.empty(0, len(self.classes))
         if store is not None and not self.backbone_trained:
             decoded = self._decode_cached(records, store, progress)
         else:
             decoded = self._decode_images(records, progress)
-        return {r.name: self._to_boxes(r, d) for r, d in zip(records, decoded, strict=True)}
+        return self._arrays(records, decoded)
 
     def _decode_cached(self, records, store, progress) -> list[Decoded]:
         return self._decode_feats(self._pyramid(records, store, progress), len(records))
@@ -528,6 +537,9 @@ class ObjectDetector:
 
     def _to_boxes(self, record: FrameRecord, d: Decoded) -> list[Box]:
         return decoded_to_boxes(d, self.classes, self._input_size(), _image_size(record))
+
+    def _arrays(self, records: Sequence[FrameRecord], decoded: Sequence[Decoded]):
+        return decoded_arrays(decoded, self._input_size(), [_image_size(r) for r in records])
 
     # ------------------------------------------------------------------ identity & disk
     @property
@@ -576,33 +588,133 @@ class ObjectDetector:
 
 
 # --------------------------------------------------------------------------- helpers
+@dataclass(frozen=True, eq=False)
+class DetectionArrays:
+    """Detections of a list of frames in original image pixels, flattened: one row per
+    detection, frame by frame, best first within a frame. What ``predict`` makes ``Box``
+    lists of, and what a campaign's pool reads without building any (a ``Box`` per
+    detection is most of a cached-feature forward pass's time)."""
+
+    frame: np.ndarray  # (m,) int64, the frame's position in the predicted records
+    category: np.ndarray  # (m,) int64, index of the detected class
+    boxes: np.ndarray  # (m, 4) float64 xyxy, clipped to the image, none empty
+    scores: np.ndarray  # (m,) float32, the peak's heat-map value
+    class_probs: np.ndarray  # (m, K) float64: every class's heat at the peak, normalised
+    n_frames: int
+
+    @classmethod
+    def empty(cls, n_frames: int, n_classes: int) -> DetectionArrays:
+        return cls(
+            np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)),
+            np.zeros(0, np.float32), np.zeros((0, n_classes)), n_frames,
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def select(self, keep: np.ndarray) -> DetectionArrays:
+        """The rows where ``keep`` (a boolean mask), order kept."""
+        return DetectionArrays(
+            self.frame[keep], self.category[keep], self.boxes[keep], self.scores[keep],
+            self.class_probs[keep], self.n_frames,
+        )  # fmt: skip
+
+    def mirrored(self, widths: Sequence[float]) -> DetectionArrays:
+        """Boxes mirrored left-right in images ``widths`` wide (one per frame): detections
+        on flipped frames, brought back into the originals."""
+        w = np.asarray(widths, np.float64)[self.frame]
+        boxes = self.boxes.copy()
+        boxes[:, 0], boxes[:, 2] = w - self.boxes[:, 2], w - self.boxes[:, 0]
+        return DetectionArrays(
+            self.frame, self.category, boxes, self.scores, self.class_probs, self.n_frames
+        )
+
+    @cached_property
+    def _starts(self) -> np.ndarray:
+        return np.searchsorted(self.frame, np.arange(self.n_frames + 1))
+
+    def frame_boxes(self, row: int, classes: Sequence[str]) -> list[Box]:
+        """The detections of the frame at ``row`` as Boxes, best first."""
+        lo, hi = self._starts[row], self._starts[row + 1]
+        return [
+            Box(classes[c], *xyxy, score=s, class_probs=tuple(p))
+            for c, xyxy, s, p in zip(
+                self.category[lo:hi].tolist(), self.boxes[lo:hi].tolist(),
+                self.scores[lo:hi].tolist(), self.class_probs[lo:hi].tolist(), strict=True,
+            )
+        ]  # fmt: skip
+
+    def by_name(self, names: Sequence[str], classes: Sequence[str]) -> Mapping[str, list[Box]]:
+        """Frame name -> Boxes, each frame's built when first read."""
+        return _LazyBoxes(self, names, classes)
+
+
+class _LazyBoxes(Mapping[str, list[Box]]):
+    """``DetectionArrays`` as frame name -> Boxes, each frame's Boxes built on first read."""
+
+    def __init__(self, arrays: DetectionArrays, names: Sequence[str], classes: Sequence[str]):
+        if len(names) != arrays.n_frames:
+            raise ValueError(f"{len(names)} names for detections of {arrays.n_frames} frames")
+        self.arrays, self.classes = arrays, list(classes)
+        self.rows = {name: i for i, name in enumerate(names)}
+        self.built: dict[str, list[Box]] = {}
+
+    def __getitem__(self, name: str) -> list[Box]:
+        if name not in self.built:
+            self.built[name] = self.arrays.frame_boxes(self.rows[name], self.classes)
+        return self.built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def decoded_arrays(
+    decoded: Sequence[Decoded],
+    input_size: tuple[int, int],
+    image_sizes: Sequence[tuple[int, int]],
+) -> DetectionArrays:
+    """Detections of several frames in original image pixels (``image_sizes``: (W, H) per
+    frame) from detections in network input pixels (``input_size`` = (H, W), a stretch
+    resize), clipped to the image (boxes left empty dropped), with ``class_probs`` = the
+    heat-map values of all classes at the peak, normalised (uniform where all are 0)."""
+    in_h, in_w = input_size
+    if len(decoded) != len(image_sizes):
+        raise ValueError(f"{len(image_sizes)} image sizes for {len(decoded)} decoded frames")
+    if not decoded:
+        return DetectionArrays.empty(0, 0)
+    counts = [len(d.scores) for d in decoded]
+    frame = np.repeat(np.arange(len(decoded), dtype=np.int64), counts)
+    k = decoded[0].class_values.shape[1]
+    values = np.concatenate([d.class_values for d in decoded]).astype(np.float64)
+    raw = np.concatenate([d.boxes.reshape(-1, 4) for d in decoded]).astype(np.float64)
+    size = np.asarray(image_sizes, np.float64).reshape(-1, 2)[frame]  # (m, 2) W, H
+    scale = size / np.array([in_w, in_h], np.float64)
+    xyxy = raw * np.tile(scale, 2)
+    xyxy = np.minimum(np.maximum(xyxy, 0.0), np.tile(size, 2))
+    keep = ~((xyxy[:, 2] <= xyxy[:, 0]) | (xyxy[:, 3] <= xyxy[:, 1]))
+    total = values.sum(axis=1, keepdims=True)
+    probs = np.divide(values, total, out=np.full_like(values, 1 / max(k, 1)), where=total > 0)
+    return DetectionArrays(
+        frame=frame[keep],
+        category=np.concatenate([d.classes.reshape(-1) for d in decoded]).astype(np.int64)[keep],
+        boxes=xyxy[keep],
+        scores=np.concatenate([d.scores.reshape(-1) for d in decoded]).astype(np.float32)[keep],
+        class_probs=probs[keep],
+        n_frames=len(decoded),
+    )
+
+
 def decoded_to_boxes(
     d: Decoded,
     classes: Sequence[str],
     input_size: tuple[int, int],
     image_size: tuple[int, int],
 ) -> list[Box]:
-    """Boxes in original image pixels (``image_size`` = (W, H)) from detections in network
-    input pixels (``input_size`` = (H, W), a stretch resize), clipped to the image, with
-    ``class_probs`` = the heat-map values of all classes at the peak, normalised."""
-    (in_h, in_w), (width, height) = input_size, image_size
-    sx, sy = width / in_w, height / in_h
-    out = []
-    for (x1, y1, x2, y2), c, s, v in zip(d.boxes, d.classes, d.scores, d.class_values, strict=True):
-        probs = np.asarray(v, dtype=np.float64)
-        probs = probs / probs.sum() if probs.sum() > 0 else np.full(len(probs), 1 / len(probs))
-        box = (
-            min(max(float(x1) * sx, 0.0), width),
-            min(max(float(y1) * sy, 0.0), height),
-            min(max(float(x2) * sx, 0.0), width),
-            min(max(float(y2) * sy, 0.0), height),
-        )
-        if box[2] <= box[0] or box[3] <= box[1]:
-            continue
-        out.append(
-            Box(classes[int(c)], *box, score=float(s), class_probs=tuple(float(p) for p in probs))
-        )
-    return out
+    """One frame's ``decoded_arrays`` as Boxes (``image_size`` = (W, H))."""
+    return decoded_arrays([d], input_size, [image_size]).frame_boxes(0, classes)
 
 
 def aspect_input_size(sizes: Sequence[tuple[int, int]], pixels: int) -> tuple[int, int]:

@@ -1,0 +1,187 @@
+"""The detector's array path (``decoded_arrays``, ``predict_arrays``, the campaign pool's
+detections) gives what the per-Box path gave: the same boxes, scores and class
+probabilities, within float tolerance."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from al_fixtures import LEARNER, opened_oracle_project
+from scenesift.al.learners import DetectorLearner
+from scenesift.al.pool import Detections
+from scenesift.models.detector import DetectionArrays, decoded_arrays, decoded_to_boxes
+from scenesift.models.detector_net import Decoded
+from scenesift.records import Box
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CLASSES = ["car", "truck", "pedestrian"]
+
+
+def per_box(d: Decoded, classes, input_size, image_size) -> list[Box]:
+    """The per-Box reference (scenesift before the array path): each detection scaled
+    from input to image pixels, clipped to the image, dropped when left empty, its class
+    values normalised (uniform when all are 0)."""
+    (in_h, in_w), (width, height) = input_size, image_size
+    sx, sy = width / in_w, height / in_h
+    out = []
+    for (x1, y1, x2, y2), c, s, v in zip(d.boxes, d.classes, d.scores, d.class_values, strict=True):
+        probs = np.asarray(v, dtype=np.float64)
+        probs = probs / probs.sum() if probs.sum() > 0 else np.full(len(probs), 1 / len(probs))
+        box = (
+            min(max(float(x1) * sx, 0.0), width),
+            min(max(float(y1) * sy, 0.0), height),
+            min(max(float(x2) * sx, 0.0), width),
+            min(max(float(y2) * sy, 0.0), height),
+        )
+        if box[2] <= box[0] or box[3] <= box[1]:
+            continue
+        out.append(
+            Box(classes[int(c)], *box, score=float(s), class_probs=tuple(float(p) for p in probs))
+        )
+    return out
+
+
+def flatten(per_frame: dict[str, list[Box]], names, n_classes: int, min_score: float):
+    """The reference flattening of Boxes into the pool's Detections (rows follow names)."""
+    rows = [(i, b) for i, n in enumerate(names) for b in per_frame.get(n, ()) if b.score >= min_score]
+    return Detections(
+        frame=np.array([i for i, _ in rows], np.int64),
+        scores=np.array([b.score for _, b in rows], np.float32),
+        class_probs=np.array([b.class_probs for _, b in rows], np.float32).reshape(-1, n_classes),
+        boxes=np.array([(b.x1, b.y1, b.x2, b.y2) for _, b in rows], np.float32).reshape(-1, 4),
+    )
+
+
+def assert_same_boxes(got: list[Box], want: list[Box]) -> None:
+    assert [b.category for b in got] == [b.category for b in want]
+    for g, w in zip(got, want, strict=True):
+        assert [g.x1, g.y1, g.x2, g.y2] == pytest.approx([w.x1, w.y1, w.x2, w.y2], abs=1e-6)
+        assert g.score == pytest.approx(w.score, abs=1e-7)
+        assert g.class_probs == pytest.approx(w.class_probs, abs=1e-7)
+
+
+def assert_same_detections(got: Detections, want: Detections) -> None:
+    np.testing.assert_array_equal(got.frame, want.frame)
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-7)
+    np.testing.assert_allclose(got.class_probs, want.class_probs, atol=1e-7)
+    np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-3)
+    assert got.class_probs.dtype == got.scores.dtype == got.boxes.dtype == np.float32
+
+
+def random_decoded(rng: np.random.Generator, n: int, k: int, input_size) -> Decoded:
+    """``n`` detections in input pixels, some reaching past the image and some whose
+    clipped box is empty; a few with every class value 0."""
+    h, w = input_size
+    cx, cy = rng.uniform(-0.2 * w, 1.2 * w, n), rng.uniform(-0.2 * h, 1.2 * h, n)
+    bw, bh = rng.uniform(1, 0.3 * w, n), rng.uniform(1, 0.3 * h, n)
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
+    values = rng.uniform(0, 1, (n, k)).astype(np.float32)
+    values[: n // 5] = 0
+    scores = np.sort(rng.uniform(0.01, 1, n))[::-1]
+    return Decoded(boxes.astype(np.float32), rng.integers(0, k, n), scores.astype(np.float32),
+                   values)  # fmt: skip
+
+
+def test_decoded_arrays_give_the_per_box_references_boxes():
+    rng = np.random.default_rng(0)
+    input_size = (64, 96)
+    sizes = [(480, 240), (96, 64), (1242, 375), (320, 192)]
+    decoded = [random_decoded(rng, n, len(CLASSES), input_size) for n in (40, 0, 25, 60)]
+    arrays = decoded_arrays(decoded, input_size, sizes)
+    want = [per_box(d, CLASSES, input_size, s) for d, s in zip(decoded, sizes, strict=True)]
+    # the generated case covers what the reference drops and what it keeps
+    assert 0 < sum(map(len, want)) < sum(len(d.scores) for d in decoded)
+    assert len(arrays) == sum(map(len, want)) and arrays.n_frames == 4
+    for row, (d, s, w) in enumerate(zip(decoded, sizes, want, strict=True)):
+        assert_same_boxes(arrays.frame_boxes(row, CLASSES), w)
+        assert_same_boxes(decoded_to_boxes(d, CLASSES, input_size, s), w)
+    by_name = arrays.by_name(["a", "b", "c", "d"], CLASSES)
+    assert list(by_name) == ["a", "b", "c", "d"] and by_name["b"] == []
+    assert_same_boxes(by_name["d"], want[3])
+    assert (np.diff(arrays.frame) >= 0).all()
+
+
+def test_mirrored_detections_are_the_per_box_mirror():
+    rng = np.random.default_rng(1)
+    d = random_decoded(rng, 30, len(CLASSES), (64, 96))
+    arrays = decoded_arrays([d], (64, 96), [(480, 240)]).mirrored([480])
+    want = [replace(b, x1=480 - b.x2, x2=480 - b.x1) for b in per_box(d, CLASSES, (64, 96),
+                                                                       (480, 240))]  # fmt: skip
+    assert_same_boxes(arrays.frame_boxes(0, CLASSES), want)
+
+
+def test_mismatched_names_or_sizes_are_refused():
+    d = random_decoded(np.random.default_rng(2), 3, len(CLASSES), (64, 96))
+    with pytest.raises(ValueError, match="1 image sizes for 2 decoded frames"):
+        decoded_arrays([d, d], (64, 96), [(96, 64)])
+    with pytest.raises(ValueError, match="2 names for detections of 1 frames"):
+        decoded_arrays([d], (64, 96), [(96, 64)]).by_name(["a", "b"], CLASSES)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """The tiny world, two members trained on 12 frames, and the pool (the other frames)."""
+    with opened_oracle_project(tmp_path_factory.mktemp("arrays")) as store:
+        learner = DetectorLearner(**{**LEARNER, "ensemble": 2})
+        frames = store.records(split="train")
+        yield store, learner.fit(store, frames[:12], []), frames[12:]
+
+
+def reference_outputs(model, store, pool):
+    """The per-Box path: decoded detections -> Boxes per frame (plain and flipped)."""
+    from scenesift.al.learners import _Mirrored
+    from scenesift.models.detector import _image_size
+
+    size = model._input_size()
+    decoded = model._decode_cached(pool, store, False)
+    plain = {r.name: per_box(d, model.classes, size, _image_size(r))
+             for r, d in zip(pool, decoded, strict=True)}  # fmt: skip
+    feats = model._pyramid(pool, store, False)
+    decoded = model._decode_feats([_Mirrored(level) for level in feats], len(pool))
+    flipped = {}
+    for r, d in zip(pool, decoded, strict=True):
+        width = _image_size(r)[0]
+        flipped[r.name] = [replace(b, x1=width - b.x2, x2=width - b.x1)
+                           for b in per_box(d, model.classes, size, _image_size(r))]  # fmt: skip
+    return plain, flipped
+
+
+def test_pool_outputs_equal_the_per_box_path(fitted):
+    store, members, pool = fitted
+    names, k = [r.name for r in pool], len(store.taxonomy.classes)
+    refs = [reference_outputs(m, store, pool) for m in members]
+    scores = np.array([b.score for boxes in refs[0][0].values() for b in boxes])
+    min_score = float(np.median(scores))  # some detections scored, some not
+    learner = DetectorLearner(**{**LEARNER, "ensemble": 2, "tta": "flip", "min_score": min_score})
+    out = learner.pool_outputs(members, store, pool)
+
+    parts = [flatten(plain, names, k, min_score) for plain, _ in refs]
+    assert 0 < len(parts[0].frame) < len(scores)
+    got = out.detections
+    for member, part in enumerate(parts):
+        rows = got.member == member
+        assert_same_detections(
+            Detections(got.frame[rows], got.scores[rows], got.class_probs[rows], got.boxes[rows]),
+            part,
+        )
+    assert_same_detections(out.flip_detections, flatten(refs[0][1], names, k, min_score))
+    # labellers see member 0's boxes, all of them (below min_score too), per frame
+    assert list(out.shown) == names
+    for name in names:
+        assert_same_boxes(out.shown[name], refs[0][0][name])
+
+
+def test_predict_still_returns_boxes_per_frame(fitted):
+    store, members, pool = fitted
+    plain, _ = reference_outputs(members[0], store, pool)
+    predicted = members[0].predict(pool, store=store)
+    assert isinstance(predicted, dict) and list(predicted) == [r.name for r in pool]
+    for name, boxes in plain.items():
+        assert_same_boxes(predicted[name], boxes)
+    assert members[0].predict([], store=store) == {}
+    empty = members[0].predict_arrays([], store=store)
+    assert isinstance(empty, DetectionArrays) and empty.class_probs.shape == (0, len(members[0].classes))
