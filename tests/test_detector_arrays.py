@@ -8,12 +8,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from al_fixtures import LEARNER, opened_oracle_project
 from scenesift.al.learners import DetectorLearner
 from scenesift.al.pool import Detections
 from scenesift.models.detector import DetectionArrays, decoded_arrays, decoded_to_boxes
-from scenesift.models.detector_net import Decoded
+from scenesift.models.detector_net import Decoded, _max3x3
 from scenesift.records import Box
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -47,7 +49,9 @@ def per_box(d: Decoded, classes, input_size, image_size) -> list[Box]:
 
 def flatten(per_frame: dict[str, list[Box]], names, n_classes: int, min_score: float):
     """The reference flattening of Boxes into the pool's Detections (rows follow names)."""
-    rows = [(i, b) for i, n in enumerate(names) for b in per_frame.get(n, ()) if b.score >= min_score]
+    rows = [
+        (i, b) for i, n in enumerate(names) for b in per_frame.get(n, ()) if b.score >= min_score
+    ]
     return Detections(
         frame=np.array([i for i, _ in rows], np.int64),
         scores=np.array([b.score for _, b in rows], np.float32),
@@ -184,4 +188,16 @@ def test_predict_still_returns_boxes_per_frame(fitted):
         assert_same_boxes(predicted[name], boxes)
     assert members[0].predict([], store=store) == {}
     empty = members[0].predict_arrays([], store=store)
-    assert isinstance(empty, DetectionArrays) and empty.class_probs.shape == (0, len(members[0].classes))
+    assert isinstance(empty, DetectionArrays)
+    assert empty.n_frames == 0 and empty.class_probs.shape == (0, len(members[0].classes))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_decodings_peak_pooling_is_max_pool_bitwise(channels_last):
+    """Heat maps with plateaus (ties) and peaks on the border."""
+    g = torch.Generator().manual_seed(0)
+    heat = (torch.rand(3, 5, 7, 11, generator=g) * 4).round() / 4
+    heat[0, 0, 0, 0] = heat[1, 2, -1, -1] = 2.0
+    if channels_last:
+        heat = heat.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(_max3x3(heat), F.max_pool2d(heat, 3, stride=1, padding=1))

@@ -287,7 +287,7 @@ def decode(
     over all classes, above ``score_threshold``, as boxes in input pixels."""
     heat = torch.sigmoid(out["heat"].float())
     n, k, h, w = heat.shape
-    peaks = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat)
+    peaks = heat * (_max3x3(heat) == heat)
     scores, flat = peaks.reshape(n, -1).topk(min(top_k, k * h * w))
     cls = flat // (h * w)
     pix = flat % (h * w)
@@ -305,15 +305,20 @@ def decode(
         ],
         dim=-1,
     )
-    result = []
-    for i in range(n):
-        keep = scores[i] >= score_threshold
-        result.append(
-            Decoded(
-                boxes=boxes[i][keep].cpu().numpy(),
-                classes=cls[i][keep].cpu().numpy(),
-                scores=scores[i][keep].cpu().numpy(),
-                class_values=values[i][keep].cpu().numpy(),
-            )
+    keep = (scores >= score_threshold).cpu().numpy()
+    boxes, cls, scores, values = (t.cpu().numpy() for t in (boxes, cls, scores, values))
+    return [
+        Decoded(
+            boxes=boxes[i][m], classes=cls[i][m], scores=scores[i][m], class_values=values[i][m]
         )
-    return result
+        for i, m in enumerate(keep)
+    ]
+
+
+def _max3x3(x: torch.Tensor) -> torch.Tensor:
+    """``F.max_pool2d(x, 3, stride=1, padding=1)``, bitwise, as shifted maxima of rows then
+    columns: ~10x faster on a CPU for the few channels of a heat map, where pooling was
+    most of decoding's time."""
+    p = F.pad(x, (1, 1, 1, 1), value=float("-inf"))
+    rows = torch.maximum(torch.maximum(p[..., :-2], p[..., 1:-1]), p[..., 2:])
+    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
