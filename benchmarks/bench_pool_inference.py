@@ -13,7 +13,9 @@ peaks above ``score_threshold`` of any head) and times, interleaved, ``--repeats
   copies, the head ``batch_size`` frames at a time, ``F.max_pool2d`` peaks and a frame at
   a time in ``decode``, a ``Box`` per detection (``decoded_to_boxes``), then the Boxes
   flattened into the pool's ``Detections``;
-- ``new``: ``DetectorLearner.pool_outputs`` (``predict_arrays``: arrays from ``decode`` to
+- ``new``: ``DetectorLearner.pool_outputs`` (``predict_arrays``: cached maps widened in
+  one copy, CPU batches capped by heat-map cells, the size and offset heads' 1x1 layers
+  only at the peaks, shifted-maxima peak pooling, arrays from ``decode`` to
   ``Detections``, Boxes only for the frames read);
 - ``predict``: ``ObjectDetector.predict`` (every frame's Boxes, what evaluation reads) on
   the same frames, and the old path's Boxes before flattening (``old boxes``).
@@ -160,7 +162,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="training steps of the detector")
     ap.add_argument("--min-score", type=float, default=0.2, help="the learner's min_score")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from scenesift.al.learners import DetectorLearner
     from scenesift.features.memory import keep_freed_memory

@@ -12,10 +12,16 @@ import torch
 import torch.nn.functional as F
 
 from al_fixtures import LEARNER, opened_oracle_project
-from scenesift.al.learners import DetectorLearner
+from scenesift.al.learners import DetectorLearner, _Mirrored
 from scenesift.al.pool import Detections
-from scenesift.models.detector import DetectionArrays, decoded_arrays, decoded_to_boxes
-from scenesift.models.detector_net import Decoded, _max3x3
+from scenesift.models.detector import (
+    DetectionArrays,
+    _image_size,
+    _maps,
+    decoded_arrays,
+    decoded_to_boxes,
+)
+from scenesift.models.detector_net import Decoded, DetectorHead, _max3x3, decode, decode_head
 from scenesift.records import Box
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -135,17 +141,22 @@ def fitted(tmp_path_factory):
         yield store, learner.fit(store, frames[:12], []), frames[12:]
 
 
-def reference_outputs(model, store, pool):
-    """The per-Box path: decoded detections -> Boxes per frame (plain and flipped)."""
-    from scenesift.al.learners import _Mirrored
-    from scenesift.models.detector import _image_size
+def whole_decode(model, feats, n: int) -> list[Decoded]:
+    """The head on every cell of all ``n`` frames' maps in one batch, then decoded."""
+    cfg = model.config
+    with torch.inference_mode():
+        heads = model.net.head(_maps(feats, np.arange(n), np.zeros(n, dtype=bool)))
+    return decode(heads, cfg.top_k, cfg.score_threshold, cfg.head_stride)
 
+
+def reference_outputs(model, store, pool):
+    """The per-Box path: the whole head decoded -> Boxes per frame (plain and flipped)."""
     size = model._input_size()
-    decoded = model._decode_cached(pool, store, False)
+    feats = model._pyramid(pool, store, False)
+    decoded = whole_decode(model, feats, len(pool))
     plain = {r.name: per_box(d, model.classes, size, _image_size(r))
              for r, d in zip(pool, decoded, strict=True)}  # fmt: skip
-    feats = model._pyramid(pool, store, False)
-    decoded = model._decode_feats([_Mirrored(level) for level in feats], len(pool))
+    decoded = whole_decode(model, [_Mirrored(level) for level in feats], len(pool))
     flipped = {}
     for r, d in zip(pool, decoded, strict=True):
         width = _image_size(r)[0]
@@ -201,3 +212,29 @@ def test_decodings_peak_pooling_is_max_pool_bitwise(channels_last):
     if channels_last:
         heat = heat.contiguous(memory_format=torch.channels_last)
     assert torch.equal(_max3x3(heat), F.max_pool2d(heat, 3, stride=1, padding=1))
+
+
+@pytest.mark.parametrize("size_head", ["built", "spatial tail", "one layer"])
+def test_decoding_the_head_at_its_peaks_equals_decoding_its_whole_maps(size_head):
+    """decode_head runs the heads' per-pixel layers at the peaks only; a head whose last
+    layer is spatial, or a bare layer, runs whole."""
+    torch.manual_seed(0)
+    head = DetectorHead([8, 16, 32], n_classes=3, width=16).eval()
+    if size_head == "spatial tail":
+        head.size = torch.nn.Sequential(
+            torch.nn.Conv2d(16, 16, 1), torch.nn.Conv2d(16, 2, 3, padding=1)
+        )
+    elif size_head == "one layer":
+        head.size = torch.nn.Conv2d(16, 2, 3, padding=1)
+    torch.nn.init.constant_(head.heat[-1].bias, 0.0)  # many peaks above the threshold
+    maps = [torch.randn(3, c, 16 // s, 24 // s).contiguous(memory_format=torch.channels_last)
+            for c, s in ((8, 1), (16, 2), (32, 4))]  # fmt: skip
+    with torch.inference_mode():
+        whole = decode(head(maps), top_k=40, score_threshold=0.3)
+        peaks = decode_head(head, maps, top_k=40, score_threshold=0.3)
+    assert all(len(d.scores) > 5 for d in whole)
+    for w, p in zip(whole, peaks, strict=True):
+        np.testing.assert_array_equal(p.classes, w.classes)
+        np.testing.assert_allclose(p.scores, w.scores, atol=1e-6)
+        np.testing.assert_allclose(p.class_values, w.class_values, atol=1e-6)
+        np.testing.assert_allclose(p.boxes, w.boxes, atol=1e-4)

@@ -49,6 +49,7 @@ from scenesift.models.detector_net import (
     build_targets,
     class_balance_weights,
     decode,
+    decode_head,
     detection_loss,
     flip_boxes,
 )
@@ -510,9 +511,11 @@ class ObjectDetector:
         with torch.inference_mode():
             for i in range(0, n, bs):
                 idx = np.arange(i, min(i + bs, n))
+                maps = _maps(feats, idx, np.zeros(len(idx), dtype=bool), device)
                 with autocast(device):
-                    heads = net.head(_maps(feats, idx, np.zeros(len(idx), dtype=bool), device))
-                out += decode(heads, cfg.top_k, cfg.score_threshold, cfg.head_stride)
+                    out += decode_head(
+                        net.head, maps, cfg.top_k, cfg.score_threshold, cfg.head_stride
+                    )
         return out
 
     def _inference_batch(self) -> int:
