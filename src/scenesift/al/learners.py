@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from scenesift.al.pool import Detections, Learner, PoolOutputs, Strategy
 from scenesift.errors import ConfigError
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store
+
+if TYPE_CHECKING:
+    from scenesift.models.detector import DetectionArrays
 
 #: Test-time augmentations a detector learner can add to its pool outputs.
 TTA: tuple[str, ...] = ("none", "flip")
@@ -144,7 +147,9 @@ class DetectorLearner:
         shown = per_member[0].by_name(names, members[0].classes)
         return PoolOutputs(detections=detections, flip_detections=flipped, shown=shown)
 
-    def _predict_flipped(self, model, store: Store, records: Sequence[FrameRecord]):
+    def _predict_flipped(
+        self, model, store: Store, records: Sequence[FrameRecord]
+    ) -> DetectionArrays:
         """The model on the horizontally flipped frames (``DetectionArrays``), boxes
         mirrored back into the original image: the cached maps are read mirrored along W
         (``_Mirrored``), so no image is decoded and no backbone runs."""
@@ -159,7 +164,7 @@ class DetectorLearner:
         decoded = model._decode_feats([_Mirrored(level) for level in feats], len(records))
         return model._arrays(records, decoded).mirrored([_image_size(r)[0] for r in records])
 
-    def pool_detections(self, arrays) -> Detections:
+    def pool_detections(self, arrays: DetectionArrays) -> Detections:
         """A ``DetectionArrays``' rows scoring at least ``min_score``, as the pool's
         ``Detections`` (rows follow the predicted records)."""
         keep = arrays.scores.astype(np.float64) >= self.min_score
@@ -203,7 +208,8 @@ class DetectorLearner:
     def detections(
         self, predictions: Mapping[str, Sequence[Box]], names: Sequence[str], n_classes: int
     ) -> Detections:
-        """Flatten per-frame boxes into the pool's ``Detections`` (rows follow ``names``)."""
+        """Flatten per-frame boxes into the pool's ``Detections`` (rows follow ``names``):
+        ``pool_detections`` for Boxes (``predict``'s, or another model's)."""
         frame, scores, probs, boxes = [], [], [], []
         for row, name in enumerate(names):
             for b in predictions.get(name, ()):
