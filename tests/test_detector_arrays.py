@@ -214,12 +214,13 @@ def test_decodings_peak_pooling_is_max_pool_bitwise(channels_last):
     assert torch.equal(_max3x3(heat), F.max_pool2d(heat, 3, stride=1, padding=1))
 
 
-@pytest.mark.parametrize("size_head", ["built", "spatial tail", "one layer"])
+@pytest.mark.parametrize("size_head", ["split", "shared", "spatial tail", "one layer"])
 def test_decoding_the_head_at_its_peaks_equals_decoding_its_whole_maps(size_head):
-    """decode_head runs the heads' per-pixel layers at the peaks only; a head whose last
-    layer is spatial, or a bare layer, runs whole."""
+    """decode_head runs the heads' per-pixel layers at the peaks only (split or shared box
+    head); a head whose last layer is spatial, or a bare layer, runs whole."""
     torch.manual_seed(0)
-    head = DetectorHead([8, 16, 32], n_classes=3, width=16).eval()
+    box_head = "shared" if size_head == "shared" else "split"
+    head = DetectorHead([8, 16, 32], n_classes=3, width=16, box_head=box_head).eval()
     if size_head == "spatial tail":
         head.size = torch.nn.Sequential(
             torch.nn.Conv2d(16, 16, 1), torch.nn.Conv2d(16, 2, 3, padding=1)
