@@ -96,7 +96,7 @@ def random_decoded(rng: np.random.Generator, n: int, k: int, input_size) -> Deco
                    values)  # fmt: skip
 
 
-def test_decoded_arrays_give_the_per_box_references_boxes():
+def test_decoded_arrays_equal_the_per_box_reference():
     rng = np.random.default_rng(0)
     input_size = (64, 96)
     sizes = [(480, 240), (96, 64), (1242, 375), (320, 192)]

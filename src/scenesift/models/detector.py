@@ -629,13 +629,6 @@ class DetectionArrays:
     def __len__(self) -> int:
         return len(self.frame)
 
-    def select(self, keep: np.ndarray) -> DetectionArrays:
-        """The rows where ``keep`` (a boolean mask), order kept."""
-        return DetectionArrays(
-            self.frame[keep], self.category[keep], self.boxes[keep], self.scores[keep],
-            self.class_probs[keep], self.n_frames,
-        )  # fmt: skip
-
     def mirrored(self, widths: Sequence[float]) -> DetectionArrays:
         """Boxes mirrored left-right in images ``widths`` wide (one per frame): detections
         on flipped frames, brought back into the originals."""
