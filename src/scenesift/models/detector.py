@@ -61,8 +61,8 @@ from scenesift.store import Store, fingerprint
 from scenesift.ui import steps
 
 MODES = ("frozen", "finetune")
-#: Heat-map cells per CPU forward pass on cached maps: 32 frames at 192x320, stride 8.
-INFERENCE_CELLS = 32 * 24 * 40
+#: Heat-map cells per CPU forward pass on cached maps: 16 frames at 384x640, stride 8.
+INFERENCE_CELLS = 16 * 48 * 80
 
 
 @dataclass(frozen=True)
@@ -520,9 +520,11 @@ class ObjectDetector:
 
     def _inference_batch(self) -> int:
         """Frames per forward pass of the head on cached maps: ``batch_size``, on a CPU at
-        most ``INFERENCE_CELLS`` heat-map cells (a batch whose maps outgrow the caches runs
-        slower per frame: at 384x640, 32 frames cost ~1.5x as much per frame as 8 or 16
-        on 2 cores; at 192x320, 32 frames are as fast as 16)."""
+        most ``INFERENCE_CELLS`` heat-map cells. A batch whose maps outgrow the caches runs
+        slower per frame: on 2 idle cores at 384x640, 32 frames cost ~1.5x as much per
+        frame as 8 or 16 (at 192x320, 32 as much as 16). Not fewer than 16 there: when
+        other processes hold the cores, every op's threads wait for each other, and 8
+        frames then cost ~2x as much per frame as 16."""
         if self.device.type != "cpu":
             return self.config.batch_size
         h, w = self._input_size()
