@@ -3,6 +3,7 @@ detector pass over the pool, the array path against the per-Box path it replaced
 
     .venv/bin/python benchmarks/bench_pool_inference.py                       # 300-frame world
     .venv/bin/python benchmarks/bench_pool_inference.py --input-pixels 245760  # 384x640
+    .venv/bin/python benchmarks/bench_pool_inference.py --world W --project /tmp/pool  # reruns
 
 Generates a small default world (or reads ``--world``, a `scenesift synth` output), imports
 it as oracle, caches the pool's (train split's) backbone pyramid once (not timed), fits a
@@ -163,6 +164,9 @@ def main() -> None:
     ap.add_argument("--min-score", type=float, default=0.2, help="the learner's min_score")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    ap.add_argument(
+        "--project", type=Path, help="keep the project (and its feature cache) here for reruns"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -170,6 +174,7 @@ def main() -> None:
     from scenesift.al.learners import DetectorLearner
     from scenesift.features.memory import keep_freed_memory
     from scenesift.models.detector import ObjectDetector
+    from scenesift.store import Store
     from scenesift.synth import generate
 
     keep_freed_memory()
@@ -178,12 +183,15 @@ def main() -> None:
         detector["input_pixels"] = args.input_pixels
     learner = DetectorLearner(detector=detector, min_score=args.min_score)
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        world = args.world
-        if world is None:
-            world = tmp / "world"
+        folder = args.project or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        world = args.world or folder / "world"
+        if not (world / "labels.json").exists():
             generate(world, args.frames, seed=0, progress=False)
-        store = build_project(world, tmp)
+        if (folder / "project").exists():
+            store = Store.open(folder / "project")  # a previous run's, with its feature cache
+        else:
+            store = build_project(world, folder)
         pool = store.records(split="train")
         model = ObjectDetector(store.taxonomy.classes, learner.config)
         start = time.perf_counter()
