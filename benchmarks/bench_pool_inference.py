@@ -1,8 +1,8 @@
 """Pool inference on cached features (issue 16, loop cost): frames/s of a campaign round's
 detector pass over the pool, the array path against the per-Box path it replaced.
 
-    .venv/bin/python benchmarks/bench_pool_inference.py                       # 300-frame world
-    .venv/bin/python benchmarks/bench_pool_inference.py --input-pixels 245760  # 384x640
+    .venv/bin/python benchmarks/bench_pool_inference.py                      # 300-frame world
+    .venv/bin/python benchmarks/bench_pool_inference.py --input-pixels 61440  # 192x320
     .venv/bin/python benchmarks/bench_pool_inference.py --world W --project /tmp/pool  # reruns
 
 Generates a small default world (or reads ``--world``, a `scenesift synth` output), imports
