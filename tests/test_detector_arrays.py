@@ -239,3 +239,15 @@ def test_decoding_the_head_at_its_peaks_equals_decoding_its_whole_maps(size_head
         np.testing.assert_allclose(p.scores, w.scores, atol=1e-6)
         np.testing.assert_allclose(p.class_values, w.class_values, atol=1e-6)
         np.testing.assert_allclose(p.boxes, w.boxes, atol=1e-4)
+
+
+def test_a_pool_read_in_chunks_gets_the_detections_of_one_read(fitted, monkeypatch):
+    """predict holds PREDICT_CHUNK frames' cached maps at a time; the chunks change nothing."""
+    store, members, pool = fitted
+    learner = DetectorLearner(**{**LEARNER, "tta": "flip"})
+    whole = learner.pool_outputs(members[:1], store, pool)
+    monkeypatch.setattr("scenesift.models.detector.PREDICT_CHUNK", 5)
+    assert len(pool) > 10
+    chunked = learner.pool_outputs(members[:1], store, pool)
+    assert_same_detections(chunked.detections, whole.detections)
+    assert_same_detections(chunked.flip_detections, whole.flip_detections)

@@ -160,8 +160,7 @@ class DetectorLearner:
         records = list(records)
         if not records:
             return DetectionArrays.empty(0, len(model.classes))
-        feats = model._pyramid(records, store, self.progress)
-        decoded = model._decode_feats([_Mirrored(level) for level in feats], len(records))
+        decoded = model._decode_cached(records, store, self.progress, view=_Mirrored)
         return model._arrays(records, decoded).mirrored([_image_size(r)[0] for r in records])
 
     def pool_detections(self, arrays: DetectionArrays) -> Detections:

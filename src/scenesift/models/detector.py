@@ -63,6 +63,8 @@ from scenesift.ui import steps
 MODES = ("frozen", "finetune")
 #: Heat-map cells per CPU forward pass on cached maps: 16 frames at 384x640, stride 8.
 INFERENCE_CELLS = 16 * 48 * 80
+#: Frames whose cached maps ``predict`` holds in memory at once (~0.7 GB at 384x640).
+PREDICT_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -499,8 +501,17 @@ class ObjectDetector:
             decoded = self._decode_images(records, progress)
         return self._arrays(records, decoded)
 
-    def _decode_cached(self, records, store, progress) -> list[Decoded]:
-        return self._decode_feats(self._pyramid(records, store, progress), len(records))
+    def _decode_cached(
+        self, records, store, progress, view: Callable[[np.ndarray], Any] | None = None
+    ) -> list[Decoded]:
+        """Detections from the cached maps, read ``PREDICT_CHUNK`` frames at a time (a
+        4,400-frame pool's maps at 384x640 are 3 GB); ``view`` wraps each level's array
+        (the flipped pass reads them mirrored)."""
+        out: list[Decoded] = []
+        for i in range(0, len(records), PREDICT_CHUNK):
+            feats = self._pyramid(records[i : i + PREDICT_CHUNK], store, progress)
+            out += self._decode_feats([view(f) for f in feats] if view else feats, len(feats[0]))
+        return out
 
     def _decode_feats(self, feats, n: int) -> list[Decoded]:
         """Detections from cached pyramid maps, ``_inference_batch()`` frames at a time."""
