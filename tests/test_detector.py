@@ -490,7 +490,7 @@ def test_a_weight_average_is_what_gets_validated_and_kept(tmp_path):
     averaged weights: they differ from the last step's, and reproduce the kept val mAP."""
     records = squares(tmp_path, n=12)
     train, val = records[:8], records[8:]
-    plain = ObjectDetector(CLASSES, config(mode="frozen", epochs=12)).fit(
+    plain = ObjectDetector(CLASSES, config(mode="frozen", epochs=12, ema=0)).fit(
         train, backbone=tiny(), progress=False
     )
     averaged = ObjectDetector(CLASSES, config(mode="frozen", epochs=12, ema=0.8)).fit(

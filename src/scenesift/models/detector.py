@@ -121,7 +121,7 @@ class DetectorConfig:
     #: Exponential moving average of the trained weights (decay per step; 0: off): what is
     #: validated and kept. Small batches make noisy steps; the average of the last ~1/(1 -
     #: decay) steps is a steadier model, for no extra training.
-    ema: float = 0.0
+    ema: float = 0.99
     top_k: int = 100  # detections per frame (COCO evaluates at most 100)
     score_threshold: float = 0.01  # low: mAP needs the tail of the ranking
     seed: int = 0
@@ -885,12 +885,18 @@ def _targets(
 
 def _ema(target: torch.nn.Module, decay: float, opt: torch.optim.Optimizer):
     """An exponential moving average of ``target``'s weights, updated after every
-    optimiser step (torch's ``AveragedModel``), or None when ``decay`` is 0."""
+    optimiser step (torch's ``AveragedModel``), or None when ``decay`` is 0. The decay
+    warms up as (1 + n) / (10 + n) after n steps, as in TensorFlow's and timm's EMA, so a
+    short training is not averaged back towards its initial weights."""
     if not decay:
         return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    from torch.optim.swa_utils import AveragedModel
 
-    ema = AveragedModel(target, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    def average(avg: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1 + int(n)) / (10 + int(n)))
+        return avg * d + new * (1 - d)
+
+    ema = AveragedModel(target, avg_fn=average, use_buffers=True)
     ema.module_target = target  # type: ignore[attr-defined]  # where its weights go
     opt.register_step_post_hook(lambda *_: ema.update_parameters(target))
     return ema
