@@ -82,7 +82,12 @@ def main() -> None:
     ap.add_argument("--initial", type=int, default=50)
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=4, help="the campaign's max_rounds")
-    ap.add_argument("--epochs", type=int, default=6, help="detector epochs per round")
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="detector epochs per round (default: the detector's step schedule)",
+    )
     args = ap.parse_args()
 
     import torch
@@ -102,9 +107,10 @@ def main() -> None:
             fleet = WorldConfig.from_toml(ROOT / "fleet_world.toml")
             generate(world, args.frames, seed=0, config=fleet, progress=False)
         store = build_project(world, tmp)
-        learner = {"detector": {"epochs": args.epochs}, "slices": False}
+        detector = {"epochs": args.epochs} if args.epochs else {}
+        learner = {"detector": detector, "slices": False}
         start = time.perf_counter()
-        backbone = DetectorLearner(**learner).backbone()
+        backbone = DetectorLearner(**learner).backbone(list(store.records(split="train")))
         for split in ("train", "val", "test"):
             embed(store, backbone, split=split, layer="pyramid", progress=False)
         embed(store, backbone, split="train", layer="pooled", progress=False)

@@ -138,3 +138,19 @@ def test_the_tagger_study_gives_auc_rows_per_label_and_its_plot(project, tmp_pat
     assert text.columns[2:6] == ["AULC mean ROC-AUC", "- random", "AULC night", "- random"]
     assert text.rows[0][3] == "baseline" and "(p " in text.rows[1][3]
     assert [t.title for t in experiment_tables(df)] == ["Situation tagger: strategies vs random"]
+
+
+def test_the_detector_learners_backbone_is_at_the_size_its_training_takes():
+    """Features cached ahead of the runs (experiment prepare, diversity embeddings) must be
+    the ones training reads: the frames' aspect ratio at input_pixels, as fit() chooses."""
+    from pathlib import Path
+
+    from scenesift.models.detector import DetectorConfig, aspect_input_size
+    from scenesift.records import FrameRecord
+
+    wide = [FrameRecord(f"f{i}.png", Path(f"f{i}.png"), "d0", 1242, 375) for i in range(3)]
+    learner = DetectorLearner(detector={"backbone": "tiny"})
+    want = aspect_input_size([(1242, 375)], DetectorConfig().input_pixels)
+    assert learner.backbone(wide).preprocessing.size == want == (288, 896)
+    fixed = DetectorLearner(detector={"backbone": "tiny", "input_size": (64, 96)})
+    assert fixed.backbone(wide).preprocessing.size == (64, 96)

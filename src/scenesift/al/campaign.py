@@ -263,7 +263,7 @@ class Campaign:
             predictions = outputs.shown
             strategy = self._strategy()
             if "embeddings" in strategy.required_fields() and self._backbone is None:
-                self._backbone = self.learner.backbone()
+                self._backbone = self.learner.backbone(records)
             pool = build_pool(
                 self.store,
                 candidates,

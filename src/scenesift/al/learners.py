@@ -98,10 +98,18 @@ class DetectorLearner:
         """Whether a frame's truth can train and evaluate this model (its boxes)."""
         return record.boxes is not None
 
-    def backbone(self):
-        """The backbone every member trains on, at the configured input size (its pooled
-        features are the embeddings diversity strategies read)."""
-        return _configured_backbone(self.config)
+    def backbone(self, records: Sequence[FrameRecord] = ()):
+        """The backbone every member trains on, at the input size ``fit`` will choose: the
+        configured one, else ``records``' aspect ratio at ``input_pixels`` (so features
+        cached ahead of the runs are the ones training reads). Its pooled features are the
+        embeddings diversity strategies read."""
+        from scenesift.models.backbones import at_input_size, get_backbone
+        from scenesift.models.detector import _image_size, aspect_input_size
+
+        size = self.config.input_size
+        if size is None and records:
+            size = aspect_input_size([_image_size(r) for r in records], self.config.input_pixels)
+        return at_input_size(get_backbone(self.config.backbone), size)
 
     def embed_device(self) -> str:
         return self.config.device
@@ -289,8 +297,9 @@ class TaggerLearner:
         """Whether a frame's truth can train and evaluate this model (any situation label)."""
         return bool(record.situations)
 
-    def backbone(self):
-        """The backbone the head reads (its pooled features are the embeddings too)."""
+    def backbone(self, records: Sequence[FrameRecord] = ()):
+        """The backbone the head reads (its pooled features are the embeddings too), at the
+        configured input size (``records`` are not needed: the tagger's size is fixed)."""
         return _configured_backbone(self.config)
 
     def embed_device(self) -> str:

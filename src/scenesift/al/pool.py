@@ -152,8 +152,9 @@ class Learner(Protocol):
         self, members: Sequence[Any], store: Store, records: Sequence[FrameRecord]
     ) -> PoolOutputs: ...
 
-    def backbone(self) -> Any:
-        """The backbone its models read (pooled features = the Pool's embeddings)."""
+    def backbone(self, records: Sequence[FrameRecord] = ()) -> Any:
+        """The backbone its models read (pooled features = the Pool's embeddings), at the
+        input size its models take for ``records``."""
         ...
 
     def embed_device(self) -> str:

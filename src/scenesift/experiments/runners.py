@@ -83,9 +83,11 @@ def prepare(project: Path, config: ExperimentConfig, progress: bool = True) -> N
     from scenesift.features import embed
     from scenesift.store import Store
 
-    backbone = DetectorLearner(**config.learner).backbone()
     detector = {"variance", "strategies"} & set(config.studies)
     with Store.open(project) as store:
+        backbone = DetectorLearner(**config.learner).backbone(
+            list(store.records(split=config.pool_split)) if detector else ()
+        )
         for split in {config.pool_split, "val", config.eval_split} if detector else ():
             embed(store, backbone, split=split, layer="pyramid", progress=progress)
         if "strategies" in config.studies:
