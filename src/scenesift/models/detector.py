@@ -254,7 +254,8 @@ class ObjectDetector:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(_warmup_cosine, total=total_steps))
         scaler = grad_scaler(device)
         by_map = any(len(b) for b in data_va.boxes)
-        ema = _ema(self.net.head if frozen else self.net, cfg.ema, opt)
+        averaged = self.net.head if frozen else self.net  # what trains
+        ema = _ema(averaged, cfg.ema, opt)
         best, best_score, done = None, -float("inf"), 0
         with steps("training", total_steps, progress) as advance:
             for epoch in range(epochs):
@@ -277,7 +278,7 @@ class ObjectDetector:
                 self.history.append(log)
                 last = epoch == epochs - 1 or done >= total_steps
                 if val and (last or cfg.evaluates(epoch + 1, epochs, every)):
-                    with _averaged_weights(ema):
+                    with _averaged_weights(averaged, ema):
                         log.val_loss, log.val_map50 = self._validate(
                             val, data_va, feats_va if frozen else None, by_map
                         )
@@ -293,7 +294,7 @@ class ObjectDetector:
         if best is not None:
             self.net.load_state_dict(best)
         elif ema is not None:
-            ema.module_target.load_state_dict(ema.module.state_dict())
+            averaged.load_state_dict(ema.module.state_dict())
         self.net.eval()
         return self
 
@@ -301,12 +302,13 @@ class ObjectDetector:
         self, val: Sequence[FrameRecord], data: _Data, feats, by_map: bool
     ) -> tuple[float, float | None]:
         """(validation loss, mAP@0.5 or None without ``by_map``) of the current weights,
-        from one forward pass per batch: evaluation runs ~10 times per training, on
-        whole frames, so a second pass for the loss would cost as much as the mAP."""
+        from one forward pass per batch: evaluation runs on whole frames, so a second pass
+        for the loss would cost as much as the mAP."""
         from scenesift.metrics.detection import evaluate_detection
 
         self.net.eval()
-        losses, decoded = [], []
+        losses: list[float] = []
+        decoded: list[Decoded] = []
         for out, idx in self._val_outputs(val, feats):
             loss, _ = detection_loss(out, _targets(data, idx, np.zeros(len(idx), dtype=bool)))
             losses.append(float(loss) * len(idx))
@@ -316,7 +318,7 @@ class ObjectDetector:
         loss = sum(losses) / max(len(val), 1)
         if not by_map:
             return loss, None
-        preds = {r.name: self._to_boxes(r, d) for r, d in zip(val, decoded, strict=True)}
+        preds = self._boxes(val, self._arrays(val, decoded))
         return loss, evaluate_detection(val, preds, self.classes).map50
 
     def _val_outputs(self, val: Sequence[FrameRecord], feats):
@@ -483,8 +485,7 @@ class ObjectDetector:
         """Detections per frame name, in original image pixels, best first. With a store
         and a backbone that was never trained, backbone maps come from the cache."""
         records = list(records)
-        arrays = self.predict_arrays(records, store, progress)
-        return dict(arrays.by_name([r.name for r in records], self.classes))
+        return self._boxes(records, self.predict_arrays(records, store, progress))
 
     def predict_arrays(
         self, records: Sequence[FrameRecord], store: Store | None = None, progress: bool = False
@@ -565,8 +566,11 @@ class ObjectDetector:
                 advance(len(batch.index))
         return out  # type: ignore[return-value]
 
-    def _to_boxes(self, record: FrameRecord, d: Decoded) -> list[Box]:
-        return decoded_to_boxes(d, self.classes, self._input_size(), _image_size(record))
+    def _boxes(
+        self, records: Sequence[FrameRecord], arrays: DetectionArrays
+    ) -> dict[str, list[Box]]:
+        """Frame name -> Boxes of ``arrays`` (rows follow ``records``)."""
+        return dict(arrays.by_name([r.name for r in records], self.classes))
 
     def _arrays(self, records: Sequence[FrameRecord], decoded: Sequence[Decoded]):
         return decoded_arrays(decoded, self._input_size(), [_image_size(r) for r in records])
@@ -897,19 +901,17 @@ def _ema(target: torch.nn.Module, decay: float, opt: torch.optim.Optimizer):
         return avg * d + new * (1 - d)
 
     ema = AveragedModel(target, avg_fn=average, use_buffers=True)
-    ema.module_target = target  # type: ignore[attr-defined]  # where its weights go
     opt.register_step_post_hook(lambda *_: ema.update_parameters(target))
     return ema
 
 
 @contextmanager
-def _averaged_weights(ema) -> Iterator[None]:
-    """The averaged weights in the trained module for the block (validation, and the
-    state kept from it), the raw ones back after: training goes on from the raw weights."""
+def _averaged_weights(target: torch.nn.Module, ema) -> Iterator[None]:
+    """``ema``'s averaged weights in ``target`` for the block (validation, and the state
+    kept from it), the raw ones back after: training goes on from the raw weights."""
     if ema is None:
         yield
         return
-    target = ema.module_target
     raw = copy.deepcopy(target.state_dict())
     target.load_state_dict(ema.module.state_dict())
     try:
