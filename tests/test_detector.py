@@ -172,13 +172,19 @@ def test_frozen_predictions_from_the_cache_equal_those_from_images(tmp_path):
     store = ingest(tmp_path, records)
     det = ObjectDetector(CLASSES, config(mode="frozen", epochs=5))
     det.fit(store.records(), store=store, backbone=backbone, progress=False)
-    recs = store.records()
+    assert_cached_predictions_match_live(det, store, store.records())
+
+
+def assert_cached_predictions_match_live(det, store, recs) -> dict:
+    """The top scores from the float16 cache agree closely with the float32 live maps';
+    returns the live predictions."""
     cached = det.predict(recs, store=store)
     live = det.predict(recs)
-    for name in cached:  # float16 cache vs float32 live maps: scores agree closely
+    for name in cached:
         a = [b.score for b in cached[name][:3]]
         b = [b.score for b in live[name][:3]]
         assert a == pytest.approx(b, abs=2e-2)
+    return live
 
 
 def test_the_kept_model_is_the_epoch_with_the_best_validation_map(tmp_path):
@@ -354,12 +360,7 @@ def test_a_stride_4_detector_trains_from_the_cache_and_reloads_at_stride_4(tmp_p
     det = ObjectDetector(CLASSES, config(mode="frozen", epochs=40, head_stride=4))
     det.fit(recs, store=store, backbone=tiny(), progress=False)
     assert det.history[-1].heat_loss < det.history[0].heat_loss
-    cached = det.predict(recs, store=store)
-    live = det.predict(recs)
-    for name in cached:  # float16 cache vs float32 live maps: scores agree closely
-        a = [b.score for b in cached[name][:3]]
-        b = [b.score for b in live[name][:3]]
-        assert a == pytest.approx(b, abs=2e-2)
+    live = assert_cached_predictions_match_live(det, store, recs)
     again = ObjectDetector.load(det.save(tmp_path / "det4.pt"))
     assert again.config.head_stride == 4 and again.fingerprint == det.fingerprint
     reloaded = again.predict(recs)
