@@ -26,7 +26,7 @@ import torch
 from scenesift.features import embed, keep_freed_memory
 from scenesift.metrics.detection import evaluate_detection
 from scenesift.models.backbones import at_input_size, get_backbone
-from scenesift.models.detector import DetectorConfig, ObjectDetector, aspect_input_size
+from scenesift.models.detector import DetectorConfig, ObjectDetector
 from scenesift.store import Store
 
 #: The strength target counts the classes with at least this many test objects.
@@ -101,11 +101,7 @@ def main() -> None:
             [r for r in store.records(split=s) if r.boxes is not None]
             for s in ("train", "val", "test")
         )
-        # the size fit() would choose: the frames' aspect ratio at cfg.input_pixels
-        size = cfg.input_size or aspect_input_size(
-            [(r.width, r.height) for r in train], cfg.input_pixels
-        )
-        backbone = at_input_size(get_backbone(cfg.backbone), size)
+        backbone = at_input_size(get_backbone(cfg.backbone), cfg.input_size_for(train))
         started = time.perf_counter()
         names = [r.name for r in (*train, *val, *test)]
         if cfg.mode == "frozen":

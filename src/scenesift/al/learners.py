@@ -104,11 +104,8 @@ class DetectorLearner:
         cached ahead of the runs are the ones training reads). Its pooled features are the
         embeddings diversity strategies read."""
         from scenesift.models.backbones import at_input_size, get_backbone
-        from scenesift.models.detector import _image_size, aspect_input_size
 
-        size = self.config.input_size
-        if size is None and records:
-            size = aspect_input_size([_image_size(r) for r in records], self.config.input_pixels)
+        size = self.config.input_size_for(records)
         return at_input_size(get_backbone(self.config.backbone), size)
 
     def embed_device(self) -> str:

@@ -160,6 +160,14 @@ class DetectorConfig:
         every = self.eval_every or max(1, round(epochs * self.eval_span / self.evaluations))
         return epochs, total, every
 
+    def input_size_for(self, records: Sequence[FrameRecord]) -> tuple[int, int] | None:
+        """The (H, W) input a fit on ``records`` takes: ``input_size``, else their median
+        aspect ratio at ``input_pixels`` (None without records: the backbone's own). Feature
+        caches filled ahead of training (experiments, benchmarks) ask it too."""
+        if self.input_size is not None or not records:
+            return self.input_size
+        return aspect_input_size([_image_size(r) for r in records], self.input_pixels)
+
     def evaluates(self, epoch: int, epochs: int, every: int) -> bool:
         """Whether the 1-based ``epoch`` of ``epochs`` is validated (the last always is)."""
         start = 0 if self.eval_every else epochs - math.floor(epochs * self.eval_span)
@@ -228,9 +236,7 @@ class ObjectDetector:
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         train = [r for r in train if r.boxes is not None]
-        size = cfg.input_size
-        if size is None and backbone is None and train:
-            size = aspect_input_size([_image_size(r) for r in train], cfg.input_pixels)
+        size = cfg.input_size if backbone is not None else cfg.input_size_for(train)
         backbone = at_input_size(backbone or get_backbone(cfg.backbone), size)
         net = DetectorNet(backbone, len(self.classes), cfg.width, cfg.head_stride, cfg.box_head)
         self.net = net.to(memory_format=torch.channels_last)
