@@ -106,6 +106,23 @@ def test_one_name_one_config_and_remove(project):
     run_experiment(project, experiment(studies=["variance"]), prepare_features=False)
 
 
+def test_more_seeds_extend_an_experiment_other_changes_do_not(project):
+    def strategies(**kw):
+        table = {"strategies": ["random"], "seeds": 1, "initial": 6, "batch": 4, "rounds": 1}
+        return experiment(studies=["strategies"], strategies={**table, **kw})
+
+    run_experiment(project, strategies(), prepare_features=False)
+    calls = []
+    grown = strategies(seeds=2, strategies=["random", {"name": "least_confidence"}])
+    run_experiment(project, grown, on_progress=calls.append, prepare_features=False)
+    assert sorted(c.run for c in calls if c.run) == [
+        "strategies/least_confidence/s0", "strategies/least_confidence/s1", "strategies/random/s1"
+    ]  # fmt: skip
+    for changed in (strategies(seeds=1), strategies(seeds=2, rounds=2)):  # fewer, or different
+        with pytest.raises(ValueError, match="only more seeds"):
+            run_experiment(project, changed, prepare_features=False)
+
+
 def test_config_errors_name_the_key():
     with pytest.raises(ValueError, match=r"\[variance\].*repeat"):
         ExperimentConfig.from_dict({"variance": {"repeat": 3}})

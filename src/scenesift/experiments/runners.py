@@ -42,9 +42,42 @@ def results_dir(project: Path, config: ExperimentConfig) -> Path:
     return Path(project) / RESULTS_DIR / config.name / "results"
 
 
+# Settings that only add runs, each defined as before: raising them extends an experiment
+# (more seeds for a tighter p-value) instead of starting a new one. Everything else changes
+# what a run computes, so it must match the stored settings exactly.
+_GROWS_COUNT = {("variance", "repeats"), ("strategies", "seeds"), ("tagger", "seeds")}
+_GROWS_LIST = {("variance", "fractions"), ("strategies", "strategies"), ("tagger", "strategies")}
+
+
+def _extends(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether ``wanted`` plans every run ``stored`` planned, each with the same settings."""
+    if stored.keys() != wanted.keys():
+        return False
+    for key in stored:
+        old, new = stored[key], wanted[key]
+        if key == "studies":
+            if not set(old) <= set(new):
+                return False
+        elif isinstance(old, dict) and isinstance(new, dict) and old.keys() == new.keys():
+            for field in old:
+                a, b = old[field], new[field]
+                if (key, field) in _GROWS_COUNT:
+                    if b < a:
+                        return False
+                elif (key, field) in _GROWS_LIST:
+                    if any(x not in b for x in a):
+                        return False
+                elif a != b:
+                    return False
+        elif old != new:
+            return False
+    return True
+
+
 def _check_same_experiment(project: Path, config: ExperimentConfig) -> None:
     """Results of one name must come from one config: resuming with different settings
-    would silently pool runs that are not comparable."""
+    would silently pool runs that are not comparable. Settings that only add runs (more
+    seeds, repeats, strategies or fractions) extend the experiment."""
     import json
 
     from scenesift.files import write_json
@@ -54,14 +87,16 @@ def _check_same_experiment(project: Path, config: ExperimentConfig) -> None:
     wanted = json.loads(json.dumps({k: v for k, v in config.to_dict().items() if k != "runner"}))
     if path.exists():
         stored = json.loads(path.read_text())
-        if stored != wanted:
+        if stored == wanted:
+            return
+        if not _extends(stored, wanted):
             raise ConfigError(
                 f"experiment {config.name!r} already has results from other settings "
-                f"({path}); give this one another name, or remove it with "
+                f"({path}); only more seeds, repeats, strategies or fractions extend it. "
+                f"Give this one another name, or remove it with "
                 f"`scenesift experiment remove {config.name}`"
             )
-    else:
-        write_json(path, wanted)
+    write_json(path, wanted)
 
 
 def remove_experiment(project: Path, name: str) -> int:
