@@ -19,7 +19,9 @@ peaks above ``score_threshold`` of any head) and times, interleaved, ``--repeats
   only at the peaks, shifted-maxima peak pooling, arrays from ``decode`` to
   ``Detections``, Boxes only for the frames read);
 - ``predict``: ``ObjectDetector.predict`` (every frame's Boxes, what evaluation reads) on
-  the same frames, and the old path's Boxes before flattening (``old boxes``).
+  the same frames, and the old path's Boxes before flattening (``old boxes``);
+- ``new, test flip``: ``new`` with the detector's default flip test-time augmentation (the
+  others run without it, as the old path did), for its cost.
 
 Reports the best and median frames/s of each and the ratios, after checking that both
 paths give the same detections (within float tolerance).
@@ -28,6 +30,8 @@ paths give the same detections (within float tolerance).
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -178,7 +182,7 @@ def main() -> None:
     from scenesift.synth import generate
 
     keep_freed_memory()
-    detector = {"steps": args.steps, "evaluations": 1}
+    detector = {"steps": args.steps, "evaluations": 1, "test_flip": False}
     if args.input_pixels:
         detector["input_pixels"] = args.input_pixels
     learner = DetectorLearner(detector=detector, min_score=args.min_score)
@@ -198,12 +202,15 @@ def main() -> None:
         model.fit(pool[:50], None, store=store, progress=False)
         model.predict(pool, store=store)  # caches the pool's pyramid: not timed
         setup = time.perf_counter() - start
+        flipping = copy.copy(model)
+        flipping.config = dataclasses.replace(model.config, test_flip=True)
 
         runs = {
             "old": lambda: old_pool_detections(model, store, pool, args.min_score),
             "new": lambda: learner.pool_outputs([model], store, pool).detections,
             "old boxes": lambda: old_predict(model, store, pool),
             "predict": lambda: model.predict(pool, store=store),
+            "new, test flip": lambda: learner.pool_outputs([flipping], store, pool).detections,
         }
         seconds: dict[str, list[float]] = {k: [] for k in runs}
         results = {}
@@ -227,9 +234,10 @@ def main() -> None:
               f"{1000 * min(s) / len(pool):.2f} |")  # fmt: skip
     ratio = statistics.median(seconds["old"]) / statistics.median(seconds["new"])
     boxes = statistics.median(seconds["old boxes"]) / statistics.median(seconds["predict"])
+    flip = statistics.median(seconds["new, test flip"]) / statistics.median(seconds["new"])
     print(
         f"\npool detections: new path {ratio:.1f}x the old one's frames/s (medians); "
-        f"predict (Boxes): {boxes:.1f}x"
+        f"predict (Boxes): {boxes:.1f}x; test flip costs {flip:.2f}x the plain new path"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -469,9 +470,47 @@ def test_checkpoints_from_before_the_box_head_option_load_as_split(tmp_path):
     det.fit(records, None, store=None, backbone=tiny(), progress=False)
     path = det.save(tmp_path / "old.pt")
     state = torch.load(path, weights_only=True)
-    del state["config"]["box_head"]  # as written by an older scenesift
+    del state["config"]["box_head"], state["config"]["test_flip"]  # an older scenesift's
     torch.save(state, path)
-    assert ObjectDetector.load(path).config.box_head == "split"
+    old = ObjectDetector.load(path)
+    assert old.config.box_head == "split" and not old.config.test_flip  # predicts as it did
+
+
+def test_a_checkpoint_loads_onto_a_backbone_built_afresh(tmp_path):
+    """Normalisations like EfficientNet-Lite's 127/255 are stored rounded; the backbone a
+    user builds again (for a cache at the same size) must still be accepted."""
+    lite = replace(SMALL, mean=(127 / 255,) * 3, std=(128 / 255,) * 3)
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=1))
+    det.fit(squares(tmp_path), None, backbone=get_backbone("tiny", preprocessing=lite),
+            progress=False)  # fmt: skip
+    path = det.save(tmp_path / "det.pt")
+    again = ObjectDetector.load(path, backbone=get_backbone("tiny", preprocessing=lite))
+    assert again.fingerprint == det.fingerprint
+    with pytest.raises(ValueError, match="preprocessing"):
+        ObjectDetector.load(path, backbone=get_backbone("tiny", preprocessing=SMALL))
+
+
+def test_flip_test_time_augmentation_keeps_the_boxes_and_can_be_turned_off(tmp_path):
+    """Squares are mirror-symmetric: the averaged pass finds the same squares, in the
+    same places, as the plain one (on images here: no store, so the backbone runs)."""
+    records = squares(tmp_path)
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=150))
+    det.fit(records, None, store=None, backbone=tiny(), progress=False)
+    assert det.config.test_flip  # the default
+    flipped = det.predict(records)
+    det.config = replace(det.config, test_flip=False)
+    plain = det.predict(records)
+    for r in records:
+        f, p = flipped[r.name][0], plain[r.name][0]
+        assert f.category == p.category and iou(f, p) > 0.7
+    assert evaluate_detection(records, flipped, CLASSES).map50 > 0.5
+
+
+def iou(a, b) -> float:
+    w = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+    h = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+    union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - w * h
+    return w * h / union
 
 
 def test_a_minimum_radius_gives_tiny_objects_a_soft_neighbourhood():

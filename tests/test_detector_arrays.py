@@ -141,22 +141,27 @@ def fitted(tmp_path_factory):
         yield store, learner.fit(store, frames[:12], []), frames[12:]
 
 
-def whole_decode(model, feats, n: int) -> list[Decoded]:
-    """The head on every cell of all ``n`` frames' maps in one batch, then decoded."""
-    cfg = model.config
+def whole_decode(model, feats, n: int, test_flip: bool) -> list[Decoded]:
+    """The head on every cell of all ``n`` frames' maps in one batch (and on the mirrored
+    maps, with ``test_flip``), then decoded."""
+    cfg, frames = model.config, np.arange(n)
     with torch.inference_mode():
-        heads = model.net.head(_maps(feats, np.arange(n), np.zeros(n, dtype=bool)))
-    return decode(heads, cfg.top_k, cfg.score_threshold, cfg.head_stride)
+        heads = model.net.head(_maps(feats, frames, np.zeros(n, dtype=bool)))
+        flipped = model.net.head(_maps(feats, frames, np.ones(n, dtype=bool)))
+    return decode(heads, cfg.top_k, cfg.score_threshold, cfg.head_stride,
+                  flipped if test_flip else None)  # fmt: skip
 
 
 def reference_outputs(model, store, pool):
-    """The per-Box path: the whole head decoded -> Boxes per frame (plain and flipped)."""
+    """The per-Box path: the whole head decoded -> Boxes per frame (the model's, and the
+    learner's flipped pass)."""
     size = model._input_size()
     feats = model._pyramid(pool, store, False)
-    decoded = whole_decode(model, feats, len(pool))
+    decoded = whole_decode(model, feats, len(pool), model.config.test_flip)
     plain = {r.name: per_box(d, model.classes, size, _image_size(r))
              for r, d in zip(pool, decoded, strict=True)}  # fmt: skip
-    decoded = whole_decode(model, [_Mirrored(level) for level in feats], len(pool))
+    # the learner's flipped pass is plain: averaged with its mirror it would agree with itself
+    decoded = whole_decode(model, [_Mirrored(level) for level in feats], len(pool), False)
     flipped = {}
     for r, d in zip(pool, decoded, strict=True):
         width = _image_size(r)[0]
@@ -214,10 +219,12 @@ def test_decodings_peak_pooling_is_max_pool_bitwise(channels_last):
     assert torch.equal(_max3x3(heat), F.max_pool2d(heat, 3, stride=1, padding=1))
 
 
+@pytest.mark.parametrize("flip", [False, True])
 @pytest.mark.parametrize("size_head", ["split", "shared", "spatial tail", "one layer"])
-def test_decoding_the_head_at_its_peaks_equals_decoding_its_whole_maps(size_head):
+def test_decoding_the_head_at_its_peaks_equals_decoding_its_whole_maps(size_head, flip):
     """decode_head runs the heads' per-pixel layers at the peaks only (split or shared box
-    head); a head whose last layer is spatial, or a bare layer, runs whole."""
+    head), with or without the mirrored pass of flip test-time augmentation; a head whose
+    last layer is spatial, or a bare layer, runs whole."""
     torch.manual_seed(0)
     box_head = "shared" if size_head == "shared" else "split"
     head = DetectorHead([8, 16, 32], n_classes=3, width=16, box_head=box_head).eval()
@@ -230,9 +237,10 @@ def test_decoding_the_head_at_its_peaks_equals_decoding_its_whole_maps(size_head
     torch.nn.init.constant_(head.heat[-1].bias, 0.0)  # many peaks above the threshold
     maps = [torch.randn(3, c, 16 // s, 24 // s).contiguous(memory_format=torch.channels_last)
             for c, s in ((8, 1), (16, 2), (32, 4))]  # fmt: skip
+    mirrored = [m.flip(-1) for m in maps] if flip else None
     with torch.inference_mode():
-        whole = decode(head(maps), top_k=40, score_threshold=0.3)
-        peaks = decode_head(head, maps, top_k=40, score_threshold=0.3)
+        whole = decode(head(maps), 40, 0.3, flipped=head(mirrored) if flip else None)
+        peaks = decode_head(head, maps, top_k=40, score_threshold=0.3, flipped=mirrored)
     assert all(len(d.scores) > 5 for d in whole)
     for w, p in zip(whole, peaks, strict=True):
         np.testing.assert_array_equal(p.classes, w.classes)
@@ -251,3 +259,31 @@ def test_a_pool_read_in_chunks_gets_the_detections_of_one_read(fitted, monkeypat
     chunked = learner.pool_outputs(members[:1], store, pool)
     assert_same_detections(chunked.detections, whole.detections)
     assert_same_detections(chunked.flip_detections, whole.flip_detections)
+
+
+def one_peak(col: int, dx: float, w: int = 6) -> dict[str, torch.Tensor]:
+    """Head outputs (1 class, a 2 x ``w`` map) with one peak at row 1, column ``col``:
+    offset (dx, 0.5), size 2 x 1 cells."""
+    heat = torch.full((1, 1, 2, w), -10.0)
+    heat[0, 0, 1, col] = 3.0
+    size = torch.zeros(1, 2, 2, w)
+    size[0, 0], size[0, 1] = np.log(2.0), 0.0
+    offset = torch.zeros(1, 2, 2, w)
+    offset[0, 0, 1, col], offset[0, 1, 1, col] = dx, 0.5
+    return {"heat": heat, "size": size, "offset": offset}
+
+
+def test_flip_test_time_augmentation_reads_the_mirror_back_into_the_frame():
+    """Stride 8, 6 cells wide: a centre at 2.25 cells is at 6 - 2.25 = 3.75 in the mirror
+    (cell 3, offset 0.75). A mirrored pass that agrees leaves the box where it was; one
+    that puts the centre at 3.25 (so 2.75 here) moves it half way, to 2.5 cells."""
+    plain = decode(one_peak(2, 0.25), top_k=1)[0]
+    np.testing.assert_allclose(plain.boxes, [[(2.25 - 1) * 8, 8, (2.25 + 1) * 8, 16]])
+    agreeing = decode(one_peak(2, 0.25), top_k=1, flipped=one_peak(3, 0.75))[0]
+    np.testing.assert_allclose(agreeing.boxes, plain.boxes, atol=1e-5)
+    np.testing.assert_allclose(agreeing.scores, plain.scores, atol=1e-6)
+    half_way = decode(one_peak(2, 0.25), top_k=1, flipped=one_peak(3, 0.25))[0]
+    np.testing.assert_allclose(half_way.boxes, [[(2.5 - 1) * 8, 8, (2.5 + 1) * 8, 16]], atol=1e-5)
+    # a peak the mirror does not see is kept at half its score
+    unseen = decode(one_peak(2, 0.25), top_k=1, flipped=one_peak(0, 0.5))[0]
+    assert unseen.scores[0] == pytest.approx(torch.sigmoid(torch.tensor(3.0)).item() / 2, abs=1e-3)

@@ -207,7 +207,7 @@ def test_train_command_takes_the_schedule_options_and_prints_a_row_per_evaluatio
     root = str(project.root)
     args = ["detector", "train", "-p", root, "--backbone", "tiny", "--input-size", "64x96",
             "--steps", "6", "--batch-size", "4", "--lr", "0.01", "--mode", "frozen",
-            "--device", "cpu", "--seed", "3", "--eval-every", "1"]  # fmt: skip
+            "--device", "cpu", "--seed", "3", "--eval-every", "1", "--no-test-flip"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     detector, _ = pipe.load(project)
@@ -219,7 +219,7 @@ def test_train_command_takes_the_schedule_options_and_prints_a_row_per_evaluatio
         0.01,
         3,
     )
-    assert (cfg.mode, cfg.device, cfg.epochs) == ("frozen", "cpu", None)
+    assert (cfg.mode, cfg.device, cfg.epochs, cfg.test_flip) == ("frozen", "cpu", None, False)
     assert detector.history[-1].steps == 6
     rows = [line for line in result.output.splitlines() if "val mAP@0.5" in line]
     assert len(rows) == len(detector.history) and sum("kept" in r for r in rows) >= 1

@@ -157,7 +157,8 @@ class DetectorLearner:
     ) -> DetectionArrays:
         """The model on the horizontally flipped frames (``DetectionArrays``), boxes
         mirrored back into the original image: the cached maps are read mirrored along W
-        (``_Mirrored``), so no image is decoded and no backbone runs."""
+        (``_Mirrored``), so no image is decoded and no backbone runs. This pass is plain
+        (no ``test_flip``): averaged with its own mirror it would agree with itself."""
         from scenesift.models.detector import DetectionArrays, _image_size
 
         if model.backbone_trained:
@@ -165,7 +166,9 @@ class DetectorLearner:
         records = list(records)
         if not records:
             return DetectionArrays.empty(0, len(model.classes))
-        decoded = model._decode_cached(records, store, self.progress, view=_Mirrored)
+        decoded = model._decode_cached(
+            records, store, self.progress, view=_Mirrored, test_flip=False
+        )
         return model._arrays(records, decoded).mirrored([_image_size(r)[0] for r in records])
 
     def pool_detections(self, arrays: DetectionArrays) -> Detections:

@@ -286,12 +286,20 @@ def decode(
     top_k: int = 100,
     score_threshold: float = 0.01,
     stride: int = STRIDE,
+    flipped: dict[str, torch.Tensor] | None = None,
 ) -> list[Decoded]:
     """Peaks of the heat maps (3x3 max-pool non-maximum suppression), the ``top_k`` best
-    over all classes, above ``score_threshold``, as boxes in input pixels."""
+    over all classes, above ``score_threshold``, as boxes in input pixels. ``flipped``:
+    the head's outputs on the mirrored input, averaged in (see ``_flip_mean``)."""
     heat = torch.sigmoid(out["heat"].float())
+    if flipped is not None:
+        heat = (heat + torch.sigmoid(flipped["heat"].float()).flip(-1)) / 2
     scores, cls, pix, values = _peaks(heat, top_k)
     size, offset = (_gather(out[k].float(), pix) for k in ("size", "offset"))
+    if flipped is not None:
+        mirrored = _mirrored(pix, heat.shape[-1])
+        size_f, offset_f = (_gather(flipped[k].float(), mirrored) for k in ("size", "offset"))
+        size, offset = _flip_mean(size, offset, size_f, offset_f)
     return _decoded(scores, cls, pix, values, size, offset, heat.shape[-1], stride,
                     score_threshold)  # fmt: skip
 
@@ -302,21 +310,47 @@ def decode_head(
     top_k: int = 100,
     score_threshold: float = 0.01,
     stride: int = STRIDE,
+    flipped: Sequence[torch.Tensor] | None = None,
 ) -> list[Decoded]:
-    """``decode(head(maps))``, up to float rounding, with the per-pixel layers of the size
-    and offset heads (or the shared box head; all but their first, a 3x3 depthwise
-    convolution) run only at the ``top_k`` peaks rather than at every cell: at 384x640
-    the split heads were a fifth of inference on cached maps."""
+    """``decode(head(maps), flipped=head(flipped))``, up to float rounding, with the
+    per-pixel layers of the size and offset heads (or the shared box head; all but their
+    first, a 3x3 depthwise convolution) run only at the ``top_k`` peaks rather than at
+    every cell: at 384x640 the split heads were a fifth of inference on cached maps."""
     x = head.neck(maps)
     heat = torch.sigmoid(head.heat(x).float())
+    if flipped is not None:
+        xf = head.neck(flipped)
+        heat = (heat + torch.sigmoid(head.heat(xf).float()).flip(-1)) / 2
     scores, cls, pix, values = _peaks(heat, top_k)
-    if hasattr(head, "box"):  # box_head "shared": size and offset from one block
-        box = _branch_at(head.box, x, pix).float()
-        size, offset = box[..., :2], box[..., 2:]
-    else:
-        size, offset = (_branch_at(b, x, pix).float() for b in (head.size, head.offset))
+    size, offset = _box_at(head, x, pix)
+    if flipped is not None:
+        size, offset = _flip_mean(size, offset, *_box_at(head, xf, _mirrored(pix, heat.shape[-1])))
     return _decoded(scores, cls, pix, values, size, offset, heat.shape[-1], stride,
                     score_threshold)  # fmt: skip
+
+
+def _box_at(head: DetectorHead, x: torch.Tensor, pix: torch.Tensor):
+    """(log size, offset) of the neck map ``x`` at flat pixels ``pix``, each (N, M, 2)."""
+    if hasattr(head, "box"):  # box_head "shared": size and offset from one block
+        box = _branch_at(head.box, x, pix).float()
+        return box[..., :2], box[..., 2:]
+    return tuple(_branch_at(b, x, pix).float() for b in (head.size, head.offset))
+
+
+def _mirrored(pix: torch.Tensor, w: int) -> torch.Tensor:
+    """Flat pixels of a (h, w) map -> the same cells of the map mirrored along w."""
+    col = pix % w
+    return pix - col + (w - 1 - col)
+
+
+def _flip_mean(size, offset, size_f, offset_f):
+    """Flip test-time augmentation: the mean of a peak's log size and offset with those
+    the mirrored pass gives at the mirrored cell. A centre at ``(col + dx)`` cells of a
+    map ``w`` wide is at ``w - col - dx = (w - 1 - col) + (1 - dx)`` in its mirror, so the
+    mirror's x offset reads back as ``1 - dx``; the y offset is unchanged."""
+    dx = (offset[..., 0] + 1 - offset_f[..., 0]) / 2
+    dy = (offset[..., 1] + offset_f[..., 1]) / 2
+    return (size + size_f) / 2, torch.stack([dx, dy], dim=-1)
 
 
 def _peaks(heat: torch.Tensor, top_k: int):
