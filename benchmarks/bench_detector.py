@@ -59,7 +59,7 @@ def config(args: argparse.Namespace) -> DetectorConfig:
         "class_balance": args.class_balance, "width": args.width, "device": args.device,
         "seed": args.seed, "head_stride": args.head_stride, "crop": args.crop,
         "box_head": args.box_head, "min_radius": args.min_radius,
-        "ema": args.ema,
+        "ema": args.ema, "test_flip": None if args.test_flip is None else bool(args.test_flip),
     }  # fmt: skip
     return DetectorConfig(
         backbone=args.backbone, **{k: v for k, v in given.items() if v is not None}
@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--box-head", choices=("split", "shared"))
     ap.add_argument("--min-radius", type=int)
     ap.add_argument("--ema", type=float)
+    ap.add_argument("--test-flip", type=int, choices=(0, 1), help="flip test-time augmentation")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--device")
     ap.add_argument("--mode", choices=("frozen", "finetune"))

@@ -243,3 +243,30 @@ def test_evaluation_power_without_counts_still_checks_seeds():
     df = curves({("random", s): [0.5] * 5 for s in range(8)})
     power = stats.evaluation_power(df)
     assert list(power["kind"]) == ["seeds"] and power["enough"].all()
+
+
+def test_slice_gains_compare_each_class_and_situation_rarest_first():
+    """Per seed: cones 0.2 (random) vs 0.3 (strategy) at every budget -> 1.5x; night
+    frames 0.4 vs 0.4 -> 1.0x; a seed only one strategy ran is not paired in."""
+    counts = [{"experiment": "t", "study": "strategies", "run": f"{st}-0", "strategy": st,
+               "seed": 0, "round": 0, "n_labelled": 0, "metric": metric, key: name, "value": v}
+              for st in ("random", "lc") for metric, key, name, v in (
+                  (stats.EVAL_OBJECTS, "class", "traffic_cone", 120),
+                  (stats.EVAL_OBJECTS, "class", "car", 3000),
+                  (stats.EVAL_FRAMES, "situation", "night", 150))]  # fmt: skip
+    per_seed = {("random", s): 0.2 for s in range(3)} | {("lc", s): 0.3 for s in range(3)}
+    per_seed[("lc", 3)] = 0.9  # unpaired: random has no seed 3
+    cones = curves({k: [v] * 5 for k, v in per_seed.items()}, metric="ap50",
+                   **{"class": "traffic_cone", "situation": "all"})  # fmt: skip
+    cars = curves({k: [0.8] * 5 for k in per_seed}, metric="ap50", **{"class": "car"})
+    night = curves({k: [0.4] * 5 for k in per_seed}, situation="night", **{"class": "all"})
+    df = pd.concat([frame(counts), cones, cars, night], ignore_index=True)
+    gains = stats.slice_gains(df, "lc")
+    assert list(dict.fromkeys(gains["name"])) == ["traffic_cone", "night", "car"]
+    cone = gains.loc[gains["name"] == "traffic_cone"]
+    assert list(cone["n_labelled"]) == N[1:]  # round 0 holds the counts, not a model
+    assert cone["ratio"].to_numpy() == pytest.approx([1.5] * 4)
+    assert (cone["n_pairs"] == 3).all() and (cone["count"] == 120).all() and cone["enough"].all()
+    assert gains.loc[gains["name"] == "night", "ratio"].to_numpy() == pytest.approx([1.0] * 4)
+    strict = stats.slice_gains(df, "lc", minimum=200)
+    assert not strict.loc[strict["name"] == "traffic_cone", "enough"].any()

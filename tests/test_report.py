@@ -229,6 +229,35 @@ def test_the_header_says_in_plain_words_what_the_comparison_found(project, resul
         assert "No strategy beat random here" in header and "beat random:" not in header
 
 
+def test_the_verdict_names_the_rarest_well_measured_slice_and_its_gain():
+    from scenesift.experiments import stats
+    from scenesift.experiments.results import frame
+    from scenesift.report.summary import verdict
+
+    def run(strategy: str, seed: int, lift: float) -> list[dict]:
+        """(metric, value, round, labelled frames, class) rows of one campaign."""
+        rows = [(stats.EVAL_OBJECTS, 150, 0, 0, "traffic_cone"),
+                (stats.EVAL_OBJECTS, 40, 0, 0, "cyclist")]  # too few to report  # fmt: skip
+        for rnd, n in enumerate((100, 200, 300), start=1):
+            rows += [("map50", 0.3 + n / 2000 + lift + seed / 1000, rnd, n, "all"),
+                     ("ap50", 0.2 + lift, rnd, n, "traffic_cone"),
+                     ("ap50", 0.01, rnd, n, "cyclist")]  # fmt: skip
+        return [{"experiment": "t", "study": "strategies", "run": f"{strategy}-{seed}",
+                 "strategy": strategy, "seed": seed, "round": r, "n_labelled": n,
+                 "metric": m, "value": v, "class": c, "situation": "all"}
+                for m, v, r, n, c in rows]  # fmt: skip
+
+    runs = [run(s, seed, lift) for s, lift in (("random", 0.0), ("least_confidence", 0.05))
+            for seed in range(3)]  # fmt: skip
+    text = verdict(frame([row for rows in runs for row in rows]))
+    assert "least_confidence beat random" in text
+    assert (
+        "On the rarest class with at least 100 test objects (traffic_cone, 150), "
+        "least_confidence's AP@0.5 at 300 labelled frames was 1.25x random's "
+        "(0.250 vs 0.200, mean over 3 seeds)." in text
+    )
+
+
 def test_the_header_names_the_project_once_and_where_it_is(tmp_path):
     store = Store.init(tmp_path / "project")
     with store:

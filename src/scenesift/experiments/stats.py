@@ -485,6 +485,46 @@ def evaluation_power(
     return pd.DataFrame(out, columns=cols)
 
 
+def slice_gains(
+    df: pd.DataFrame,
+    strategy: str,
+    baseline: str = BASELINE,
+    minimum: int = MIN_EVAL_COUNT,
+) -> pd.DataFrame:
+    """Per class (AP@0.5) and situation (mAP@0.5 on its frames) at each budget: the mean
+    over the seeds that ran both of ``strategy``'s value and ``baseline``'s, and their
+    ratio, rarest slice first (issue 16: a strategy should lift the slices random rarely
+    picks). ``count`` is the slice's test objects or positive test frames; ``enough``
+    whether it reaches ``minimum``. The ratio is NaN where the baseline's mean is 0."""
+    power = evaluation_power(df, minimum).set_index(["kind", "name"])
+    out = []
+    for kind, metric, column in (("class", "ap50", "class"), ("situation", "map50", "situation")):
+        rows = df.loc[(df["metric"] == metric) & (df["study"] == "strategies")]
+        rows = rows.loc[(rows[column] != ALL) & rows["strategy"].isin([strategy, baseline])]
+        if kind == "situation":
+            rows = rows.loc[rows["class"] == ALL]
+        rows = rows.loc[rows["value"].notna() & (rows["round"] > 0)]
+        for (name, rnd), g in rows.groupby([column, "round"], observed=True, sort=True):
+            wide = g.pivot_table(index="seed", columns="strategy", values="value", observed=True)
+            if not {strategy, baseline} <= set(wide.columns):
+                continue
+            pairs = wide[[strategy, baseline]].dropna()
+            if pairs.empty:
+                continue
+            a, b = float(pairs[strategy].mean()), float(pairs[baseline].mean())
+            key = (kind, str(name))
+            count = int(power.loc[key, "count"]) if key in power.index else -1
+            out.append({"kind": kind, "name": str(name), "count": count,
+                        "enough": count >= minimum, "round": int(rnd),
+                        "n_labelled": float(g["n_labelled"].mean()), "n_pairs": len(pairs),
+                        "strategy_mean": a, "baseline_mean": b,
+                        "ratio": a / b if b > 0 else float("nan")})  # fmt: skip
+    cols = ["kind", "name", "count", "enough", "round", "n_labelled", "n_pairs",
+            "strategy_mean", "baseline_mean", "ratio"]  # fmt: skip
+    table = pd.DataFrame(out, columns=cols)
+    return table.sort_values(["count", "name", "round"], kind="stable", ignore_index=True)
+
+
 # ------------------------------------------------------------------------------ summary
 def strategy_summary(
     df: pd.DataFrame,
