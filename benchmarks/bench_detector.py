@@ -59,6 +59,7 @@ def config(args: argparse.Namespace) -> DetectorConfig:
         "class_balance": args.class_balance, "width": args.width, "device": args.device,
         "seed": args.seed, "head_stride": args.head_stride, "crop": args.crop,
         "box_head": args.box_head, "min_radius": args.min_radius,
+        "min_epochs": None if args.steps is None else 0,
         "ema": args.ema, "test_flip": None if args.test_flip is None else bool(args.test_flip),
     }  # fmt: skip
     return DetectorConfig(

@@ -222,7 +222,7 @@ def test_the_schedule_is_a_number_of_optimiser_steps_whatever_the_frames(tmp_pat
     """9 steps of batch 4: 8 frames (2 batches an epoch) take 5 epochs, the last cut
     short; 40 frames (10 batches) stop within the first."""
     records = squares(tmp_path, n=frames)
-    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=None, steps=9))
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=None, steps=9, min_epochs=0))
     det.fit(records, backbone=tiny(), progress=False)
     assert len(det.history) == epochs and det.history[-1].steps == 9
 
@@ -238,6 +238,18 @@ def test_evaluations_fall_in_the_last_part_of_the_schedule_unless_every_is_given
     assert [e for e in range(1, epochs + 1) if cfg.evaluates(e, epochs, every)] == [3, 6, 8]
     with pytest.raises(ValueError, match="eval_span"):
         DetectorConfig(eval_span=0)
+
+
+def test_the_step_schedule_grows_to_min_epochs_on_large_training_sets():
+    """800 steps of 12 frames: a 1,282-frame set (107 batches) gets 800 steps (7.5 epochs);
+    a 3,452-frame set (288 batches) would get under 3 epochs, and gets 6."""
+    cfg = DetectorConfig()
+    assert cfg.schedule(batches_per_epoch=107)[:2] == (8, 800)
+    assert cfg.schedule(batches_per_epoch=288)[:2] == (6, 1728)
+    assert DetectorConfig(min_epochs=0).schedule(288)[:2] == (3, 800)
+    assert DetectorConfig(epochs=2).schedule(288)[:2] == (2, 576)  # epochs still replace it
+    with pytest.raises(ValueError, match="min_epochs"):
+        DetectorConfig(min_epochs=-1)
 
 
 def test_epochs_replace_steps_and_bad_schedules_are_refused():

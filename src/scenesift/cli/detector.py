@@ -45,7 +45,7 @@ MODE = typer.Option(
     "finetune: the top backbone groups train too. Default: the detector's.",
 )
 STEPS = typer.Option(
-    None, min=1, help="Optimiser steps, whatever the number of frames (default 800)."
+    None, min=1, help="Optimiser steps, exactly (default: 800, or 6 epochs when that is more)."
 )
 EPOCHS = typer.Option(None, min=1, help="Passes over the frames (replaces --steps).")
 LR = typer.Option(None, help="Learning rate of the neck and heads.")
@@ -88,6 +88,7 @@ def detector_train(
         backbone=backbone, input_size=parse_size(input_size), mode=mode, steps=steps,
         epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every, device=device,
         seed=seed, head_stride=head_stride, test_flip=test_flip,
+        min_epochs=None if steps is None else 0,  # --steps N trains exactly N steps
     )  # fmt: skip
     with Store.open(project) as store:
         if warning := pipe.training_warning(store):
