@@ -16,6 +16,7 @@ from scenesift.models.backbones import Preprocessing, get_backbone
 from scenesift.models.detector import (
     DetectorConfig,
     ObjectDetector,
+    _ema_decay,
     aspect_input_size,
     decoded_to_boxes,
 )
@@ -506,7 +507,7 @@ def test_flip_test_time_augmentation_keeps_the_boxes_and_can_be_turned_off(tmp_p
     """Squares are mirror-symmetric: the averaged pass finds the same squares, in the
     same places, as the plain one (on images here: no store, so the backbone runs)."""
     records = squares(tmp_path)
-    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=150))
+    det = ObjectDetector(CLASSES, config(mode="frozen", epochs=150, ema=0))
     det.fit(records, None, store=None, backbone=tiny(), progress=False)
     assert det.config.test_flip  # the default
     flipped = det.predict(records)
@@ -535,6 +536,15 @@ def test_a_minimum_radius_gives_tiny_objects_a_soft_neighbourhood():
     assert sharp[4:7, 4:7].sum() == 1.0
     ring = soft[4:7, 4:7].flatten()[[0, 1, 2, 3, 5, 6, 7, 8]]
     assert ((ring > 0) & (ring < 1)).all()
+
+
+def test_the_weight_average_is_a_plain_mean_until_its_decay_is_reached():
+    """After n + 1 steps the plain mean gives the newest weights 1 / (n + 1): 0.5 for the
+    second, 0.1 for the tenth; from 200 steps on, decay 0.995 takes over."""
+    assert _ema_decay(0.995, 1) == pytest.approx(0.5)
+    assert _ema_decay(0.995, 9) == pytest.approx(0.9)
+    assert _ema_decay(0.995, 199) == pytest.approx(0.995)
+    assert _ema_decay(0.995, 5000) == 0.995 and _ema_decay(0.99, 535) == 0.99
 
 
 def test_a_weight_average_is_what_gets_validated_and_kept(tmp_path):
