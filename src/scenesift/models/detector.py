@@ -129,8 +129,8 @@ class DetectorConfig:
     #: Flip test-time augmentation: ``predict`` averages the head's heat maps, sizes and
     #: offsets on each frame and on its mirror, flipped as training flips (frozen: the
     #: backbone maps mirrored, a second pass of the head only; finetune: the image):
-    #: +0.01-0.015 mAP@0.5 on the demo world (BENCHMARKS). Validation's mAP, which picks
-    #: the kept weights, is predict's.
+    #: +0.013-0.035 mAP@0.5 on the demo world's seeds (BENCHMARKS). Validation's mAP, which
+    #: picks the kept weights, is predict's.
     test_flip: bool = True
     top_k: int = 100  # detections per frame (COCO evaluates at most 100)
     score_threshold: float = 0.01  # low: mAP needs the tail of the ranking
@@ -347,19 +347,18 @@ class ObjectDetector:
         positions) per validation batch, outputs on the CPU in float32."""
         device, bs, net = self.device, self.config.batch_size, self.net
 
-        def heads(maps: list[torch.Tensor], mirrored: list[torch.Tensor] | None = None):
+        def heads(maps: list[torch.Tensor], mirrored: list[torch.Tensor] | None):
             with autocast(device):
-                out = {k: v.float().cpu() for k, v in net.head(maps).items()}
-                if not flip:
-                    return out, None
-                mirrored = net.head(mirrored or [_mirror(m) for m in maps])
-            return out, {k: v.float().cpu() for k, v in mirrored.items()}
+                outs = [net.head(m) for m in (maps, mirrored) if m is not None]
+            cpu = [{k: v.float().cpu() for k, v in o.items()} for o in outs]
+            return cpu[0], cpu[1] if mirrored is not None else None
 
         with torch.inference_mode():
             if feats is not None:
                 for i in range(0, len(val), bs):
                     idx = np.arange(i, min(i + bs, len(val)))
-                    yield *heads(_maps(feats, idx, np.zeros(len(idx), bool), device)), idx
+                    maps = _maps(feats, idx, np.zeros(len(idx), bool), device)
+                    yield *heads(maps, [_mirror(m) for m in maps] if flip else None), idx
                 return
             for batch in self._loader([r.path for r in val]):
                 images = to_device(batch.images, device)
