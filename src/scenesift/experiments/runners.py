@@ -145,9 +145,11 @@ def run_experiment(
     done = finished_runs(out)
     # Longest first (a campaign is many trainings, a variance run one; within the variance
     # study, the largest fractions): the last workers to finish then wait on short runs.
+    # Campaigns go seed by seed, so an experiment stopped early holds every strategy on the
+    # same seeds: paired comparisons on what finished.
     todo = sorted(
         (r for r in plan(config) if r.run not in done),
-        key=lambda r: (r.study == "variance", -(r.fraction if r.study == "variance" else 0)),
+        key=lambda r: (r.study == "variance", -r.fraction if r.study == "variance" else r.seed),
     )
     total = len(done) + len(todo)
     if on_progress is not None:
