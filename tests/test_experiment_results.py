@@ -9,6 +9,7 @@ import pytest
 from scenesift.experiments.results import (
     COLUMNS,
     append_run,
+    code_version,
     finished_runs,
     frame,
     read_results,
@@ -42,3 +43,16 @@ def test_a_failed_write_leaves_no_run_behind(tmp_path):
 def test_frame_fills_optional_columns():
     df = frame([row("r", 0.5)])
     assert df["situation"].item() == "all" and math.isnan(df["fraction"].item())
+
+
+def test_every_row_says_which_code_computed_it(tmp_path):
+    from scenesift import __version__
+
+    version = code_version()
+    assert version.startswith(__version__)  # plus "+g<commit>" in a git checkout
+    append_run(tmp_path, "new", [row("new", 0.5)])
+    # a run kept from before the column existed reads back with an unknown ("") version
+    frame([row("old", 0.4)]).drop(columns="code").to_parquet(tmp_path / "old.parquet")
+    df = read_results(tmp_path).set_index("run")
+    assert df.loc["new", "code"] == version and df.loc["old", "code"] == ""
+    assert dict(df.reset_index().dtypes.astype(str)) == COLUMNS

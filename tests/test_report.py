@@ -16,6 +16,7 @@ from scenesift.records import Box, FrameRecord, ImportBatch, ImportReport
 from scenesift.report import SECTIONS, build_report, report_summary_table
 from scenesift.report.build import TITLES
 from scenesift.report.gallery import campaign_gallery, tagger_cams
+from scenesift.report.summary import summary_text
 from scenesift.store import Store, StoreError
 from scenesift.store.project import now
 
@@ -190,6 +191,19 @@ def test_terminal_summary_table_has_the_key_numbers(results):
     assert "0.703" in text  # 95% of 0.74
     empty = report_summary_table(results.loc[results["study"] == "variance"])
     assert empty.row_count == 0
+
+
+def test_the_summary_says_when_runs_come_from_different_code(results):
+    one = summary_text(results, full_map50=0.74).caption
+    assert "code version" not in one
+    mixed = results.copy()
+    later = mixed["seed"] >= 1
+    mixed["code"] = "0.1.0+gaaaa"
+    mixed.loc[later, "code"] = "0.1.0+gbbbb"
+    caption = summary_text(mixed, full_map50=0.74).caption
+    runs = mixed.drop_duplicates("run")
+    n_a, n_b = (runs["code"] == "0.1.0+gaaaa").sum(), (runs["code"] == "0.1.0+gbbbb").sum()
+    assert f"Runs from 2 code versions (0.1.0+gaaaa: {n_a}; 0.1.0+gbbbb: {n_b})." in caption
 
 
 def _strategy_rows(results, shift: float):

@@ -19,6 +19,9 @@ situation      situation slice, or ``all``
 value          the measurement (NaN when undefined, e.g. no instances)
 n_frames       frames in the evaluated slice
 seconds        wall time of the run's training + evaluation for that round
+code           the scenesift that computed the row (``code_version``; "" in files written
+               before the column existed): results pooled over sessions or machines say
+               which code made each run
 =============  ===========================================================================
 
 Every run writes its rows in one file, ``<dir>/<run>.parquet``, by write-then-rename: a run
@@ -28,7 +31,9 @@ skipping the runs whose files exist, and never re-runs finished work.
 
 from __future__ import annotations
 
+import functools
 import re
+import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,9 +57,34 @@ COLUMNS = {
     "value": "float64",
     "n_frames": "int64",
     "seconds": "float64",
+    "code": "string",
 }
 ALL = "all"
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+@functools.cache
+def code_version() -> str:
+    """This scenesift's version, plus the git commit when it runs from a checkout
+    ('0.1.0+g1c6910c2ab', '.dirty' when the package's files differ from that commit)."""
+    from scenesift import __version__
+
+    package = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(package), *args], capture_output=True,
+                              text=True, timeout=20, check=True)  # fmt: skip
+        return done.stdout.strip()
+
+    try:
+        top = Path(git("rev-parse", "--show-toplevel"))
+        if package.parent != top / "src":  # a site-packages inside some other repository
+            return __version__
+        sha = git("rev-parse", "--short=10", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", str(package))
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{sha}{'.dirty' if dirty else ''}"
 
 
 def run_file(directory: Path, run: str) -> Path:
@@ -64,7 +94,7 @@ def run_file(directory: Path, run: str) -> Path:
 def frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Rows -> a DataFrame with exactly ``COLUMNS`` (missing optional cells filled)."""
     defaults = {"class": ALL, "situation": ALL, "fraction": float("nan"), "round": 0,
-                "n_frames": 0, "seconds": float("nan")}  # fmt: skip
+                "n_frames": 0, "seconds": float("nan"), "code": code_version()}  # fmt: skip
     records = [{**defaults, **row} for row in rows]
     missing = [c for c in COLUMNS if records and c not in records[0]]
     if missing:
@@ -101,7 +131,14 @@ def read_results(directory: Path) -> pd.DataFrame:
     files = sorted(Path(directory).glob("*.parquet"))
     if not files:
         return frame([])
-    return pd.concat([pd.read_parquet(p) for p in files], ignore_index=True).astype(COLUMNS)
+    return pd.concat([_read(p) for p in files], ignore_index=True).astype(COLUMNS)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    df = pd.read_parquet(path)
+    if "code" not in df:  # written before the column existed
+        df["code"] = ""
+    return df
 
 
 def latest_results(project: Path, experiment: str | None = None) -> pd.DataFrame | None:

@@ -115,8 +115,21 @@ def summary_text(
         f"Mean [95% t-interval across seeds]. AULC: area under the mAP@0.5 learning curve"
         f"{x}, divided by its width. Paired by seed (same initial set); "
         f"two-sided tests.{floor} Labels to reach: linear between rounds; {source}."
+        f"{_code_versions(results)}"
     )
     return TextTable(columns, rows, caption, numeric={1, 2, 3, 4, 5, 6})
+
+
+def _code_versions(results: pd.DataFrame) -> str:
+    """' Runs from 2 code versions (0.1.0+gabc: 16; unrecorded: 4).' when the table pools
+    runs that different code computed (an experiment extended over sessions or machines)."""
+    if "code" not in results or results.empty:
+        return ""
+    runs = results.drop_duplicates("run").groupby("code", dropna=False)["run"].size()
+    if len(runs) < 2:
+        return ""
+    parts = "; ".join(f"{code or 'unrecorded'}: {n}" for code, n in runs.items())
+    return f" Runs from {len(runs)} code versions ({parts})."
 
 
 #: Below this mAP@0.5 everywhere a detector has learned nothing a comparison could show (the

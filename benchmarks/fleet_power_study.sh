@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Issue 16's study with evaluation power (benchmarks/fleet_power_study.toml), resumable across
+# machines and sessions. The full study is many hours on 2 CPU cores, so its finished runs
+# are kept in the repository (benchmarks/results/fleet-power-study/: the experiment's
+# settings and one Parquet file per finished run). This script regenerates both worlds,
+# checks they are byte-identical to the ones the kept runs used (worlds.md5: results from
+# another world are never pooled), links the kept folder into the project as the
+# experiment's folder, and runs what is missing: new runs land in the repository directly,
+# each by write-then-rename, so a kill at any moment loses at most the run in progress.
+#   bash benchmarks/fleet_power_study.sh [WORKDIR]      (default /tmp/fleet-power)
+# Then `git add benchmarks/results/fleet-power-study` keeps what ran. Raise `seeds` or add
+# strategies in the toml to extend it; any other change needs a new experiment name.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+work=${1:-/tmp/fleet-power}
+bin=$repo/.venv/bin
+name=fleet-power-study
+kept=$here/results/$name
+project=$work/project
+
+mkdir -p "$work" "$kept"
+if [ ! -f "$work/fleet/labels.json" ]; then
+  "$bin/scenesift" synth "$work/fleet" --frames 2000 --workers 2 \
+    --config "$here/fleet_world.toml"
+fi
+if [ ! -f "$work/fleet_eval/labels.json" ]; then
+  "$bin/scenesift" synth "$work/fleet_eval" --frames 4000 --seed 1 --drive-prefix eval_ \
+    --workers 2 --config "$here/fleet_eval_world.toml"
+fi
+
+fingerprint() {  # labels and every image byte of both worlds
+  for w in fleet fleet_eval; do
+    (cd "$work/$w" && md5sum labels.json | sed "s| labels.json| $w/labels.json|" \
+      && find images -type f | LC_ALL=C sort | xargs cat | md5sum | sed "s|-|$w/images|")
+  done
+}
+if [ -f "$kept/worlds.md5" ]; then
+  if ! diff <(fingerprint) "$kept/worlds.md5" >/dev/null; then
+    echo "error: the regenerated worlds in $work differ from those of the kept runs" \
+      "($kept/worlds.md5); pooling them would mix two benchmarks" >&2
+    exit 1
+  fi
+else
+  fingerprint > "$kept/worlds.md5"
+fi
+
+if [ ! -f "$project/catalog.sqlite" ]; then
+  "$bin/scenesift" init "$project" --split 0.85,0.15,0
+  "$bin/scenesift" import bdd "$work/fleet/labels.json" -p "$project" --as oracle \
+    --images "$work/fleet/images"
+  "$bin/scenesift" import bdd "$work/fleet_eval/labels.json" -p "$project" --as oracle \
+    --split test --images "$work/fleet_eval/images"
+fi
+mkdir -p "$project/experiments"
+if [ ! -L "$project/experiments/$name" ]; then
+  rm -rf "$project/experiments/$name"
+  ln -s "$kept" "$project/experiments/$name"
+fi
+
+"$bin/scenesift" experiment run "$here/fleet_power_study.toml" -p "$project"
+"$bin/scenesift" report -p "$project" --experiment "$name" --out "$work/report.html"
