@@ -53,7 +53,17 @@ def test_plan_lists_every_run_once():
 
 def test_results_are_tidy_and_an_interrupted_experiment_only_runs_what_is_missing(project):
     cfg = experiment()
-    out = run_experiment(project, cfg, prepare_features=False)
+    order = []
+    out = run_experiment(project, cfg, on_progress=order.append, prepare_features=False)
+    # the full-data reference first (every labels-to-95% needs it), then the campaigns seed
+    # by seed (stopped early, the comparisons stay paired), then the smaller random subsets
+    lc = "least_confidence(agg=mean)"
+    assert [c.run for c in order if c.run] == [
+        "variance/f1.00/r00", "variance/f1.00/r01",
+        "strategies/random/s0", f"strategies/{lc}/s0",
+        "strategies/random/s1", f"strategies/{lc}/s1",
+        "variance/f0.50/r00", "variance/f0.50/r01",
+    ]  # fmt: skip
     df = read_results(out)
     assert set(df["run"]) == {r.run for r in plan(cfg)}
     var = df[(df.study == "variance") & (df.metric == "map50") & (df.situation == "all")]

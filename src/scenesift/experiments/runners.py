@@ -143,14 +143,7 @@ def run_experiment(
     _check_same_experiment(project, config)
     out = results_dir(project, config)
     done = finished_runs(out)
-    # Longest first (a campaign is many trainings, a variance run one; within the variance
-    # study, the largest fractions): the last workers to finish then wait on short runs.
-    # Campaigns go seed by seed, so an experiment stopped early holds every strategy on the
-    # same seeds: paired comparisons on what finished.
-    todo = sorted(
-        (r for r in plan(config) if r.run not in done),
-        key=lambda r: (r.study == "variance", -r.fraction if r.study == "variance" else r.seed),
-    )
+    todo = sorted((r for r in plan(config) if r.run not in done), key=_order)
     total = len(done) + len(todo)
     if on_progress is not None:
         on_progress(RunsDone(len(done), total, None, 0.0))
@@ -166,6 +159,16 @@ def run_experiment(
         if on_progress is not None:
             on_progress(RunsDone(finished, total, run.run, seconds))
     return out
+
+
+def _order(run: RunSpec) -> tuple[int, float]:
+    """What every comparison needs first: the full-data trainings (the 95% target), then
+    the campaigns seed by seed (an experiment stopped early holds every strategy on the
+    same seeds, so its comparisons stay paired), then the other random subsets, largest
+    first. Long runs first also keeps a process pool's last workers from waiting on one."""
+    if run.study != "variance":
+        return (1, run.seed)
+    return (0 if run.fraction >= 1.0 else 2, -run.fraction)
 
 
 def _timed(project: Path, config: dict[str, Any], run: RunSpec, threads: int):
