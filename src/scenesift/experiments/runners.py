@@ -22,7 +22,7 @@ from typing import Any
 
 from scenesift.errors import ConfigError
 from scenesift.experiments.config import ExperimentConfig
-from scenesift.experiments.results import append_run, finished_runs
+from scenesift.experiments.results import append_run, code_version, finished_runs
 from scenesift.experiments.studies import RunSpec, execute, plan
 
 RESULTS_DIR = Path("experiments")
@@ -141,6 +141,7 @@ def run_experiment(
 ) -> Path:
     """Run every unfinished run; return the results folder."""
     _check_same_experiment(project, config)
+    code_version()  # now, not at the first finished run: the code may change while runs run
     out = results_dir(project, config)
     done = finished_runs(out)
     todo = sorted((r for r in plan(config) if r.run not in done), key=_order)
