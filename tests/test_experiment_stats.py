@@ -267,6 +267,7 @@ def test_slice_gains_compare_each_class_and_situation_rarest_first():
     assert list(cone["n_labelled"]) == N[1:]  # round 0 holds the counts, not a model
     assert cone["ratio"].to_numpy() == pytest.approx([1.5] * 4)
     assert (cone["n_pairs"] == 3).all() and (cone["count"] == 120).all() and cone["enough"].all()
+    assert gains["learned"].all()  # every mean here is well above stats.LEARNED
     assert gains.loc[gains["name"] == "night", "ratio"].to_numpy() == pytest.approx([1.0] * 4)
     strict = stats.slice_gains(df, "lc", minimum=200)
     assert not strict.loc[strict["name"] == "traffic_cone", "enough"].any()

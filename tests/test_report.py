@@ -251,10 +251,12 @@ def test_the_verdict_names_the_rarest_well_measured_slice_and_its_gain():
     def run(strategy: str, seed: int, lift: float) -> list[dict]:
         """(metric, value, round, labelled frames, class) rows of one campaign."""
         rows = [(stats.EVAL_OBJECTS, 150, 0, 0, "traffic_cone"),
+                (stats.EVAL_OBJECTS, 120, 0, 0, "golf_cart"),  # not in the pool: unlearned
                 (stats.EVAL_OBJECTS, 40, 0, 0, "cyclist")]  # too few to report  # fmt: skip
         for rnd, n in enumerate((100, 200, 300), start=1):
             rows += [("map50", 0.3 + n / 2000 + lift + seed / 1000, rnd, n, "all"),
                      ("ap50", 0.2 + lift, rnd, n, "traffic_cone"),
+                     ("ap50", 0.0005 + lift / 100, rnd, n, "golf_cart"),  # "1.99x" of noise
                      ("ap50", 0.01, rnd, n, "cyclist")]  # fmt: skip
         return [{"experiment": "t", "study": "strategies", "run": f"{strategy}-{seed}",
                  "strategy": strategy, "seed": seed, "round": r, "n_labelled": n,
@@ -268,7 +270,8 @@ def test_the_verdict_names_the_rarest_well_measured_slice_and_its_gain():
     assert (
         "On the rarest class with at least 100 test objects (traffic_cone, 150), "
         "least_confidence's AP@0.5 at 300 labelled frames was 1.25x random's "
-        "(0.250 vs 0.200, mean over 3 seeds)." in text
+        "(0.250 vs 0.200, mean over 3 seeds). Rarer, but learned by neither (AP@0.5 below "
+        "0.01 at that budget, so a ratio would measure noise): golf_cart (120)." in text
     )
 
 

@@ -34,6 +34,9 @@ LEVEL = 0.95
 #: a claim needs at least ``MIN_SEEDS`` seeds.
 MIN_EVAL_COUNT = 100
 MIN_SEEDS = 8
+#: Below this AP@0.5 a class was not learned (a class the pool lacks scores ~0.0005 on
+#: chance overlaps): a ratio of two such values measures noise, not selection.
+LEARNED = 0.01
 #: Result rows that count the evaluation split's truth (written once per run, round 0):
 #: objects per class (``class`` set) and positive frames per situation (``situation`` set).
 EVAL_OBJECTS = "eval_objects"
@@ -495,7 +498,8 @@ def slice_gains(
     over the seeds that ran both of ``strategy``'s value and ``baseline``'s, and their
     ratio, rarest slice first (issue 16: a strategy should lift the slices random rarely
     picks). ``count`` is the slice's test objects or positive test frames; ``enough``
-    whether it reaches ``minimum``. The ratio is NaN where the baseline's mean is 0."""
+    whether it reaches ``minimum``; ``learned`` whether either mean reaches ``LEARNED``.
+    The ratio is NaN where the baseline's mean is 0."""
     power = evaluation_power(df, minimum).set_index(["kind", "name"])
     out = []
     for kind, metric, column in (("class", "ap50", "class"), ("situation", "map50", "situation")):
@@ -518,9 +522,10 @@ def slice_gains(
                         "enough": count >= minimum, "round": int(rnd),
                         "n_labelled": float(g["n_labelled"].mean()), "n_pairs": len(pairs),
                         "strategy_mean": a, "baseline_mean": b,
+                        "learned": max(a, b) >= LEARNED,
                         "ratio": a / b if b > 0 else float("nan")})  # fmt: skip
     cols = ["kind", "name", "count", "enough", "round", "n_labelled", "n_pairs",
-            "strategy_mean", "baseline_mean", "ratio"]  # fmt: skip
+            "strategy_mean", "baseline_mean", "learned", "ratio"]  # fmt: skip
     table = pd.DataFrame(out, columns=cols)
     return table.sort_values(["count", "name", "round"], kind="stable", ignore_index=True)
 

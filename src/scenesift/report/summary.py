@@ -248,22 +248,34 @@ def verdict(
 def _rare_slice(df: pd.DataFrame, strategy: str, baseline: str) -> str:
     """'On the rarest class with at least 100 test objects (truck, 197), ...'s AP@0.5 at
     400 labelled frames was 1.12x random's (...)': where selection should pay most, at
-    the largest shared budget. '' when no slice has enough test data."""
+    the largest shared budget. A rarer slice neither strategy learned there (a class the
+    pool lacks) is named as left out, not compared. '' when no slice has enough test data."""
     gains = stats.slice_gains(df, strategy, baseline)
-    gains = gains.loc[gains["enough"] & gains["ratio"].notna()]
-    if gains.empty:
+    gains = gains.loc[gains["enough"]]
+    # each slice at its largest shared budget
+    gains = gains.loc[gains["n_labelled"] == gains.groupby(["kind", "name"])["n_labelled"]
+                      .transform("max")]  # fmt: skip
+    compared = gains.loc[gains["learned"] & gains["ratio"].notna()]
+    if compared.empty:
         return ""
-    rare = gains.loc[gains["count"] == gains["count"].min()]
-    last = rare.loc[rare["n_labelled"] == rare["n_labelled"].max()].iloc[0]
+    last = compared.loc[compared["count"] == compared["count"].min()].iloc[0]
     unit = "test objects" if last["kind"] == "class" else "positive test frames"
     what = "AP@0.5" if last["kind"] == "class" else "mAP@0.5 on its frames"
-    return (
+    text = (
         f"On the rarest {last['kind']} with at least {stats.MIN_EVAL_COUNT} {unit} "
         f"({last['name']}, {int(last['count'])}), {strategy}'s {what} at "
         f"{last['n_labelled']:,.0f} labelled frames was {last['ratio']:.2f}x {baseline}'s "
         f"({last['strategy_mean']:.3f} vs {last['baseline_mean']:.3f}, mean over "
         f"{int(last['n_pairs'])} seeds)."
     )
+    unlearned = gains.loc[~gains["learned"] & (gains["count"] < last["count"])]
+    if len(unlearned):
+        names = ", ".join(f"{r['name']} ({int(r['count'])})" for _, r in unlearned.iterrows())
+        text += (
+            f" Rarer, but learned by neither (AP@0.5 below {stats.LEARNED} at that budget, "
+            f"so a ratio would measure noise): {names}."
+        )
+    return text
 
 
 def _reach(r: pd.Series, base: pd.Series, share: float, top: float) -> str:
