@@ -207,3 +207,30 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_one_process_runs_an_experiment_and_show_watches_it(project):
+    from filelock import FileLock
+    from typer.testing import CliRunner
+
+    from scenesift.cli import app
+    from scenesift.errors import StoreError
+
+    cfg = experiment(studies=["variance"], variance={"fractions": [1.0], "repeats": 2})
+    show = CliRunner().invoke(app, ["experiment", "show", "tiny", "-p", str(project)])
+    assert show.exit_code == 2 and "no experiment 'tiny'" in show.output, show.output
+    out = run_experiment(project, cfg, prepare_features=False)
+    run_file(out, "variance/f1.00/r01").unlink()  # as if the second run were still going
+
+    # another process is running it: a second `experiment run` is refused, naming `show`
+    lock = FileLock(project / "experiments" / ".tiny.lock")
+    with lock, pytest.raises(StoreError, match=r"already running.*experiment show tiny"):
+        run_experiment(project, cfg, prepare_features=False)
+    show = CliRunner().invoke(app, ["experiment", "show", "tiny", "-p", str(project)])
+    text = " ".join(show.output.split())
+    assert show.exit_code == 0, show.output
+    assert "Experiment 'tiny': 1 of 2 runs finished." in text and "Results:" in text
+    assert not run_file(out, "variance/f1.00/r01").exists()  # show ran nothing
+
+    run_experiment(project, cfg, prepare_features=False)  # the lock was released
+    assert run_file(out, "variance/f1.00/r01").exists()

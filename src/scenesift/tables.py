@@ -424,6 +424,16 @@ def experiment_finished(out: Path) -> Group:
     )  # fmt: skip
 
 
+def experiment_progress(progress: Any) -> Group:
+    """``experiment show``: runs finished of those planned, then what ``experiment run``
+    prints at its end, for the runs finished so far."""
+    head = message("Experiment {!r}: {} of {} runs finished.", progress.config.name,
+                   progress.done, progress.total)  # fmt: skip
+    if not progress.done:
+        return _group(head)
+    return _group(head, experiment_finished(progress.results))
+
+
 def report_built(results: Any, full_map50: float | None, path: Path) -> Group:
     """``scenesift report``: the headline numbers (when there are results) and the file."""
     summary = None

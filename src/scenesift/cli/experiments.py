@@ -1,4 +1,4 @@
-"""``scenesift experiment`` (run, remove) and ``scenesift report``."""
+"""``scenesift experiment`` (run, show, remove) and ``scenesift report``."""
 
 from __future__ import annotations
 
@@ -46,6 +46,19 @@ def experiment_run(
 
         out = run_experiment(project, cfg, on_progress=on_progress)
     console.print(tables.experiment_finished(out))
+
+
+@experiment_app.command("show")
+def experiment_show(
+    name: str = typer.Argument(..., help="The experiment to show."), project: Path = PROJECT
+) -> None:
+    """What an experiment has finished so far: its tables, evaluation power and verdict.
+    Runs nothing, so it can watch an experiment another process is running."""
+    from scenesift.experiments.runners import experiment_progress
+
+    Store.open(project).close()
+    progress = experiment_progress(project, name)
+    console.print(tables.experiment_progress(progress))
 
 
 @experiment_app.command("remove")

@@ -20,7 +20,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from scenesift.errors import ConfigError
+from scenesift.errors import ConfigError, StoreError
 from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import append_run, code_version, finished_runs
 from scenesift.experiments.studies import RunSpec, execute, plan
@@ -99,6 +99,34 @@ def _check_same_experiment(project: Path, config: ExperimentConfig) -> None:
     write_json(path, wanted)
 
 
+@dataclass
+class Progress:
+    """What ``experiment show`` reports: finished runs of the planned ones, and where."""
+
+    config: ExperimentConfig
+    done: int
+    total: int
+    results: Path
+
+
+def experiment_progress(project: Path, name: str) -> Progress:
+    """An experiment's finished runs against its stored plan, read without running or
+    locking anything (so it can watch one that is running)."""
+    import json
+
+    root = Path(project) / RESULTS_DIR
+    path = root / name / "experiment.json"
+    if not path.exists():
+        found = sorted(p.parent.name for p in root.glob("*/experiment.json"))
+        raise StoreError(
+            f"no experiment {name!r} in {project} (found: {', '.join(found) or 'none'})"
+        )
+    config = ExperimentConfig.from_dict(json.loads(path.read_text()))
+    out = results_dir(project, config)
+    planned = {r.run for r in plan(config)}
+    return Progress(config, len(finished_runs(out) & planned), len(planned), out)
+
+
 def remove_experiment(project: Path, name: str) -> int:
     """Delete an experiment's results and its campaigns; returns campaigns removed."""
     import shutil
@@ -139,7 +167,26 @@ def run_experiment(
     on_progress: Callable[[RunsDone], None] | None = None,
     prepare_features: bool = True,
 ) -> Path:
-    """Run every unfinished run; return the results folder."""
+    """Run every unfinished run; return the results folder. One process at a time runs an
+    experiment: a second would start the same runs (`experiment show` watches one)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(Path(project) / RESULTS_DIR / f".{config.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise StoreError(
+            f"experiment {config.name!r} is already running on {project} (another process "
+            f"holds {lock.lock_file}); see what it has finished with "
+            f"`scenesift experiment show {config.name} -p {project}`"
+        ) from None
+    try:
+        return _run_unlocked(project, config, on_progress, prepare_features)
+    finally:
+        lock.release()
+
+
+def _run_unlocked(project: Path, config: ExperimentConfig, on_progress, prepare_features) -> Path:
     _check_same_experiment(project, config)
     code_version()  # now, not at the first finished run: the code may change while runs run
     out = results_dir(project, config)
