@@ -234,3 +234,22 @@ def test_one_process_runs_an_experiment_and_show_watches_it(project):
 
     run_experiment(project, cfg, prepare_features=False)  # the lock was released
     assert run_file(out, "variance/f1.00/r01").exists()
+
+
+def test_show_estimates_the_rest_from_each_studys_finished_runs():
+    from scenesift.experiments.results import frame
+    from scenesift.experiments.runners import _seconds_left
+    from scenesift.experiments.studies import RunSpec
+
+    def head(run, study, rnd, seconds, **kw):
+        return {"experiment": "e", "study": study, "run": run, "strategy": "random", "seed": 0,
+                "round": rnd, "n_labelled": 10 * rnd, "metric": "map50", "value": 0.3,
+                "seconds": seconds, **kw}  # fmt: skip
+
+    car = {"metric": "ap50", "class": "car"}  # a second row of the same round
+    done = frame([head("v0", "variance", 0, 100.0), head("c0", "strategies", 1, 60.0),
+                  head("c0", "strategies", 2, 90.0), head("c0", "strategies", 2, 90.0, **car)])  # fmt: skip
+    todo = [RunSpec("v1", "variance", "random", 1, 0.5), RunSpec("v2", "variance", "random", 2),
+            RunSpec("c1", "strategies", "random", 1)]  # fmt: skip
+    assert _seconds_left(done, todo) == pytest.approx(2 * 100 + (60 + 90))  # not the ap50 row
+    assert _seconds_left(done, [*todo, RunSpec("t0", "tagger", "random", 0)]) is None

@@ -424,11 +424,23 @@ def experiment_finished(out: Path) -> Group:
     )  # fmt: skip
 
 
+def _duration(seconds: float) -> str:
+    """'2 h 05 min', '12 min'."""
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
 def experiment_progress(progress: Any) -> Group:
     """``experiment show``: runs finished of those planned, then what ``experiment run``
     prints at its end, for the runs finished so far."""
-    head = message("Experiment {!r}: {} of {} runs finished.", progress.config.name,
-                   progress.done, progress.total)  # fmt: skip
+    template = "Experiment {!r}: {} of {} runs finished."
+    values: list[Any] = [progress.config.name, progress.done, progress.total]
+    if progress.done < progress.total and progress.seconds_left is None:
+        template += " No estimate of the rest yet (a study has no finished run)."
+    elif progress.done < progress.total:
+        template += " The rest: about {} at the pace of the finished runs."
+        values.append(_duration(progress.seconds_left))
+    head = message(template, *values)
     if not progress.done:
         return _group(head)
     return _group(head, experiment_finished(progress.results))

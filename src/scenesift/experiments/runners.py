@@ -22,7 +22,13 @@ from typing import Any
 
 from scenesift.errors import ConfigError, StoreError
 from scenesift.experiments.config import ExperimentConfig
-from scenesift.experiments.results import append_run, code_version, finished_runs
+from scenesift.experiments.results import (
+    ALL,
+    append_run,
+    code_version,
+    finished_runs,
+    read_results,
+)
 from scenesift.experiments.studies import RunSpec, execute, plan
 
 RESULTS_DIR = Path("experiments")
@@ -107,6 +113,23 @@ class Progress:
     done: int
     total: int
     results: Path
+    #: the unfinished runs at the finished ones' mean wall time per study; None when a
+    #: study with runs left has none finished to estimate from
+    seconds_left: float | None = None
+
+
+def _seconds_left(results, todo: list[RunSpec]) -> float | None:
+    """Remaining runs times their study's mean run time so far (a run's time: the sum of
+    its rounds' ``seconds``, read once per round from the headline rows)."""
+    head = results.loc[(results["metric"] == "map50") & (results["class"] == ALL)
+                       & (results["situation"] == ALL)]  # fmt: skip
+    per_run = head.groupby(["study", "run"], observed=True)["seconds"].sum()
+    left = 0.0
+    for study in {r.study for r in todo}:
+        if study not in per_run.index.get_level_values("study"):
+            return None
+        left += float(per_run.loc[study].mean()) * sum(r.study == study for r in todo)
+    return left
 
 
 def experiment_progress(project: Path, name: str) -> Progress:
@@ -123,8 +146,11 @@ def experiment_progress(project: Path, name: str) -> Progress:
         )
     config = ExperimentConfig.from_dict(json.loads(path.read_text()))
     out = results_dir(project, config)
-    planned = {r.run for r in plan(config)}
-    return Progress(config, len(finished_runs(out) & planned), len(planned), out)
+    planned = plan(config)
+    done = finished_runs(out)
+    todo = [r for r in planned if r.run not in done]
+    left = _seconds_left(read_results(out), todo) if todo else 0.0
+    return Progress(config, len(planned) - len(todo), len(planned), out, left)
 
 
 def remove_experiment(project: Path, name: str) -> int:
