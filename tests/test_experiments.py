@@ -247,8 +247,14 @@ def test_show_estimates_the_rest_from_each_studys_finished_runs():
                 "seconds": seconds, **kw}  # fmt: skip
 
     car = {"metric": "ap50", "class": "car"}  # a second row of the same round
-    done = frame([head("v0", "variance", 0, 100.0), head("c0", "strategies", 1, 60.0),
-                  head("c0", "strategies", 2, 90.0), head("c0", "strategies", 2, 90.0, **car)])  # fmt: skip
+    done = frame(
+        [
+            head("v0", "variance", 0, 100.0),
+            head("c0", "strategies", 1, 60.0),
+            head("c0", "strategies", 2, 90.0),
+            head("c0", "strategies", 2, 90.0, **car),
+        ]
+    )
     todo = [RunSpec("v1", "variance", "random", 1, 0.5), RunSpec("v2", "variance", "random", 2),
             RunSpec("c1", "strategies", "random", 1)]  # fmt: skip
     assert _seconds_left(done, todo) == pytest.approx(2 * 100 + (60 + 90))  # not the ap50 row
