@@ -197,7 +197,9 @@ def run_experiment(
     experiment: a second would start the same runs (`experiment show` watches one)."""
     from filelock import FileLock, Timeout
 
-    lock = FileLock(Path(project) / RESULTS_DIR / f".{config.name}.lock")
+    root = Path(project) / RESULTS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(root / f".{config.name}.lock")
     try:
         lock.acquire(timeout=0)
     except Timeout:
