@@ -8,7 +8,12 @@ from al_fixtures import LEARNER, oracle_project
 from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import read_results, run_file
 from scenesift.experiments.runners import remove_experiment, run_experiment
-from scenesift.experiments.stats import EVAL_FRAMES, EVAL_OBJECTS, evaluation_power
+from scenesift.experiments.stats import (
+    EVAL_FRAMES,
+    EVAL_OBJECTS,
+    POOL_OBJECTS,
+    evaluation_power,
+)
 from scenesift.experiments.studies import plan
 from scenesift.store import Store
 
@@ -86,6 +91,12 @@ def test_results_are_tidy_and_an_interrupted_experiment_only_runs_what_is_missin
     assert set(objects["run"]) == set(df["run"])
     cars = sum(b.category == "car" for r in test for b in r.boxes)
     assert set(objects.loc[objects["class"] == "car", "value"]) == {cars}
+    # and the pool's, where selection looks: how rare each slice is there
+    with Store.open(project) as store:
+        pool = [r for r in store.records(split="train") if r.boxes is not None]
+    pool_cars = df.loc[(df.metric == POOL_OBJECTS) & (df["class"] == "car"), "value"]
+    assert set(pool_cars) == {sum(b.category == "car" for r in pool for b in r.boxes)}
+    assert set(df.loc[df.metric == POOL_OBJECTS, "run"]) == set(df["run"])
     days = sum(bool(r.situations.get("day")) for r in test)
     frames = df[df.metric == EVAL_FRAMES]
     assert set(frames.loc[frames["situation"] == "day", "value"]) == {days}

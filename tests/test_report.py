@@ -243,20 +243,26 @@ def test_the_header_says_in_plain_words_what_the_comparison_found(project, resul
         assert "No strategy beat random here" in header and "beat random:" not in header
 
 
-def _campaigns(lift: float = 0.05):
+def _campaigns(lift: float = 0.05, pool: bool = False):
     """Three seeds of random and of least_confidence (``lift`` above random everywhere):
-    mAP@0.5 0.35 + seed / 1000 at 100 labelled frames for random, + 0.05 per 100 more."""
+    mAP@0.5 0.35 + seed / 1000 at 100 labelled frames for random, + 0.05 per 100 more.
+    ``pool``: the runs also counted the pool, where trucks are the rarest class."""
     from scenesift.experiments import stats
     from scenesift.experiments.results import frame
 
     def run(strategy: str, seed: int, lift: float) -> list[dict]:
         """(metric, value, round, labelled frames, class) rows of one campaign."""
         rows = [(stats.EVAL_OBJECTS, 150, 0, 0, "traffic_cone"),
+                (stats.EVAL_OBJECTS, 400, 0, 0, "truck"),
                 (stats.EVAL_OBJECTS, 120, 0, 0, "golf_cart"),  # not in the pool: unlearned
                 (stats.EVAL_OBJECTS, 40, 0, 0, "cyclist")]  # too few to report  # fmt: skip
+        if pool:
+            counts = {"traffic_cone": 90, "truck": 12, "golf_cart": 0, "cyclist": 30}
+            rows += [(stats.POOL_OBJECTS, k, 0, 0, c) for c, k in counts.items()]
         for rnd, n in enumerate((100, 200, 300), start=1):
             rows += [("map50", 0.3 + n / 2000 + lift + seed / 1000, rnd, n, "all"),
                      ("ap50", 0.2 + lift, rnd, n, "traffic_cone"),
+                     ("ap50", 0.3 + 2 * lift, rnd, n, "truck"),
                      ("ap50", 0.0005 + lift / 100, rnd, n, "golf_cart"),  # "1.99x" of noise
                      ("ap50", 0.01, rnd, n, "cyclist")]  # fmt: skip
         return [{"experiment": "t", "study": "strategies", "run": f"{strategy}-{seed}",
@@ -293,6 +299,21 @@ def test_the_verdict_names_the_rarest_well_measured_slice_and_its_gain():
         "least_confidence's AP@0.5 at 300 labelled frames was 1.25x random's "
         "(0.250 vs 0.200, mean over 3 seeds). Rarer, but learned by neither (AP@0.5 below "
         "0.01 at that budget, so a ratio would measure noise): golf_cart (120)." in text
+    )
+
+
+def test_rarity_is_counted_in_the_pool_where_selection_looks():
+    """An evaluation world oversamples rare contexts: trucks have more test objects than
+    cones (400 vs 150) but are the rarest class in the pool (12), so the verdict names them."""
+    from scenesift.report.summary import verdict
+
+    text = verdict(_campaigns(pool=True))
+    assert (
+        "On the class rarest in the pool among those with at least 100 test objects (truck: "
+        "12 objects in the pool, 400 in the test split), least_confidence's AP@0.5 at 300 "
+        "labelled frames was 1.33x random's (0.400 vs 0.300, mean over 3 seeds). Rarer, but "
+        "learned by neither (AP@0.5 below 0.01 at that budget, so a ratio would measure "
+        "noise): golf_cart (0)." in text
     )
 
 

@@ -14,6 +14,7 @@ n_labelled     frames the model was trained on
 metric         ``map50`` | ``map`` (COCO; per situation slice too) | ``ap50`` (per class) | ``auc``
                | ``eval_objects`` / ``eval_frames`` (the evaluation split's truth: objects per
                class, positive frames per situation; round 0, once per run)
+               | ``pool_objects`` / ``pool_frames`` (the same counts over the pool)
 class          object class, or ``all``
 situation      situation slice, or ``all``
 value          the measurement (NaN when undefined, e.g. no instances)

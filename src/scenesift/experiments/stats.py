@@ -41,6 +41,11 @@ LEARNED = 0.01
 #: objects per class (``class`` set) and positive frames per situation (``situation`` set).
 EVAL_OBJECTS = "eval_objects"
 EVAL_FRAMES = "eval_frames"
+#: The same counts over the pool the campaigns select from: how rare a slice is where
+#: selection must find it (an evaluation world oversamples rare contexts, so its counts
+#: measure power, not rarity).
+POOL_OBJECTS = "pool_objects"
+POOL_FRAMES = "pool_frames"
 
 
 # ------------------------------------------------------------------------------ selection
@@ -488,6 +493,17 @@ def evaluation_power(
     return pd.DataFrame(out, columns=cols)
 
 
+def pool_counts(df: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """(kind, name) -> objects per class or positive frames per situation in the pool, as
+    the runs counted it (empty for results written before pools were counted)."""
+    out = {}
+    for metric, kind in ((POOL_OBJECTS, "class"), (POOL_FRAMES, "situation")):
+        rows = df.loc[(df["metric"] == metric) & (df[kind] != ALL)]
+        for name, g in rows.groupby(kind, observed=True, sort=False):
+            out[(kind, str(name))] = int(g["value"].min())
+    return out
+
+
 def slice_gains(
     df: pd.DataFrame,
     strategy: str,
@@ -497,10 +513,12 @@ def slice_gains(
     """Per class (AP@0.5) and situation (mAP@0.5 on its frames) at each budget: the mean
     over the seeds that ran both of ``strategy``'s value and ``baseline``'s, and their
     ratio, rarest slice first (issue 16: a strategy should lift the slices random rarely
-    picks). ``count`` is the slice's test objects or positive test frames; ``enough``
+    picks). ``count`` is the slice's test objects or positive test frames, ``pool_count``
+    the pool's (-1 in results written before pools were counted); ``enough``
     whether it reaches ``minimum``; ``learned`` whether either mean reaches ``LEARNED``.
     The ratio is NaN where the baseline's mean is 0."""
     power = evaluation_power(df, minimum).set_index(["kind", "name"])
+    pool = pool_counts(df)
     out = []
     for kind, metric, column in (("class", "ap50", "class"), ("situation", "map50", "situation")):
         rows = df.loc[(df["metric"] == metric) & (df["study"] == "strategies")]
@@ -519,12 +537,13 @@ def slice_gains(
             key = (kind, str(name))
             count = int(power.loc[key, "count"]) if key in power.index else -1
             out.append({"kind": kind, "name": str(name), "count": count,
+                        "pool_count": pool.get(key, -1),
                         "enough": count >= minimum, "round": int(rnd),
                         "n_labelled": float(g["n_labelled"].mean()), "n_pairs": len(pairs),
                         "strategy_mean": a, "baseline_mean": b,
                         "learned": max(a, b) >= LEARNED,
                         "ratio": a / b if b > 0 else float("nan")})  # fmt: skip
-    cols = ["kind", "name", "count", "enough", "round", "n_labelled", "n_pairs",
+    cols = ["kind", "name", "count", "pool_count", "enough", "round", "n_labelled", "n_pairs",
             "strategy_mean", "baseline_mean", "learned", "ratio"]  # fmt: skip
     table = pd.DataFrame(out, columns=cols)
     return table.sort_values(["count", "name", "round"], kind="stable", ignore_index=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import ALL
-from scenesift.experiments.stats import EVAL_FRAMES, EVAL_OBJECTS
+from scenesift.experiments.stats import EVAL_FRAMES, EVAL_OBJECTS, POOL_FRAMES, POOL_OBJECTS
 from scenesift.records import FrameRecord
 
 
@@ -111,10 +111,12 @@ def evaluation_rows(
     frames: Iterable[FrameRecord],
     classes: Sequence[str],
     situations: Sequence[str],
+    pool: bool = False,
 ) -> list[dict[str, Any]]:
     """The evaluation split's truth counted into result rows (round 0): objects per class
     and positive frames per situation, so every table and figure can flag what is measured
-    on too few (``stats.evaluation_power``) without opening the project."""
+    on too few (``stats.evaluation_power``) without opening the project. ``pool``: count
+    the pool's frames instead (``POOL_*``: how rare each slice is where selection looks)."""
     objects = dict.fromkeys(classes, 0)
     positives = dict.fromkeys(situations, 0)
     n = 0
@@ -127,9 +129,10 @@ def evaluation_rows(
             if value and name in positives:
                 positives[name] += 1
     common = {**base, "round": 0, "n_labelled": 0, "n_frames": n}
-    return [{**common, "metric": EVAL_OBJECTS, "class": c, "value": k}
+    by_class, by_situation = (POOL_OBJECTS, POOL_FRAMES) if pool else (EVAL_OBJECTS, EVAL_FRAMES)
+    return [{**common, "metric": by_class, "class": c, "value": k}
             for c, k in objects.items()] + [
-        {**common, "metric": EVAL_FRAMES, "situation": s, "value": k}
+        {**common, "metric": by_situation, "situation": s, "value": k}
         for s, k in positives.items()
     ]  # fmt: skip
 
@@ -152,9 +155,11 @@ def _variance_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
     metrics.update(n_labelled=k, seconds=round(time.perf_counter() - started, 2))
     base = _base(cfg, run)
     tax = store.taxonomy
-    return [
-        {**row, "round": 0} for row in metric_rows(base, metrics, len(evaluation))
-    ] + evaluation_rows(base, evaluation, tax.classes, tax.names)
+    return (
+        [{**row, "round": 0} for row in metric_rows(base, metrics, len(evaluation))]
+        + evaluation_rows(base, evaluation, tax.classes, tax.names)
+        + evaluation_rows(base, pool, tax.classes, tax.names, pool=True)
+    )
 
 
 def _seeded(config, seed: int):
@@ -192,7 +197,9 @@ def _strategy_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
     evaluation = [r for r in store.records(split=cfg.eval_split) if has_truth(r)]
     n_eval = len(evaluation)
     tax = store.taxonomy
+    pool = [r for r in store.records(split=cfg.pool_split) if has_truth(r)]
     rows = evaluation_rows(_base(cfg, run), evaluation, tax.classes, tax.names)
+    rows += evaluation_rows(_base(cfg, run), pool, tax.classes, tax.names, pool=True)
     for rnd in campaign.rounds():
         if rnd.metrics.get(campaign.metric) is None:
             continue  # round 0: the random initial set, nothing trained yet

@@ -272,19 +272,29 @@ def _rare_slice(df: pd.DataFrame, strategy: str, baseline: str) -> str:
     compared = gains.loc[gains["learned"] & gains["ratio"].notna()]
     if compared.empty:
         return ""
-    last = compared.loc[compared["count"] == compared["count"].min()].iloc[0]
+    # rare where selection looks: in the pool (an evaluation world oversamples rare
+    # contexts, so its counts say how well a slice is measured, not how rare it is)
+    rarity = "pool_count" if (gains["pool_count"] >= 0).all() else "count"
+    last = compared.loc[compared[rarity] == compared[rarity].min()].iloc[0]
     unit = "test objects" if last["kind"] == "class" else "positive test frames"
     what = "AP@0.5" if last["kind"] == "class" else "mAP@0.5 on its frames"
+    if rarity == "pool_count":
+        which = (f"On the {last['kind']} rarest in the pool among those with at least "
+                 f"{stats.MIN_EVAL_COUNT} {unit} ({last['name']}: "
+                 f"{int(last['pool_count'])} {unit.split()[-1]} in the pool, "
+                 f"{int(last['count'])} in the test split)")  # fmt: skip
+    else:
+        which = (f"On the rarest {last['kind']} with at least {stats.MIN_EVAL_COUNT} {unit} "
+                 f"({last['name']}, {int(last['count'])})")  # fmt: skip
     text = (
-        f"On the rarest {last['kind']} with at least {stats.MIN_EVAL_COUNT} {unit} "
-        f"({last['name']}, {int(last['count'])}), {strategy}'s {what} at "
+        f"{which}, {strategy}'s {what} at "
         f"{last['n_labelled']:,.0f} labelled frames was {last['ratio']:.2f}x {baseline}'s "
         f"({last['strategy_mean']:.3f} vs {last['baseline_mean']:.3f}, mean over "
         f"{int(last['n_pairs'])} seeds)."
     )
-    unlearned = gains.loc[~gains["learned"] & (gains["count"] < last["count"])]
+    unlearned = gains.loc[~gains["learned"] & (gains[rarity] < last[rarity])]
     if len(unlearned):
-        names = ", ".join(f"{r['name']} ({int(r['count'])})" for _, r in unlearned.iterrows())
+        names = ", ".join(f"{r['name']} ({int(r[rarity])})" for _, r in unlearned.iterrows())
         text += (
             f" Rarer, but learned by neither (AP@0.5 below {stats.LEARNED} at that budget, "
             f"so a ratio would measure noise): {names}."
