@@ -36,8 +36,9 @@ def main() -> None:
     wide = head.pivot_table(index=["strategy", "seed"], columns="n_labelled", values="value")
     budgets = list(wide.columns)
     paired = sorted(set(wide.loc[a].index) & set(wide.loc[b].index))
+    codes = ", ".join(sorted(set(df["code"])))
     print(f"seeds run by both: {', '.join(map(str, paired))}; full-data mAP@0.5 (median): "
-          f"{stats.full_data_value(df):.3f}; code: {', '.join(sorted(set(df['code'])))}\n")  # fmt: skip
+          f"{stats.full_data_value(df):.3f}; code: {codes}\n")  # fmt: skip
     print("| mAP@0.5, per seed | " + " | ".join(f"{n:,}" for n in budgets) + " |")
     print("| --- |" + " ---: |" * len(budgets))
     for name in (b, a):
