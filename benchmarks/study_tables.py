@@ -4,7 +4,7 @@ against random at every budget (``stats.slice_gains``), then the verdict as the 
 Every number is computed here from the kept Parquet files, so BENCHMARKS can be redone.
 
     .venv/bin/python benchmarks/study_tables.py benchmarks/results/fleet-power-study/results \
-        --strategy "least_confidence(agg=sum)"
+        --strategy "least_confidence(agg=sum)" [--seeds 0 1 2 3]
 """
 
 from __future__ import annotations
@@ -28,8 +28,13 @@ def main() -> None:
     parser.add_argument("results", type=Path, help="the experiment's results folder")
     parser.add_argument("--strategy", required=True, help="the strategy to set against random")
     parser.add_argument("--baseline", default=stats.BASELINE)
+    parser.add_argument("--seeds", type=int, nargs="*",
+                        help="only these campaign seeds (default: all), to reprint a table "
+                        "from before more seeds ran")  # fmt: skip
     args = parser.parse_args()
     df = read_results(args.results)
+    if args.seeds:
+        df = df.loc[(df["study"] != "strategies") | df["seed"].isin(args.seeds)]
     a, b = args.strategy, args.baseline
 
     head = stats.subset(df, "map50")
