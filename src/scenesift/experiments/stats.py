@@ -477,10 +477,8 @@ def evaluation_power(
         (EVAL_OBJECTS, "class", "class", "test objects"),
         (EVAL_FRAMES, "situation", "situation", "positive test frames"),
     ):
-        rows = df.loc[(df["metric"] == metric) & (df[column] != ALL)]
-        for name, g in rows.groupby(column, observed=True, sort=False):
-            n = int(g["value"].min())
-            out.append({"kind": kind, "name": str(name), "unit": unit, "count": n,
+        for name, n in _truth_counts(df, metric, column).items():
+            out.append({"kind": kind, "name": name, "unit": unit, "count": n,
                         "minimum": minimum, "enough": n >= minimum})  # fmt: skip
     for study in ("strategies", "tagger"):
         seeds = df.loc[(df["study"] == study) & (df["round"] > 0)]
@@ -496,12 +494,17 @@ def evaluation_power(
 def pool_counts(df: pd.DataFrame) -> dict[tuple[str, str], int]:
     """(kind, name) -> objects per class or positive frames per situation in the pool, as
     the runs counted it (empty for results written before pools were counted)."""
-    out = {}
-    for metric, kind in ((POOL_OBJECTS, "class"), (POOL_FRAMES, "situation")):
-        rows = df.loc[(df["metric"] == metric) & (df[kind] != ALL)]
-        for name, g in rows.groupby(kind, observed=True, sort=False):
-            out[(kind, str(name))] = int(g["value"].min())
-    return out
+    return {(kind, name): n
+            for metric, kind in ((POOL_OBJECTS, "class"), (POOL_FRAMES, "situation"))
+            for name, n in _truth_counts(df, metric, kind).items()}  # fmt: skip
+
+
+def _truth_counts(df: pd.DataFrame, metric: str, column: str) -> dict[str, int]:
+    """Name -> the smallest count any run recorded for ``metric`` (runs of one experiment
+    share their splits, so they agree unless the project changed between runs)."""
+    rows = df.loc[(df["metric"] == metric) & (df[column] != ALL)]
+    return {str(name): int(g["value"].min())
+            for name, g in rows.groupby(column, observed=True, sort=False)}  # fmt: skip
 
 
 def slice_gains(
