@@ -1,15 +1,18 @@
-"""Print a strategy study's results as the Markdown tables BENCHMARKS.md shows: mAP@0.5 per
-seed and budget, the paired difference to random per budget, and each class and situation
-against random at every budget (``stats.slice_gains``), then the verdict as the CLI says it.
-Every number is computed here from the kept Parquet files, so BENCHMARKS can be redone.
+"""Print a strategy study's results as the Markdown tables BENCHMARKS.md shows: the headline
+(each strategy against random: AULC difference, paired tests, labels to 95% of full data),
+mAP@0.5 per seed and budget with the paired difference to random per budget, and each class
+and situation against random at every budget (``stats.slice_gains``) for one strategy, then
+the verdict as the CLI says it. Every number is computed here from the kept Parquet files,
+so BENCHMARKS can be redone.
 
     .venv/bin/python benchmarks/study_tables.py benchmarks/results/fleet-power-study/results \
-        --strategy "least_confidence(agg=sum)" [--seeds 0 1 2 3]
+        [--strategy "least_confidence(agg=sum)"] [--seeds 0 1 2 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -23,10 +26,39 @@ def _cells(values: pd.Series) -> str:
     return " ".join(f"{v:.3f}".lstrip("0") for v in values)
 
 
+def _p(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.3f}"
+
+
+def headline(df: pd.DataFrame, baseline: str, full: float, largest: float) -> None:
+    """One row per strategy: what issue 16's targets ask, seeds counted per row."""
+    summary = stats.strategy_summary(df, full, baseline=baseline)
+    curves = stats.subset(df, "map50")
+    at_largest = curves.loc[curves["n_labelled"] == largest].groupby("strategy")["value"]
+    print(f"| strategy (against {baseline}) | seeds | AULC difference (95% CI) | paired t p "
+          f"| Wilcoxon p | reached 95% ({0.95 * full:.3f}) | labels to 95%, median "
+          f"| mAP@0.5 at {largest:,.0f} (% of full) |")  # fmt: skip
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in summary.itertuples():
+        diff = (
+            "" if r.strategy == baseline or pd.isna(r.diff)
+            else f"{r.diff:+.3f} ({r.diff_low:+.3f}, {r.diff_high:+.3f})"
+        )  # fmt: skip
+        t = "" if r.strategy == baseline else _p(r.t_pvalue)
+        w = "" if r.strategy == baseline else _p(r.wilcoxon_pvalue)
+        median = f"{r.labels_median:,.0f}" if pd.notna(r.labels_median) else f"> {largest:,.0f}"
+        value = at_largest.mean().get(r.strategy, float("nan"))
+        print(f"| {r.strategy} | {r.n_seeds} | {diff} | {t} | {w} | {r.n_reached} of "
+              f"{r.n_seeds} seeds | {median} | {value:.3f} ({value / full:.0%}) |")  # fmt: skip
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="the experiment's results folder")
-    parser.add_argument("--strategy", required=True, help="the strategy to set against random")
+    parser.add_argument("--strategy",
+                        help="the strategy whose per-slice table is printed (default: the "
+                        "one with the largest AULC difference to the baseline)")  # fmt: skip
     parser.add_argument("--baseline", default=stats.BASELINE)
     parser.add_argument("--seeds", type=int, nargs="*",
                         help="only these campaign seeds (default: all), to reprint a table "
@@ -35,35 +67,42 @@ def main() -> None:
     df = read_results(args.results)
     if args.seeds:
         df = df.loc[(df["study"] != "strategies") | df["seed"].isin(args.seeds)]
-    a, b = args.strategy, args.baseline
+    b = args.baseline
+    full = stats.full_data_value(df)
 
     head = stats.subset(df, "map50")
     wide = head.pivot_table(index=["strategy", "seed"], columns="n_labelled", values="value")
     budgets = list(wide.columns)
-    paired = sorted(set(wide.loc[a].index) & set(wide.loc[b].index))
+    others = sorted(s for s in wide.index.get_level_values(0).unique() if s != b)
     codes = ", ".join(sorted(set(df["code"])))
-    print(f"seeds run by both: {', '.join(map(str, paired))}; full-data mAP@0.5 (median): "
-          f"{stats.full_data_value(df):.3f}; code: {codes}\n")  # fmt: skip
-    print("| mAP@0.5, per seed | " + " | ".join(f"{n:,}" for n in budgets) + " |")
-    print("| --- |" + " ---: |" * len(budgets))
-    for name in (b, a):
-        rows = wide.loc[name].loc[paired]
-        print(f"| {name} | " + " | ".join(_cells(rows[n]) for n in budgets) + " |")
-    means = [f"{wide.loc[b].loc[paired][n].mean():.3f} / {wide.loc[a].loc[paired][n].mean():.3f}"
-             for n in budgets]  # fmt: skip
-    print(f"| mean: {b} / {a} | " + " | ".join(means) + " |")
-    test = stats.paired_test(df, a, b, per_round=True)
-    cells = [
-        f"{r.mean_diff:+.3f} ({r.ci_low:+.3f}, {r.ci_high:+.3f}), p {r.t_pvalue:.3f}"
-        for r in test.per_round.itertuples()
-    ]
-    print("| paired difference (95% CI), t-test p | " + " | ".join(cells) + " |")
-    print(f"\nAULC: {test.message}; paired t p = {test.t_pvalue:.3f}, "
-          f"Wilcoxon p = {test.wilcoxon_pvalue:.3f}\n")  # fmt: skip
+    print(f"full-data mAP@0.5 (median): {full:.3f}; code: {codes}\n")
+    headline(df, b, full, max(budgets))
 
+    print("| mAP@0.5, per seed (seeds) | " + " | ".join(f"{n:,}" for n in budgets) + " |")
+    print("| --- |" + " ---: |" * len(budgets))
+    for name in (b, *others):
+        rows = wide.loc[name]
+        seeds = ",".join(map(str, rows.index))
+        print(f"| {name} ({seeds}) | " + " | ".join(_cells(rows[n].dropna()) for n in budgets)
+              + " |")  # fmt: skip
+    for a in others:
+        paired = sorted(set(wide.loc[a].index) & set(wide.loc[b].index))
+        means = [f"{wide.loc[b].loc[paired][n].mean():.3f} / "
+                 f"{wide.loc[a].loc[paired][n].mean():.3f}" for n in budgets]  # fmt: skip
+        print(f"| mean of seeds {','.join(map(str, paired))}: {b} / {a} | " + " | ".join(means)
+              + " |")  # fmt: skip
+        test = stats.paired_test(df, a, b, per_round=True)
+        cells = [
+            f"{r.mean_diff:+.3f} ({r.ci_low:+.3f}, {r.ci_high:+.3f}), p {r.t_pvalue:.3f}"
+            for r in test.per_round.itertuples()
+        ]
+        print(f"| {a} - {b} (95% CI), t-test p | " + " | ".join(cells) + " |")
+
+    diffs = {a: stats.paired_test(df, a, b).mean_diff for a in others}
+    a = args.strategy or max(diffs, key=lambda s: diffs[s])
     gains = stats.slice_gains(df, a, b)
     gains = gains.loc[gains["kind"].eq("situation") | gains["name"].ne(stats.ALL)]
-    print(f"| {a} / {b} (test objects or frames) | " + " | ".join(f"{n:,}" for n in budgets)
+    print(f"\n| {a} / {b} (test objects or frames) | " + " | ".join(f"{n:,}" for n in budgets)
           + " |")  # fmt: skip
     print("| --- |" + " ---: |" * len(budgets))
     for (kind, name), g in gains.groupby(["kind", "name"], sort=False):

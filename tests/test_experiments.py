@@ -14,7 +14,7 @@ from scenesift.experiments.stats import (
     POOL_OBJECTS,
     evaluation_power,
 )
-from scenesift.experiments.studies import plan
+from scenesift.experiments.studies import plan, strategy_label
 from scenesift.store import Store
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -54,6 +54,16 @@ def test_plan_lists_every_run_once():
         "random",
         "least_confidence(agg=mean)",
     }
+
+
+def test_a_nested_strategy_spec_is_labelled_like_the_strategies_it_names():
+    nested = {"name": "cluster_uncertainty", "candidates": 5,
+              "uncertainty": {"name": "least_confidence", "agg": "sum"}}  # fmt: skip
+    assert strategy_label(nested) == (
+        "cluster_uncertainty(candidates=5,uncertainty=least_confidence(agg=sum))"
+    )
+    fusion = {"name": "fusion", "parts": [{"name": "random"}, {"name": "margin", "k": 2}]}
+    assert strategy_label(fusion) == "fusion(parts=[random,margin(k=2)])"
 
 
 def test_results_are_tidy_and_an_interrupted_experiment_only_runs_what_is_missing(project):

@@ -39,11 +39,21 @@ class RunSpec:
 
 
 def strategy_label(spec: dict[str, Any]) -> str:
-    """A short, stable name for a strategy spec: its name, plus its parameters if any."""
+    """A short, stable name for a strategy spec: its name, plus its parameters if any; a
+    nested spec (``cluster_uncertainty``'s ``uncertainty``, ``fusion``'s parts) reads the
+    same way, so tables and file names never show a Python dict."""
     params = {k: v for k, v in spec.items() if k != "name"}
     if not params:
         return str(spec["name"])
-    return f"{spec['name']}(" + ",".join(f"{k}={params[k]}" for k in sorted(params)) + ")"
+    return f"{spec['name']}(" + ",".join(f"{k}={_param(params[k])}" for k in sorted(params)) + ")"
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, dict) and "name" in value:
+        return strategy_label(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_param(v) for v in value) + "]"
+    return str(value)
 
 
 def plan(config: ExperimentConfig) -> list[RunSpec]:
