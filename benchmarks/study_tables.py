@@ -36,19 +36,20 @@ def headline(df: pd.DataFrame, baseline: str, full: float, largest: float) -> No
     curves = stats.subset(df, "map50")
     at_largest = curves.loc[curves["n_labelled"] == largest].groupby("strategy")["value"]
     print(f"| strategy (against {baseline}) | seeds | AULC difference (95% CI) | paired t p "
-          f"| Wilcoxon p | reached 95% ({0.95 * full:.3f}) | labels to 95%, median "
+          f"| Holm p | Wilcoxon p | reached 95% ({0.95 * full:.3f}) | labels to 95%, median "
           f"| mAP@0.5 at {largest:,.0f} (% of full) |")  # fmt: skip
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in summary.itertuples():
         diff = (
             "" if r.strategy == baseline or pd.isna(r.diff)
             else f"{r.diff:+.3f} ({r.diff_low:+.3f}, {r.diff_high:+.3f})"
         )  # fmt: skip
         t = "" if r.strategy == baseline else _p(r.t_pvalue)
+        holm = "" if r.strategy == baseline else _p(r.t_pvalue_holm)
         w = "" if r.strategy == baseline else _p(r.wilcoxon_pvalue)
         median = f"{r.labels_median:,.0f}" if pd.notna(r.labels_median) else f"> {largest:,.0f}"
         value = at_largest.mean().get(r.strategy, float("nan"))
-        print(f"| {r.strategy} | {r.n_seeds} | {diff} | {t} | {w} | {r.n_reached} of "
+        print(f"| {r.strategy} | {r.n_seeds} | {diff} | {t} | {holm} | {w} | {r.n_reached} of "
               f"{r.n_seeds} seeds | {median} | {value:.3f} ({value / full:.0%}) |")  # fmt: skip
     print()
 

@@ -222,6 +222,38 @@ def test_strategy_summary_puts_the_baseline_first_and_compares_to_it():
     assert no_target["labels"].isna().all() and no_target["aulc"].notna().all()
 
 
+def test_holm_scales_the_i_th_smallest_p_by_the_tests_left_and_keeps_the_order():
+    # sorted 0.01, 0.03, 0.04 -> x3, x2, x1 = 0.03, 0.06, 0.04 -> running max 0.03, 0.06, 0.06
+    adjusted = stats.holm([0.01, 0.04, 0.03, float("nan")])
+    assert adjusted[:3] == pytest.approx([0.03, 0.06, 0.06]) and math.isnan(adjusted[3])
+    assert stats.holm([0.02]) == pytest.approx([0.02])  # one test: nothing to adjust
+    assert stats.holm([0.6, 0.5]) == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def _family(extra: dict[str, list[float]]) -> pd.DataFrame:
+    """Random on 5 seeds and strategies at random + a per-seed lift, every round."""
+    base = [0.1 * s for s in range(5)]
+    spec = {("random", s): linear(offset=b) for s, b in enumerate(base)}
+    for name, lifts in extra.items():
+        pairs = enumerate(zip(base, lifts, strict=True))
+        spec |= {(name, s): linear(offset=b + d) for s, (b, d) in pairs}
+    return curves(spec)
+
+
+LUCKY = [0.012, 0.020, 0.008, 0.016, 0.002]  # paired t p = 0.021 alone
+NULL = {"b": [0.01, -0.01, 0.005, -0.004, 0.001], "c": [-0.01, 0.012, -0.003, 0.002, 0.0]}
+
+
+def test_strategy_summary_adjusts_the_paired_p_for_the_strategies_compared():
+    alone = stats.strategy_summary(_family({"a": LUCKY})).set_index("strategy").loc["a"]
+    assert alone["t_pvalue"] == pytest.approx(sps.ttest_1samp(LUCKY, 0).pvalue)
+    assert alone["t_pvalue_holm"] == pytest.approx(alone["t_pvalue"]) and alone["n_compared"] == 1
+    three = stats.strategy_summary(_family({"a": LUCKY, **NULL})).set_index("strategy")
+    assert three.loc["a", "t_pvalue"] == pytest.approx(alone["t_pvalue"])
+    assert three.loc["a", "t_pvalue_holm"] == pytest.approx(3 * alone["t_pvalue"])
+    assert (three["n_compared"] == 3).all() and math.isnan(three.loc["random", "t_pvalue_holm"])
+
+
 def test_evaluation_power_flags_classes_situations_and_studies_below_the_floor():
     measured = [(stats.EVAL_OBJECTS, "class", "car", 2500),
                 (stats.EVAL_OBJECTS, "class", "golf_cart", 12),

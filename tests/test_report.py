@@ -289,6 +289,19 @@ def test_when_random_never_reaches_the_target_the_saving_is_a_lower_bound():
     )  # 1 - 229 / 300
 
 
+def test_the_best_of_many_strategies_is_not_declared_a_winner_on_luck():
+    """A lift with paired p = 0.021 beats random when it is the only strategy tried; beside
+    two strategies that do nothing, Holm's adjustment (x3 = 0.062) makes it a tie."""
+    from scenesift.report.summary import verdict
+    from test_experiment_stats import LUCKY, NULL, _family
+
+    alone = verdict(_family({"a": LUCKY}))
+    assert alone.startswith("On this pool, a beat random:") and "Holm" not in alone
+    three = verdict(_family({"a": LUCKY, **NULL}))
+    assert three.startswith("No strategy beat random here:") and "beat random:" not in three
+    assert "paired t-test p = 0.021; Holm-adjusted for 3 strategies, p = 0.062, 5 seeds" in three
+
+
 def test_the_verdict_names_the_rarest_well_measured_slice_and_its_gain():
     from scenesift.report.summary import verdict
 

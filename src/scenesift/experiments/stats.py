@@ -12,6 +12,9 @@ Conventions, the same in every function:
   is the honest small-sample choice. One seed gives a NaN interval, not a zero-width one.
 - **Undefined values (NaN, e.g. AP of a class without instances) are dropped**, never read
   as 0: they would pull a mean down for a reason that has nothing to do with the model.
+- **Many strategies against one baseline are a family of tests**: ``strategy_summary``'s
+  ``t_pvalue_holm`` adjusts each paired t p-value for the number of strategies compared
+  (Holm), so the best of many strategies is not declared a winner on luck.
 - The default rows are ``study == "strategies"``, ``class == "all"`` and
   ``situation == "all"``; pass ``study=None`` to use every study, ``cls``/``situation`` to
   read a per-class or per-situation slice, ``metric`` for another measurement.
@@ -552,6 +555,23 @@ def slice_gains(
     return table.sort_values(["count", "name", "round"], kind="stable", ignore_index=True)
 
 
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (NaN stays NaN and does not
+    count): the i-th smallest is multiplied by (m - i), running maximum, capped at 1.
+    Written here because scipy only offers false-discovery-rate control
+    (``false_discovery_control``) and statsmodels' ``multipletests`` would be a dependency
+    for these six lines; ``tests/test_experiment_stats.py`` checks it against hand-computed
+    cases."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    scaled = p[order] * (m - np.arange(m))
+    out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return out
+
+
 # ------------------------------------------------------------------------------ summary
 def strategy_summary(
     df: pd.DataFrame,
@@ -563,7 +583,8 @@ def strategy_summary(
 ) -> pd.DataFrame:
     """The headline table, one row per strategy: seeds, AULC (mean, interval), labels to
     reach ``share`` of ``full_value`` (when given), and the paired test against
-    ``baseline``. ``full_value=None`` falls back to the variance study's 100% runs."""
+    ``baseline`` (``t_pvalue_holm``: adjusted for the ``n_compared`` strategies tested).
+    ``full_value=None`` falls back to the variance study's 100% runs."""
     if full_value is None:
         full_value = full_data_value(df, metric)
     aulc = area_under_curve(df, metric, level=level)
@@ -611,6 +632,10 @@ def strategy_summary(
                 wilcoxon_pvalue=t.wilcoxon_pvalue,
             )
         rows.append(row)
+    table = pd.DataFrame(rows)
+    p_values = table["t_pvalue"] if "t_pvalue" in table else pd.Series(np.nan, table.index)
+    table["t_pvalue_holm"] = holm(p_values.to_numpy(float))
+    table["n_compared"] = int(np.isfinite(p_values.to_numpy(float)).sum())
     cols = [
         "strategy",
         "n_seeds",
@@ -628,6 +653,8 @@ def strategy_summary(
         "diff_high",
         "n_pairs",
         "t_pvalue",
+        "t_pvalue_holm",
+        "n_compared",
         "wilcoxon_pvalue",
     ]
-    return pd.DataFrame(rows, columns=cols)
+    return table.reindex(columns=cols)

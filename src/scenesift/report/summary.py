@@ -86,7 +86,7 @@ def summary_text(
         else f"labels to reach {share:.0%} of full-data mAP@0.5"
     )
     columns = ["strategy", "seeds", target, "AULC (mean mAP@0.5)", f"AULC - {baseline}",
-               "p (paired t)", "p (Wilcoxon)"]  # fmt: skip
+               "p (paired t)", "p (t, Holm)", "p (Wilcoxon)"]  # fmt: skip
     rows = []
     for _, r in s.iterrows():
         rows.append([
@@ -94,7 +94,7 @@ def summary_text(
             fmt_ci(r["aulc"], r["aulc_low"], r["aulc_high"]),
             fmt_ci(r["diff"], r["diff_low"], r["diff_high"], sign=True)
             if _ok(r["diff"]) else ("baseline" if r["strategy"] == baseline else "-"),
-            fmt_p(r["t_pvalue"]), fmt_p(r["wilcoxon_pvalue"]),
+            fmt_p(r["t_pvalue"]), fmt_p(r["t_pvalue_holm"]), fmt_p(r["wilcoxon_pvalue"]),
         ])  # fmt: skip
     if full_map50 is None:
         source = "no full-data mAP@0.5: pass it, or run the variance study with fraction 1.0"
@@ -114,10 +114,11 @@ def summary_text(
     caption = (
         f"Mean [95% t-interval across seeds]. AULC: area under the mAP@0.5 learning curve"
         f"{x}, divided by its width. Paired by seed (same initial set); "
-        f"two-sided tests.{floor} Labels to reach: linear between rounds; {source}."
+        f"two-sided tests; Holm: the t-test's p adjusted for the strategies compared with "
+        f"{baseline}.{floor} Labels to reach: linear between rounds; {source}."
         f"{_code_versions(results)}"
     )
-    return TextTable(columns, rows, caption, numeric={1, 2, 3, 4, 5, 6})
+    return TextTable(columns, rows, caption, numeric={1, 2, 3, 4, 5, 6, 7})
 
 
 def _code_versions(results: pd.DataFrame) -> str:
@@ -187,13 +188,23 @@ def verdict(
         if not _ok(r["diff"]) or not _ok(r["diff_low"]):
             unpaired.append(str(r["strategy"]))
             continue
+        # several strategies against one baseline: the decision uses Holm's adjusted p, so
+        # the best of many is not declared a winner on luck
+        family = int(r["n_compared"]) if _ok(r.get("n_compared")) else 1
+        adjusted = ""
+        if family > 1:
+            adjusted = f"; Holm-adjusted for {family} strategies, {_p_text(r['t_pvalue_holm'])}"
+        lucky = family > 1 and not (r["t_pvalue_holm"] < 1 - stats.LEVEL)
         evidence = (
             f"(95% CI {r['diff_low']:+.3f} to {r['diff_high']:+.3f}; paired t-test "
-            f"{_p_text(r['t_pvalue'])}, {int(r['n_pairs'])} seeds)"
+            f"{_p_text(r['t_pvalue'])}{adjusted}, {int(r['n_pairs'])} seeds)"
         )
         reach = _reach(r, base, share, top)
         name = str(r["strategy"])
-        if r["diff_low"] > 0:
+        if lucky:
+            tied.append((name, r, f"{budget}{name}'s mAP@0.5 differed from {baseline}'s by "
+                                  f"{r['diff']:+.3f} {evidence}.{reach}"))  # fmt: skip
+        elif r["diff_low"] > 0:
             better.append((name, r, f"On this pool, {name} beat {baseline}: {budget}its mAP@0.5 "
                                     f"was {r['diff']:.3f} higher {evidence}.{reach}"))  # fmt: skip
         elif r["diff_high"] < 0:
