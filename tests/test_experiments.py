@@ -7,7 +7,7 @@ import pytest
 from al_fixtures import LEARNER, oracle_project
 from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import read_results, run_file
-from scenesift.experiments.runners import remove_experiment, run_experiment
+from scenesift.experiments.runners import prepare, remove_experiment, run_experiment
 from scenesift.experiments.stats import (
     EVAL_FRAMES,
     EVAL_OBJECTS,
@@ -280,3 +280,21 @@ def test_show_estimates_the_rest_from_each_studys_finished_runs():
             RunSpec("c1", "strategies", "random", 1)]  # fmt: skip
     assert _seconds_left(done, todo) == pytest.approx(2 * 100 + (60 + 90))  # not the ap50 row
     assert _seconds_left(done, [*todo, RunSpec("t0", "tagger", "random", 0)]) is None
+
+
+def test_prepare_embeds_pooled_features_only_when_a_strategy_reads_them(project, monkeypatch):
+    import scenesift.features
+
+    cached = []
+
+    def embed(store, backbone, split, layer, progress):
+        cached.append(layer)
+
+    monkeypatch.setattr(scenesift.features, "embed", embed)
+    prepare(project, experiment(), progress=False)  # random and least confidence
+    assert cached and set(cached) == {"pyramid"}
+    cached.clear()
+    diverse = experiment(strategies={"strategies": ["random", "coreset"], "seeds": 1,
+                                     "initial": 6, "batch": 4, "rounds": 1})  # fmt: skip
+    prepare(project, diverse, progress=False)
+    assert set(cached) == {"pyramid", "pooled"}

@@ -179,12 +179,20 @@ def prepare(project: Path, config: ExperimentConfig, progress: bool = True) -> N
         )
         for split in {config.pool_split, "val", config.eval_split} if detector else ():
             embed(store, backbone, split=split, layer="pyramid", progress=progress)
-        if "strategies" in config.studies:
+        if "strategies" in config.studies and _reads_embeddings(config.strategies.specs()):
             embed(store, backbone, split=config.pool_split, layer="pooled", progress=progress)
         if "tagger" in config.studies:  # the tagger heads read pooled features of every split
             tagger = make_learner({**config.tagger.learner, "kind": "tagger"}).backbone()
             for split in {config.pool_split, "val", config.eval_split}:
                 embed(store, tagger, split=split, layer="pooled", progress=progress)
+
+
+def _reads_embeddings(specs: list[dict]) -> bool:
+    """Whether any strategy reads pooled features (the diversity ones): embedding a large
+    pool costs minutes that uncertainty-only studies would spend for nothing."""
+    from scenesift.al.strategies import make_strategy
+
+    return any("embeddings" in make_strategy(spec).required_fields() for spec in specs)
 
 
 def run_experiment(
