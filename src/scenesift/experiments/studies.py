@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import ALL
 from scenesift.experiments.stats import EVAL_FRAMES, EVAL_OBJECTS, POOL_FRAMES, POOL_OBJECTS
 from scenesift.records import FrameRecord
+from scenesift.taxonomy import Taxonomy
 
 
 @dataclass(frozen=True)
@@ -116,30 +117,35 @@ def metric_rows(base: dict[str, Any], metrics: dict[str, Any], n_frames: int) ->
     return rows
 
 
-def evaluation_rows(
+def truth_count_rows(
     base: dict[str, Any],
-    frames: Iterable[FrameRecord],
-    classes: Sequence[str],
-    situations: Sequence[str],
-    pool: bool = False,
+    evaluation: Sequence[FrameRecord],
+    pool: Sequence[FrameRecord],
+    taxonomy: Taxonomy,
 ) -> list[dict[str, Any]]:
-    """The evaluation split's truth counted into result rows (round 0): objects per class
-    and positive frames per situation, so every table and figure can flag what is measured
-    on too few (``stats.evaluation_power``) without opening the project. ``pool``: count
-    the pool's frames instead (``POOL_*``: how rare each slice is where selection looks)."""
-    objects = dict.fromkeys(classes, 0)
-    positives = dict.fromkeys(situations, 0)
-    n = 0
+    """The truth counted into result rows (round 0): objects per class and positive frames
+    per situation, of the evaluation split (``EVAL_*``: so every table and figure can flag
+    what is measured on too few, ``stats.evaluation_power``, without opening the project)
+    and of the pool (``POOL_*``: how rare each slice is where selection looks)."""
+    return _count_rows(base, evaluation, taxonomy, EVAL_OBJECTS, EVAL_FRAMES) + _count_rows(
+        base, pool, taxonomy, POOL_OBJECTS, POOL_FRAMES
+    )
+
+
+def _count_rows(
+    base: dict[str, Any], frames: Sequence[FrameRecord], taxonomy: Taxonomy, by_class: str,
+    by_situation: str,
+) -> list[dict[str, Any]]:  # fmt: skip
+    objects = dict.fromkeys(taxonomy.classes, 0)
+    positives = dict.fromkeys(taxonomy.names, 0)
     for r in frames:
-        n += 1
         for b in r.boxes or ():
             if b.category in objects:
                 objects[b.category] += 1
         for name, value in r.situations.items():
             if value and name in positives:
                 positives[name] += 1
-    common = {**base, "round": 0, "n_labelled": 0, "n_frames": n}
-    by_class, by_situation = (POOL_OBJECTS, POOL_FRAMES) if pool else (EVAL_OBJECTS, EVAL_FRAMES)
+    common = {**base, "round": 0, "n_labelled": 0, "n_frames": len(frames)}
     return [{**common, "metric": by_class, "class": c, "value": k}
             for c, k in objects.items()] + [
         {**common, "metric": by_situation, "situation": s, "value": k}
@@ -164,12 +170,9 @@ def _variance_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
     metrics = learner.evaluate(model, store, evaluation)
     metrics.update(n_labelled=k, seconds=round(time.perf_counter() - started, 2))
     base = _base(cfg, run)
-    tax = store.taxonomy
-    return (
-        [{**row, "round": 0} for row in metric_rows(base, metrics, len(evaluation))]
-        + evaluation_rows(base, evaluation, tax.classes, tax.names)
-        + evaluation_rows(base, pool, tax.classes, tax.names, pool=True)
-    )
+    return [
+        {**row, "round": 0} for row in metric_rows(base, metrics, len(evaluation))
+    ] + truth_count_rows(base, evaluation, pool, store.taxonomy)
 
 
 def _seeded(config, seed: int):
@@ -206,10 +209,8 @@ def _strategy_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
     has_truth = campaign.learner.has_truth
     evaluation = [r for r in store.records(split=cfg.eval_split) if has_truth(r)]
     n_eval = len(evaluation)
-    tax = store.taxonomy
     pool = [r for r in store.records(split=cfg.pool_split) if has_truth(r)]
-    rows = evaluation_rows(_base(cfg, run), evaluation, tax.classes, tax.names)
-    rows += evaluation_rows(_base(cfg, run), pool, tax.classes, tax.names, pool=True)
+    rows = truth_count_rows(_base(cfg, run), evaluation, pool, store.taxonomy)
     for rnd in campaign.rounds():
         if rnd.metrics.get(campaign.metric) is None:
             continue  # round 0: the random initial set, nothing trained yet
