@@ -100,7 +100,8 @@ def main() -> None:
         print(f"| {a} - {b} (95% CI), t-test p | " + " | ".join(cells) + " |")
 
     diffs = {a: stats.paired_test(df, a, b).mean_diff for a in others}
-    a = args.strategy or max(diffs, key=lambda s: diffs[s])
+    compared = [s for s in others if math.isfinite(diffs[s])]  # >= 2 seeds paired with b
+    a = args.strategy or max(compared or others, key=lambda s: diffs[s])
     gains = stats.slice_gains(df, a, b)
     gains = gains.loc[gains["kind"].eq("situation") | gains["name"].ne(stats.ALL)]
     print(f"\n| {a} / {b} (test objects or frames) | " + " | ".join(f"{n:,}" for n in budgets)
