@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from rich.console import Console
@@ -300,6 +301,22 @@ def test_the_best_of_many_strategies_is_not_declared_a_winner_on_luck():
     three = verdict(_family({"a": LUCKY, **NULL}))
     assert three.startswith("No strategy beat random here:") and "beat random:" not in three
     assert "paired t-test p = 0.021; Holm-adjusted for 3 strategies, p = 0.062, 5 seeds" in three
+
+
+def test_the_rare_slice_sentence_is_about_the_winner_not_a_luckier_tie():
+    """'lucky' has the larger mean lift (+0.125) but, on 2 seeds, an interval that includes 0;
+    the sentence on the rarest slice follows the strategy the verdict named."""
+    from scenesift.report.summary import verdict
+
+    df = _campaigns()
+    lucky = df.loc[df["strategy"] == "least_confidence"].copy()
+    lucky["strategy"] = "lucky"
+    lucky = lucky.loc[lucky["seed"] < 2]  # +0.25 and 0.00 over random: a wide interval
+    lucky.loc[(lucky["metric"] == "map50") & (lucky["seed"] == 0), "value"] += 0.2
+    lucky.loc[(lucky["metric"] == "map50") & (lucky["seed"] == 1), "value"] -= 0.05
+    text = verdict(pd.concat([df, lucky], ignore_index=True))
+    assert "least_confidence beat random" in text
+    assert "least_confidence's AP@0.5 at 300 labelled frames" in text and "lucky's" not in text
 
 
 def test_the_verdict_names_the_rarest_well_measured_slice_and_its_gain():

@@ -194,7 +194,7 @@ def verdict(
         adjusted = ""
         if family > 1:
             adjusted = f"; Holm-adjusted for {family} strategies, {_p_text(r['t_pvalue_holm'])}"
-        lucky = family > 1 and not (r["t_pvalue_holm"] < 1 - stats.LEVEL)
+        lucky = family > 1 and _ok(r["t_pvalue_holm"]) and r["t_pvalue_holm"] >= 1 - stats.LEVEL
         evidence = (
             f"(95% CI {r['diff_low']:+.3f} to {r['diff_high']:+.3f}; paired t-test "
             f"{_p_text(r['t_pvalue'])}{adjusted}, {int(r['n_pairs'])} seeds)"
@@ -264,7 +264,9 @@ def verdict(
             f"Not compared ({', '.join(unpaired)}): a paired test needs at least 2 seeds run "
             f"with both the strategy and {baseline}."
         )
-    compared = better + tied + worse
+    # the rare slice of the strategy the verdict named the winner (a tied strategy with a
+    # larger mean difference on fewer seeds is not the one the reader was told about)
+    compared = better or tied + worse
     if compared:
         out.append(_rare_slice(df, max(compared, key=lambda b: b[1]["diff"])[0], baseline))
     return " ".join(t for t in out if t)
