@@ -245,7 +245,7 @@ def verdict(
     elif tied:
         first = tied[0][2]
         out.append(f"No strategy beat {baseline} here: {first[0].lower()}{first[1:]}")
-        out.extend(text for _, _, text in tied[1:])
+        out.extend(text[0].upper() + text[1:] for _, _, text in tied[1:])
         high = max(r["diff_high"] for _, r, _ in tied)
         out.append(
             f"Worth knowing: at this budget, choosing frames by a strategy bought no "
@@ -332,7 +332,8 @@ def _reach(r: pd.Series, base: pd.Series, share: float, top: float) -> str:
 
     head = f" Target, {share:.0%} of the full-data mAP@0.5 ({target:.3f}):"
     if not _ok(r.get("labels")) and how(r) == how(base):
-        return f"{head} {how(r).replace('did not reach', 'neither strategy reached')}."
+        both = f"neither {r['strategy']} nor {base['strategy']} reached"  # of several compared
+        return f"{head} {how(r).replace('did not reach', both)}."
     return f"{head} {r['strategy']} {how(r)}; {base['strategy']} {how(base)}."
 
 
