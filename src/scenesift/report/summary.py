@@ -201,13 +201,10 @@ def verdict(
         )
         reach = _reach(r, base, share, top)
         name = str(r["strategy"])
-        if lucky:
-            tied.append((name, r, f"{budget}{name}'s mAP@0.5 differed from {baseline}'s by "
-                                  f"{r['diff']:+.3f} {evidence}.{reach}"))  # fmt: skip
-        elif r["diff_low"] > 0:
+        if r["diff_low"] > 0 and not lucky:
             better.append((name, r, f"On this pool, {name} beat {baseline}: {budget}its mAP@0.5 "
                                     f"was {r['diff']:.3f} higher {evidence}.{reach}"))  # fmt: skip
-        elif r["diff_high"] < 0:
+        elif r["diff_high"] < 0 and not lucky:
             worse.append((name, r, f"{name} did worse than {baseline}: {budget}its mAP@0.5 was "
                                    f"{-r['diff']:.3f} lower {evidence}.{reach}"))  # fmt: skip
         else:
