@@ -32,3 +32,54 @@ def test_the_learner_table_sets_where_every_run_trains():
     data["learner"]["device"] = "tpu"
     with pytest.raises(ValueError, match="device must be one of"):
         make_learner(ExperimentConfig.from_dict(data).learner)
+
+
+def test_each_campaign_gets_the_pool_outputs_its_strategy_reads_and_no_others():
+    from scenesift.al.learners import learner_for
+
+    shared = {"detector": {"width": 16}, "ensemble": 3, "tta": "flip", "min_score": 0.1}
+    # an uncertainty strategy reads member 0's boxes only: no flipped pass, no extra members
+    assert learner_for(make_strategy("least_confidence"), shared) == {
+        "detector": {"width": 16}, "min_score": 0.1
+    }  # fmt: skip
+    # localisation stability gets the flipped pass even when the study never asked for it,
+    # nested in a diversity strategy too
+    plain = {"detector": {"width": 16}}
+    assert learner_for(make_strategy("localization_stability"), plain)["tta"] == "flip"
+    nested = {"name": "cluster_uncertainty", "uncertainty": {"name": "localization_stability"}}
+    assert learner_for(make_strategy(nested), plain)["tta"] == "flip"
+    # the ensemble's size is the user's choice: kept for disagreement, never raised
+    assert learner_for(make_strategy("box_disagreement"), shared)["ensemble"] == 3
+    assert "ensemble" not in learner_for(make_strategy("box_disagreement"), plain)
+    # a fine-tuned backbone has no cached maps to mirror: no flip (the campaign refuses)
+    finetune = {"detector": {"mode": "finetune"}}
+    assert "tta" not in learner_for(make_strategy("localization_stability"), finetune)
+    # a tagger's ensemble is its prediction: left alone
+    tagger = {"kind": "tagger", "ensemble": 5}
+    assert learner_for(make_strategy("balance_situations"), tagger) == tagger
+
+
+@pytest.mark.parametrize(
+    ("strategies", "learner", "message"),
+    [
+        (["random", "box_disagreement"], {},
+         "[strategies] strategy 'box_disagreement': strategy 'box_disagreement' needs "
+         "Pool.detections.member, which comes from learner.kind = 'detector' with "
+         "learner.ensemble >= 2"),
+        (["random", {"name": "least_confidence", "agg": "median"}], {},
+         "[strategies] strategy 'least_confidence': "),
+        (["no_such_strategy"], {}, "[strategies] strategy 'no_such_strategy': "),
+        (["localization_stability"], {"detector": {"mode": "finetune"}},
+         "needs Pool.flip_detections"),
+    ],
+)  # fmt: skip
+def test_a_strategy_its_campaigns_could_not_run_is_refused_when_the_experiment_loads(
+    strategies, learner, message
+):
+    data = {"studies": ["strategies"], "strategies": {"strategies": strategies},
+            "learner": learner}  # fmt: skip
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ExperimentConfig.from_dict(data)
+    # the same strategies run once the learner fills what they read
+    if strategies[-1] == "box_disagreement":
+        ExperimentConfig.from_dict({**data, "learner": {"ensemble": 2}})

@@ -298,3 +298,27 @@ def test_prepare_embeds_pooled_features_only_when_a_strategy_reads_them(project,
                                      "initial": 6, "batch": 4, "rounds": 1})  # fmt: skip
     prepare(project, diverse, progress=False)
     assert set(cached) == {"pyramid", "pooled"}
+
+
+def test_one_study_compares_strategies_that_read_different_outputs_of_one_model(project):
+    from scenesift.al.campaign import Campaign
+    from scenesift.store import campaigns as catalog
+
+    stability = "localization_stability"  # the label shows only parameters set
+    cfg = experiment(
+        "reads",
+        studies=["strategies"],
+        strategies={"strategies": ["random", "localization_stability"], "seeds": 1,
+                    "initial": 6, "batch": 4, "rounds": 2},
+    )  # fmt: skip
+    df = read_results(run_experiment(project, cfg, prepare_features=False))
+    curves = df[(df.metric == "map50") & (df.situation == "all")]
+    assert set(curves["strategy"]) == {"random", stability}
+    assert sorted(curves["n_labelled"].unique()) == [6, 10]
+    # only the campaign that reads the flipped pass pays for it ...
+    with Store.open(project) as store:
+        tta = {n: Campaign.open(store, n).config.learner.get("tta") for n in catalog.names(store)}
+    assert tta == {"reads:random:s0": None, f"reads:{stability}:s0": "flip"}
+    # ... and it does not change the round's model: the same first model for both
+    first = curves[curves["round"] == 1]["value"]
+    assert first.max() - first.min() == pytest.approx(0.0, abs=1e-9)

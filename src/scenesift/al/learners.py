@@ -31,7 +31,15 @@ if TYPE_CHECKING:
 #: Test-time augmentations a detector learner can add to its pool outputs.
 TTA: tuple[str, ...] = ("none", "flip")
 
-__all__ = ["LEARNERS", "DetectorLearner", "PoolOutputs", "TaggerLearner", "make_learner"]
+__all__ = [
+    "LEARNERS",
+    "DetectorLearner",
+    "PoolOutputs",
+    "TaggerLearner",
+    "check_provided",
+    "learner_for",
+    "make_learner",
+]
 
 
 @dataclass
@@ -404,6 +412,33 @@ def make_learner(spec: Mapping[str, Any]) -> Learner:
             f"{', '.join(sorted(known))}"
         )
     return cls(**args)
+
+
+def learner_for(strategy: Strategy, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A study's shared detector settings (``spec``) as one campaign of ``strategy`` needs
+    them, so one study can compare strategies that read different pool outputs of the same
+    round's model, each paying only for what it reads.
+
+    The settings that add pool outputs without changing the round's model follow the
+    strategy: the flipped pass (``tta = "flip"``: one more head pass on the cached maps,
+    nothing to choose) is switched on for a strategy that reads ``flip_detections`` and
+    off for one that does not; ensemble members beyond the first are dropped for a
+    strategy that does not read them (member 0 is the round's model, so each would cost a
+    training and change nothing). ``ensemble`` itself is never raised: its size is the
+    user's trade of cost for a better disagreement estimate. A tagger's ensemble is its
+    prediction (members are averaged), so tagger settings are returned unchanged."""
+    args = dict(spec)
+    if args.get("kind", "detector") != "detector":
+        return args
+    reads = set(strategy.required_fields())
+    if "detections.member" not in reads:
+        args.pop("ensemble", None)
+    frozen = dict(args.get("detector", {})).get("mode", "frozen") == "frozen"
+    if "flip_detections" in reads and frozen:
+        args["tta"] = "flip"
+    else:
+        args.pop("tta", None)
+    return args
 
 
 def check_provided(strategy: Strategy, learner: Learner, extra: Iterable[str] = ()) -> None:

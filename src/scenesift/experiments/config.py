@@ -128,6 +128,28 @@ class ExperimentConfig:
         bad = [s for s in self.studies if s not in STUDIES]
         if bad:
             raise ValueError(f"studies: unknown {bad}; expected some of {STUDIES}")
+        self._check_strategies()
+
+    def _check_strategies(self) -> None:
+        """Refuse, before hours of runs, a strategy its campaigns could not run: a bad spec,
+        or one reading a pool output its learner never fills (each campaign's learner is
+        the study's as ``learner_for`` adapts it to the strategy)."""
+        from scenesift.al.learners import check_provided, learner_for, make_learner
+        from scenesift.al.strategies import make_strategy
+
+        studies = {
+            "strategies": (self.strategies, dict(self.learner)),
+            "tagger": (self.tagger, {**self.tagger.learner, "kind": "tagger"}),
+        }
+        for key, (study, learner) in studies.items():
+            if key not in self.studies:
+                continue
+            for spec in study.specs():
+                try:
+                    strategy = make_strategy(spec)
+                    check_provided(strategy, make_learner(learner_for(strategy, learner)))
+                except ValueError as e:
+                    raise ValueError(f"[{key}] strategy {spec.get('name')!r}: {e}") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "experiment") -> ExperimentConfig:

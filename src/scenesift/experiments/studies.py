@@ -183,15 +183,18 @@ def _seeded(config, seed: int):
 
 def _strategy_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, Any]]:
     from scenesift.al.campaign import Campaign, CampaignConfig
+    from scenesift.al.learners import learner_for
+    from scenesift.al.strategies import make_strategy
     from scenesift.store import StoreError
 
     tagger = run.study == "tagger"
     study = cfg.tagger if tagger else cfg.strategies
     # detector campaigns keep their pre-tagger-study names, so old experiments resume
     name = f"{cfg.name}:{'tagger:' if tagger else ''}{run.strategy}:s{run.seed}"
+    spec = json.loads(run.spec)
     learner = {**study.learner, "kind": "tagger"} if tagger else dict(cfg.learner)
     campaign_config = CampaignConfig(
-        strategy=json.loads(run.spec),
+        strategy=spec,
         initial=study.initial,
         batch=study.batch,
         seed=run.seed,  # the same seed gives every strategy the same initial set
@@ -199,7 +202,7 @@ def _strategy_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
         pool_split=cfg.pool_split,
         eval_split=cfg.eval_split,
         stopping={"max_rounds": study.rounds},
-        learner=learner,
+        learner=learner_for(make_strategy(spec), learner),
     )
     try:
         campaign = Campaign.open(store, name)
