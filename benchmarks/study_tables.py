@@ -27,7 +27,9 @@ def _cells(values: pd.Series) -> str:
 
 
 def _p(value: float) -> str:
-    return "-" if not math.isfinite(value) else f"{value:.3f}"
+    if not math.isfinite(value):
+        return "-"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def headline(df: pd.DataFrame, baseline: str, full: float, largest: float) -> None:
@@ -94,7 +96,9 @@ def main() -> None:
               + " |")  # fmt: skip
         test = stats.paired_test(df, a, b, per_round=True)
         cells = [
-            f"{r.mean_diff:+.3f} ({r.ci_low:+.3f}, {r.ci_high:+.3f}), p {r.t_pvalue:.3f}"
+            f"{r.mean_diff:+.3f} ({r.ci_low:+.3f}, {r.ci_high:+.3f}), p {_p(r.t_pvalue)}"
+            if r.ci_high > r.ci_low or r.mean_diff != 0
+            else "(same initial sets)"
             for r in test.per_round.itertuples()
         ]
         print(f"| {a} - {b} (95% CI), t-test p | " + " | ".join(cells) + " |")
