@@ -306,6 +306,23 @@ def test_the_best_of_many_strategies_is_not_declared_a_winner_on_luck():
     assert " Averaged over 100-500 labelled frames, b's mAP@0.5 differed" in three  # a sentence
 
 
+def test_several_winners_are_named_best_first_and_the_rest_said_briefly():
+    """Three strategies that all beat random: the verdict opens with the largest gain (the
+    one its 'worth knowing' is about), whatever the strategies' names sort as."""
+    from scenesift.report.summary import verdict
+    from test_experiment_stats import _family
+
+    lifts = {"a": [0.010, 0.012, 0.011, 0.009, 0.010], "b": [0.030, 0.028, 0.031, 0.029, 0.030],
+             "c": [0.050, 0.052, 0.049, 0.051, 0.050]}  # fmt: skip
+    text = verdict(_family(lifts), full_map50=1.0)
+    assert text.startswith("On this pool, c beat random: averaged over 100-500 labelled frames,")
+    assert text.index("b beat random too: its mAP@0.5 was 0.030 higher") < text.index(
+        "a beat random too: its mAP@0.5 was 0.010 higher"
+    )
+    assert text.count("On this pool") == 1 and text.count("averaged over") == 1
+    assert "frames chosen by c give more accuracy per label" in text
+
+
 def test_the_rare_slice_sentence_is_about_the_winner_not_a_luckier_tie():
     """'lucky' has the larger mean lift (+0.125) but, on 2 seeds, an interval that includes 0;
     the sentence on the rarest slice follows the strategy the verdict named."""

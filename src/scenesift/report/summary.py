@@ -202,17 +202,22 @@ def verdict(
         reach = _reach(r, base, share, top)
         name = str(r["strategy"])
         if r["diff_low"] > 0 and not lucky:
-            better.append((name, r, f"On this pool, {name} beat {baseline}: {budget}its mAP@0.5 "
-                                    f"was {r['diff']:.3f} higher {evidence}.{reach}"))  # fmt: skip
+            better.append((name, r, f"{budget}its mAP@0.5 was {r['diff']:.3f} higher "
+                                    f"{evidence}.{reach}"))  # fmt: skip
         elif r["diff_high"] < 0 and not lucky:
             worse.append((name, r, f"{name} did worse than {baseline}: {budget}its mAP@0.5 was "
                                    f"{-r['diff']:.3f} lower {evidence}.{reach}"))  # fmt: skip
         else:
             tied.append((name, r, f"{budget}{name}'s mAP@0.5 differed from {baseline}'s by "
                                   f"{r['diff']:+.3f} {evidence}.{reach}"))  # fmt: skip
-    out = [text for _, _, text in better]
+    # the winners best first: the sentences that follow (what it saves, the rare slice)
+    # are about the first one named; the others say only what differs
+    better.sort(key=lambda b: -b[1]["diff"])
+    out = [f"On this pool, {name} beat {baseline}: {text}" if i == 0 else
+           f"{name} beat {baseline} too: {text.removeprefix(budget)}"
+           for i, (name, _, text) in enumerate(better)]  # fmt: skip
     if better:
-        name, r, _ = max(better, key=lambda b: b[1]["diff"])
+        name, r, _ = better[0]
         reached = _ok(r.get("labels"))
         saved = (
             1 - r["labels"] / base["labels"]
