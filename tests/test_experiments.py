@@ -7,7 +7,12 @@ import pytest
 from al_fixtures import LEARNER, oracle_project
 from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import read_results, run_file
-from scenesift.experiments.runners import prepare, remove_experiment, run_experiment
+from scenesift.experiments.runners import (
+    prepare,
+    remove_experiment,
+    results_dir,
+    run_experiment,
+)
 from scenesift.experiments.stats import (
     EVAL_FRAMES,
     EVAL_OBJECTS,
@@ -138,9 +143,9 @@ def test_one_name_one_config_and_remove(project):
 
 
 def test_more_seeds_extend_an_experiment_other_changes_do_not(project):
-    def strategies(**kw):
+    def strategies(learner=LEARNER, **kw):
         table = {"strategies": ["random"], "seeds": 1, "initial": 6, "batch": 4, "rounds": 1}
-        return experiment(studies=["strategies"], strategies={**table, **kw})
+        return experiment(studies=["strategies"], strategies={**table, **kw}, learner=learner)
 
     run_experiment(project, strategies(), prepare_features=False)
     calls = []
@@ -153,6 +158,25 @@ def test_more_seeds_extend_an_experiment_other_changes_do_not(project):
     for changed in (strategies(seeds=1), strategies(seeds=2, rounds=2)):  # fewer, or different
         with pytest.raises(ValueError, match="only more seeds"):
             run_experiment(project, changed, prepare_features=False)
+    # an ensemble only box disagreement reads: its runs are added, the others stay as they were
+    kept = {p: p.stat().st_mtime_ns for p in results_dir(project, grown).glob("*.parquet")}
+    members = {**LEARNER, "ensemble": 2}
+    both = ["random", {"name": "least_confidence"}, {"name": "box_disagreement"}]
+    calls = []
+    run_experiment(project, strategies(seeds=2, strategies=both, learner=members),
+                   on_progress=calls.append, prepare_features=False)  # fmt: skip
+    assert [c.run for c in calls if c.run] == [
+        "strategies/box_disagreement/s0", "strategies/box_disagreement/s1"
+    ]  # fmt: skip
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    # once a strategy that reads the members has run, their number is part of its runs
+    with pytest.raises(ValueError, match="only more seeds"):
+        run_experiment(project, strategies(seeds=2, strategies=both, learner={**LEARNER,
+                       "ensemble": 3}), prepare_features=False)  # fmt: skip
+    # and a learner change every run would feel is refused as before
+    with pytest.raises(ValueError, match="only more seeds"):
+        run_experiment(project, strategies(seeds=2, strategies=both, learner={**members,
+                       "min_score": 0.5}), prepare_features=False)  # fmt: skip
 
 
 def test_config_errors_name_the_key():

@@ -53,6 +53,10 @@ def results_dir(project: Path, config: ExperimentConfig) -> Path:
 # what a run computes, so it must match the stored settings exactly.
 _GROWS_COUNT = {("variance", "repeats"), ("strategies", "seeds"), ("tagger", "seeds")}
 _GROWS_LIST = {("variance", "fractions"), ("strategies", "strategies"), ("tagger", "strategies")}
+# Learner settings that only add pool outputs of the round's model: ``learner_for`` gives
+# them only to the campaigns whose strategy reads them, so changing them leaves every run
+# of a strategy that does not read them as it was.
+_OUTPUTS_ONLY = ("ensemble", "tta")
 
 
 def _extends(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -63,6 +67,9 @@ def _extends(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
         old, new = stored[key], wanted[key]
         if key == "studies":
             if not set(old) <= set(new):
+                return False
+        elif key == "learner":
+            if not _same_runs_learner(stored, old, new):
                 return False
         elif isinstance(old, dict) and isinstance(new, dict) and old.keys() == new.keys():
             for field in old:
@@ -80,10 +87,33 @@ def _extends(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return True
 
 
+def _same_runs_learner(stored: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether the stored runs would train and read the same under learner ``new`` as under
+    ``old``: so a study can take in a strategy that needs an ensemble or the flipped pass
+    (``box_disagreement``, ``localization_stability``) without a new name, as long as no
+    strategy it already ran reads the changed output. (The variance study's trainings read
+    neither: one member, no pool outputs.)"""
+    from scenesift.al.learners import learner_for
+    from scenesift.al.strategies import make_strategy
+
+    def rest(learner: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in learner.items() if k not in _OUTPUTS_ONLY}
+
+    if rest(old) != rest(new):
+        return False
+    ran = stored["strategies"]["strategies"] if "strategies" in stored["studies"] else []
+    for spec in ran:
+        strategy = make_strategy({"name": spec} if isinstance(spec, str) else spec)
+        if learner_for(strategy, old) != learner_for(strategy, new):
+            return False
+    return True
+
+
 def _check_same_experiment(project: Path, config: ExperimentConfig) -> None:
     """Results of one name must come from one config: resuming with different settings
     would silently pool runs that are not comparable. Settings that only add runs (more
-    seeds, repeats, strategies or fractions) extend the experiment."""
+    seeds, repeats, strategies or fractions, or a learner output only new strategies read)
+    extend the experiment."""
     import json
 
     from scenesift.files import write_json
@@ -98,7 +128,8 @@ def _check_same_experiment(project: Path, config: ExperimentConfig) -> None:
         if not _extends(stored, wanted):
             raise ConfigError(
                 f"experiment {config.name!r} already has results from other settings "
-                f"({path}); only more seeds, repeats, strategies or fractions extend it. "
+                f"({path}); only more seeds, repeats, strategies or fractions (or a learner "
+                f"ensemble or tta that only new strategies read) extend it. "
                 f"Give this one another name, or remove it with "
                 f"`scenesift experiment remove {config.name}`"
             )
