@@ -433,7 +433,9 @@ def learner_for(strategy: Strategy, spec: Mapping[str, Any]) -> dict[str, Any]:
     reads = set(strategy.required_fields())
     if "detections.member" not in reads:
         args.pop("ensemble", None)
-    frozen = dict(args.get("detector", {})).get("mode", "frozen") == "frozen"
+    from scenesift.models.detector import DetectorConfig
+
+    frozen = dict(args.get("detector", {})).get("mode", DetectorConfig.mode) == "frozen"
     if "flip_detections" in reads and frozen:
         args["tta"] = "flip"
     else:

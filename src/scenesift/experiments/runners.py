@@ -102,11 +102,10 @@ def _same_runs_learner(stored: dict[str, Any], old: dict[str, Any], new: dict[st
     if rest(old) != rest(new):
         return False
     ran = stored["strategies"]["strategies"] if "strategies" in stored["studies"] else []
-    for spec in ran:
-        strategy = make_strategy({"name": spec} if isinstance(spec, str) else spec)
-        if learner_for(strategy, old) != learner_for(strategy, new):
-            return False
-    return True
+    return all(
+        learner_for(make_strategy(spec), old) == learner_for(make_strategy(spec), new)
+        for spec in ran
+    )
 
 
 def _check_same_experiment(project: Path, config: ExperimentConfig) -> None:

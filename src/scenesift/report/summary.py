@@ -202,7 +202,7 @@ def verdict(
         reach = _reach(r, base, share, top)
         name = str(r["strategy"])
         if r["diff_low"] > 0 and not lucky:
-            better.append((name, r, f"{budget}its mAP@0.5 was {r['diff']:.3f} higher "
+            better.append((name, r, f"its mAP@0.5 was {r['diff']:.3f} higher "
                                     f"{evidence}.{reach}"))  # fmt: skip
         elif r["diff_high"] < 0 and not lucky:
             worse.append((name, r, f"{name} did worse than {baseline}: {budget}its mAP@0.5 was "
@@ -213,8 +213,8 @@ def verdict(
     # the winners best first: the sentences that follow (what it saves, the rare slice)
     # are about the first one named; the others say only what differs
     better.sort(key=lambda b: -b[1]["diff"])
-    out = [f"On this pool, {name} beat {baseline}: {text}" if i == 0 else
-           f"{name} beat {baseline} too: {text.removeprefix(budget)}"
+    out = [f"On this pool, {name} beat {baseline}: {budget}{text}" if i == 0 else
+           f"{name} beat {baseline} too: {text}"
            for i, (name, _, text) in enumerate(better)]  # fmt: skip
     if better:
         name, r, _ = better[0]
