@@ -350,6 +350,33 @@ def test_a_detector_ensemble_fills_what_it_provides(project):
     assert n_shown == int((out.detections.member == 0).sum())
 
 
+def test_a_detector_with_situations_tags_the_pool_from_the_rounds_own_labels(project):
+    learner = DetectorLearner(**{**LEARNER, "situations": True})
+    assert set(learner.provides()) == {"detections", "embeddings", "situation_scores"}
+    frames = project.records(split="train")
+    members = learner.fit(project, frames[:12], [])
+    *detectors, tagger = members
+    assert len(detectors) == 1 and tagger.situations == list(project.taxonomy.names)
+    out = learner.pool_outputs(members, project, frames[12:])
+    assert filled_fields(out) == set(learner.provides()) - {"embeddings"}
+    scores, names = out.situation_scores, list(project.taxonomy.names)
+    assert scores.shape == (len(frames) - 12, len(names))
+    # only night is labelled (with both values) in these frames: every other column is
+    # one the tagger cannot say, NaN, never the untrained head's noise
+    night = names.index("night")
+    assert tagger.trained == ["night"]
+    assert np.isfinite(scores[:, night]).all() and ((scores > 0) & (scores < 1))[:, night].all()
+    assert np.isnan(np.delete(scores, night, axis=1)).all()
+
+
+def test_situation_balancing_runs_in_a_detector_campaign_without_a_stored_tagger(project):
+    spec = {"name": "balance_situations"}
+    cfg = config(strategy=spec, learner={**LEARNER, "situations": True}, situations_from=None,
+                 stopping={"max_rounds": 2})  # fmt: skip
+    rounds = Campaign.create(project, "slices", cfg).run().rounds
+    assert rounds[1].strategy.startswith("balance_situations") and rounds[1].n_picks == 4
+
+
 @pytest.mark.parametrize(
     ("spec", "learner", "situations_from", "message"),
     [
@@ -372,7 +399,8 @@ def test_a_detector_ensemble_fills_what_it_provides(project):
          "'detector'"),
         ({"name": "balance_situations"}, LEARNER, None,
          "strategy 'balance_situations' needs Pool.situation_scores, which comes from "
-         "learner.kind = 'tagger' or stored tagger predictions (situations_from)"),
+         "learner.kind = 'tagger' or learner.kind = 'detector' with learner.situations = "
+         "true or stored tagger predictions (situations_from)"),
         # the part of a fused or uncertainty-weighted strategy that needs the field is named
         ({"name": "fusion", "parts": [{"name": "random"}, {"name": "bald"}]}, LEARNER, "latest",
          "strategy 'bald' needs Pool.situation_mc_scores"),

@@ -54,6 +54,14 @@ def test_each_campaign_gets_the_pool_outputs_its_strategy_reads_and_no_others():
     # a fine-tuned backbone has no cached maps to mirror: no flip (the campaign refuses)
     finetune = {"detector": {"mode": "finetune"}}
     assert "tta" not in learner_for(make_strategy("localization_stability"), finetune)
+    # situation balancing gets the round's own tagger (from the campaign's labels), alone
+    # or as a part of a fusion; nothing else pays for it
+    fused = {"name": "fusion", "parts": [{"name": "least_confidence", "agg": "sum"},
+                                         {"name": "balance_situations"}]}  # fmt: skip
+    assert learner_for(make_strategy("balance_situations"), plain)["situations"] is True
+    assert learner_for(make_strategy(fused), plain)["situations"] is True
+    assert "situations" not in learner_for(make_strategy("least_confidence"), {
+        **plain, "situations": True})  # fmt: skip
     # a tagger's ensemble is its prediction: left alone
     tagger = {"kind": "tagger", "ensemble": 5}
     assert learner_for(make_strategy("balance_situations"), tagger) == tagger
@@ -83,3 +91,12 @@ def test_a_strategy_its_campaigns_could_not_run_is_refused_when_the_experiment_l
     # the same strategies run once the learner fills what they read
     if strategies[-1] == "box_disagreement":
         ExperimentConfig.from_dict({**data, "learner": {"ensemble": 2}})
+
+
+def test_a_detector_study_can_compare_situation_balancing_with_the_others():
+    fused = {"name": "fusion", "parts": [{"name": "least_confidence", "agg": "sum"},
+                                         {"name": "balance_situations"}]}  # fmt: skip
+    data = {"studies": ["strategies"], "learner": {},
+            "strategies": {"strategies": ["random", "balance_situations", fused]}}  # fmt: skip
+    config = ExperimentConfig.from_dict(data)  # before: refused, no situation scores
+    assert len(config.strategies.specs()) == 3

@@ -332,17 +332,22 @@ def test_one_study_compares_strategies_that_read_different_outputs_of_one_model(
     cfg = experiment(
         "reads",
         studies=["strategies"],
-        strategies={"strategies": ["random", "localization_stability"], "seeds": 1,
-                    "initial": 6, "batch": 4, "rounds": 2},
+        strategies={"strategies": ["random", "localization_stability", "balance_situations"],
+                    "seeds": 1, "initial": 6, "batch": 4, "rounds": 2},
     )  # fmt: skip
     df = read_results(run_experiment(project, cfg, prepare_features=False))
     curves = df[(df.metric == "map50") & (df.situation == "all")]
-    assert set(curves["strategy"]) == {"random", stability}
+    assert set(curves["strategy"]) == {"random", stability, "balance_situations"}
     assert sorted(curves["n_labelled"].unique()) == [6, 10]
-    # only the campaign that reads the flipped pass pays for it ...
+    # only the campaign that reads the flipped pass pays for it, and only the one that
+    # balances situations trains the round's tagger ...
     with Store.open(project) as store:
-        tta = {n: Campaign.open(store, n).config.learner.get("tta") for n in catalog.names(store)}
-    assert tta == {"reads:random:s0": None, f"reads:{stability}:s0": "flip"}
-    # ... and it does not change the round's model: the same first model for both
+        learners = {n: Campaign.open(store, n).config.learner for n in catalog.names(store)}
+    tta = {n: learner.get("tta") for n, learner in learners.items()}
+    assert tta == {"reads:random:s0": None, f"reads:{stability}:s0": "flip",
+                   "reads:balance_situations:s0": None}  # fmt: skip
+    tagged = {n for n, learner in learners.items() if learner.get("situations")}
+    assert tagged == {"reads:balance_situations:s0"}
+    # ... and neither changes the round's model: the same first model for all
     first = curves[curves["round"] == 1]["value"]
     assert first.max() - first.min() == pytest.approx(0.0, abs=1e-9)

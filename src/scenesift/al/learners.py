@@ -55,6 +55,14 @@ class DetectorLearner:
     ``slices``: also evaluate mAP per situation each round (per-situation learning curves):
     ``True`` for every situation, or a list of situations (each slice is one more COCOeval,
     ~0.5 s per 500 frames on 2 cores).
+    ``situations``: also train the situation tagger (seed 000's head, frozen: a 1x1 conv
+    on this backbone's cached pooled features, the embeddings, about a second) on the
+    round's labelled frames, whose situation labels come with their boxes, and give its
+    probabilities on the pool (``Pool.situation_scores``): situation-targeted selection in
+    a detector campaign, from the campaign's own labels, without a tagger trained and
+    stored beforehand (``situations_from``; the round's tagger takes its place). A
+    situation the labelled frames hold no positive or no negative of is NaN: the tagger
+    cannot say (``SituationTagger.cannot_say``), and balancing counts NaN as 0.
     ``tta``: ``"flip"`` adds a pass of the round's model on the horizontally flipped pool
     (``Pool.flip_detections``, boxes flipped back), which localisation stability compares
     with the plain pass. It mirrors the cached backbone maps along W rather than the
@@ -68,6 +76,7 @@ class DetectorLearner:
     ensemble: int = 1
     slices: bool | list[str] = True
     tta: str = "none"
+    situations: bool = False
     progress: bool = False
     device: str | None = None  # auto|cpu|cuda|mps for every round's training; None: detector's
 
@@ -99,7 +108,11 @@ class DetectorLearner:
         return ("detections", "embeddings") + (("detections.member",) if ensemble > 1 else ())
 
     def provides(self) -> tuple[str, ...]:
-        return self.fields_for(self.ensemble) + (("flip_detections",) if self.tta == "flip" else ())
+        return (
+            self.fields_for(self.ensemble)
+            + (("flip_detections",) if self.tta == "flip" else ())
+            + (("situation_scores",) if self.situations else ())
+        )
 
     @staticmethod
     def has_truth(record: FrameRecord) -> bool:
@@ -120,7 +133,8 @@ class DetectorLearner:
         return self.config.device
 
     def fit(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]) -> list:
-        """``ensemble`` models differing only in their seed (``seed + k``)."""
+        """``ensemble`` models differing only in their seed (``seed + k``), then, with
+        ``situations``, the round's situation tagger (last)."""
         from scenesift.models.detector import ObjectDetector
 
         members = []
@@ -128,7 +142,25 @@ class DetectorLearner:
             cfg = replace(self.config, seed=self.config.seed + k) if k else self.config
             model = ObjectDetector(store.taxonomy.classes, cfg)
             members.append(model.fit(train, val or None, store=store, progress=self.progress))
+        if self.situations:
+            members.append(self._fit_tagger(store, train, val))
         return members
+
+    def _fit_tagger(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]):
+        """The frozen tagger head on the detector backbone's pooled features (the cached
+        embeddings), so it costs no backbone pass the round does not already pay for."""
+        from scenesift.models.tagger import SituationTagger, TaggerConfig
+
+        backbone = self.backbone(train)
+        cfg = TaggerConfig(
+            backbone=self.config.backbone,
+            input_size=backbone.preprocessing.size,
+            schedule="frozen",
+            seed=self.config.seed,
+            device=self.config.device,
+        )
+        tagger = SituationTagger(list(store.taxonomy.names), cfg)
+        return tagger.fit(train, val, store=store, backbone=backbone, progress=self.progress)
 
     @staticmethod
     def member_detections(parts: Sequence[Detections]) -> Detections:
@@ -151,6 +183,10 @@ class DetectorLearner:
         """Every member's detections on the pool; member 0's are shown to labellers. Read
         as arrays (``predict_arrays``): only the boxes shown, the picks', become ``Box``es."""
         names = [r.name for r in records]
+        situation_scores = None
+        if self.situations:
+            *members, tagger = members
+            situation_scores = self._situation_scores(tagger, store, records)
         per_member = [m.predict_arrays(records, store, self.progress) for m in members]
         parts = [self.pool_detections(a) for a in per_member]
         detections = self.member_detections(parts) if len(parts) > 1 else parts[0]
@@ -158,7 +194,19 @@ class DetectorLearner:
         if self.tta == "flip":
             flipped = self.pool_detections(self._predict_flipped(members[0], store, records))
         shown = per_member[0].by_name(names, members[0].classes)
-        return PoolOutputs(detections=detections, flip_detections=flipped, shown=shown)
+        return PoolOutputs(
+            detections=detections,
+            flip_detections=flipped,
+            situation_scores=situation_scores,
+            shown=shown,
+        )
+
+    def _situation_scores(self, tagger, store: Store, records: Sequence[FrameRecord]) -> np.ndarray:
+        """(n, S) the round's tagger probabilities, NaN where it cannot say."""
+        probs = tagger.predict_scores(records, store=store, progress=self.progress)
+        probs = np.asarray(probs, np.float32)
+        probs[:, [tagger.situations.index(s) for s in tagger.cannot_say]] = np.nan
+        return probs
 
     def _predict_flipped(
         self, model, store: Store, records: Sequence[FrameRecord]
@@ -252,6 +300,7 @@ class DetectorLearner:
             "config": asdict(self.config),
             "min_score": self.min_score,
             "tta": self.tta,
+            "situations": self.situations,
         }
 
 
@@ -422,7 +471,10 @@ def learner_for(strategy: Strategy, spec: Mapping[str, Any]) -> dict[str, Any]:
     The settings that add pool outputs without changing the round's model follow the
     strategy: the flipped pass (``tta = "flip"``: one more head pass on the cached maps,
     nothing to choose) is switched on for a strategy that reads ``flip_detections`` and
-    off for one that does not; ensemble members beyond the first are dropped for a
+    off for one that does not; so is the round's situation tagger (``situations``: a head
+    on the cached embeddings, trained on the campaign's own labelled frames, so every
+    strategy of the study learns from the same labels and no stored tagger is needed) for
+    one that reads ``situation_scores``; ensemble members beyond the first are dropped for a
     strategy that does not read them (member 0 is the round's model, so each would cost a
     training and change nothing). ``ensemble`` itself is never raised: its size is the
     user's trade of cost for a better disagreement estimate. A tagger's ensemble is its
@@ -440,6 +492,10 @@ def learner_for(strategy: Strategy, spec: Mapping[str, Any]) -> dict[str, Any]:
         args["tta"] = "flip"
     else:
         args.pop("tta", None)
+    if "situation_scores" in reads:
+        args["situations"] = True
+    else:
+        args.pop("situations", None)
     return args
 
 
@@ -472,6 +528,7 @@ def _providers(name: str) -> str:
     if name == "flip_detections":
         out.append("learner.kind = 'detector' with learner.tta = \"flip\"")
     if name == "situation_scores":
+        out.append("learner.kind = 'detector' with learner.situations = true")
         out.append("stored tagger predictions (situations_from)")
     return " or ".join(out) or "no learner"
 

@@ -56,7 +56,7 @@ _GROWS_LIST = {("variance", "fractions"), ("strategies", "strategies"), ("tagger
 # Learner settings that only add pool outputs of the round's model: ``learner_for`` gives
 # them only to the campaigns whose strategy reads them, so changing them leaves every run
 # of a strategy that does not read them as it was.
-_OUTPUTS_ONLY = ("ensemble", "tta")
+_OUTPUTS_ONLY = ("ensemble", "tta", "situations")
 
 
 def _extends(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
