@@ -71,6 +71,32 @@ def test_a_nested_strategy_spec_is_labelled_like_the_strategies_it_names():
     assert strategy_label(fusion) == "fusion(parts=[random,margin(k=2)])"
 
 
+def _fusion(last_weight: float) -> dict:
+    """Three fused strategies: a label longer than a campaign name may be."""
+    return {"name": "fusion", "method": "rank", "parts": [
+        {"name": "least_confidence", "agg": "sum", "weight": 0.5},
+        {"name": "balance_situations", "weight": 0.3},
+        {"name": "class_aware", "agg": "sum", "weight": last_weight}]}  # fmt: skip
+
+
+def test_every_run_of_a_long_strategy_label_gets_its_own_campaign_and_file(tmp_path):
+    from scenesift.al.campaign import NAME_CHARS
+    from scenesift.experiments.studies import campaign_name
+
+    cfg = experiment(name="fleet-power-study", strategies={
+        "strategies": ["random", _fusion(0.2), _fusion(0.25)],
+        "seeds": 2, "initial": 6, "batch": 4, "rounds": 2})  # fmt: skip
+    runs = [r for r in plan(cfg) if r.study == "strategies"]
+    names = [campaign_name(cfg, r) for r in runs]
+    files = [run_file(tmp_path, r.run).name for r in runs]
+    assert all(len(n) <= NAME_CHARS for n in names) and len(set(names)) == len(runs)
+    assert all(len(f) <= 255 for f in files) and len(set(files)) == len(runs)
+    # the seed stays readable; a label that fits keeps the name campaigns always had
+    assert [n.rsplit(":", 1)[1] for n in names] == ["s0", "s1"] * 3
+    assert names[:2] == ["fleet-power-study:random:s0", "fleet-power-study:random:s1"]
+    assert all(len(r.strategy) > NAME_CHARS for r in runs[2:])  # they did not fit
+
+
 def test_results_are_tidy_and_an_interrupted_experiment_only_runs_what_is_missing(project):
     cfg = experiment()
     order = []

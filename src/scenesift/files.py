@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -35,3 +36,14 @@ def write_json(path: Path, data: Any, strict: bool = False) -> None:
     with atomic_write(path) as f:
         json.dump(data, f, indent=1, allow_nan=not strict)
         f.write("\n")
+
+
+def fit_name(name: str, limit: int) -> str:
+    """``name`` itself when it has at most ``limit`` characters, else its first characters
+    and a digest of all of it: still unique and stable (a run or campaign keeps its name
+    across resumes), where a plain cut would merge two names that share a long prefix
+    (two fusions that differ in their last part's weight)."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    return f"{name[: max(0, limit - len(digest) - 1)]}~{digest}"

@@ -43,6 +43,7 @@ from scenesift.store.campaigns import NewPick, RoundInfo
 
 LABELERS = ("oracle", "labelstudio")
 CAMPAIGNS_DIR = Path("campaigns")
+NAME_CHARS = 100  # a campaign name's limit (it names a folder)
 INITIAL_STRATEGY = "random"
 
 
@@ -134,8 +135,8 @@ class Campaign:
     # ----------------------------------------------------------------- lifecycle
     @classmethod
     def create(cls, store: Store, name: str, config: CampaignConfig) -> Campaign:
-        if not name or len(name) > 100 or any(c in name for c in "/\\\0"):
-            raise ConfigError(f"campaign name {name!r}: 1-100 characters, no slashes")
+        if not name or len(name) > NAME_CHARS or any(c in name for c in "/\\\0"):
+            raise ConfigError(f"campaign name {name!r}: 1-{NAME_CHARS} characters, no slashes")
         from scenesift.al.strategies import make_strategy
 
         strategy = make_strategy(config.strategy)  # a bad spec fails now, not rounds later

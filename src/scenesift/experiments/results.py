@@ -41,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 
-from scenesift.files import atomic_write
+from scenesift.files import atomic_write, fit_name
 
 COLUMNS = {
     "experiment": "string",
@@ -88,8 +88,12 @@ def code_version() -> str:
     return f"{__version__}+g{sha}{'.dirty' if dirty else ''}"
 
 
+#: Longest run file stem: file systems allow 255 bytes a name.
+RUN_FILE_CHARS = 200
+
+
 def run_file(directory: Path, run: str) -> Path:
-    return Path(directory) / f"{_SAFE.sub('_', run)}.parquet"
+    return Path(directory) / f"{fit_name(_SAFE.sub('_', run), RUN_FILE_CHARS)}.parquet"
 
 
 def frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

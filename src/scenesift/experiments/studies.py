@@ -21,6 +21,7 @@ import numpy as np
 from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import ALL
 from scenesift.experiments.stats import EVAL_FRAMES, EVAL_OBJECTS, POOL_FRAMES, POOL_OBJECTS
+from scenesift.files import fit_name
 from scenesift.records import FrameRecord
 from scenesift.taxonomy import Taxonomy
 
@@ -181,6 +182,18 @@ def _seeded(config, seed: int):
     return replace(config, seed=seed)
 
 
+def campaign_name(cfg: ExperimentConfig, run: RunSpec) -> str:
+    """``<experiment>:[tagger:]<strategy>:s<seed>``. Detector campaigns keep their
+    pre-tagger-study names, so old experiments resume; a strategy label too long for a
+    campaign name (a fusion of several parts) is cut with a digest of the whole
+    (``fit_name``), keeping the seed readable."""
+    from scenesift.al.campaign import NAME_CHARS
+
+    head = f"{cfg.name}:{'tagger:' if run.study == 'tagger' else ''}{run.strategy}"
+    tail = f":s{run.seed}"
+    return fit_name(head, NAME_CHARS - len(tail)) + tail
+
+
 def _strategy_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, Any]]:
     from scenesift.al.campaign import Campaign, CampaignConfig
     from scenesift.al.learners import learner_for
@@ -189,8 +202,7 @@ def _strategy_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
 
     tagger = run.study == "tagger"
     study = cfg.tagger if tagger else cfg.strategies
-    # detector campaigns keep their pre-tagger-study names, so old experiments resume
-    name = f"{cfg.name}:{'tagger:' if tagger else ''}{run.strategy}:s{run.seed}"
+    name = campaign_name(cfg, run)
     spec = json.loads(run.spec)
     learner = {**study.learner, "kind": "tagger"} if tagger else dict(cfg.learner)
     campaign_config = CampaignConfig(
