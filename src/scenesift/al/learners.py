@@ -15,7 +15,7 @@ pooled features in about a second.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -294,15 +294,6 @@ class DetectorLearner:
             boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
         )
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "kind": "detector",
-            "config": asdict(self.config),
-            "min_score": self.min_score,
-            "tta": self.tta,
-            "situations": self.situations,
-        }
-
 
 @dataclass
 class TaggerLearner:
@@ -423,9 +414,6 @@ class TaggerLearner:
             situation_scores=probs[0],
             situation_mc_scores=np.stack(probs) if len(probs) > 1 else None,
         )
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "tagger", "config": asdict(self.config), "ensemble": self.ensemble}
 
 
 class _Mirrored:
