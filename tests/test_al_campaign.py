@@ -371,6 +371,10 @@ def test_a_detector_with_situations_tags_the_pool_from_the_rounds_own_labels(pro
 
 def test_situation_balancing_runs_in_a_detector_campaign_without_a_stored_tagger(project):
     spec = {"name": "balance_situations"}
+    # without the round's tagger and with none stored, the first round names both remedies
+    stored_only = config(strategy=spec, stopping={"max_rounds": 2})
+    with pytest.raises(ValueError, match=r"tagger predict.*learner\.situations = true"):
+        Campaign.create(project, "no-scores", stored_only).run()
     cfg = config(strategy=spec, learner={**LEARNER, "situations": True}, situations_from=None,
                  stopping={"max_rounds": 2})  # fmt: skip
     rounds = Campaign.create(project, "slices", cfg).run().rounds

@@ -40,7 +40,8 @@ TARGETS: tuple[str, ...] = ("detections", "situations")
 INPUTS: dict[str, tuple[str, str]] = {
     "situation_scores": (
         "the tagger's situation scores",
-        "`scenesift tagger train`, then `scenesift tagger predict`",
+        "`scenesift tagger train`, then `scenesift tagger predict` (or, in a detector "
+        "campaign, set learner.situations = true: a tagger each round trains on its labels)",
     ),
     "situation_mc_scores": (
         "situation samples of a tagger ensemble",
