@@ -56,7 +56,8 @@ class DetectorLearner:
     ``True`` for every situation, or a list of situations (each slice is one more COCOeval,
     ~0.5 s per 500 frames on 2 cores).
     ``situations``: also train the situation tagger (seed 000's head, frozen: a 1x1 conv
-    on this backbone's cached pooled features, the embeddings, about a second) on the
+    on this backbone's cached pooled features, the embeddings: 6-7 s a round on 2 busy
+    CPU cores, against ~105 s of detector training on the fleet world) on the
     round's labelled frames, whose situation labels come with their boxes, and give its
     probabilities on the pool (``Pool.situation_scores``): situation-targeted selection in
     a detector campaign, from the campaign's own labels, without a tagger trained and
