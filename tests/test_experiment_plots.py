@@ -125,3 +125,21 @@ def test_classes_and_situations_measured_on_too_few_are_flagged_where_drawn(tmp_
     titles = {ax.get_title(): ax.title.get_color() for ax in situations_fig.axes if ax.get_title()}
     assert titles[f"{situations[0]} (40 positive test frames < 100)"] == "firebrick"
     assert all(not t.startswith(situations[1] + " (900") for t in titles)  # enough: no flag
+
+
+def test_a_fusions_long_label_is_wrapped_in_legends_and_panel_titles(table, tmp_path, drawn):
+    fusion = ("fusion(method=rank,parts=[least_confidence(agg=sum,weight=0.5),"
+              "balance_situations(weight=0.5)])")  # fmt: skip
+    other = next(s for s in table["strategy"].unique() if s != plots.BASELINE)
+    df = table.assign(strategy=table["strategy"].replace(other, fusion))
+    for name in ("learning_curves", "class_curves", "learning_speed", "situations"):
+        with Image.open(FIGURES[name](df, tmp_path / f"{name}.png")) as im:
+            assert im.size[0] <= 2000
+    texts = [ax.get_title() for fig in drawn for ax in fig.axes]
+    legends = [*(leg for fig in drawn for leg in fig.legends),
+               *(ax.get_legend() for fig in drawn for ax in fig.axes)]  # fmt: skip
+    texts += [t.get_text() for leg in legends if leg is not None for t in leg.get_texts()]
+    shown = [t for t in texts if "balance_situations" in t]
+    assert len(shown) >= 4  # the legend or a panel title of every figure names it ...
+    assert all(len(line) <= 50 for t in shown for line in t.split("\n"))  # ... on short lines
+    assert all(t.replace("\n", "").startswith(fusion) for t in shown)  # ... and in full

@@ -12,6 +12,7 @@ other strategies take the tab10 colours in name order; classes likewise.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -107,6 +108,18 @@ def strategy_styles(strategies: Sequence[str]) -> dict[str, dict]:
 def _ordered(strategies: Sequence[str]) -> list[str]:
     """Baseline first (drawn under the others), then by name."""
     return sorted(set(strategies), key=lambda s: (s != BASELINE, s))
+
+
+def wrapped(label: str, width: int = 40) -> str:
+    """A strategy label on lines of at most ``width`` characters where it can break: after
+    a comma or an opening bracket. A fusion's label names all its parts (~100 characters)
+    and would otherwise widen a legend or a panel title past the figure."""
+    lines = [""]
+    for piece in re.split(r"(?<=[,(\[])", label):
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(lines)
 
 
 def class_colors(classes: Sequence[str]) -> dict[str, tuple]:
@@ -257,7 +270,7 @@ def plot_learning_curves(
     ax = fig.subplots()
     for s in _ordered(lc["strategy"].unique()):
         part = lc.loc[lc["strategy"] == s]
-        label = f"{s} ({int(part['n_seeds'].max())} seeds)"
+        label = f"{wrapped(s)} ({int(part['n_seeds'].max())} seeds)"
         n = reach.get(s, np.nan)
         if np.isfinite(n):
             ax.plot(n, share * full_value, marker="v", ms=9, color=styles[s]["color"],
@@ -333,7 +346,7 @@ def plot_class_curves(
             if len(lc):
                 ax.plot(lc[x], lc["mean"], marker="o", ms=3, lw=1.6, color=colors[c], label=c)
                 top = max(top, float(lc["mean"].max()))
-        ax.set_title(f"{s} ({part['seed'].nunique()} seeds)", fontsize=10)
+        ax.set_title(f"{wrapped(s)} ({part['seed'].nunique()} seeds)", fontsize=10)
         ax.grid(alpha=0.3)
         if x == "n_labelled":
             _thousands(ax)
@@ -400,7 +413,7 @@ def plot_learning_speed(df: pd.DataFrame, path: Path | str, metric: str = "ap50"
         for c, g in part.groupby("class", sort=True):
             ax.plot(g["n_labelled"], g["slope"], marker="o", ms=3, lw=1.6, color=colors[c])
         ax.axhline(0, color="black", lw=0.8)
-        ax.set_title(s, fontsize=10)
+        ax.set_title(wrapped(s), fontsize=10)
         ax.grid(alpha=0.3)
         _thousands(ax)
     _label_outer(grid, len(strategies), "labelled frames", "AP@0.5 gain\nper 1,000 frames")
@@ -439,7 +452,7 @@ def _strategy_panels(
             lc = stats.learning_curves(part, metric, ALL, sit, study=None)
             lc = lc.loc[lc["strategy"] == s]
             if len(lc):
-                _band(ax, lc, "n_labelled", styles[s], s)
+                _band(ax, lc, "n_labelled", styles[s], wrapped(s))
         if chance is not None:
             ax.axhline(chance, color="black", lw=0.8, ls=":")
         n = part["n_frames"].max()
@@ -453,7 +466,7 @@ def _strategy_panels(
         ax.tick_params(labelsize=8)
         _thousands(ax)
     _label_outer(grid, len(situations), xlabel, ylabel)
-    handles = [_line(styles[s]["color"], s, styles[s]["ls"]) for s in strategies]
+    handles = [_line(styles[s]["color"], wrapped(s), styles[s]["ls"]) for s in strategies]
     if chance is not None:
         handles.append(_line("black", f"chance ({chance})", ":"))
     _bottom_legend(fig, handles, columns=5)
