@@ -267,6 +267,33 @@ def labels_to_reach(
     return SeedStat(per_seed, by)
 
 
+def labels_to_match(
+    df: pd.DataFrame,
+    baseline: str = BASELINE,
+    metric: str = "map50",
+    study: str | None = "strategies",
+) -> pd.DataFrame:
+    """The equal-accuracy label count, for when no run reaches the full-data target: per
+    strategy and seed, the labelled frames it needed (linearly interpolated between rounds;
+    NaN: never) to reach the value its paired ``baseline`` run (same seed, so the same
+    initial set) had at the largest budget both ran. ``1 - labels / budget`` is the share
+    of labels the strategy saved for that accuracy. Columns: strategy, seed, budget,
+    target, labels."""
+    runs = _runs(subset(df, metric, study=study))
+    curves = {(str(k[0]), int(k[1])): _curve_xy(g)
+              for k, g in runs.groupby(["strategy", "seed"], observed=True, sort=True)}  # fmt: skip
+    rows = []
+    for (strategy, seed), (xs, ys) in curves.items():
+        if strategy == baseline or (baseline, seed) not in curves:
+            continue
+        bx, by = curves[(baseline, seed)]
+        budget = float(min(xs[-1], bx[-1]))
+        target = float(np.interp(budget, bx, by))
+        rows.append({"strategy": strategy, "seed": seed, "budget": budget, "target": target,
+                     "labels": first_crossing(xs, ys, target)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["strategy", "seed", "budget", "target", "labels"])
+
+
 # ------------------------------------------------------------------------------ tests
 @dataclass(frozen=True)
 class PairedTest:
