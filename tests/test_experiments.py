@@ -338,16 +338,22 @@ def test_prepare_embeds_pooled_features_only_when_a_strategy_reads_them(project,
     cached = []
 
     def embed(store, backbone, split, layer, progress):
-        cached.append(layer)
+        cached.append((layer, split))
 
     monkeypatch.setattr(scenesift.features, "embed", embed)
     prepare(project, experiment(), progress=False)  # random and least confidence
-    assert cached and set(cached) == {"pyramid"}
+    assert cached and {layer for layer, _ in cached} == {"pyramid"}
     cached.clear()
     diverse = experiment(strategies={"strategies": ["random", "coreset"], "seeds": 1,
                                      "initial": 6, "batch": 4, "rounds": 1})  # fmt: skip
     prepare(project, diverse, progress=False)
-    assert set(cached) == {"pyramid", "pooled"}
+    assert {split for layer, split in cached if layer == "pooled"} == {"train"}
+    # the round's situation tagger trains on the pool's features and stops early on val's
+    cached.clear()
+    balance = experiment(strategies={"strategies": ["random", "balance_situations"], "seeds": 1,
+                                     "initial": 6, "batch": 4, "rounds": 1})  # fmt: skip
+    prepare(project, balance, progress=False)
+    assert {split for layer, split in cached if layer == "pooled"} == {"train", "val"}
 
 
 def test_one_study_compares_strategies_that_read_different_outputs_of_one_model(project):

@@ -148,8 +148,9 @@ class DetectorLearner:
         return members
 
     def _fit_tagger(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]):
-        """The frozen tagger head on the detector backbone's pooled features (the cached
-        embeddings), so it costs no backbone pass the round does not already pay for."""
+        """The frozen tagger head on the detector backbone's pooled features (the
+        embeddings): cached once per project (an experiment's ``prepare`` does it for the
+        pool and val splits; else the first round does), then a head-only fit."""
         from scenesift.models.tagger import SituationTagger, TaggerConfig
 
         backbone = self.backbone(train)

@@ -196,8 +196,9 @@ def remove_experiment(project: Path, name: str) -> int:
 
 
 def prepare(project: Path, config: ExperimentConfig, progress: bool = True) -> None:
-    """Cache the backbone pyramid (and pooled features, for diversity strategies) of
-    every frame the runs will read, once, in this process."""
+    """Cache the backbone pyramid (and pooled features: of the pool for diversity
+    strategies, of the pool and the validation split for the round's situation tagger)
+    of every frame the runs will read, once, in this process."""
     from scenesift.al.learners import DetectorLearner, make_learner
     from scenesift.features import embed
     from scenesift.store import Store
@@ -209,20 +210,27 @@ def prepare(project: Path, config: ExperimentConfig, progress: bool = True) -> N
         )
         for split in {config.pool_split, "val", config.eval_split} if detector else ():
             embed(store, backbone, split=split, layer="pyramid", progress=progress)
-        if "strategies" in config.studies and _reads_embeddings(config.strategies.specs()):
-            embed(store, backbone, split=config.pool_split, layer="pooled", progress=progress)
+        specs = config.strategies.specs() if "strategies" in config.studies else []
+        pooled = set()
+        if _reads(specs, "embeddings"):
+            pooled.add(config.pool_split)
+        if _reads(specs, "situation_scores"):  # the round's tagger (learner_for) fits on val
+            pooled |= {config.pool_split, "val"}
+        for split in sorted(pooled):
+            embed(store, backbone, split=split, layer="pooled", progress=progress)
         if "tagger" in config.studies:  # the tagger heads read pooled features of every split
             tagger = make_learner({**config.tagger.learner, "kind": "tagger"}).backbone()
             for split in {config.pool_split, "val", config.eval_split}:
                 embed(store, tagger, split=split, layer="pooled", progress=progress)
 
 
-def _reads_embeddings(specs: list[dict]) -> bool:
-    """Whether any strategy reads pooled features (the diversity ones): embedding a large
-    pool costs minutes that uncertainty-only studies would spend for nothing."""
+def _reads(specs: list[dict], field: str) -> bool:
+    """Whether any strategy reads Pool ``field`` (pooled features are read as embeddings
+    by diversity strategies and by the round's tagger for ``situation_scores``): embedding
+    a large pool costs minutes that uncertainty-only studies would spend for nothing."""
     from scenesift.al.strategies import make_strategy
 
-    return any("embeddings" in make_strategy(spec).required_fields() for spec in specs)
+    return any(field in make_strategy(spec).required_fields() for spec in specs)
 
 
 def run_experiment(
