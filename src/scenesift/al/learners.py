@@ -27,6 +27,7 @@ from scenesift.store import Store
 
 if TYPE_CHECKING:
     from scenesift.models.detector import DetectionArrays
+    from scenesift.models.tagger import SituationTagger
 
 #: Test-time augmentations a detector learner can add to its pool outputs.
 TTA: tuple[str, ...] = ("none", "flip")
@@ -56,8 +57,8 @@ class DetectorLearner:
     ``True`` for every situation, or a list of situations (each slice is one more COCOeval,
     ~0.5 s per 500 frames on 2 cores).
     ``situations``: also train the situation tagger (seed 000's head, frozen: a 1x1 conv
-    on this backbone's cached pooled features, the embeddings: 6-7 s a round on 2 busy
-    CPU cores, against ~105 s of detector training on the fleet world) on the
+    on this backbone's cached pooled features, the embeddings: 1-2 s a round on 2 CPU
+    cores, against ~105 s of detector training on the fleet world) on the
     round's labelled frames, whose situation labels come with their boxes, and give its
     probabilities on the pool (``Pool.situation_scores``): situation-targeted selection in
     a detector campaign, from the campaign's own labels, without a tagger trained and
@@ -144,10 +145,12 @@ class DetectorLearner:
             model = ObjectDetector(store.taxonomy.classes, cfg)
             members.append(model.fit(train, val or None, store=store, progress=self.progress))
         if self.situations:
-            members.append(self._fit_tagger(store, train, val))
+            members.append(self.fit_tagger(store, train, val))
         return members
 
-    def _fit_tagger(self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]):
+    def fit_tagger(
+        self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]
+    ) -> SituationTagger:
         """The frozen tagger head on the detector backbone's pooled features (the
         embeddings): cached once per project (an experiment's ``prepare`` does it for the
         pool and val splits; else the first round does), then a head-only fit."""
@@ -188,7 +191,7 @@ class DetectorLearner:
         situation_scores = None
         if self.situations:
             *members, tagger = members
-            situation_scores = self._situation_scores(tagger, store, records)
+            situation_scores = self.situation_scores(tagger, store, records)
         per_member = [m.predict_arrays(records, store, self.progress) for m in members]
         parts = [self.pool_detections(a) for a in per_member]
         detections = self.member_detections(parts) if len(parts) > 1 else parts[0]
@@ -203,7 +206,9 @@ class DetectorLearner:
             shown=shown,
         )
 
-    def _situation_scores(self, tagger, store: Store, records: Sequence[FrameRecord]) -> np.ndarray:
+    def situation_scores(
+        self, tagger: SituationTagger, store: Store, records: Sequence[FrameRecord]
+    ) -> np.ndarray:
         """(n, S) the round's tagger probabilities, NaN where it cannot say."""
         probs = tagger.predict_scores(records, store=store, progress=self.progress)
         probs = np.asarray(probs, np.float32)
