@@ -38,7 +38,9 @@ def headline(df: pd.DataFrame, baseline: str, full: float, largest: float) -> No
     summary = stats.strategy_summary(df, full, baseline=baseline)
     curves = stats.subset(df, "map50")
     at_largest = curves.loc[curves["n_labelled"] == largest].groupby("strategy")["value"]
-    match = stats.labels_to_match(df, baseline).groupby("strategy")
+    match = stats.labels_to_match(df, baseline)
+    budgets = match.per_seed.groupby("strategy")["budget"].mean()
+    matched_by = match.by_strategy.set_index("strategy")
     print(f"| strategy (against {baseline}) | seeds | AULC difference (95% CI) | paired t p "
           f"| Holm p | Wilcoxon p | reached 95% ({0.95 * full:.3f}) | labels to 95%, median "
           f"| mAP@0.5 at {largest:,.0f} (% of full) | labels to {baseline}'s mAP@0.5 at "
@@ -55,18 +57,13 @@ def headline(df: pd.DataFrame, baseline: str, full: float, largest: float) -> No
         median = f"{r.labels_median:,.0f}" if pd.notna(r.labels_median) else f"> {largest:,.0f}"
         value = at_largest.mean().get(r.strategy, float("nan"))
         matched = ""
-        if r.strategy in match.groups:
-            m = match.get_group(r.strategy)
-            reached = m["labels"].notna().sum()
-            matched = f"{reached} of {len(m)} seeds reached it"
-            # a mean over the seeds that got there would flatter; the median counts the
-            # others as "more than the budget"
-            middle = float(m["labels"].fillna(math.inf).median())
-            if reached == len(m):
-                labels = m["labels"].mean()
-                matched = f"{labels:,.0f} ({1 - labels / m['budget'].mean():.0%} fewer)"
-            elif math.isfinite(middle):
-                matched += f"; median {middle:,.0f}"
+        if r.strategy in matched_by.index:  # mean only when every seed got there
+            m = matched_by.loc[r.strategy]
+            matched = f"{int(m['n_reached'])} of {int(m['n_seeds'])} seeds reached it"
+            if pd.notna(m["mean"]):
+                matched = f"{m['mean']:,.0f} ({1 - m['mean'] / budgets[r.strategy]:.0%} fewer)"
+            elif pd.notna(m["median"]):
+                matched += f"; median {m['median']:,.0f}"
         print(f"| {r.strategy} | {r.n_seeds} | {diff} | {t} | {holm} | {w} | {r.n_reached} "
               f"of {r.n_seeds} seeds | {median} | {value:.3f} ({value / full:.0%}) "
               f"| {matched} |")  # fmt: skip

@@ -248,14 +248,14 @@ def test_labels_to_match_pairs_each_seed_with_its_own_baseline_run():
     # random seed s: 0.1 s + 0.001 x, 500 at most; "a" seed s: 0.1 s + lift + 0.001 x
     # reaches random's 0.1 s + 0.5 at x = 500 - 1000 lift (seed 2 never: a loss)
     df = _family({"a": [0.1, 0.05, -0.02, 0.2, 0.3]})
-    m = stats.labels_to_match(df).set_index("seed")
+    m = stats.labels_to_match(df).per_seed.set_index("seed")
     assert list(m["strategy"].unique()) == ["a"] and (m["budget"] == 500).all()
     assert list(m["target"]) == pytest.approx([0.5, 0.6, 0.7, 0.8, 0.9])
     assert list(m["labels"].drop(2)) == pytest.approx([400, 450, 300, 200])
     assert math.isnan(m.loc[2, "labels"])
     # a run shorter than its baseline is matched at the largest budget both ran
     short = df.loc[~((df["strategy"] == "a") & (df["n_labelled"] == 500))]
-    assert (stats.labels_to_match(short)["budget"] == 400).all()
+    assert (stats.labels_to_match(short).per_seed["budget"] == 400).all()
 
 
 def test_strategy_summary_adjusts_the_paired_p_for_the_strategies_compared():

@@ -158,6 +158,13 @@ def _curve_xy(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return g["n_labelled"].to_numpy(float), g["value"].to_numpy(float)
 
 
+def _curves(runs: pd.DataFrame) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+    """Each run's learning curve (x: labelled frames, ascending) by (strategy, seed),
+    in that order."""
+    return {(str(k[0]), int(k[1])): _curve_xy(g)
+            for k, g in runs.groupby(["strategy", "seed"], observed=True, sort=True)}  # fmt: skip
+
+
 def area_under_curve(
     df: pd.DataFrame,
     metric: str = "map50",
@@ -173,8 +180,7 @@ def area_under_curve(
     All runs are compared over the *same* range (default: the range every run covers, i.e.
     the largest first and the smallest last ``n_labelled``), interpolated linearly at its
     ends; a run that does not cover the range, or has fewer than 2 points, gets NaN."""
-    runs = _runs(subset(df, metric, cls, situation, study))
-    curves = {key: _curve_xy(g) for key, g in runs.groupby(["strategy", "seed"], observed=True)}
+    curves = _curves(_runs(subset(df, metric, cls, situation, study)))
     curves = {k: v for k, v in curves.items() if len(v[0]) >= 2}
     if x_range is None and curves:
         x_range = (max(c[0][0] for c in curves.values()), min(c[0][-1] for c in curves.values()))
@@ -232,15 +238,14 @@ def labels_to_reach(
     alone would be optimistic. The ``median`` stays defined while more than half reached
     (the others count as "more than any budget tried")."""
     target = share * full_value
-    runs = _runs(subset(df, metric, cls, situation, study))
+    curves = _curves(_runs(subset(df, metric, cls, situation, study)))
     rows = []
-    for (strategy, seed), g in runs.groupby(["strategy", "seed"], observed=True, sort=True):
-        xs, ys = _curve_xy(g)
+    for (strategy, seed), (xs, ys) in curves.items():
         n = first_crossing(xs, ys, target)
         rows.append(
             {
-                "strategy": str(strategy),
-                "seed": int(seed),
+                "strategy": strategy,
+                "seed": seed,
                 "labels": n,
                 "reached": bool(np.isfinite(n)),
                 "target": target,
@@ -249,9 +254,17 @@ def labels_to_reach(
         )
     cols = ["strategy", "seed", "labels", "reached", "target", "max_labelled"]
     per_seed = pd.DataFrame(rows, columns=cols)
+    return SeedStat(per_seed, _reached_by_strategy(per_seed, level))
+
+
+def _reached_by_strategy(per_seed: pd.DataFrame, level: float) -> pd.DataFrame:
+    """Per strategy, the labels its seeds needed to reach a target (``per_seed.labels``,
+    NaN: never): the mean and t interval only when every seed reached it (a mean over the
+    seeds that did would be optimistic), ``n_reached``, and the median counting the others
+    as "more than any budget tried" (defined while more than half reached)."""
     out = []
     for strategy, g in per_seed.groupby("strategy", observed=True, sort=True):
-        n_seeds, n_reached = len(g), int(g["reached"].sum())
+        n_seeds, n_reached = len(g), int(g["labels"].notna().sum())
         row = {"strategy": str(strategy), **_describe(g["labels"], level)}
         row["n_seeds"], row["n_reached"] = n_seeds, n_reached
         if n_reached < n_seeds:
@@ -260,11 +273,10 @@ def labels_to_reach(
         median = float(np.median(censored)) if n_seeds else float("nan")
         row["median"] = median if np.isfinite(median) else float("nan")
         out.append(row)
-    by = pd.DataFrame(
+    return pd.DataFrame(
         out,
         columns=["strategy", "mean", "ci_low", "ci_high", "std", "n_seeds", "n_reached", "median"],
     )
-    return SeedStat(per_seed, by)
 
 
 def labels_to_match(
@@ -272,16 +284,16 @@ def labels_to_match(
     baseline: str = BASELINE,
     metric: str = "map50",
     study: str | None = "strategies",
-) -> pd.DataFrame:
+    level: float = LEVEL,
+) -> SeedStat:
     """The equal-accuracy label count, for when no run reaches the full-data target: per
     strategy and seed, the labelled frames it needed (linearly interpolated between rounds;
     NaN: never) to reach the value its paired ``baseline`` run (same seed, so the same
     initial set) had at the largest budget both ran. ``1 - labels / budget`` is the share
-    of labels the strategy saved for that accuracy. Columns: strategy, seed, budget,
-    target, labels."""
-    runs = _runs(subset(df, metric, study=study))
-    curves = {(str(k[0]), int(k[1])): _curve_xy(g)
-              for k, g in runs.groupby(["strategy", "seed"], observed=True, sort=True)}  # fmt: skip
+    of labels the strategy saved for that accuracy. ``per_seed`` columns: strategy, seed,
+    budget, target, labels; ``by_strategy`` as ``labels_to_reach``'s (mean only when every
+    seed got there)."""
+    curves = _curves(_runs(subset(df, metric, study=study)))
     rows = []
     for (strategy, seed), (xs, ys) in curves.items():
         if strategy == baseline or (baseline, seed) not in curves:
@@ -291,7 +303,8 @@ def labels_to_match(
         target = float(np.interp(budget, bx, by))
         rows.append({"strategy": strategy, "seed": seed, "budget": budget, "target": target,
                      "labels": first_crossing(xs, ys, target)})  # fmt: skip
-    return pd.DataFrame(rows, columns=["strategy", "seed", "budget", "target", "labels"])
+    per_seed = pd.DataFrame(rows, columns=["strategy", "seed", "budget", "target", "labels"])
+    return SeedStat(per_seed, _reached_by_strategy(per_seed, level))
 
 
 # ------------------------------------------------------------------------------ tests

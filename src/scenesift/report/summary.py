@@ -282,11 +282,12 @@ def _match(df: pd.DataFrame, strategy: str, baseline: str, metric: str) -> str:
     the saving at the accuracy the baseline did reach, when the full-data target is out of
     reach. Each seed is matched with its own baseline run; '' unless every seed got there
     (a mean over the seeds that did would be optimistic)."""
-    per_seed = stats.labels_to_match(df, baseline, metric)
-    runs = per_seed.loc[per_seed["strategy"] == strategy]
-    if runs.empty or runs["labels"].isna().any() or runs["budget"].nunique() != 1:
-        return ""
-    budget, labels = float(runs["budget"].iloc[0]), float(runs["labels"].mean())
+    match = stats.labels_to_match(df, baseline, metric)
+    runs = match.per_seed.loc[match.per_seed["strategy"] == strategy]
+    by = match.by_strategy.set_index("strategy")
+    if runs.empty or not _ok(by.loc[strategy, "mean"]) or runs["budget"].nunique() != 1:
+        return ""  # the mean is defined only when every seed got there
+    budget, labels = float(runs["budget"].iloc[0]), float(by.loc[strategy, "mean"])
     saved = 1 - labels / budget
     if saved <= 0:
         return ""
