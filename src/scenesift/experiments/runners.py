@@ -89,8 +89,9 @@ def _extends(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
 
 def _same_runs_learner(stored: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether the stored runs would train and read the same under learner ``new`` as under
-    ``old``: so a study can take in a strategy that needs an ensemble or the flipped pass
-    (``box_disagreement``, ``localization_stability``) without a new name, as long as no
+    ``old``: so a study can take in a strategy that needs an ensemble, the flipped pass or
+    the round's tagger (``box_disagreement``, ``localization_stability``,
+    ``balance_situations``) without a new name, as long as no
     strategy it already ran reads the changed output. (The variance study's trainings read
     neither: one member, no pool outputs.)"""
     from scenesift.al.learners import learner_for
@@ -128,7 +129,7 @@ def _check_same_experiment(project: Path, config: ExperimentConfig) -> None:
             raise ConfigError(
                 f"experiment {config.name!r} already has results from other settings "
                 f"({path}); only more seeds, repeats, strategies or fractions (or a learner "
-                f"ensemble or tta that only new strategies read) extend it. "
+                f"{', '.join(_OUTPUTS_ONLY)} that only new strategies read) extend it. "
                 f"Give this one another name, or remove it with "
                 f"`scenesift experiment remove {config.name}`"
             )
