@@ -331,6 +331,33 @@ def test_several_winners_are_named_best_first_and_the_rest_said_briefly():
     )
 
 
+def test_a_winner_on_fewer_seeds_than_a_claim_needs_is_named_after_those_with_enough(
+    monkeypatch,
+):
+    """An experiment extended one strategy at a time: 'b' gains 0.030 on its 4 seeds, 'a'
+    0.010 on all 8. The verdict's claim (its 'worth knowing' and its rare slice) is about
+    'a'; 'b' follows, marked as a lead to confirm."""
+    from scenesift.report import summary
+    from scenesift.report.summary import verdict
+
+    rare = []
+    monkeypatch.setattr(summary, "_rare_slice", lambda df, name, base: rare.append(name) or "")
+    from test_experiment_stats import curves, linear
+
+    a = [0.010, 0.012, 0.008, 0.011, 0.009, 0.010, 0.012, 0.009]
+    b = [0.030, 0.028, 0.031, 0.029]
+    spec = {("random", s): linear(offset=0.1 * s) for s in range(8)}
+    spec |= {("a", s): linear(offset=0.1 * s + d) for s, d in enumerate(a)}
+    spec |= {("b", s): linear(offset=0.1 * s + d) for s, d in enumerate(b)}
+    text = verdict(curves(spec), full_map50=1.0)
+    assert text.startswith("On this pool, a beat random:")
+    assert "b beat random too: its mAP@0.5 was 0.030 higher" in text
+    assert text.count("fewer than the 8 a claim needs") == 1
+    assert "4 seeds) It has 4 seeds, fewer than the 8 a claim needs" not in text
+    assert "4 seeds). It has 4 seeds, fewer than the 8 a claim needs: a lead to confirm" in text
+    assert "Worth knowing: on data like this, a reached" in text and rare == ["a"]
+
+
 def test_the_equal_accuracy_saving_is_said_only_when_every_seed_got_there():
     """Seed 0 of 'a' ends 0.002 below its random run: a mean over the other seeds would be
     optimistic, so the verdict falls back to saying a budget goes further."""

@@ -203,7 +203,7 @@ def verdict(
         name = str(r["strategy"])
         if r["diff_low"] > 0 and not lucky:
             better.append((name, r, f"its mAP@0.5 was {r['diff']:.3f} higher "
-                                    f"{evidence}.{reach}"))  # fmt: skip
+                                    f"{evidence}.{_few_seeds(r)}{reach}"))  # fmt: skip
         elif r["diff_high"] < 0 and not lucky:
             worse.append((name, r, f"{name} did worse than {baseline}: {budget}its mAP@0.5 was "
                                    f"{-r['diff']:.3f} lower {evidence}.{reach}"))  # fmt: skip
@@ -211,8 +211,10 @@ def verdict(
             tied.append((name, r, f"{budget}{name}'s mAP@0.5 differed from {baseline}'s by "
                                   f"{r['diff']:+.3f} {evidence}.{reach}"))  # fmt: skip
     # the winners best first: the sentences that follow (what it saves, the rare slice)
-    # are about the first one named; the others say only what differs
-    better.sort(key=lambda b: -b[1]["diff"])
+    # are about the first one named; the others say only what differs. A winner on fewer
+    # seeds than a claim needs (an experiment extended one strategy at a time) comes after
+    # those with enough: its larger mean is the less certain one
+    better.sort(key=lambda b: (b[1]["n_pairs"] < stats.MIN_SEEDS, -b[1]["diff"]))
     out = [f"On this pool, {name} beat {baseline}: {budget}{text}" if i == 0 else
            f"{name} beat {baseline} too: {text}"
            for i, (name, _, text) in enumerate(better)]  # fmt: skip
@@ -270,10 +272,22 @@ def verdict(
         )
     # the rare slice of the strategy the verdict named the winner (a tied strategy with a
     # larger mean difference on fewer seeds is not the one the reader was told about)
-    compared = better or tied + worse
-    if compared:
-        out.append(_rare_slice(df, max(compared, key=lambda b: b[1]["diff"])[0], baseline))
+    named = better[0] if better else max(tied + worse, key=lambda b: b[1]["diff"], default=None)
+    if named:
+        out.append(_rare_slice(df, named[0], baseline))
     return " ".join(t for t in out if t)
+
+
+def _few_seeds(r: pd.Series) -> str:
+    """' It has 4 seeds, fewer than the 8 a claim needs: ...' for a winner short of
+    ``stats.MIN_SEEDS`` paired seeds (issue 16: claims use at least 8); '' otherwise."""
+    n = int(r["n_pairs"])
+    if n >= stats.MIN_SEEDS:
+        return ""
+    return (
+        f" It has {n} seeds, fewer than the {stats.MIN_SEEDS} a claim needs: a lead to "
+        "confirm (raise `seeds` in the experiment's table and run it again)."
+    )
 
 
 def _match(df: pd.DataFrame, strategy: str, baseline: str, metric: str) -> str:
