@@ -374,6 +374,34 @@ def test_model_predictions_are_stored_per_model_and_read_back(store, tmp_path):
         store.write_box_predictions("model:abc", {"nope.jpg": []})
 
 
+def test_the_latest_model_is_the_one_written_last_whatever_its_kind_of_output(
+    store, tmp_path, monkeypatch
+):
+    """``model_sources`` lists models by their latest write (a rerun counts), read from the
+    counts the triggers keep; ``latest_model_source`` is the latest that wrote situation
+    scores (what coverage, the gallery and balanced selection read)."""
+    from scenesift.store import project
+
+    store.ingest(make_batch(tmp_path, {"d": [{}, {}]}))
+    names = ["d/000.jpg", "d/001.jpg"]
+    assert store.model_sources() == [] and store.latest_model_source() is None
+    clock = iter(f"2026-01-0{day}T00:00:00+00:00" for day in range(1, 10))
+    monkeypatch.setattr(project, "now", lambda: next(clock))
+    store.write_situation_scores("model:old", names, ["night"], [[0.9], [0.1]])
+    store.write_box_predictions("model:boxes", {names[0]: [Box("car", 1, 1, 9, 9, score=0.8)]})
+    assert store.model_sources() == ["model:boxes", "model:old"]
+    store.write_situation_scores("model:new", names, ["night"], [[0.2], [0.3]])
+    assert store.model_sources() == ["model:new", "model:boxes", "model:old"]
+    assert store.model_sources("situations") == ["model:new", "model:old"]
+    assert store.model_sources("boxes") == ["model:boxes"]
+    assert store.latest_model_source() == "model:new"
+    store.write_situation_scores("model:old", names[:1], ["night"], [[0.5]])  # a rerun
+    assert store.latest_model_source() == "model:old"
+    assert store.model_sources("situations") == ["model:old", "model:new"]
+    with pytest.raises(ValueError, match="kind must be"):
+        store.model_sources("tags")
+
+
 # ----------------------------------------------------------------------------- robustness
 def test_a_reimport_of_identical_data_adds_no_imports_row(store, tmp_path):
     spec = {"d1": [{"situations": {"day": True}, "boxes": [car()]}] * 2}

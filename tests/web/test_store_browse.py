@@ -1,5 +1,5 @@
 """The browser's SQL: plans chosen by selectivity give the same rows, deadlines hold,
-cursors are validated, the latest model is found without scanning."""
+cursors are validated."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from conftest import MODEL
 from scenesift.store import Store
 from scenesift.store import browse as q
-from scenesift.store.coverage import latest_model_source as coverage_latest
 
 FILTERS = [
     q.Filters(state="unlabelled"),
@@ -47,17 +46,6 @@ def test_deadline_interrupts_a_long_query():
     with pytest.raises(q.TooSlow), q.deadline(conn, 0.05):
         conn.execute(slow).fetchone()
     assert conn.execute("SELECT 1").fetchone() == (1,)  # the handler is gone afterwards
-
-
-def test_latest_model_source_matches_coverage(project):
-    with Store.open(project) as store:
-        assert q.latest_model_source(store.conn, store.taxonomy.names) == MODEL
-        with store.transaction() as c:  # written within the same second otherwise
-            c.execute("UPDATE situation_labels SET created_at = '2020-01-01' WHERE source = ?",
-                      (MODEL,))  # fmt: skip
-        store.write_situation_scores("model:newer", ["d0/000.jpg"], ["night"], [[0.3]])
-        assert q.latest_model_source(store.conn, store.taxonomy.names) == "model:newer"
-        assert coverage_latest(store) == "model:newer"
 
 
 @pytest.mark.parametrize(

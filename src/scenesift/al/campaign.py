@@ -435,9 +435,7 @@ class Campaign:
     def _tagger_source(self) -> str | None:
         src = self.config.situations_from
         if src == "latest":
-            from scenesift.store.coverage import latest_model_source
-
-            return latest_model_source(self.store)
+            return self.store.latest_model_source()
         return src
 
     def _strategy(self):

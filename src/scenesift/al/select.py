@@ -26,7 +26,6 @@ from scenesift.files import atomic_write
 from scenesift.models.backbones import DEFAULT_BACKBONE
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, StoreError
-from scenesift.store.coverage import latest_model_source
 
 
 @dataclass
@@ -89,7 +88,7 @@ def select_from_predictions(
             "names come from the ground-truth file's images.file_name)"
         )
     names = [r.name for r in pool]
-    tagger = latest_model_source(store)
+    tagger = store.latest_model_source()
     scores = situation_scores(store, tagger)
     detections = flatten_detections(predictions, names, store.taxonomy.classes, min_score)
     embed_with = None

@@ -28,7 +28,6 @@ from scenesift.pipelines.checkpoints import load_model, save_model
 from scenesift.pipelines.evidence import few_drives_warning, positive_drives
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, StoreError
-from scenesift.store.coverage import latest_model_source
 from scenesift.ui import console
 
 MODELS_DIR = Path("models") / "detector"
@@ -114,7 +113,7 @@ def situation_slices(
     tagger prediction (``latest``: the most recent model with situation scores)."""
     predicted: dict[str, dict[str, bool]] = {}
     if tagger_source == "latest":
-        tagger_source = latest_model_source(store)
+        tagger_source = store.latest_model_source()
     if tagger_source is not None:
         thresholds = store.decision_thresholds(tagger_source)
         names = {f.name for f in frames}

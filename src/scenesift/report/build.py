@@ -209,7 +209,6 @@ def _tagger_results(store: Store) -> tuple[object | None, str]:
     """The latest tagger's per-label results on the test split from its stored scores."""
     from scenesift.metrics.tagging import evaluate_tagging
     from scenesift.pipelines.checkpoints import latest
-    from scenesift.store.coverage import latest_model_source
 
     source, how = None, ""
     try:
@@ -223,7 +222,7 @@ def _tagger_results(store: Store) -> tuple[object | None, str]:
             )
         how = f"tagger {path.stem[:10]}"
     except StoreError:
-        source = latest_model_source(store)
+        source = store.latest_model_source()
         if source is None:
             return None, (
                 "No trained tagger in this project: run `scenesift tagger train`, then "

@@ -23,7 +23,6 @@ from PIL import Image, ImageDraw
 from scenesift.records import Box, FrameRecord
 from scenesift.store import Store, StoreError, campaigns
 from scenesift.store.campaigns import RoundInfo
-from scenesift.store.coverage import latest_model_source
 from scenesift.store.inventory import model_boxes
 
 THUMB_WIDTH = 320
@@ -120,7 +119,7 @@ def _tagger_tags(store: Store, names: set[str]) -> tuple[dict[str, list[str]], s
     """The latest tagger's positive situations per frame, as it stored them: of an
     exclusive group at most the highest score (``Taxonomy.decide``), and only situations
     it was trained on."""
-    source = latest_model_source(store)
+    source = store.latest_model_source()
     if source is None:
         return {}, None
     tax = store.taxonomy

@@ -419,37 +419,6 @@ def drive_neighbours(conn: sqlite3.Connection, frame_id: int) -> tuple[int | Non
     return prev, nxt
 
 
-# ------------------------------------------------------------------------------ sources
-def model_sources(conn: sqlite3.Connection, situations: Sequence[str]) -> dict[str, str]:
-    """Every model that wrote situation scores, with the time of one of its rows.
-
-    A skip scan of the index (situation, source, value): a seek per situation and model,
-    not a scan of millions of label rows.
-    """
-    found: dict[str, str] = {}
-    for sit in situations:
-        src = "model:"
-        while True:
-            row = conn.execute(
-                "SELECT source, created_at FROM situation_labels WHERE situation = ? "
-                "AND source > ? AND source < 'model;' ORDER BY situation, source LIMIT 1",
-                (sit, src),
-            ).fetchone()
-            if row is None:
-                break
-            src = row[0]
-            found[src] = max(found.get(src, ""), row[1])
-    return found
-
-
-def latest_model_source(conn: sqlite3.Connection, situations: Sequence[str]) -> str | None:
-    """The model whose situation scores are most recent (see ``store.coverage``)."""
-    found = model_sources(conn, situations)
-    if not found:
-        return None
-    return max(found, key=lambda s: (found[s], s))
-
-
 # ------------------------------------------------------------------------------ one frame
 @dataclass(frozen=True)
 class FrameInfo:

@@ -41,27 +41,6 @@ class Coverage:
     rows: list[CoverageRow]
 
 
-def latest_model_source(store: Store) -> str | None:
-    """The model whose situation scores are most recent: per model and situation, the time
-    of its first row in the index (situation, source, value), a seek each instead of a scan
-    of millions of rows (the web app's choice too, so both name the same model). Models
-    write all of a frame's scores in one transaction, with one time stamp."""
-    c = store.conn
-    models = [s for (s,) in c.execute(
-        "SELECT source FROM model_writes WHERE kind = 'situations' AND frames > 0")]  # fmt: skip
-    found: dict[str, str] = {}
-    for sit in store.taxonomy.names:
-        for model in models:
-            row = c.execute(
-                "SELECT created_at FROM situation_labels WHERE situation = ? AND source = ? "
-                "ORDER BY situation, source, value LIMIT 1",
-                (sit, model),
-            ).fetchone()
-            if row is not None:
-                found[model] = max(found.get(model, ""), row[0])
-    return max(found, key=lambda s: (found[s], s)) if found else None
-
-
 def frame_counts(store: Store) -> list[tuple[str, str, int, int]]:
     """(split, state, frames, drives) with frames, from the running counts (schema V5)."""
     return store.conn.execute(
@@ -87,7 +66,7 @@ def coverage(store: Store) -> Coverage:
     ):
         key = "labelled" if state == "labelled" else "other"
         labels[(sit, source)][f"{key}:{value}"] += k
-    model = latest_model_source(store)
+    model = store.latest_model_source()
 
     def count(sit: str, source: str | None, key: str) -> int:
         return labels[(sit, source)][key] if source else 0

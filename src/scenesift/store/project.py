@@ -621,15 +621,24 @@ class Store:
         ).fetchall()
         return {sit: (thr if thr is not None else float("inf")) for sit, thr in rows}
 
-    def model_sources(self) -> list[str]:
-        """Every model that wrote predictions, most recent first."""
+    def model_sources(self, kind: str | None = None) -> list[str]:
+        """Every model that wrote predictions (``kind``: only ``"situations"`` or only
+        ``"boxes"``), the latest write first: read from the ``model_writes`` counts the
+        triggers keep, a few rows whatever the number of labels."""
+        if kind not in (None, "situations", "boxes"):
+            raise ValueError(f"kind must be 'situations', 'boxes' or None; got {kind!r}")
         rows = self.conn.execute(
-            "SELECT source, max(created_at) AS t FROM ("
-            " SELECT source, created_at FROM situation_labels WHERE source LIKE 'model:%'"
-            " UNION ALL SELECT source, created_at FROM box_sets WHERE source LIKE 'model:%')"
-            " GROUP BY source ORDER BY t DESC, source"
+            "SELECT source, max(last) AS t FROM model_writes WHERE frames > 0 "
+            "AND (? IS NULL OR kind = ?) GROUP BY source ORDER BY t DESC, source DESC",
+            (kind, kind),
         ).fetchall()
         return [r[0] for r in rows]
+
+    def latest_model_source(self) -> str | None:
+        """The model whose situation scores were written last: the one a coverage table,
+        a gallery or a balanced selection reads when none is named."""
+        models = self.model_sources("situations")
+        return models[0] if models else None
 
     # ----------------------------------------------------------------- reading
     def count_frames(self) -> int:

@@ -93,9 +93,7 @@ class Project:
         return value
 
     def model_source(self, store: Store) -> str | None:
-        return self.cached(
-            "model", 10, lambda: q.latest_model_source(store.conn, self.taxonomy.names)
-        )
+        return self.cached("model", 10, store.latest_model_source)
 
     def coverage(self, store: Store) -> Coverage:
         return self.cached("coverage", 15, lambda: coverage(store))
