@@ -2,8 +2,8 @@
 
 The campaign loop (``al.campaign``), the report's gallery, the CLI, experiments and
 ``scenesift check`` all go through here, so the meaning of a row lives in one place. The
-web app's campaign views (keyset pages over picks, review verdicts) live with its other
-queries in ``store/browse.py``.
+web app's campaign views (pages of picks, review verdicts, the learning curve) read the
+same tables on the web app's connections: ``store/campaign_views.py``.
 
 Every write is one ``Store.transaction()``. Called inside a caller's transaction, a write
 joins it: ``import_labels`` ingests the human labels and records the round's progress in
@@ -22,6 +22,8 @@ from scenesift.store.errors import StoreError
 from scenesift.store.project import Store, now
 
 ROUND_STATUSES = ("created", "selected", "labelled", "final")
+#: A pick's reviewer verdict (table ``picks``, column ``review``).
+REVIEWS = ("pending", "accepted", "rejected")
 
 
 @dataclass(frozen=True)

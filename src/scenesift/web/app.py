@@ -3,8 +3,9 @@ small JSON API their scripts call. Server-rendered Jinja2 with a little vanilla 
 
 :func:`create_app` assembles the routers (``routes/``: pages, api, media, ml), the access
 check every router depends on, the Guard middleware and the error pages. Routes read
-through the store's indexed, bounded queries (``store/browse.py``) on a connection of
-their own (``deps.StoreDep``) and write in one ``Store.transaction()``.
+through the store's indexed, bounded queries (``store/browse.py`` for frames,
+``store/campaign_views.py`` for rounds and picks) on a connection of their own
+(``deps.StoreDep``) and write in one ``Store.transaction()``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from scenesift.store.browse import CURVE_METRICS, CurvePoint
+from scenesift.store.campaign_views import CURVE_METRICS, CurvePoint
 
 COLOURS = {"map50": "#2563eb", "map": "#f97316", "auc_mean": "#16a34a"}
 

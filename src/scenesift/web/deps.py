@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from scenesift.store import Store
 from scenesift.store import browse as q
+from scenesift.store import campaign_views as views
 from scenesift.store.coverage import Coverage, coverage
 from scenesift.taxonomy import Taxonomy
 from scenesift.web.images import ImageUnavailable, frame_image
@@ -235,7 +236,7 @@ def browse(
     match count."""
     filters = params.filters(project.taxonomy)
     model = project.model_source(store)
-    latest = q.latest_round(store.conn)
+    latest = views.latest_round(store.conn)
     try:
         result = q.browse(
             store.conn,

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from scenesift.store import Store
 from scenesift.store import browse as q
+from scenesift.store import campaign_views as views
 from scenesift.web.deps import (
     BrowseParams,
     FrameId,
@@ -97,7 +98,7 @@ def save(frame_id: FrameId, body: SaveLabels, project: ProjectDep, store: StoreD
 def set_review(project: Project, store: Store, round_id: int, frame_id: int, review: str) -> None:
     """Record a reviewer's verdict (the API and the review page's no-script form)."""
     with project.writing(), store.transaction() as c:
-        if not q.set_review(c, round_id, frame_id, review):
+        if not views.set_review(c, round_id, frame_id, review):
             raise HTTPException(404, f"frame {frame_id} is not a pick of round {round_id}")
 
 

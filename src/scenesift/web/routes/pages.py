@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from scenesift.metrics.bootstrap import FEW_DRIVES
 from scenesift.store import Store
 from scenesift.store import browse as q
+from scenesift.store import campaign_views as views
 from scenesift.store.coverage import drives_per_split
 from scenesift.web.charts import learning_curve_svg
 from scenesift.web.deps import (
@@ -43,9 +44,9 @@ Browse = Annotated[BrowseParams, Depends(query(BrowseParams))]
 def dashboard(request: Request, project: ProjectDep, store: StoreDep) -> Response:
     cov = project.coverage(store)
     drives = {r.name: r for r in drives_per_split(store)}
-    curve = q.learning_curve(store.conn)
-    latest = q.latest_round(store.conn)
-    round_info = q.round_info(store.conn, latest) if latest else None
+    curve = views.learning_curve(store.conn)
+    latest = views.latest_round(store.conn)
+    round_info = views.round_info(store.conn, latest) if latest else None
     situations = [r for r in cov.rows if r.kind == "situation"]
     classes = [r for r in cov.rows if r.kind == "class"]
     scale = max([1] + [max(r.labelled, r.hidden, r.predicted or 0) for r in cov.rows])
@@ -70,7 +71,7 @@ def dashboard(request: Request, project: ProjectDep, store: StoreDep) -> Respons
 @router.get("/browse")
 def browse_page(request: Request, project: ProjectDep, store: StoreDep, params: Browse) -> Response:
     filters, result, total = browse(project, store, params)
-    rounds = q.rounds(store.conn)
+    rounds = views.rounds(store.conn)
     return render(
         request,
         "browse.html",
@@ -103,7 +104,7 @@ def frame_page(
         boxes=q.boxes(store.conn, frame_id),
         prev_id=prev_id,
         next_id=next_id,
-        picks=q.frame_picks(store.conn, frame_id),
+        picks=views.frame_picks(store.conn, frame_id),
         last=q.last_save(store.conn, frame_id),
         model=model,
         tagger=tagger_checkpoint(project.root) is not None,
@@ -116,11 +117,11 @@ def review_page(
     request: Request, store: StoreDep, params: Annotated[ReviewParams, Depends(query(ReviewParams))]
 ) -> Response:
     """A round's picks, 100 at a time; by default the latest round that picked frames."""
-    round_id = params.round or q.latest_round(store.conn)
-    info = q.round_info(store.conn, round_id) if round_id else None
+    round_id = params.round or views.latest_round(store.conn)
+    info = views.round_info(store.conn, round_id) if round_id else None
     if params.round is not None and info is None:
         raise HTTPException(404, f"no round with id {params.round}")
-    rows = q.picks(store.conn, round_id, params.after_rank, 101) if info else []
+    rows = views.picks(store.conn, round_id, params.after_rank, 101) if info else []
     more = len(rows) > 100
     rows = rows[:100]
     return render(
@@ -128,7 +129,7 @@ def review_page(
         "review.html",
         nav="review",
         round=info,
-        choices=q.round_choices(store.conn) if info else [],
+        choices=views.round_choices(store.conn) if info else [],
         rows=rows,
         next_rank=rows[-1].rank if more else None,
         after_rank=params.after_rank,
@@ -151,7 +152,7 @@ async def review_form(
 def default_queue(store: Store) -> list[tuple[str, str]] | None:
     """The open picks of the most recent round that has some, else the unlabelled frames;
     None when there is neither."""
-    round_id = q.latest_open_round(store.conn)
+    round_id = views.latest_open_round(store.conn)
     if round_id is not None:
         return [("round", str(round_id)), ("review", "open"), ("sort", "rank")]
     unlabelled = q.Filters(state="unlabelled")
@@ -177,7 +178,7 @@ def label_start(request: Request, project: ProjectDep, store: StoreDep) -> Respo
     params = parse(BrowseParams, {**dict(pairs), "limit": 1})
     filters, result, _ = browse(project, store, params)
     if not result.rows:
-        queue_round = q.round_info(store.conn, filters.round) if filters.round else None
+        queue_round = views.round_info(store.conn, filters.round) if filters.round else None
         return render(
             request,
             "label_empty.html",
@@ -196,10 +197,10 @@ def label_page(
     info = frame_or_404(store, frame_id)
     model = project.model_source(store)
     rows = q.situations(store.conn, frame_id, project.taxonomy, model)
-    kw: dict[str, Any] = {"model_source": model, "latest_round": q.latest_round(store.conn)}
+    kw: dict[str, Any] = {"model_source": model, "latest_round": views.latest_round(store.conn)}
     prev_id = q.neighbour(store.conn, filters, frame_id, False, **kw)
     next_id = q.neighbour(store.conn, filters, frame_id, True, **kw)
-    queue_round = q.round_info(store.conn, filters.round) if filters.round else None
+    queue_round = views.round_info(store.conn, filters.round) if filters.round else None
     prefill, prefill_from = _prefill(rows)
     return render(
         request,
@@ -248,7 +249,7 @@ def _prefill(rows: list[q.SituationRow]) -> tuple[dict[str, bool], str | None]:
     return values, origin
 
 
-def describe_queue(f: q.Filters, round_info: q.RoundInfo | None) -> str:
+def describe_queue(f: q.Filters, round_info: views.RoundReview | None) -> str:
     parts = []
     if f.round is not None:
         parts.append(round_info.label if round_info else f"round {f.round}")
