@@ -1,7 +1,9 @@
 """Print a strategy study's results as the Markdown tables BENCHMARKS.md shows: the headline
 (each strategy against random: AULC difference, paired tests, labels to 95% of full data,
 labels to reach random's mAP@0.5 at the largest budget, each seed against its own run),
-mAP@0.5 per seed and budget with the paired difference to random per budget, and each class
+each class's AP@0.5 at the largest budget against full data (where the rest of the way to
+it is lost), mAP@0.5 per seed and budget with the paired difference to random per budget,
+and each class
 and situation against random at every budget (``stats.slice_gains``) for one strategy, then
 the verdict as the CLI says it. Every number is computed here from the kept Parquet files,
 so BENCHMARKS can be redone.
@@ -70,6 +72,43 @@ def headline(df: pd.DataFrame, baseline: str, full: float, largest: float) -> No
     print()
 
 
+def gap_to_full(df: pd.DataFrame, baseline: str, largest: float) -> None:
+    """Each class's AP@0.5 at the largest budget against the full-data runs' (the variance
+    study's 100% runs, median), per strategy: where the mAP@0.5 still missing at that budget
+    is lost. The last column: each class's share of the best strategy's gap (mAP@0.5 is the
+    mean over classes, so a class's share is its AP gap over the classes' summed gap)."""
+    ap = stats.subset(df, "ap50", None)
+    ap = ap.loc[(ap["class"] != stats.ALL) & (ap["n_labelled"] == largest)]
+    if ap.empty:
+        return
+    at = ap.groupby(["class", "strategy"], observed=True)["value"].mean().unstack()
+    full = pd.Series({c: stats.full_data_value(df, "ap50", c) for c in at.index}, dtype=float)
+    if full.isna().all():
+        return
+    head = stats.subset(df, "map50")
+    head = head.loc[head["n_labelled"] == largest].groupby("strategy")["value"].mean()
+    best = head.drop(baseline, errors="ignore").idxmax()
+    others = [baseline, *sorted(s for s in at.columns if s != baseline)]
+    pool = stats.subset(df, stats.POOL_OBJECTS, None)
+    pool = pool.loc[pool["class"] != stats.ALL].groupby("class")["value"].first()
+    gap = (full - at[best]).clip(lower=0)
+    print(f"| AP@0.5 at {largest:,.0f} labels (% of full data) | full data | "
+          + " | ".join(others) + f" | share of {best}'s gap |")  # fmt: skip
+    print("| --- | ---: |" + " ---: |" * len(others) + " ---: |")
+    for c in at.index:
+        where = f"{int(pool[c]):,} pool objects" if c in pool.index else "pool not counted"
+        cells = [f"{at.loc[c, s]:.3f} ({at.loc[c, s] / full[c]:.0%})" if full[c] > 0.01
+                 else f"{at.loc[c, s]:.3f}" for s in others]  # fmt: skip
+        share = f"{gap[c] / gap.sum():.0%}" if gap.sum() > 0 else "-"
+        print(f"| {c} ({where}) | {full[c]:.3f} | " + " | ".join(cells) + f" | {share} |")
+    total = stats.full_data_value(df)
+    print(
+        f"| mAP@0.5 | {total:.3f} | "
+        + " | ".join(f"{head[s]:.3f} ({head[s] / total:.0%})" for s in others)
+        + " | |\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="the experiment's results folder")
@@ -94,6 +133,7 @@ def main() -> None:
     codes = ", ".join(sorted(set(df["code"])))
     print(f"full-data mAP@0.5 (median): {full:.3f}; code: {codes}\n")
     headline(df, b, full, max(budgets))
+    gap_to_full(df, b, max(budgets))
 
     print("| mAP@0.5, per seed (seeds) | " + " | ".join(f"{n:,}" for n in budgets) + " |")
     print("| --- |" + " ---: |" * len(budgets))

@@ -189,6 +189,13 @@ def test_variance_summary_per_fraction():
              for i, v in enumerate([0.30, 0.31, 0.32, 0.90])]  # fmt: skip
     assert stats.full_data_value(frame(lucky)) == pytest.approx(0.315)  # not pulled by 0.90
     assert stats.full_data_value(curves({("random", 0): linear()})) is None
+    # a class's AP@0.5 on the same runs: the median of its own values
+    cars = [{**rows[0], "fraction": 1.0, "run": f"full{i}", "value": v, "metric": "ap50",
+             "class": "car"} for i, v in enumerate([0.7, 0.5, 0.6])]  # fmt: skip
+    df = frame(lucky + cars)
+    assert stats.full_data_value(df, "ap50", "car") == pytest.approx(0.6)
+    assert stats.full_data_value(df, "ap50", "truck") is None
+    assert stats.full_data_value(df) == pytest.approx(0.315)
 
 
 def test_learning_speed_of_a_linear_curve_is_its_slope_per_thousand_labels():

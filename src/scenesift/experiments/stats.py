@@ -445,13 +445,13 @@ def variance_summary(df: pd.DataFrame, metric: str = "map50") -> pd.DataFrame:
     return pd.DataFrame(out, columns=cols)
 
 
-def full_data_value(df: pd.DataFrame, metric: str = "map50") -> float | None:
-    """The median ``metric`` of the variance study's 100% runs, if it has any (what
-    labels-to-reach targets when no full-data value is given). The median, because a few
-    runs can land far from the rest (on the demo world, 3 of 30 full-data trainings score
-    twice the others' mAP@0.5 by finding the test split's single golf cart): they must not
-    move the target."""
-    rows = subset(df, metric, ALL, ALL, "variance")
+def full_data_value(df: pd.DataFrame, metric: str = "map50", cls: str = ALL) -> float | None:
+    """The median ``metric`` (of class ``cls``: ``ap50`` per class) of the variance study's
+    100% runs, if it has any (what labels-to-reach targets when no full-data value is
+    given). The median, because a few runs can land far from the rest (on the demo world, 3
+    of 30 full-data trainings score twice the others' mAP@0.5 by finding the test split's
+    single golf cart): they must not move the target."""
+    rows = subset(df, metric, cls, ALL, "variance")
     full = rows.loc[np.isclose(rows["fraction"].astype(float), 1.0)]["value"].dropna()
     return float(full.median()) if len(full) else None
 
