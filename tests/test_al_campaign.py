@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -450,3 +451,69 @@ def test_learner_device_reaches_the_detector_and_tagger_configs():
     assert make_learner({**TAGGER_LEARNER, "device": "cpu"}).config.device == "cpu"
     with pytest.raises(ValueError, match="device must be one of"):
         make_learner({**LEARNER, "device": "tpu"})
+
+
+class _Teacher:
+    """An ObjectDetector stand-in: records what each fit trained on and predicts one
+    confident and one doubtful car per frame."""
+
+    fits: ClassVar[list[list[tuple[str, list]]]] = []
+
+    def __init__(self, classes, config) -> None:
+        self.config = config
+
+    def fit(self, frames, val, store=None, progress=False):
+        _Teacher.fits.append([(r.name, [(b.category, b.score) for b in r.boxes]) for r in frames])
+        return self
+
+    def predict(self, records, store=None, progress=False):
+        from scenesift.records import Box
+
+        return {r.name: [Box("car", 1, 1, 9, 9, score=0.8), Box("car", 2, 2, 5, 5, score=0.3)]
+                for r in records}  # fmt: skip
+
+
+def test_self_training_adds_the_teachers_confident_boxes_on_the_unlabelled_frames(
+    project, monkeypatch
+):
+    """``pseudo_labels = 0.5``: a teacher trains on the labelled frames; the round's models
+    train on those plus the unlabelled ones, each boxed by the teacher's detections scoring
+    at least 0.5 (as truth: no score), never by the truth a simulated pool carries."""
+    import scenesift.models.detector as detector_module
+
+    monkeypatch.setattr(detector_module, "ObjectDetector", _Teacher)
+    frames = project.records(split="train")
+    train, unlabelled = frames[:6], frames[6:10]
+    _Teacher.fits = []
+    learner = DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5, "ensemble": 2})
+    members = learner.fit(project, train, [], unlabelled)
+    teacher, *students = _Teacher.fits
+    assert len(members) == 2 and len(students) == 2
+    assert [name for name, _ in teacher] == [r.name for r in train]
+    truth = {r.name: [(b.category, None) for b in r.boxes] for r in train}
+    for student in students:
+        assert student[:6] == list(truth.items())
+        assert student[6:] == [(r.name, [("car", None)]) for r in unlabelled]
+    # off (the default), or nothing unlabelled: one training per member, on the labels only
+    _Teacher.fits = []
+    DetectorLearner(**LEARNER).fit(project, train, [], unlabelled)
+    DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5}).fit(project, train, [], [])
+    assert [[name for name, _ in fit] for fit in _Teacher.fits] == [[r.name for r in train]] * 2
+    with pytest.raises(ValueError, match=r"learner\.pseudo_labels .* in \(0, 1\]"):
+        DetectorLearner(**{**LEARNER, "pseudo_labels": 1.5})
+
+
+def test_a_round_gives_its_learner_the_pool_frames_nobody_labelled_or_picked(project, monkeypatch):
+    seen: list[tuple[set[str], set[str]]] = []
+    fit = DetectorLearner.fit
+
+    def spy(self, store, train, val, unlabelled=()):
+        seen.append(({r.name for r in train}, {r.name for r in unlabelled}))
+        return fit(self, store, train, val, unlabelled)
+
+    monkeypatch.setattr(DetectorLearner, "fit", spy)
+    Campaign.create(project, "self", config(stopping={"max_rounds": 2})).run()
+    pool = {r.name for r in project.records(split="train")}
+    assert [len(labelled) for labelled, _ in seen] == [6, 10]
+    for labelled, unlabelled in seen:
+        assert unlabelled == pool - labelled

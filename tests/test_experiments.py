@@ -383,3 +383,29 @@ def test_one_study_compares_strategies_that_read_different_outputs_of_one_model(
     # ... and neither changes the round's model: the same first model for all
     first = curves[curves["round"] == 1]["value"]
     assert first.max() - first.min() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_variance_run_trains_like_a_campaign_at_its_budget(project, monkeypatch):
+    """Its random subset is the labelled set and the rest of the pool is unlabelled (what a
+    self-training learner also reads), and it trains one detector however the study's
+    learner is set for campaigns (the round's tagger and the flipped pass are theirs)."""
+    from scenesift.al.learners import DetectorLearner
+
+    seen = []
+    fit = DetectorLearner.fit
+
+    def spy(self, store, train, val, unlabelled=()):
+        seen.append((self.situations, self.tta, {r.name for r in train},
+                     {r.name for r in unlabelled}))  # fmt: skip
+        return fit(self, store, train, val, unlabelled)
+
+    monkeypatch.setattr(DetectorLearner, "fit", spy)
+    cfg = experiment(studies=["variance"], variance={"fractions": [0.5, 1.0], "repeats": 1},
+                     learner={**LEARNER, "situations": True, "tta": "flip"})  # fmt: skip
+    run_experiment(project, cfg, prepare_features=False)
+    with Store.open(project) as store:
+        pool = {r.name for r in store.records(split="train")}
+    assert sorted(len(train) for *_, train, _ in seen) == [len(pool) // 2, len(pool)]
+    for situations, tta, train, unlabelled in seen:
+        assert (situations, tta) == (False, "none")
+        assert unlabelled == pool - train

@@ -246,7 +246,8 @@ class Campaign:
             predictions: dict = {}
         else:
             train = [frames["record"][i] for i in sorted(labelled)]
-            members = self.learner.fit(self.store, train, self._reference("val"))
+            records = [frames["record"][i] for i in candidates]
+            members = self.learner.fit(self.store, train, self._reference("val"), records)
             model = members[0]
             fp = model.fingerprint
             evaluation = self._reference(cfg.eval_split)
@@ -259,7 +260,6 @@ class Campaign:
                 metrics["seconds"] = round(time.perf_counter() - started, 2)
                 self._finish_round(rnd, "final", fp, metrics, None, [])
                 return
-            records = [frames["record"][i] for i in candidates]
             outputs = self.learner.pool_outputs(members, self.store, records)
             predictions = outputs.shown
             strategy = self._strategy()

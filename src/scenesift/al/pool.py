@@ -135,9 +135,14 @@ class Learner(Protocol):
         ...
 
     def fit(
-        self, store: Store, train: Sequence[FrameRecord], val: Sequence[FrameRecord]
+        self,
+        store: Store,
+        train: Sequence[FrameRecord],
+        val: Sequence[FrameRecord],
+        unlabelled: Sequence[FrameRecord] = (),
     ) -> list[Any]:
-        """``ensemble`` models; the first is the round's model."""
+        """``ensemble`` models; the first is the round's model. ``unlabelled``: the pool's
+        frames without labels, for a learner that trains on them too (self-training)."""
         ...
 
     def evaluate(

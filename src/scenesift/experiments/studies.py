@@ -158,16 +158,23 @@ def _variance_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, 
     from scenesift.al.learners import DetectorLearner
 
     started = time.perf_counter()
-    learner = DetectorLearner(**{**cfg.learner, "slices": False, "ensemble": 1})
+    # one detector, evaluated on the whole test split; no pool outputs to compute
+    learner = DetectorLearner(
+        **{**cfg.learner, "slices": False, "ensemble": 1, "situations": False, "tta": "none"}
+    )
     pool = [r for r in store.records(split=cfg.pool_split) if r.boxes is not None]
     k = max(1, round(run.fraction * len(pool)))
     # one stream per (fraction, repeat): the subsets of different sizes are independent
     rng = np.random.default_rng([run.seed, round(run.fraction * 1000)])
-    subset = [pool[i] for i in sorted(rng.choice(len(pool), size=k, replace=False))]
+    chosen = set(rng.choice(len(pool), size=k, replace=False).tolist())
+    subset = [pool[i] for i in sorted(chosen)]
+    # the rest of the pool, unlabelled: what a self-training learner (pseudo_labels) also
+    # trains on, as in a campaign at the same budget
+    rest = [r for i, r in enumerate(pool) if i not in chosen]
     val = [r for r in store.records(split="val") if r.boxes is not None]
     evaluation = [r for r in store.records(split=cfg.eval_split) if r.boxes is not None]
     learner.config = _seeded(learner.config, run.seed)
-    [model] = learner.fit(store, subset, val)
+    [model] = learner.fit(store, subset, val, rest)
     metrics = learner.evaluate(model, store, evaluation)
     metrics.update(n_labelled=k, seconds=round(time.perf_counter() - started, 2))
     base = _base(cfg, run)
