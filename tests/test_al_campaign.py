@@ -517,3 +517,10 @@ def test_a_round_gives_its_learner_the_pool_frames_nobody_labelled_or_picked(pro
     assert [len(labelled) for labelled, _ in seen] == [6, 10]
     for labelled, unlabelled in seen:
         assert unlabelled == pool - labelled
+
+
+def test_a_self_training_campaign_runs_on_the_real_detector(project):
+    cfg = config(learner={**LEARNER, "pseudo_labels": 0.3}, stopping={"max_rounds": 2})
+    rounds = Campaign.create(project, "self-trained", cfg).run().rounds
+    assert [r.metrics["n_labelled"] for r in rounds] == [0, 6, 10]
+    assert all(r.metrics.get("map50") is not None for r in rounds[1:])
