@@ -7,15 +7,23 @@
 # another world are never pooled), links the kept folder into the project as the
 # experiment's folder, and runs what is missing: new runs land in the repository directly,
 # each by write-then-rename, so a kill at any moment loses at most the run in progress.
-#   bash benchmarks/fleet_power_study.sh [WORKDIR]      (default /tmp/fleet-power)
-# Then `git add benchmarks/results/fleet-power-study` keeps what ran. Raise `seeds` or add
-# strategies in the toml to extend it; any other change needs a new experiment name.
+#   bash benchmarks/fleet_power_study.sh [WORKDIR] [TOML]
+# (defaults /tmp/fleet-power and benchmarks/fleet_power_study.toml; another experiment on the
+# same worlds, such as benchmarks/fleet_self_training.toml, shares the worlds and project
+# and keeps its runs in benchmarks/results/<its name>/). Then `git add
+# benchmarks/results/<name>` keeps what ran. Raise `seeds` or add strategies in the toml to
+# extend it; any other change needs a new experiment name.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 work=${1:-/tmp/fleet-power}
+toml=$(realpath "${2:-$here/fleet_power_study.toml}")
 bin=$repo/.venv/bin
-name=fleet-power-study
+name=$(sed -n 's/^name *= *"\(.*\)".*/\1/p' "$toml" | head -1)
+if [ -z "$name" ]; then
+  echo "error: $toml has no top-level name = \"...\"" >&2
+  exit 1
+fi
 kept=$here/results/$name
 project=$work/project
 
@@ -58,5 +66,5 @@ if [ ! -L "$project/experiments/$name" ]; then
   ln -s "$kept" "$project/experiments/$name"
 fi
 
-"$bin/scenesift" experiment run "$here/fleet_power_study.toml" -p "$project"
-"$bin/scenesift" report -p "$project" --experiment "$name" --out "$work/report.html"
+"$bin/scenesift" experiment run "$toml" -p "$project"
+"$bin/scenesift" report -p "$project" --experiment "$name" --out "$work/$name.html"
