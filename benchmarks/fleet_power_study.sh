@@ -7,12 +7,13 @@
 # another world are never pooled), links the kept folder into the project as the
 # experiment's folder, and runs what is missing: new runs land in the repository directly,
 # each by write-then-rename, so a kill at any moment loses at most the run in progress.
-#   bash benchmarks/fleet_power_study.sh [WORKDIR] [TOML]
+#   bash benchmarks/fleet_power_study.sh [WORKDIR] [TOML] [experiment run options...]
 # (defaults /tmp/fleet-power and benchmarks/fleet_power_study.toml; another experiment on the
 # same worlds, such as benchmarks/fleet_self_training.toml, shares the worlds and project
 # and keeps its runs in benchmarks/results/<its name>/). Then `git add
 # benchmarks/results/<name>` keeps what ran. Raise `seeds` or add strategies in the toml to
-# extend it; any other change needs a new experiment name.
+# extend it; any other change needs a new experiment name. Options after TOML go to
+# `scenesift experiment run`: `--first badge` runs BADGE's missing seeds before the rest.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -66,5 +67,5 @@ if [ ! -L "$project/experiments/$name" ]; then
   ln -s "$kept" "$project/experiments/$name"
 fi
 
-"$bin/scenesift" experiment run "$toml" -p "$project"
+"$bin/scenesift" experiment run "$toml" -p "$project" "${@:3}"
 "$bin/scenesift" report -p "$project" --experiment "$name" --out "$work/$name.html"

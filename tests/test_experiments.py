@@ -409,3 +409,29 @@ def test_a_variance_run_trains_like_a_campaign_at_its_budget(project, monkeypatc
     for situations, tta, train, unlabelled in seen:
         assert (situations, tta) == (False, "none")
         assert unlabelled == pool - train
+
+
+def test_first_runs_the_named_strategys_campaigns_before_the_others(project, monkeypatch):
+    from scenesift.errors import ConfigError
+    from scenesift.experiments import runners
+
+    order: list[str] = []
+
+    def engine(project, config, todo):
+        order.extend(r.run for r in todo)
+        return iter(())
+
+    monkeypatch.setattr(runners, "_local", engine)
+    cfg = experiment()
+    run_experiment(project, cfg, prepare_features=False)
+    assert order[:2] == ["variance/f1.00/r00", "variance/f1.00/r01"]  # the default order
+    order.clear()
+    run_experiment(project, cfg, prepare_features=False, first=["least_confidence"])
+    assert order == [
+        "strategies/least_confidence(agg=mean)/s0", "strategies/least_confidence(agg=mean)/s1",
+        "variance/f1.00/r00", "variance/f1.00/r01",
+        "strategies/random/s0", "strategies/random/s1",
+        "variance/f0.50/r00", "variance/f0.50/r01",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"--first 'badge' names no strategy.*random"):
+        run_experiment(project, cfg, prepare_features=False, first=["badge"])

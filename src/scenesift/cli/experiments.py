@@ -29,6 +29,12 @@ def experiment_run(
     address: str | None = typer.Option(
         None, help="Ray: an existing cluster (auto, ray://host:10001); default: start one here."
     ),
+    first: list[str] = typer.Option(
+        [],
+        "--first",
+        help="Run this strategy's campaigns before the others' (its label as "
+        "`experiment show` lists it, or its name); repeat for several.",
+    ),
 ) -> None:
     """Run every unfinished run of an experiment (an interrupted one resumes)."""
     from scenesift.experiments.config import ExperimentConfig
@@ -44,7 +50,7 @@ def experiment_run(
             if p.run:
                 bar.console.print(tables.message("finished {} ({:.0f} s)", p.run, p.seconds))
 
-        out = run_experiment(project, cfg, on_progress=on_progress)
+        out = run_experiment(project, cfg, on_progress=on_progress, first=first)
     console.print(tables.experiment_finished(out))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -239,9 +239,13 @@ def run_experiment(
     config: ExperimentConfig,
     on_progress: Callable[[RunsDone], None] | None = None,
     prepare_features: bool = True,
+    first: Sequence[str] = (),
 ) -> Path:
     """Run every unfinished run; return the results folder. One process at a time runs an
-    experiment: a second would start the same runs (`experiment show` watches one)."""
+    experiment: a second would start the same runs (`experiment show` watches one).
+    ``first``: strategies (a label as `experiment show` lists it, or a strategy's name)
+    whose campaigns run before the others, seed by seed: to complete the seeds of the
+    strategy a decision waits on when there is not time for all."""
     from filelock import FileLock, Timeout
 
     root = Path(project) / RESULTS_DIR
@@ -256,17 +260,22 @@ def run_experiment(
             f"`scenesift experiment show {config.name} -p {project}`"
         ) from None
     try:
-        return _run_unlocked(project, config, on_progress, prepare_features)
+        return _run_unlocked(project, config, on_progress, prepare_features, first)
     finally:
         lock.release()
 
 
-def _run_unlocked(project: Path, config: ExperimentConfig, on_progress, prepare_features) -> Path:
+def _run_unlocked(
+    project: Path, config: ExperimentConfig, on_progress, prepare_features, first=()
+) -> Path:
     _check_same_experiment(project, config)
     code_version()  # now, not at the first finished run: the code may change while runs run
     out = results_dir(project, config)
     done = finished_runs(out)
-    todo = sorted((r for r in plan(config) if r.run not in done), key=_order)
+    planned = plan(config)
+    wanted = _first(planned, first)
+    todo = sorted((r for r in planned if r.run not in done),
+                  key=lambda r: (r.strategy not in wanted, *_order(r)))  # fmt: skip
     total = len(done) + len(todo)
     if on_progress is not None:
         on_progress(RunsDone(len(done), total, None, 0.0))
@@ -282,6 +291,22 @@ def _run_unlocked(project: Path, config: ExperimentConfig, on_progress, prepare_
         if on_progress is not None:
             on_progress(RunsDone(finished, total, run.run, seconds))
     return out
+
+
+def _first(planned: list[RunSpec], first: Sequence[str]) -> set[str]:
+    """The campaign strategies' labels ``first`` names (a label, or a strategy's name for
+    every label of it); an entry naming none of them is refused, listing them."""
+    labels = sorted({r.strategy for r in planned if r.study != "variance"})
+    wanted: set[str] = set()
+    for entry in first:
+        hits = {x for x in labels if x == entry or x.split("(", 1)[0] == entry}
+        if not hits:
+            raise ConfigError(
+                f"--first {entry!r} names no strategy of this experiment; its strategies: "
+                f"{', '.join(labels) or 'none'}"
+            )
+        wanted |= hits
+    return wanted
 
 
 def _order(run: RunSpec) -> tuple[int, float]:
