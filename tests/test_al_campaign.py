@@ -499,8 +499,18 @@ def test_self_training_adds_the_teachers_confident_boxes_on_the_unlabelled_frame
     DetectorLearner(**LEARNER).fit(project, train, [], unlabelled)
     DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5}).fit(project, train, [], [])
     assert [[name for name, _ in fit] for fit in _Teacher.fits] == [[r.name for r in train]] * 2
+    # a cap on the unlabelled frames read: a seeded sample of them
+    _Teacher.fits = []
+    capped = DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5, "pseudo_frames": 3})
+    capped.fit(project, train, [], unlabelled)
+    capped.fit(project, train, [], unlabelled)
+    first, again = (fit[6:] for fit in _Teacher.fits[1::2])
+    assert len(first) == 3 and first == again
+    assert {name for name, _ in first} < {r.name for r in unlabelled}
     with pytest.raises(ValueError, match=r"learner\.pseudo_labels .* in \(0, 1\]"):
         DetectorLearner(**{**LEARNER, "pseudo_labels": 1.5})
+    with pytest.raises(ValueError, match=r"learner\.pseudo_frames must be >= 1"):
+        DetectorLearner(**{**LEARNER, "pseudo_frames": 0})
 
 
 def test_a_round_gives_its_learner_the_pool_frames_nobody_labelled_or_picked(project, monkeypatch):

@@ -73,6 +73,10 @@ class DetectorLearner:
     On the fleet pool at 600 random labels, 0.5 lifted mAP@0.5 by 0.005 and 0.009 (seeds
     0 and 1; truck and pedestrian gained most), 0.3 lost 0.006 (seed 0): too many wrong
     boxes (``benchmarks/explore_pseudo_labels.py``, BENCHMARKS). 0: off.
+    ``pseudo_frames``: at most this many unlabelled frames a round (a random sample, seeded
+    by the detector's seed and the labelled count); None: all. The second training takes
+    at least ``min_epochs`` passes over what it reads, so on a pool far larger than the
+    labelled set a cap keeps a round's cost bounded.
     ``tta``: ``"flip"`` adds a pass of the round's model on the horizontally flipped pool
     (``Pool.flip_detections``, boxes flipped back), which localisation stability compares
     with the plain pass. It mirrors the cached backbone maps along W rather than the
@@ -88,6 +92,7 @@ class DetectorLearner:
     tta: str = "none"
     situations: bool = False
     pseudo_labels: float = 0.0
+    pseudo_frames: int | None = None
     progress: bool = False
     device: str | None = None  # auto|cpu|cuda|mps for every round's training; None: detector's
 
@@ -104,6 +109,8 @@ class DetectorLearner:
                 "learner.pseudo_labels is the detection score kept as a pseudo-label, in "
                 f"(0, 1] (0: off); got {self.pseudo_labels!r}"
             )
+        if self.pseudo_frames is not None and self.pseudo_frames < 1:
+            raise ValueError(f"learner.pseudo_frames must be >= 1; got {self.pseudo_frames!r}")
         if self.tta not in TTA:
             raise ValueError(f"learner.tta must be one of {', '.join(TTA)}; got {self.tta!r}")
         overrides = dict(self.detector)
@@ -167,6 +174,11 @@ class DetectorLearner:
 
         frames = list(train)
         if self.pseudo_labels > 0 and unlabelled:
+            unlabelled = list(unlabelled)
+            if self.pseudo_frames is not None and len(unlabelled) > self.pseudo_frames:
+                rng = np.random.default_rng([self.config.seed, len(train)])
+                keep = rng.choice(len(unlabelled), self.pseudo_frames, replace=False)
+                unlabelled = [unlabelled[i] for i in sorted(keep)]
             teacher = detector(self.config, train)
             frames += self.pseudo_labelled(teacher, store, unlabelled)
         members = []
