@@ -87,7 +87,8 @@ def gap_to_full(df: pd.DataFrame, baseline: str, largest: float) -> None:
         return
     head = stats.subset(df, "map50")
     head = head.loc[head["n_labelled"] == largest].groupby("strategy")["value"].mean()
-    best = head.drop(baseline, errors="ignore").idxmax()
+    rest = head.drop(baseline, errors="ignore")
+    best = rest.idxmax() if len(rest) else baseline  # only the baseline has run so far
     others = [baseline, *sorted(s for s in at.columns if s != baseline)]
     pool = stats.subset(df, stats.POOL_OBJECTS, None)
     pool = pool.loc[pool["class"] != stats.ALL].groupby("class")["value"].first()
@@ -157,6 +158,9 @@ def main() -> None:
         ]
         print(f"| {a} - {b} (95% CI), t-test p | " + " | ".join(cells) + " |")
 
+    if not others:  # only the baseline has run so far: nothing to compare per slice
+        print("\nVerdict: " + verdict(df))
+        return
     diffs = {a: stats.paired_test(df, a, b).mean_diff for a in others}
     compared = [s for s in others if math.isfinite(diffs[s])]  # >= 2 seeds paired with b
     a = args.strategy or max(compared or others, key=lambda s: diffs[s])
