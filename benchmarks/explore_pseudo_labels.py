@@ -19,20 +19,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from scenesift.al.learners import DetectorLearner
 from scenesift.metrics.detection import evaluate_detection
 from scenesift.models.detector import DetectorConfig, ObjectDetector
 from scenesift.store import Store
-
-
-def _confident(boxes: list, tau: float) -> list:
-    """Detections scoring at least ``tau``, as annotations (no score: the loss reads them as
-    truth)."""
-    return [replace(b, score=None, class_probs=None) for b in boxes if b.score >= tau]
 
 
 def main() -> None:
@@ -64,10 +58,10 @@ def main() -> None:
             return model
 
         a = train_and_score(f"A {args.labelled} labelled (seed {args.seed})", labelled)
-        predicted = a.predict(rest, store=store)
         truth = sum(len(r.boxes) for r in rest)
         for tau in thresholds:
-            pseudo = [replace(r, boxes=_confident(predicted[r.name], tau)) for r in rest]
+            # the loop's own pseudo-labelling (learner.pseudo_labels), so the probe measures it
+            pseudo = DetectorLearner(pseudo_labels=tau).pseudo_labelled(a, store, rest)
             boxes = sum(len(r.boxes) for r in pseudo)
             train_and_score(
                 f"B + {len(rest)} pseudo-labelled at score >= {tau} ({boxes} boxes; the "
