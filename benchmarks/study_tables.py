@@ -2,7 +2,8 @@
 (each strategy against random: AULC difference, paired tests, labels to 95% of full data,
 labels to reach random's mAP@0.5 at the largest budget, each seed against its own run),
 each class's AP@0.5 at the largest budget against full data (where the rest of the way to
-it is lost), mAP@0.5 per seed and budget with the paired difference to random per budget,
+it is lost), a self-training study's rounds against their teachers (the same labels without
+pseudo-labels), mAP@0.5 per seed and budget with the paired difference to random per budget,
 and each class
 and situation against random at every budget (``stats.slice_gains``) for one strategy, then
 the verdict as the CLI says it. Every number is computed here from the kept Parquet files,
@@ -110,6 +111,36 @@ def gap_to_full(df: pd.DataFrame, baseline: str, largest: float) -> None:
     )
 
 
+def against_teacher(df: pd.DataFrame) -> None:
+    """Self-training (``learner.pseudo_labels``): each round's model against its teacher,
+    trained on the same labelled frames without pseudo-labels, per strategy and budget: the
+    gain self-training adds, paired on the labels (``teacher_*`` rows; silent without)."""
+    teacher = stats.subset(df, "teacher_map50")
+    if teacher.empty:
+        return
+    keys = ["strategy", "seed", "n_labelled"]
+    both = stats.subset(df, "map50").merge(teacher, on=keys, suffixes=("", "_teacher"))
+    both["gain"] = both["value"] - both["value_teacher"]
+    budgets = sorted(both["n_labelled"].unique())
+    print("| self-trained - its teacher, mAP@0.5 (95% CI; seeds) | mean over budgets | "
+          + " | ".join(f"{n:,}" for n in budgets) + " |")  # fmt: skip
+    print("| --- | ---: |" + " ---: |" * len(budgets))
+
+    def cell(gains: pd.Series) -> str:
+        low, high = stats.t_interval(gains)
+        ci = f" ({low:+.3f}, {high:+.3f})" if math.isfinite(low) else ""
+        return f"{gains.mean():+.3f}{ci}"
+
+    for name, g in both.groupby("strategy"):
+        per_seed = g.groupby("seed")["gain"].mean()
+        by = g.groupby("n_labelled")["gain"]
+        seeds = ",".join(map(str, sorted(per_seed.index)))
+        print(f"| {name} ({seeds}) | {cell(per_seed)} | "
+              + " | ".join(cell(by.get_group(n)) if n in by.groups else "" for n in budgets)
+              + " |")  # fmt: skip
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="the experiment's results folder")
@@ -135,6 +166,7 @@ def main() -> None:
     print(f"full-data mAP@0.5 (median): {full:.3f}; code: {codes}\n")
     headline(df, b, full, max(budgets))
     gap_to_full(df, b, max(budgets))
+    against_teacher(df)
 
     print("| mAP@0.5, per seed (seeds) | " + " | ".join(f"{n:,}" for n in budgets) + " |")
     print("| --- |" + " ---: |" * len(budgets))

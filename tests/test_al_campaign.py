@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import ClassVar
@@ -511,6 +512,66 @@ def test_self_training_adds_the_teachers_confident_boxes_on_the_unlabelled_frame
         DetectorLearner(**{**LEARNER, "pseudo_labels": 1.5})
     with pytest.raises(ValueError, match=r"learner\.pseudo_frames must be >= 1"):
         DetectorLearner(**{**LEARNER, "pseudo_frames": 0})
+
+
+class _Sees:
+    """A detector stand-in that finds every labelled box (``sharp``) or none."""
+
+    def __init__(self, sharp: bool) -> None:
+        self.sharp = sharp
+
+    def predict(self, records, store=None, progress=False):
+        from dataclasses import replace
+
+        return {r.name: [replace(b, score=0.9) for b in r.boxes] if self.sharp else []
+                for r in records}  # fmt: skip
+
+
+def test_a_self_trained_round_reports_its_teacher_on_the_same_labels(project, monkeypatch):
+    """What self-training added is the round's model against its teacher, both trained on
+    the same labelled frames: ``evaluate`` scores the teacher too, the experiment keeps it
+    as ``teacher_*`` rows and the campaign's tables show it beside the round's metric."""
+    from rich.console import Console
+
+    import scenesift.models.detector as detector_module
+    from scenesift.experiments.studies import metric_rows
+    from scenesift.store.campaigns import RoundInfo
+    from scenesift.tables import round_line, rounds_table
+
+    monkeypatch.setattr(detector_module, "ObjectDetector", _Teacher)
+    frames = project.records(split="train")
+    learner = DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5})
+    (student,) = learner.fit(project, frames[:6], [], frames[6:10])
+    assert isinstance(student.teacher, _Teacher) and student.teacher is not student
+    (plain,) = DetectorLearner(**LEARNER).fit(project, frames[:6], [], frames[6:10])
+    assert getattr(plain, "teacher", None) is None
+
+    model = _Sees(sharp=True)
+    model.teacher = _Sees(sharp=False)
+    metrics = learner.evaluate(model, project, frames)
+    assert metrics["map50"] == pytest.approx(1.0)
+    assert metrics["teacher"]["map50"] == pytest.approx(0.0)
+    assert metrics["teacher"]["ap50_per_class"]["car"] == pytest.approx(0.0)
+    assert "teacher" not in learner.evaluate(_Sees(sharp=True), project, frames)
+
+    rows = metric_rows({"run": "r"}, {"n_labelled": 6, **metrics}, len(frames))
+    by = {(r["metric"], r["class"]): r["value"] for r in rows}
+    assert by["map50", "all"] == pytest.approx(1.0)
+    assert by["teacher_map50", "all"] == pytest.approx(0.0)
+    assert by["teacher_ap50", "car"] == pytest.approx(0.0)
+
+    def rendered(renderable) -> str:
+        console = Console(width=200, record=True)
+        console.print(renderable)
+        return console.export_text()
+
+    taught = RoundInfo(1, 1, "selected", None, {"map50": 0.25, "teacher": {"map50": 0.2},
+                       "n_labelled": 6, "seconds": 1.0}, 4, "random")  # fmt: skip
+    assert "map50 0.250 (its teacher 0.200)" in rendered(round_line(taught, "map50"))
+    table = rendered(rounds_table("c", [taught], "map50"))
+    assert "its teacher" in table and "0.200" in table
+    untaught = dataclasses.replace(taught, metrics={"map50": 0.25})
+    assert "teacher" not in rendered(rounds_table("c", [untaught], "map50"))
 
 
 def test_a_round_gives_its_learner_the_pool_frames_nobody_labelled_or_picked(project, monkeypatch):

@@ -366,6 +366,9 @@ def round_line(r: Any, metric: str) -> Text:
     """A campaign round as it finishes (printed above the progress bar)."""
     value = r.metrics.get(metric)
     shown = "" if value is None else f", {metric} {value:.3f}"
+    taught = _teacher_value(r, metric)
+    if value is not None and taught is not None:  # self-training: what it added
+        shown += f" (its teacher {taught:.3f})"
     return message(
         "round {}: {}, {} labelled{}, {} picked ({:.0f} s)", r.idx, r.status,
         f"{r.n_labelled or 0:,}", shown, f"{r.n_picks:,}", r.metrics.get("seconds", 0),
@@ -512,24 +515,33 @@ def inventory_table(caches: list[dict], models: list[dict]) -> Table | None:
 def rounds_table(name: str, rounds: list, metric: str = "map50") -> Table:
     """One row per campaign round: what it trained on, how good it was, what it picked."""
     table = Table(title=_format("Campaign {}", [name]))
-    for col, justify in [("round", "right"), ("status", "left"), ("labelled", "right"),
-                         (escape(metric), "right"), ("picked", "right"), ("strategy", "left"),
-                         ("seconds", "right")]:  # fmt: skip
+    # self-training rounds also show their teacher (the same labels, no pseudo-labels)
+    taught = any(_teacher_value(r, metric) is not None for r in rounds)
+    columns = [("round", "right"), ("status", "left"), ("labelled", "right"),
+               (escape(metric), "right")] + [("its teacher", "right")] * taught + [
+               ("picked", "right"), ("strategy", "left"), ("seconds", "right")]  # fmt: skip
+    for col, justify in columns:
         table.add_column(col, justify=justify)
     for r in rounds:
-        value = r.metrics.get(metric)
+        value, teacher = r.metrics.get(metric), _teacher_value(r, metric)
         table.add_row(
             *_cells(
                 str(r.idx),
                 r.status + (f" ({r.metrics['stop_reason']})" if "stop_reason" in r.metrics else ""),
                 "" if r.n_labelled is None else f"{r.n_labelled:,}",
                 "" if value is None else f"{value:.3f}",
+                *(["" if teacher is None else f"{teacher:.3f}"] if taught else []),
                 f"{r.n_picks:,}",
                 r.strategy or "",
                 "" if "seconds" not in r.metrics else f"{r.metrics['seconds']:.1f}",
             )
         )
     return table
+
+
+def _teacher_value(r: Any, metric: str) -> float | None:
+    """A self-trained round's teacher's ``metric`` (``DetectorLearner.evaluate``)."""
+    return (r.metrics.get("teacher") or {}).get(metric)
 
 
 def evaluation_power_table(power) -> Table | None:

@@ -15,6 +15,10 @@ metric         ``map50`` | ``map`` (COCO; per situation slice too) | ``ap50`` (p
                | ``eval_objects`` / ``eval_frames`` (the evaluation split's truth: objects per
                class, positive frames per situation; round 0, once per run)
                | ``pool_objects`` / ``pool_frames`` (the same counts over the pool)
+               | ``teacher_map50`` / ``teacher_map`` / ``teacher_ap50`` (self-training,
+               ``learner.pseudo_labels``: the round's teacher, trained on the same labelled
+               frames without the pseudo-labelled ones: the row's gain over it is
+               self-training's)
 class          object class, or ``all``
 situation      situation slice, or ``all``
 value          the measurement (NaN when undefined, e.g. no instances)

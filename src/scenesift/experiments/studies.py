@@ -110,6 +110,14 @@ def metric_rows(base: dict[str, Any], metrics: dict[str, Any], n_frames: int) ->
     for situation, entry in metrics.get("map50_per_situation", {}).items():
         rows.append({**common, "metric": "map50", "situation": situation,
                      "value": entry["value"], "n_frames": entry["n_frames"]})  # fmt: skip
+    teacher = metrics.get("teacher", {})
+    for metric in ("map50", "map"):
+        if metric in teacher:
+            rows.append({**common, "metric": f"teacher_{metric}", "value": teacher[metric],
+                         "n_frames": n_frames})  # fmt: skip
+    for cls, value in teacher.get("ap50_per_class", {}).items():
+        rows.append({**common, "metric": "teacher_ap50", "class": cls, "value": value,
+                     "n_frames": n_frames})  # fmt: skip
     for row in rows:
         row.setdefault("class", ALL)
         row.setdefault("situation", ALL)

@@ -223,6 +223,10 @@ class ObjectDetector:
     data_fingerprint: str | None = field(default=None, init=False)
     #: Whether the backbone was trained: if not, its cached features stay valid.
     backbone_trained: bool = field(default=False, init=False)
+    #: Self-training (``al.learners.DetectorLearner.pseudo_labels``): the model whose
+    #: detections boxed this one's unlabelled training frames, trained on the same labelled
+    #: frames alone, kept so a round can say what self-training added. Not saved.
+    teacher: ObjectDetector | None = field(default=None, init=False, repr=False)
 
     @property
     def device(self) -> torch.device:
