@@ -132,10 +132,13 @@ def against_teacher(df: pd.DataFrame) -> None:
         return f"{gains.mean():+.3f}{ci}"
 
     for name, g in both.groupby("strategy"):
-        per_seed = g.groupby("seed")["gain"].mean()
+        # the mean over budgets only for seeds scored at every budget (a campaign resumed
+        # under code that kept no teacher misses its first rounds')
+        counts = g.groupby("seed")["gain"].count()
+        per_seed = g.groupby("seed")["gain"].mean()[counts == len(budgets)]
         by = g.groupby("n_labelled")["gain"]
         seeds = ",".join(map(str, sorted(per_seed.index)))
-        print(f"| {name} ({seeds}) | {cell(per_seed)} | "
+        print(f"| {name} ({seeds}) | {cell(per_seed) if len(per_seed) else '-'} | "
               + " | ".join(cell(by.get_group(n)) if n in by.groups else "" for n in budgets)
               + " |")  # fmt: skip
     print()
