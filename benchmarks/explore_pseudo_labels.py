@@ -9,10 +9,11 @@ of the pool, keep detections scoring at least each ``--thresholds`` value as box
 again on the labelled frames plus those pseudo-labelled ones (B), and print both models'
 mAP@0.5 and AP@0.5 per class on the test split. The pseudo-labelled frames take no
 labelling budget, so B is what a campaign's learner would gain at the same budget; the
-full-data reference (every frame labelled) is unchanged.
+full-data reference (every frame labelled) is unchanged. ``--ignore-below S`` also keeps
+detections scoring from S up to the threshold as ignore regions (``learner.pseudo_ignore``).
 
     .venv/bin/python benchmarks/explore_pseudo_labels.py /tmp/fleet-power/project \
-        --labelled 600 --seed 0 --thresholds 0.3,0.5
+        --labelled 600 --seed 0 --thresholds 0.3,0.5 [--ignore-below 0.2]
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--thresholds", default="0.3,0.5",
                         help="detection scores kept as pseudo-labels, comma-separated")  # fmt: skip
+    parser.add_argument("--ignore-below", type=float, default=None,
+                        help="detections from this score up to the threshold become "
+                        "ignore regions (default: none)")  # fmt: skip
     args = parser.parse_args()
     thresholds = [float(t) for t in args.thresholds.split(",")]
     with Store.open(args.project) as store:
@@ -61,11 +65,13 @@ def main() -> None:
         truth = sum(len(r.boxes) for r in rest)
         for tau in thresholds:
             # the loop's own pseudo-labelling (learner.pseudo_labels), so the probe measures it
-            pseudo = DetectorLearner(pseudo_labels=tau).pseudo_labelled(a, store, rest)
-            boxes = sum(len(r.boxes) for r in pseudo)
+            learner = DetectorLearner(pseudo_labels=tau, pseudo_ignore=args.ignore_below)
+            pseudo = learner.pseudo_labelled(a, store, rest)
+            kinds = [bool(b.attributes.get("iscrowd")) for r in pseudo for b in r.boxes]
+            ignored = f", {sum(kinds)} ignore regions from {args.ignore_below}" * any(kinds)
             train_and_score(
-                f"B + {len(rest)} pseudo-labelled at score >= {tau} ({boxes} boxes; the "
-                f"truth has {truth})",
+                f"B + {len(rest)} pseudo-labelled at score >= {tau} ({kinds.count(False)} "
+                f"boxes{ignored}; the truth has {truth})",
                 labelled + pseudo,
             )
 

@@ -514,6 +514,26 @@ def test_self_training_adds_the_teachers_confident_boxes_on_the_unlabelled_frame
         DetectorLearner(**{**LEARNER, "pseudo_frames": 0})
 
 
+def test_doubtful_pseudo_labels_become_ignore_regions(project):
+    """``pseudo_ignore = 0.2``: the teacher's detections from 0.2 up to ``pseudo_labels``
+    are ignore regions (``iscrowd``), neither objects nor background; below 0.2 nothing."""
+    frames = project.records(split="train")[:2]
+    learner = DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5, "pseudo_ignore": 0.2})
+    for r in learner.pseudo_labelled(_Teacher(None, None), project, frames):
+        assert [(b.score, dict(b.attributes)) for b in r.boxes] == [
+            (None, {}),
+            (None, {"iscrowd": True}),
+        ]
+    strict = DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5, "pseudo_ignore": 0.4})
+    assert [len(r.boxes) for r in strict.pseudo_labelled(_Teacher(None, None), project, frames)
+            ] == [1, 1]  # fmt: skip
+    for wrong in (0.5, -0.1):
+        with pytest.raises(ValueError, match=r"learner\.pseudo_ignore .* \[0, pseudo_labels"):
+            DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5, "pseudo_ignore": wrong})
+    with pytest.raises(ValueError, match=r"learner\.pseudo_ignore"):
+        DetectorLearner(**{**LEARNER, "pseudo_ignore": 0.2})  # self-training off
+
+
 class _Sees:
     """A detector stand-in that finds every labelled box (``sharp``) or none."""
 

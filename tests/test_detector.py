@@ -22,6 +22,7 @@ from scenesift.models.detector import (
 )
 from scenesift.models.detector_net import (
     HEAT_PRIOR_BIAS,
+    IGNORE,
     DetectorNet,
     build_targets,
     class_balance_weights,
@@ -536,6 +537,43 @@ def test_a_minimum_radius_gives_tiny_objects_a_soft_neighbourhood():
     assert sharp[4:7, 4:7].sum() == 1.0
     ring = soft[4:7, 4:7].flatten()[[0, 1, 2, 3, 5, 6, 7, 8]]
     assert ((ring > 0) & (ring < 1)).all()
+
+
+def test_an_ignore_region_is_neither_object_nor_background_in_the_loss():
+    """A region of unlabelled objects (``iscrowd``: KITTI DontCare, COCO crowds, doubtful
+    pseudo-labels) costs the same whatever the model predicts there, while the same box
+    trained as background punishes a detection on it; objects inside keep their peaks."""
+    car, region = np.array([[0, 8, 8, 24, 24]]), np.array([[0, 40, 8, 72, 40]])
+    plain = build_targets([car], 2, (8, 12)).heat
+    ignored = build_targets([car], 2, (8, 12), ignore=[region]).heat
+    assert (ignored[0, 0, 1:5, 5:9] == IGNORE).all() and ignored[0, 1].max() == 0
+    assert (ignored[0, 0] == 1).sum() == (plain[0, 0] == 1).sum() == 1
+    assert (ignored[0, 0, :, :5] == plain[0, 0, :, :5]).all()
+    found = torch.full_like(plain, -6.0)
+    found[0, 0, 2, 6] = 6.0  # a confident detection inside the region
+    missed = torch.full_like(plain, -6.0)
+    assert focal_loss(found, ignored) == pytest.approx(float(focal_loss(missed, ignored)), abs=1e-6)
+    assert focal_loss(found, plain) > focal_loss(missed, plain) + 1.0
+    # an object's peak inside a region stays a peak
+    inside = build_targets([np.array([[0, 48, 16, 64, 32]])], 1, (8, 12), ignore=[region]).heat
+    assert inside[0, 0, 3, 7] == 1.0 and (inside[0, 0] == 1).sum() == 1
+
+
+def test_training_reads_crowd_boxes_as_ignore_regions(tmp_path, monkeypatch):
+    """A frame's ``iscrowd`` boxes become its ignore regions (mirrored with the frame), not
+    objects, and a model trained on them is told apart from one trained on objects."""
+    from scenesift.models.detector import ObjectDetector, _data_fingerprint
+
+    crowd = Box("car", 40, 8, 72, 40, attributes={"iscrowd": True})
+    record = FrameRecord("f.png", tmp_path / "f.png", "d", 96, 64,
+                         boxes=[Box("car", 8, 8, 24, 24), crowd])  # fmt: skip
+    monkeypatch.setattr(ObjectDetector, "_input_size", lambda self: (64, 96))  # no net needed
+    data = ObjectDetector(["car"], config())._data([record])
+    assert data.boxes[0].tolist() == [[0, 8, 8, 24, 24]]
+    assert (data.targets.heat[0, 0, 1:5, 5:9] == IGNORE).all()
+    assert (data.flipped.heat[0, 0, 1:5, 3:7] == IGNORE).all()  # 96 - 72 = 24 -> cell 3
+    as_object = replace(record, boxes=[Box("car", 8, 8, 24, 24), replace(crowd, attributes={})])
+    assert _data_fingerprint([record], [], ["car"]) != _data_fingerprint([as_object], [], ["car"])
 
 
 def test_the_weight_average_is_a_plain_mean_until_its_decay_is_reached():

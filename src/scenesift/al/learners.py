@@ -73,6 +73,10 @@ class DetectorLearner:
     On the fleet pool at 600 random labels, 0.5 lifted mAP@0.5 by 0.005 and 0.009 (seeds
     0 and 1; truck and pedestrian gained most), 0.3 lost 0.006 (seed 0): too many wrong
     boxes (``benchmarks/explore_pseudo_labels.py``, BENCHMARKS). 0: off.
+    ``pseudo_ignore``: detections scoring at least this, but below ``pseudo_labels``,
+    become ignore regions of their class (``iscrowd``, as KITTI's ``DontCare``): too
+    doubtful to train as objects, too likely to be one to train as background. None: off
+    (they are background, as anything the teacher did not find).
     ``pseudo_frames``: at most this many unlabelled frames a round (a random sample, seeded
     by the detector's seed and the labelled count); None: all. The second training takes
     at least ``min_epochs`` passes over what it reads, so on a pool far larger than the
@@ -92,6 +96,7 @@ class DetectorLearner:
     tta: str = "none"
     situations: bool = False
     pseudo_labels: float = 0.0
+    pseudo_ignore: float | None = None
     pseudo_frames: int | None = None
     progress: bool = False
     device: str | None = None  # auto|cpu|cuda|mps for every round's training; None: detector's
@@ -108,6 +113,12 @@ class DetectorLearner:
             raise ValueError(
                 "learner.pseudo_labels is the detection score kept as a pseudo-label, in "
                 f"(0, 1] (0: off); got {self.pseudo_labels!r}"
+            )
+        if self.pseudo_ignore is not None and not 0.0 <= self.pseudo_ignore < self.pseudo_labels:
+            raise ValueError(
+                "learner.pseudo_ignore is the lowest detection score kept as an ignore "
+                f"region, in [0, pseudo_labels = {self.pseudo_labels!r}); got "
+                f"{self.pseudo_ignore!r}"
             )
         if self.pseudo_frames is not None and self.pseudo_frames < 1:
             raise ValueError(f"learner.pseudo_frames must be >= 1; got {self.pseudo_frames!r}")
@@ -195,13 +206,18 @@ class DetectorLearner:
         self, teacher, store: Store, records: Sequence[FrameRecord]
     ) -> list[FrameRecord]:
         """``records`` with ``teacher``'s detections scoring at least ``pseudo_labels`` as
-        their boxes (whatever truth they carry is never read: a simulated campaign's pool
-        holds the oracle's)."""
+        their boxes, and those from ``pseudo_ignore`` up as ignore regions (whatever truth
+        they carry is never read: a simulated campaign's pool holds the oracle's)."""
         predicted = teacher.predict(records, store=store, progress=self.progress)
+        low = self.pseudo_labels if self.pseudo_ignore is None else self.pseudo_ignore
+
+        def boxed(b: Box) -> Box:
+            doubtful = {"iscrowd": True} if b.score < self.pseudo_labels else {}
+            return replace(b, score=None, class_probs=None, attributes=doubtful)
+
         return [
-            replace(r, boxes=[replace(b, score=None, class_probs=None)
-                              for b in predicted.get(r.name, [])
-                              if b.score is not None and b.score >= self.pseudo_labels])
+            replace(r, boxes=[boxed(b) for b in predicted.get(r.name, [])
+                              if b.score is not None and b.score >= low])
             for r in records
         ]  # fmt: skip
 

@@ -8,7 +8,8 @@ KITTI object detection has no drives: every frame is its own drive.
 ``DontCare`` regions hold objects nobody labelled. They are kept as *ignore regions*: one
 box per project class with ``iscrowd`` set, COCO's own way to say "detections here are
 neither right nor wrong", so the evaluation ignores detections inside them (as KITTI's own
-benchmark does) instead of counting them as false positives.
+benchmark does) instead of counting them as false positives, and training neither rewards
+nor punishes a detection inside them (``models.detector_net.IGNORE``).
 """
 
 from __future__ import annotations

@@ -382,14 +382,18 @@ class ObjectDetector:
     def _data(self, records: Sequence[FrameRecord]) -> _Data:
         h, w = self._input_size()
         boxes = [_input_boxes(r, self.classes, (h, w)) for r in records]
+        ignore = [_input_boxes(r, self.classes, (h, w), crowd=True) for r in records]
         stride = self.config.head_stride
         grid = (h // stride, w // stride)
         k, m, r = len(self.classes), self.config.max_objects, self.config.min_radius
-        flipped = [flip_boxes(b, w) for b in boxes]
+
+        def targets(boxes: list[np.ndarray], ignore: list[np.ndarray]) -> Targets:
+            return build_targets(boxes, k, grid, stride, m, r, ignore=ignore)
+
         return _Data(
             boxes=boxes,
-            targets=build_targets(boxes, k, grid, stride, max_objects=m, min_radius=r),
-            flipped=build_targets(flipped, k, grid, stride, max_objects=m, min_radius=r),
+            targets=targets(boxes, ignore),
+            flipped=targets([flip_boxes(b, w) for b in boxes], [flip_boxes(b, w) for b in ignore]),
             class_weights=class_balance_weights(boxes, k, self.config.class_balance),
         )
 
@@ -813,15 +817,18 @@ def _image_size(record: FrameRecord) -> tuple[int, int]:
         return im.size
 
 
-def _input_boxes(record: FrameRecord, classes: Sequence[str], size: tuple[int, int]) -> np.ndarray:
-    """(n, 5) class index + xyxy in network-input pixels; boxes of other classes dropped."""
+def _input_boxes(
+    record: FrameRecord, classes: Sequence[str], size: tuple[int, int], crowd: bool = False
+) -> np.ndarray:
+    """(n, 5) class index + xyxy in network-input pixels; boxes of other classes dropped.
+    ``crowd``: the ignore regions (``iscrowd``) instead of the objects."""
     h, w = size
     width, height = _image_size(record)
     col = {c: i for i, c in enumerate(classes)}
     rows = [
         (col[b.category], b.x1 * w / width, b.y1 * h / height, b.x2 * w / width, b.y2 * h / height)
         for b in record.boxes or ()
-        if b.category in col and not b.attributes.get("iscrowd")
+        if b.category in col and bool(b.attributes.get("iscrowd")) == crowd
     ]
     return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
 
@@ -1006,6 +1013,7 @@ def _data_fingerprint(
             r.name,
             [
                 (b.category, round(b.x1, 2), round(b.y1, 2), round(b.x2, 2), round(b.y2, 2))
+                + (("iscrowd",) if b.attributes.get("iscrowd") else ())  # an ignore region
                 for b in r.boxes or ()
             ],
         ]

@@ -20,6 +20,12 @@ from torch import nn
 
 #: Output stride of the heat map (the FPN's finest level) by default.
 STRIDE = 8
+#: The heat-map target inside an ignore region (COCO ``iscrowd``, KITTI ``DontCare``, a
+#: pseudo-label too doubtful to be a box): not a peak (peaks are exactly 1), and its
+#: negative penalty in ``focal_loss``, (1 - t)^4, is 1e-12 of a background pixel's, so
+#: whatever the model predicts there costs nothing. A value rather than a mask, so it
+#: follows every flip and crop of the heat map at no cost.
+IGNORE = 0.999
 #: The heat-map strides a head can run at: 8, or 4 on the backbone's extra stride-4 map
 #: (small objects: most of the demo world's are under 32x32 pixels).
 HEAD_STRIDES = (4, 8)
@@ -162,13 +168,22 @@ def build_targets(
     stride: int = STRIDE,
     max_objects: int = 128,
     min_radius: int = 0,
+    ignore: Sequence[np.ndarray] | None = None,
 ) -> Targets:
     """Targets from boxes already in network-input pixels: per frame an (n, 5) array of
     (class index, x1, y1, x2, y2). Objects beyond ``max_objects`` per frame are dropped
-    from the size/offset losses (their heat-map peaks stay)."""
+    from the size/offset losses (their heat-map peaks stay). ``ignore``: per frame an
+    (m, 5) array of regions of unlabelled objects of that class (``IGNORE`` over the cells
+    the box covers): the loss neither rewards nor punishes a detection there, where
+    training them as background would teach the model to miss what nobody labelled."""
     h, w = grid
     n = len(boxes)
     heat = np.zeros((n, n_classes, h, w), dtype=np.float32)
+    for i, regions in enumerate(ignore or ()):
+        for cls, x1, y1, x2, y2 in np.asarray(regions, dtype=np.float64).reshape(-1, 5):
+            c0, c1 = max(0, math.floor(x1 / stride)), min(w, math.ceil(x2 / stride))
+            r0, r1 = max(0, math.floor(y1 / stride)), min(h, math.ceil(y2 / stride))
+            heat[i, int(cls), r0:r1, c0:c1] = IGNORE  # before the objects: their peaks win
     index = np.zeros((n, max_objects), dtype=np.int64)
     size = np.zeros((n, max_objects, 2), dtype=np.float32)
     offset = np.zeros((n, max_objects, 2), dtype=np.float32)
