@@ -166,18 +166,24 @@ def main() -> None:
     budgets = list(wide.columns)
     others = sorted(s for s in wide.index.get_level_values(0).unique() if s != b)
     codes = ", ".join(sorted(set(df["code"])))
-    print(f"full-data mAP@0.5 (median): {full:.3f}; code: {codes}\n")
-    headline(df, b, full, max(budgets))
-    gap_to_full(df, b, max(budgets))
+    complete = full is not None and b in wide.index.get_level_values(0)
+    if complete:
+        print(f"full-data mAP@0.5 (median): {full:.3f}; code: {codes}\n")
+        headline(df, b, full, max(budgets))
+        gap_to_full(df, b, max(budgets))
+    else:  # an experiment run --first another strategy: its own tables only, so far
+        print(f"no full-data runs or no {b} campaign yet; code: {codes}\n")
     against_teacher(df)
 
     print("| mAP@0.5, per seed (seeds) | " + " | ".join(f"{n:,}" for n in budgets) + " |")
     print("| --- |" + " ---: |" * len(budgets))
-    for name in (b, *others):
+    for name in (b, *others) if complete else others:
         rows = wide.loc[name]
         seeds = ",".join(map(str, rows.index))
         print(f"| {name} ({seeds}) | " + " | ".join(_cells(rows[n].dropna()) for n in budgets)
               + " |")  # fmt: skip
+    if not complete:
+        return
     for a in others:
         paired = sorted(set(wide.loc[a].index) & set(wide.loc[b].index))
         means = [f"{wide.loc[b].loc[paired][n].mean():.3f} / "
