@@ -534,6 +534,31 @@ def test_doubtful_pseudo_labels_become_ignore_regions(project):
         DetectorLearner(**{**LEARNER, "pseudo_ignore": 0.2})  # self-training off
 
 
+def test_a_class_with_few_labelled_boxes_learns_nothing_from_the_unlabelled_frames(project):
+    """``pseudo_min_boxes``: a class with fewer labelled boxes than that gets no pseudo-label
+    and the whole unlabelled frame as its ignore region (not background, which it would be
+    wherever the teacher missed one); the other classes self-train as before."""
+    frames = project.records(split="train")
+    train, unlabelled = frames[:6], frames[6:8]
+    cars = sum(b.category == "car" for r in train for b in r.boxes)
+    learner = DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5, "pseudo_min_boxes": cars + 1})
+    rare = learner.rare(project, train)
+    count = {
+        c: sum(b.category == c for r in train for b in r.boxes) for c in project.taxonomy.classes
+    }
+    assert "car" in rare and rare == [c for c, n in count.items() if n <= cars]
+    for r in learner.pseudo_labelled(_Teacher(None, None), project, unlabelled, rare):
+        assert sorted((b.category, b.x1, b.y1, b.x2, b.y2) for b in r.boxes) == sorted(
+            (c, 0, 0, r.width, r.height) for c in rare
+        )
+        assert all(b.attributes == {"iscrowd": True} for b in r.boxes)
+    common = DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5, "pseudo_min_boxes": 1})
+    assert "car" not in common.rare(project, train)
+    assert DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5}).rare(project, train) == []
+    with pytest.raises(ValueError, match=r"learner\.pseudo_min_boxes must be >= 1"):
+        DetectorLearner(**{**LEARNER, "pseudo_min_boxes": 0})
+
+
 class _Sees:
     """A detector stand-in that finds every labelled box (``sharp``) or none."""
 
