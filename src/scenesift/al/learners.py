@@ -240,13 +240,9 @@ class DetectorLearner:
         def unseen(r: FrameRecord) -> list[Box]:
             if not rare:
                 return []
-            if r.width and r.height:
-                w, h = r.width, r.height
-            else:
-                from PIL import Image
+            from scenesift.models.detector import _image_size
 
-                with Image.open(r.path) as im:
-                    w, h = im.size
+            w, h = _image_size(r)
             return [Box(c, 0, 0, w, h, attributes={"iscrowd": True}) for c in sorted(rare)]
 
         return [
@@ -365,22 +361,21 @@ class DetectorLearner:
         (one more pass over ``frames``): what self-training added on the same labels."""
         from scenesift.metrics.detection import evaluate_detection, evaluate_slices
 
-        predictions = self._predict(model, store, frames)
         classes = store.taxonomy.classes
-        results = evaluate_detection(frames, predictions, classes)
-        out: dict[str, Any] = {
-            "map50": results.map50,
-            "map": results.map,
-            "ap50_per_class": results.per_class("AP50"),
-        }
+
+        def scored(m) -> tuple[Any, dict[str, Any]]:
+            predictions = self._predict(m, store, frames)
+            r = evaluate_detection(frames, predictions, classes)
+            return predictions, {
+                "map50": r.map50,
+                "map": r.map,
+                "ap50_per_class": r.per_class("AP50"),
+            }
+
+        predictions, out = scored(model)
         teacher = getattr(model, "teacher", None)
         if teacher is not None:  # the same labelled frames without self-training: its gain
-            taught = evaluate_detection(frames, self._predict(teacher, store, frames), classes)
-            out["teacher"] = {
-                "map50": taught.map50,
-                "map": taught.map,
-                "ap50_per_class": taught.per_class("AP50"),
-            }
+            out["teacher"] = scored(teacher)[1]
         if self.slices and slices:
             if not isinstance(self.slices, bool):
                 unknown = sorted(set(self.slices) - set(store.taxonomy.names))

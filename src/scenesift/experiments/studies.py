@@ -97,27 +97,21 @@ def metric_rows(base: dict[str, Any], metrics: dict[str, Any], n_frames: int) ->
     as tidy rows; a tagger's per-situation ROC-AUC becomes ``metric == "auc"`` rows."""
     rows = []
     common = {**base, "n_labelled": metrics["n_labelled"], "seconds": metrics.get("seconds")}
-    for metric in ("map50", "map", "auc_mean", "auc_min30"):
-        if metric in metrics:
-            rows.append({**common, "metric": metric, "value": metrics[metric],
+    # a self-trained round's teacher (``DetectorLearner.evaluate``) as ``teacher_*`` rows
+    for prefix, part in (("", metrics), ("teacher_", metrics.get("teacher", {}))):
+        for metric in ("map50", "map", "auc_mean", "auc_min30"):
+            if metric in part:
+                rows.append({**common, "metric": prefix + metric, "value": part[metric],
+                             "n_frames": n_frames})  # fmt: skip
+        for cls, value in part.get("ap50_per_class", {}).items():
+            rows.append({**common, "metric": prefix + "ap50", "class": cls, "value": value,
                          "n_frames": n_frames})  # fmt: skip
     for situation, entry in metrics.get("auc_per_situation", {}).items():
         rows.append({**common, "metric": "auc", "situation": situation,
                      "value": entry["value"], "n_frames": n_frames})  # fmt: skip
-    for cls, value in metrics.get("ap50_per_class", {}).items():
-        rows.append({**common, "metric": "ap50", "class": cls, "value": value,
-                     "n_frames": n_frames})  # fmt: skip
     for situation, entry in metrics.get("map50_per_situation", {}).items():
         rows.append({**common, "metric": "map50", "situation": situation,
                      "value": entry["value"], "n_frames": entry["n_frames"]})  # fmt: skip
-    teacher = metrics.get("teacher", {})
-    for metric in ("map50", "map"):
-        if metric in teacher:
-            rows.append({**common, "metric": f"teacher_{metric}", "value": teacher[metric],
-                         "n_frames": n_frames})  # fmt: skip
-    for cls, value in teacher.get("ap50_per_class", {}).items():
-        rows.append({**common, "metric": "teacher_ap50", "class": cls, "value": value,
-                     "n_frames": n_frames})  # fmt: skip
     for row in rows:
         row.setdefault("class", ALL)
         row.setdefault("situation", ALL)
