@@ -10,10 +10,12 @@ again on the labelled frames plus those pseudo-labelled ones (B), and print both
 mAP@0.5 and AP@0.5 per class on the test split. The pseudo-labelled frames take no
 labelling budget, so B is what a campaign's learner would gain at the same budget; the
 full-data reference (every frame labelled) is unchanged. ``--ignore-below S`` also keeps
-detections scoring from S up to the threshold as ignore regions (``learner.pseudo_ignore``).
+detections scoring from S up to the threshold as ignore regions (``learner.pseudo_ignore``);
+``--repeat R`` (an integer, or ``auto``) has B read the labelled frames R times
+(``learner.pseudo_repeat``).
 
     .venv/bin/python benchmarks/explore_pseudo_labels.py /tmp/fleet-power/project \
-        --labelled 600 --seed 0 --thresholds 0.3,0.5 [--ignore-below 0.2]
+        --labelled 600 --seed 0 --thresholds 0.3,0.5 [--ignore-below 0.2] [--repeat auto]
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def main() -> None:
     parser.add_argument("--ignore-below", type=float, default=None,
                         help="detections from this score up to the threshold become "
                         "ignore regions (default: none)")  # fmt: skip
+    parser.add_argument("--repeat", default="1",
+                        help="times B reads each labelled frame: an integer or auto "
+                        "(default: 1)")  # fmt: skip
     args = parser.parse_args()
     thresholds = [float(t) for t in args.thresholds.split(",")]
     with Store.open(args.project) as store:
@@ -65,14 +70,19 @@ def main() -> None:
         truth = sum(len(r.boxes) for r in rest)
         for tau in thresholds:
             # the loop's own pseudo-labelling (learner.pseudo_labels), so the probe measures it
-            learner = DetectorLearner(pseudo_labels=tau, pseudo_ignore=args.ignore_below)
+            learner = DetectorLearner(
+                pseudo_labels=tau,
+                pseudo_ignore=args.ignore_below,
+                pseudo_repeat=args.repeat if args.repeat == "auto" else int(args.repeat),
+            )
             pseudo = learner.pseudo_labelled(a, store, rest)
+            times = learner.repeats(len(labelled), len(pseudo))
             kinds = [bool(b.attributes.get("iscrowd")) for r in pseudo for b in r.boxes]
             ignored = f", {sum(kinds)} ignore regions from {args.ignore_below}" * any(kinds)
             train_and_score(
                 f"B + {len(rest)} pseudo-labelled at score >= {tau} ({kinds.count(False)} "
-                f"boxes{ignored}; the truth has {truth})",
-                labelled + pseudo,
+                f"boxes{ignored}; the truth has {truth}; labelled frames read {times}x)",
+                labelled * times + pseudo,
             )
 
 

@@ -534,6 +534,39 @@ def test_doubtful_pseudo_labels_become_ignore_regions(project):
         DetectorLearner(**{**LEARNER, "pseudo_ignore": 0.2})  # self-training off
 
 
+def test_self_training_reads_the_labelled_frames_as_often_as_its_teacher_did(project, monkeypatch):
+    """``pseudo_repeat``: the round's model reads each labelled frame that many times beside
+    the pseudo-labelled ones; ``"auto"`` the fewest times that give them the teacher's
+    passes. By hand, 800 steps of batch 12 over 600 labelled frames are 16 passes; beside
+    1,040 pseudo-labelled frames the schedule is 6 passes of what it reads (max(800, 6 *
+    ceil(n / 12)) steps), so 3 copies (18 passes; 2 give 12). With steps 10, batch 2 and 1
+    pass: 4 frames get 5 passes alone; beside 16, r copies get r passes (n = 4r + 16
+    frames, n / 2 >= 10 steps), so 5."""
+    auto = DetectorLearner(pseudo_labels=0.5, pseudo_repeat="auto")
+    assert auto.repeats(600, 1040) == 3
+    small = {"steps": 10, "batch_size": 2, "min_epochs": 1}
+    assert DetectorLearner(detector=small, pseudo_labels=0.5, pseudo_repeat="auto").repeats(
+        4, 16
+    ) == 5  # fmt: skip
+    assert DetectorLearner(pseudo_labels=0.5, pseudo_repeat=2).repeats(600, 1040) == 2
+    assert DetectorLearner(pseudo_labels=0.5).repeats(600, 1040) == 1  # off by default
+    import scenesift.models.detector as detector_module
+
+    monkeypatch.setattr(detector_module, "ObjectDetector", _Teacher)
+    frames = project.records(split="train")
+    train, unlabelled = frames[:3], frames[3:7]
+    _Teacher.fits = []
+    DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5, "pseudo_repeat": 2}).fit(
+        project, train, [], unlabelled
+    )
+    teacher, student = ([name for name, _ in fit] for fit in _Teacher.fits)
+    assert teacher == [r.name for r in train]
+    assert student == [r.name for r in train] * 2 + [r.name for r in unlabelled]
+    for wrong in (0, 1.5, "twice"):
+        with pytest.raises(ValueError, match=r'learner\.pseudo_repeat must be .* or "auto"'):
+            DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5, "pseudo_repeat": wrong})
+
+
 def test_a_class_with_few_labelled_boxes_learns_nothing_from_the_unlabelled_frames(project):
     """``pseudo_min_boxes``: a class with fewer labelled boxes than that gets no pseudo-label
     and the whole unlabelled frame as its ignore region (not background, which it would be

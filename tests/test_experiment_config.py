@@ -22,6 +22,22 @@ def test_the_documented_example_loads_and_every_strategy_in_it_can_be_made():
         make_strategy(spec)
 
 
+def test_every_experiment_file_in_benchmarks_loads_and_makes_its_learner_and_strategies():
+    """The study files BENCHMARKS runs (those with ``studies``; the others are worlds)."""
+    from pathlib import Path
+
+    from scenesift.al.learners import make_learner
+
+    files = sorted((Path(__file__).parents[1] / "benchmarks").glob("*.toml"))
+    studies = [f for f in files if "studies" in tomllib.loads(f.read_text())]
+    assert len(studies) >= 5
+    for path in studies:
+        config = ExperimentConfig.load(path)
+        make_learner(config.learner)
+        for spec in (*config.strategies.strategies, *config.tagger.strategies):
+            make_strategy(spec)
+
+
 def test_the_learner_table_sets_where_every_run_trains():
     from scenesift.al.learners import make_learner
 

@@ -14,6 +14,7 @@ pooled features in about a second.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -84,6 +85,12 @@ class DetectorLearner:
     objects of it would train as background: on the fleet pool, self-training with ignore
     regions halved cyclists' and cones' AP@0.5 at 600 labels under cluster uncertainty
     while trucks gained (BENCHMARKS, session 14). None: off.
+    ``pseudo_repeat``: the labelled frames appear this many times in what the round's
+    model reads beside the pseudo-labelled ones; ``"auto"``: the fewest that give them at
+    least the passes the teacher gave them. The schedule is sized by the frames read
+    (``DetectorConfig.schedule``: 800 steps, at least 6 passes), so 600 labelled frames
+    alone get ~16 passes and, beside 1,040 pseudo-labelled ones, ~6: the only frames with
+    a rare class's objects are seen ~2.7x less (BENCHMARKS, session 14). 1: off.
     ``pseudo_frames``: at most this many unlabelled frames a round (a random sample, seeded
     by the detector's seed and the labelled count); None: all. The second training takes
     at least ``min_epochs`` passes over what it reads, so on a pool far larger than the
@@ -105,12 +112,16 @@ class DetectorLearner:
     pseudo_labels: float = 0.0
     pseudo_ignore: float | None = None
     pseudo_min_boxes: int | None = None
+    pseudo_repeat: int | str = 1
     pseudo_frames: int | None = None
     progress: bool = False
     device: str | None = None  # auto|cpu|cuda|mps for every round's training; None: detector's
 
     kind: ClassVar[str] = "detector"
     metric: ClassVar[str] = "map50"  # the learning curve's default y
+    #: ``pseudo_repeat = "auto"``'s ceiling: beyond it the labelled frames outnumber the
+    #: pseudo-labelled ones so far that self-training has next to nothing left to add.
+    MAX_REPEAT: ClassVar[int] = 32
 
     def __post_init__(self) -> None:
         from scenesift.models.detector import DetectorConfig
@@ -131,6 +142,13 @@ class DetectorLearner:
         if self.pseudo_min_boxes is not None and self.pseudo_min_boxes < 1:
             raise ValueError(
                 f"learner.pseudo_min_boxes must be >= 1; got {self.pseudo_min_boxes!r}"
+            )
+        if self.pseudo_repeat != "auto" and not (
+            type(self.pseudo_repeat) is int and self.pseudo_repeat >= 1
+        ):
+            raise ValueError(
+                'learner.pseudo_repeat must be an integer >= 1 or "auto"; got '
+                f"{self.pseudo_repeat!r}"
             )
         if self.pseudo_frames is not None and self.pseudo_frames < 1:
             raise ValueError(f"learner.pseudo_frames must be >= 1; got {self.pseudo_frames!r}")
@@ -203,7 +221,8 @@ class DetectorLearner:
                 keep = rng.choice(len(unlabelled), self.pseudo_frames, replace=False)
                 unlabelled = [unlabelled[i] for i in sorted(keep)]
             teacher = detector(self.config, train)
-            frames += self.pseudo_labelled(teacher, store, unlabelled, self.rare(store, train))
+            pseudo = self.pseudo_labelled(teacher, store, unlabelled, self.rare(store, train))
+            frames = frames * self.repeats(len(frames), len(pseudo)) + pseudo
         members = []
         for k in range(self.ensemble):
             cfg = replace(self.config, seed=self.config.seed + k) if k else self.config
@@ -213,6 +232,22 @@ class DetectorLearner:
         if self.situations:
             members.append(self.fit_tagger(store, train, val))
         return members
+
+    def repeats(self, labelled: int, pseudo: int) -> int:
+        """How many times the round's model reads each of ``labelled`` frames beside
+        ``pseudo`` pseudo-labelled ones (``pseudo_repeat``)."""
+        if self.pseudo_repeat != "auto":
+            return int(self.pseudo_repeat)
+        batches = self.config.batch_size
+
+        def passes(frames: int, of: int) -> float:  # of the ``of`` labelled frames in them
+            steps = self.config.schedule(math.ceil(frames / batches))[1]
+            return steps * batches / frames * (of / labelled) if labelled else 0.0
+
+        wanted, r = passes(labelled, labelled), 1
+        while r < self.MAX_REPEAT and passes(r * labelled + pseudo, r * labelled) < wanted:
+            r += 1
+        return r
 
     def rare(self, store: Store, train: Sequence[FrameRecord]) -> list[str]:
         """The classes with fewer than ``pseudo_min_boxes`` labelled boxes in ``train``."""
