@@ -238,14 +238,16 @@ class DetectorLearner:
         ``pseudo`` pseudo-labelled ones (``pseudo_repeat``)."""
         if self.pseudo_repeat != "auto":
             return int(self.pseudo_repeat)
-        batches = self.config.batch_size
+        if not labelled:
+            return 1
+        batch = self.config.batch_size
 
-        def passes(frames: int, of: int) -> float:  # of the ``of`` labelled frames in them
-            steps = self.config.schedule(math.ceil(frames / batches))[1]
-            return steps * batches / frames * (of / labelled) if labelled else 0.0
+        def passes(copies: int, others: int) -> float:  # over each labelled frame
+            read = copies * labelled + others
+            return copies * self.config.schedule(math.ceil(read / batch))[1] * batch / read
 
-        wanted, r = passes(labelled, labelled), 1
-        while r < self.MAX_REPEAT and passes(r * labelled + pseudo, r * labelled) < wanted:
+        wanted, r = passes(1, 0), 1  # the teacher's: the labelled frames alone
+        while r < self.MAX_REPEAT and passes(r, pseudo) < wanted:
             r += 1
         return r
 
