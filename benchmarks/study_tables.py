@@ -2,7 +2,9 @@
 (each strategy against random: AULC difference, paired tests, labels to 95% of full data,
 labels to reach random's mAP@0.5 at the largest budget, each seed against its own run),
 each class's AP@0.5 at the largest budget against full data (where the rest of the way to
-it is lost), a self-training study's rounds against their teachers (the same labels without
+it is lost), the variance violins (random subsets of each size: their spread, and how many
+of them each strategy's mean at that budget beats), a self-training study's rounds against
+their teachers (the same labels without
 pseudo-labels), mAP@0.5 per seed and budget with the paired difference to random per budget,
 and each class
 and situation against random at every budget (``stats.slice_gains``) for one strategy, then
@@ -144,6 +146,32 @@ def against_teacher(df: pd.DataFrame) -> None:
     print()
 
 
+def violins(df: pd.DataFrame, full: float | None) -> None:
+    """The variance study per subset size: how far random subsets of one size spread (seed
+    002's violins), and where each strategy's mean at that budget falls among them. A
+    strategy that picks well should beat most random subsets of its size, not only their
+    mean."""
+    summary = stats.variance_summary(df)
+    if summary.empty:
+        return
+    runs = stats.subset(df, "map50", study="variance")
+    head = stats.subset(df, "map50")
+    means = head.groupby(["strategy", "n_labelled"])["value"].mean()
+    print("| random subsets of (labelled frames) | runs | min | median | max | max - min "
+          "| median % of full | strategies' mean at that budget: random subsets it beats |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")  # fmt: skip
+    for r in summary.itertuples():
+        n = round(r.n_labelled)
+        values = runs.loc[runs["fraction"].astype(float).round(6) == round(r.fraction, 6),
+                          "value"].to_numpy(float)  # fmt: skip
+        beats = [f"{name} {mean:.3f}: {int((values < mean).sum())} of {values.size}"
+                 for (name, at), mean in means.items() if at == n]  # fmt: skip
+        share = f"{r.median / full:.0%}" if full else "-"
+        print(f"| {n:,} | {r.n_runs} | {r.min:.3f} | {r.median:.3f} | {r.max:.3f} "
+              f"| {r.spread:.3f} | {share} | {'; '.join(beats)} |")  # fmt: skip
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="the experiment's results folder")
@@ -171,6 +199,7 @@ def main() -> None:
         print(f"full-data mAP@0.5 (median): {full:.3f}; code: {codes}\n")
         headline(df, b, full, max(budgets))
         gap_to_full(df, b, max(budgets))
+        violins(df, full)
     else:  # an experiment run --first another strategy: its own tables only, so far
         print(f"no full-data runs or no {b} campaign yet; code: {codes}\n")
     against_teacher(df)
