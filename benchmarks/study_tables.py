@@ -157,8 +157,10 @@ def violins(df: pd.DataFrame, full: float | None) -> None:
     runs = stats.subset(df, "map50", study="variance")
     head = stats.subset(df, "map50")
     means = head.groupby(["strategy", "n_labelled"])["value"].mean()
-    print("| random subsets of (labelled frames) | runs | min | median | max | max - min "
-          "| median % of full | strategies' mean at that budget: random subsets it beats |")
+    print(
+        "| random subsets of (labelled frames) | runs | min | median | max | max - min "
+        "| median % of full | strategies' mean at that budget: random subsets it beats |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")  # fmt: skip
     for r in summary.itertuples():
         n = round(r.n_labelled)
