@@ -4,12 +4,10 @@ labels to reach random's mAP@0.5 at the largest budget, each seed against its ow
 each class's AP@0.5 at the largest budget against full data (where the rest of the way to
 it is lost), the variance violins (random subsets of each size: their spread, and how many
 of them each strategy's mean at that budget beats), a self-training study's rounds against
-their teachers (the same labels without
-pseudo-labels), mAP@0.5 per seed and budget with the paired difference to random per budget,
-and each class
-and situation against random at every budget (``stats.slice_gains``) for one strategy, then
-the verdict as the CLI says it. Every number is computed here from the kept Parquet files,
-so BENCHMARKS can be redone.
+their teachers (the same labels without pseudo-labels), mAP@0.5 per seed and budget with the
+paired difference to random per budget, and each class and situation against random at
+every budget (``stats.slice_gains``) for one strategy, then the verdict as the CLI says it.
+Every number is computed here from the kept Parquet files, so BENCHMARKS can be redone.
 
     .venv/bin/python benchmarks/study_tables.py benchmarks/results/fleet-power-study/results \
         [--strategy "least_confidence(agg=sum)"] [--seeds 0 1 2 3]

@@ -565,6 +565,8 @@ def test_self_training_reads_the_labelled_frames_as_often_as_its_teacher_did(pro
     for wrong in (0, 1.5, "twice"):
         with pytest.raises(ValueError, match=r'learner\.pseudo_repeat must be .* or "auto"'):
             DetectorLearner(**{**LEARNER, "pseudo_labels": 0.5, "pseudo_repeat": wrong})
+    with pytest.raises(ValueError, match=r"learner\.pseudo_repeat .* needs learner\.pseudo_labels"):
+        DetectorLearner(**{**LEARNER, "pseudo_repeat": "auto"})  # self-training off
 
 
 def test_a_class_with_few_labelled_boxes_learns_nothing_from_the_unlabelled_frames(project):

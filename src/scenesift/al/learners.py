@@ -150,6 +150,11 @@ class DetectorLearner:
                 'learner.pseudo_repeat must be an integer >= 1 or "auto"; got '
                 f"{self.pseudo_repeat!r}"
             )
+        if self.pseudo_repeat != 1 and not self.pseudo_labels:
+            raise ValueError(
+                "learner.pseudo_repeat sets how often a self-trained model reads the labelled "
+                "frames: it needs learner.pseudo_labels > 0 (self-training is off)"
+            )
         if self.pseudo_frames is not None and self.pseudo_frames < 1:
             raise ValueError(f"learner.pseudo_frames must be >= 1; got {self.pseudo_frames!r}")
         if self.tta not in TTA:
