@@ -153,6 +153,9 @@ def violins(df: pd.DataFrame, full: float | None) -> None:
     if summary.empty:
         return
     runs = stats.subset(df, "map50", study="variance")
+    # keyed as variance_summary keys its rows
+    values = {float(f): g["value"].to_numpy(float)
+              for f, g in runs.groupby("fraction", observed=True)}  # fmt: skip
     head = stats.subset(df, "map50")
     means = head.groupby(["strategy", "n_labelled"])["value"].mean()
     print(
@@ -161,10 +164,8 @@ def violins(df: pd.DataFrame, full: float | None) -> None:
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")  # fmt: skip
     for r in summary.itertuples():
-        n = round(r.n_labelled)
-        values = runs.loc[runs["fraction"].astype(float).round(6) == round(r.fraction, 6),
-                          "value"].to_numpy(float)  # fmt: skip
-        beats = [f"{name} {mean:.3f}: {int((values < mean).sum())} of {values.size}"
+        n, subsets = round(r.n_labelled), values[r.fraction]
+        beats = [f"{name} {mean:.3f}: {int((subsets < mean).sum())} of {subsets.size}"
                  for (name, at), mean in means.items() if at == n]  # fmt: skip
         share = f"{r.median / full:.0%}" if full else "-"
         print(f"| {n:,} | {r.n_runs} | {r.min:.3f} | {r.median:.3f} | {r.max:.3f} "

@@ -7,7 +7,7 @@ in ``docs/architecture.md``: a *Frame* carries *situation* values and *Boxes*.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,17 @@ class FrameRecord:
     boxes: list[Box] | None = None
     situation_scores: dict[str, float] = field(default_factory=dict)
     predicted_boxes: list[Box] = field(default_factory=list)
+
+
+def object_counts(records: Iterable[FrameRecord], classes: Sequence[str]) -> dict[str, int]:
+    """Labelled objects per class of ``classes`` in ``records`` (0 where none). Ignore
+    regions (``iscrowd``) are areas nobody labelled, not objects, so they do not count."""
+    counts = dict.fromkeys(classes, 0)
+    for r in records:
+        for b in r.boxes or ():
+            if b.category in counts and not b.attributes.get("iscrowd"):
+                counts[b.category] += 1
+    return counts
 
 
 @dataclass

@@ -15,7 +15,6 @@ pooled features in about a second.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,7 +23,7 @@ import numpy as np
 
 from scenesift.al.pool import Detections, Learner, PoolOutputs, Strategy
 from scenesift.errors import ConfigError
-from scenesift.records import Box, FrameRecord
+from scenesift.records import Box, FrameRecord, object_counts
 from scenesift.store import Store
 
 if TYPE_CHECKING:
@@ -260,9 +259,8 @@ class DetectorLearner:
         """The classes with fewer than ``pseudo_min_boxes`` labelled boxes in ``train``."""
         if self.pseudo_min_boxes is None:
             return []
-        counts = Counter(b.category for r in train for b in r.boxes or ()
-                         if not b.attributes.get("iscrowd"))  # fmt: skip
-        return [c for c in store.taxonomy.classes if counts[c] < self.pseudo_min_boxes]
+        counts = object_counts(train, store.taxonomy.classes)
+        return [c for c, n in counts.items() if n < self.pseudo_min_boxes]
 
     def pseudo_labelled(
         self, teacher, store: Store, records: Sequence[FrameRecord], rare: Sequence[str] = ()
