@@ -435,3 +435,19 @@ def test_first_runs_the_named_strategys_campaigns_before_the_others(project, mon
     ]  # fmt: skip
     with pytest.raises(ConfigError, match=r"--first 'badge' names no strategy.*random"):
         run_experiment(project, cfg, prepare_features=False, first=["badge"])
+
+
+def test_evaluation_power_counts_objects_not_ignore_regions():
+    """A crowd region is an area nobody labelled: counting it would flag a class as measured
+    on enough objects when it is not."""
+    from scenesift.experiments.studies import truth_count_rows
+    from scenesift.records import Box, FrameRecord
+    from scenesift.taxonomy import default_taxonomy
+
+    boxes = [Box("car", 0, 0, 10, 10), Box("car", 20, 0, 60, 30, attributes={"iscrowd": True})]
+    test = [FrameRecord("a.png", "a.png", "d", 64, 64, boxes=boxes, situations={"day": True})]
+    rows = truth_count_rows({"run": "r"}, test, [], default_taxonomy())
+    count = {(r["metric"], r.get("class", r.get("situation"))): r["value"] for r in rows}
+    assert count[(EVAL_OBJECTS, "car")] == 1
+    assert count[(EVAL_FRAMES, "day")] == 1
+    assert count[(POOL_OBJECTS, "car")] == 0

@@ -22,7 +22,7 @@ from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import ALL
 from scenesift.experiments.stats import EVAL_FRAMES, EVAL_OBJECTS, POOL_FRAMES, POOL_OBJECTS
 from scenesift.files import fit_name
-from scenesift.records import FrameRecord
+from scenesift.records import FrameRecord, object_counts
 from scenesift.taxonomy import Taxonomy
 
 
@@ -139,12 +139,10 @@ def _count_rows(
     base: dict[str, Any], frames: Sequence[FrameRecord], taxonomy: Taxonomy, by_class: str,
     by_situation: str,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    objects = dict.fromkeys(taxonomy.classes, 0)
+    # ignore regions are areas nobody labelled, not objects: they give a class no power
+    objects = object_counts(frames, taxonomy.classes)
     positives = dict.fromkeys(taxonomy.names, 0)
     for r in frames:
-        for b in r.boxes or ():
-            if b.category in objects:
-                objects[b.category] += 1
         for name, value in r.situations.items():
             if value and name in positives:
                 positives[name] += 1
