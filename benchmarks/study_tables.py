@@ -171,6 +171,50 @@ def violins(df: pd.DataFrame, full: float | None) -> None:
         print(f"| {n:,} | {r.n_runs} | {r.min:.3f} | {r.median:.3f} | {r.max:.3f} "
               f"| {r.spread:.3f} | {share} | {'; '.join(beats)} |")  # fmt: skip
     print()
+    if full:
+        labels_ratio(df, full)
+
+
+def labels_ratio(df: pd.DataFrame, full: float) -> None:
+    """Issue 16's "random needs >= 1.3x as many labels": random's labels to 95% of full data
+    from the variance runs' median curve (which reaches past the campaigns' budget), against
+    each strategy's median seed."""
+    labels, below, above = stats.variance_labels_to_reach(df, full)
+    target = 0.95 * full
+    if not math.isfinite(labels):
+        print(f"Random subsets do not reach 95% of full data ({target:.3f}) below the full "
+              f"pool: labels random needs are not measured.\n")  # fmt: skip
+        return
+    if not math.isfinite(below):
+        print(f"Random subsets reach 95% of full data ({target:.3f}) at the smallest size run "
+              f"({above:,.0f} frames): how many labels random needs below it is not "
+              "measured.\n")  # fmt: skip
+        return
+    print(f"Random subsets reach 95% of full data ({target:.3f}) at {labels:,.0f} labelled "
+          f"frames (their median mAP@0.5, interpolated between the {below:,.0f}- and "
+          f"{above:,.0f}-frame subsets).\n")  # fmt: skip
+    reach = stats.labels_to_reach(df, full).by_strategy
+    print("| strategy | seeds reaching 95% | labels to 95%, median seed | random needs |")
+    print("| --- | ---: | ---: | ---: |")
+    for r in reach.loc[reach["strategy"] != stats.BASELINE].itertuples():
+        ratio = f"{labels / r.median:.2f}x" if pd.notna(r.median) else "-"
+        median = f"{r.median:,.0f}" if pd.notna(r.median) else "not reached by half"
+        print(f"| {r.strategy} | {r.n_reached} of {r.n_seeds} | {median} | {ratio} |")
+    print()
+
+
+def _with_variance(df: pd.DataFrame, other: pd.DataFrame, where: Path) -> pd.DataFrame:
+    """``df`` with ``other``'s variance runs. A subset size both ran is refused: the same
+    seed and size draw the same subset, so pooling them would count one training twice."""
+    extra = other.loc[other["study"] == "variance"]
+    ours = set(df.loc[df["study"] == "variance", "fraction"].astype(float).round(6))
+    shared = sorted(ours & set(extra["fraction"].astype(float).round(6)))
+    if shared:
+        raise SystemExit(
+            f"error: {where} has variance runs at fractions {shared}, which the first "
+            "results folder has too; give it other subset sizes"
+        )
+    return pd.concat([df, extra], ignore_index=True)
 
 
 def main() -> None:
@@ -179,12 +223,18 @@ def main() -> None:
     parser.add_argument("--strategy",
                         help="the strategy whose per-slice table is printed (default: the "
                         "one with the largest AULC difference to the baseline)")  # fmt: skip
+    parser.add_argument("--more-variance", type=Path, action="append", default=[],
+                        help="another experiment's results folder whose variance runs (random "
+                        "subsets of other sizes, same worlds and detector) join this one's; "
+                        "repeatable")  # fmt: skip
     parser.add_argument("--baseline", default=stats.BASELINE)
     parser.add_argument("--seeds", type=int, nargs="*",
                         help="only these campaign seeds (default: all), to reprint a table "
                         "from before more seeds ran")  # fmt: skip
     args = parser.parse_args()
     df = read_results(args.results)
+    for more in args.more_variance:
+        df = _with_variance(df, read_results(more), more)
     if args.seeds:
         df = df.loc[(df["study"] != "strategies") | df["seed"].isin(args.seeds)]
     b = args.baseline

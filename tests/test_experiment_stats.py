@@ -324,3 +324,25 @@ def test_slice_gains_compare_each_class_and_situation_rarest_first():
     assert gains.loc[gains["name"] == "night", "ratio"].to_numpy() == pytest.approx([1.0] * 4)
     strict = stats.slice_gains(df, "lc", minimum=200)
     assert not strict.loc[strict["name"] == "traffic_cone", "enough"].any()
+
+
+def test_random_subsets_reach_a_target_past_the_campaigns_budget():
+    """Random needs more labels than a campaign's budget: the variance runs' median curve,
+    interpolated between the subset sizes it lies between, says how many."""
+    runs = {0.1: [0.10, 0.20, 0.30], 0.5: [0.40, 0.50, 0.90], 0.7: [0.66, 0.70, 0.71],
+            1.0: [0.80, 0.80, 0.80]}  # fmt: skip
+    rows = [
+        {"experiment": "t", "study": "variance", "run": f"v{f}-{i}", "strategy": "random",
+         "seed": i, "fraction": f, "n_labelled": round(f * 1000), "metric": "map50", "value": v}
+        for f, values in runs.items() for i, v in enumerate(values)
+    ]  # fmt: skip
+    df = frame(rows)
+    # 95% of 0.8 = 0.76: medians 0.50 at 500, 0.70 at 700, 0.80 at 1000 (not the 0.90 run)
+    labels, below, above = stats.variance_labels_to_reach(df, 0.8)
+    assert labels == pytest.approx(700 + 300 * 0.06 / 0.10)
+    assert (below, above) == (700, 1000)
+    # reached at the smallest size: nothing smaller to interpolate from
+    first, before, at = stats.variance_labels_to_reach(df, 0.8, share=0.1)
+    assert first == 100 and math.isnan(before) and at == 100
+    never, largest, _ = stats.variance_labels_to_reach(df, 1.0)
+    assert math.isnan(never) and largest == 1000

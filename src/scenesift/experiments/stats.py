@@ -445,6 +445,24 @@ def variance_summary(df: pd.DataFrame, metric: str = "map50") -> pd.DataFrame:
     return pd.DataFrame(out, columns=cols)
 
 
+def variance_labels_to_reach(
+    df: pd.DataFrame, full_value: float, share: float = 0.95, metric: str = "map50"
+) -> tuple[float, float, float]:
+    """Labelled frames random subsets need to reach ``share * full_value``: where the
+    variance study's median per subset size first reaches it, linearly interpolated between
+    sizes (NaN: no size does), with the two sizes it lies between (NaN before the first).
+    A strategy study's random campaigns stop at their budget; the variance runs (the same
+    training on a random subset) reach past it, so "random needs 1.3x the labels" can be
+    measured where random is still short of the target at that budget."""
+    summary = variance_summary(df, metric)
+    xs, ys = summary["n_labelled"].to_numpy(float), summary["median"].to_numpy(float)
+    n = first_crossing(xs, ys, share * full_value)
+    if not np.isfinite(n):
+        return n, float(xs[-1]) if xs.size else np.nan, np.nan
+    i = int(np.searchsorted(xs, n))
+    return n, float(xs[i - 1]) if i > 0 else np.nan, float(xs[i])
+
+
 def full_data_value(df: pd.DataFrame, metric: str = "map50", cls: str = ALL) -> float | None:
     """The median ``metric`` (of class ``cls``: ``ap50`` per class) of the variance study's
     100% runs, if it has any (what labels-to-reach targets when no full-data value is
