@@ -194,12 +194,17 @@ def labels_ratio(df: pd.DataFrame, full: float) -> None:
           f"frames (their median mAP@0.5, interpolated between the {below:,.0f}- and "
           f"{above:,.0f}-frame subsets).\n")  # fmt: skip
     reach = stats.labels_to_reach(df, full).by_strategy
-    print("| strategy | seeds reaching 95% | labels to 95%, median seed | random needs |")
+    curves = stats.learning_curves(df)
+    print("| strategy | seeds reaching 95% | labels to 95%: median seed (random needs) "
+          "| mean curve (random needs) |")  # fmt: skip
     print("| --- | ---: | ---: | ---: |")
     for r in reach.loc[reach["strategy"] != stats.BASELINE].itertuples():
-        ratio = f"{labels / r.median:.2f}x" if pd.notna(r.median) else "-"
-        median = f"{r.median:,.0f}" if pd.notna(r.median) else "not reached by half"
-        print(f"| {r.strategy} | {r.n_reached} of {r.n_seeds} | {median} | {ratio} |")
+        curve = curves.loc[curves["strategy"] == r.strategy]
+        mean = stats.first_crossing(curve["n_labelled"].to_numpy(float),
+                                    curve["mean"].to_numpy(float), target)  # fmt: skip
+        cells = [f"{n:,.0f} ({labels / n:.2f}x)" if math.isfinite(n) else "not reached"
+                 for n in (r.median, mean)]  # fmt: skip
+        print(f"| {r.strategy} | {r.n_reached} of {r.n_seeds} | {cells[0]} | {cells[1]} |")
     print()
 
 
