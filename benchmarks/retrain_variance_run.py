@@ -17,7 +17,7 @@ import torch
 
 from scenesift.experiments import stats
 from scenesift.experiments.config import ExperimentConfig
-from scenesift.experiments.results import read_results
+from scenesift.experiments.results import ALL, read_results
 from scenesift.experiments.runners import results_dir
 from scenesift.experiments.studies import RunSpec, execute
 
@@ -36,7 +36,7 @@ def main() -> None:
     run = RunSpec(run="retrain", study="variance", strategy="", seed=args.seed,
                   fraction=args.fraction)  # fmt: skip
     rows = execute(args.project, config.to_dict(), run)
-    [now] = [r["value"] for r in rows if r["metric"] == "map50" and r.get("situation") == "all"]
+    [now] = [r["value"] for r in rows if r["metric"] == "map50" and r.get("situation") == ALL]
     kept = stats.subset(read_results(results_dir(args.project, config)), "map50",
                         study="variance")  # fmt: skip
     kept = kept.loc[np.isclose(kept["fraction"].astype(float), args.fraction)

@@ -83,6 +83,16 @@ def object_counts(records: Iterable[FrameRecord], classes: Sequence[str]) -> dic
     return counts
 
 
+def situation_counts(records: Iterable[FrameRecord], names: Sequence[str]) -> dict[str, int]:
+    """Frames of ``records`` positive for each situation of ``names`` (0 where none)."""
+    counts = dict.fromkeys(names, 0)
+    for r in records:
+        for name, value in r.situations.items():
+            if value and name in counts:
+                counts[name] += 1
+    return counts
+
+
 @dataclass
 class ImportReport:
     """What an import did, including everything it skipped or repaired, for the summary."""

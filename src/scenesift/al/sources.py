@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from scenesift.al.pool import Detections, Pool
-from scenesift.records import Box, FrameRecord, object_counts
+from scenesift.records import Box, FrameRecord, object_counts, situation_counts
 from scenesift.store import Store
 
 if TYPE_CHECKING:  # torch is imported only where embeddings are computed
@@ -108,11 +108,6 @@ def build_pool(
 
         embeddings = pooled(names)
         labelled_emb = pooled([r.name for r in labelled]) if labelled else None
-    situation_counts = dict.fromkeys(tax.names, 0)
-    for r in labelled:
-        for s, v in r.situations.items():
-            if v and s in situation_counts:
-                situation_counts[s] += 1
     return Pool(
         frame_ids=np.asarray(frame_ids, np.int64),
         drives=np.array([r.drive for r in records], dtype=object),
@@ -126,7 +121,7 @@ def build_pool(
         detections=detections,
         embeddings=embeddings,
         labelled_embeddings=labelled_emb,
-        labelled_situation_counts=situation_counts,
+        labelled_situation_counts=situation_counts(labelled, tax.names),
         labelled_class_counts=object_counts(labelled, tax.classes),
         n_labelled=len(labelled),
     )

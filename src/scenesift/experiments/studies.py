@@ -22,7 +22,7 @@ from scenesift.experiments.config import ExperimentConfig
 from scenesift.experiments.results import ALL
 from scenesift.experiments.stats import EVAL_FRAMES, EVAL_OBJECTS, POOL_FRAMES, POOL_OBJECTS
 from scenesift.files import fit_name
-from scenesift.records import FrameRecord, object_counts
+from scenesift.records import FrameRecord, object_counts, situation_counts
 from scenesift.taxonomy import Taxonomy
 
 
@@ -141,11 +141,7 @@ def _count_rows(
 ) -> list[dict[str, Any]]:  # fmt: skip
     # ignore regions are areas nobody labelled, not objects: they give a class no power
     objects = object_counts(frames, taxonomy.classes)
-    positives = dict.fromkeys(taxonomy.names, 0)
-    for r in frames:
-        for name, value in r.situations.items():
-            if value and name in positives:
-                positives[name] += 1
+    positives = situation_counts(frames, taxonomy.names)
     common = {**base, "round": 0, "n_labelled": 0, "n_frames": len(frames)}
     return [{**common, "metric": by_class, "class": c, "value": k}
             for c, k in objects.items()] + [
