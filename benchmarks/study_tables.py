@@ -194,14 +194,12 @@ def labels_ratio(df: pd.DataFrame, full: float) -> None:
           f"frames (their median mAP@0.5, interpolated between the {below:,.0f}- and "
           f"{above:,.0f}-frame subsets).\n")  # fmt: skip
     reach = stats.labels_to_reach(df, full).by_strategy
-    curves = stats.learning_curves(df)
+    mean_curve = stats.mean_curve_labels_to_reach(df, full).set_index("strategy")["labels"]
     print("| strategy | seeds reaching 95% | labels to 95%: median seed (random needs) "
           "| mean curve (random needs) |")  # fmt: skip
     print("| --- | ---: | ---: | ---: |")
     for r in reach.loc[reach["strategy"] != stats.BASELINE].itertuples():
-        curve = curves.loc[curves["strategy"] == r.strategy]
-        mean = stats.first_crossing(curve["n_labelled"].to_numpy(float),
-                                    curve["mean"].to_numpy(float), target)  # fmt: skip
+        mean = mean_curve[r.strategy]
         cells = [f"{n:,.0f} ({labels / n:.2f}x)" if math.isfinite(n) else "not reached"
                  for n in (r.median, mean)]  # fmt: skip
         print(f"| {r.strategy} | {r.n_reached} of {r.n_seeds} | {cells[0]} | {cells[1]} |")

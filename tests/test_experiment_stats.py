@@ -346,3 +346,26 @@ def test_random_subsets_reach_a_target_past_the_campaigns_budget():
     assert first == 100 and math.isnan(before) and at == 100
     never, largest, _ = stats.variance_labels_to_reach(df, 1.0)
     assert math.isnan(never) and largest == 1000
+
+
+def test_the_mean_curve_reaches_a_target_some_seeds_miss():
+    """Seed 0 reaches 0.6 at 300 labelled frames, seed 1 never does: no per-seed mean, but
+    the mean curve (0.35, 0.45, 0.55, 0.65 at 100-400) crosses 0.6 halfway from 300 to 400."""
+    df = curves({("a", 0): [0.4, 0.5, 0.6, 0.7, 0.8], ("a", 1): [0.3, 0.4, 0.5, 0.6 - 1e-9, 0.55],
+                 ("random", 0): linear()})  # fmt: skip
+    reach = stats.labels_to_reach(df, 1.0, share=0.6).by_strategy.set_index("strategy")
+    assert reach.loc["a", "n_reached"] == 1 and math.isnan(reach.loc["a", "mean"])
+    mean = stats.mean_curve_labels_to_reach(df, 1.0, share=0.6).set_index("strategy")
+    assert mean.loc["a", "labels"] == pytest.approx(350) and mean.loc["a", "n_seeds"] == 2
+    assert math.isnan(mean.loc["random", "labels"])  # 0.001 x reaches 0.6 past 500
+
+
+def test_a_seed_still_running_does_not_bend_the_mean_curve():
+    """Seed 2 has run two rounds, low (0.1): over all three seeds the curve is 0.27 and 0.33
+    at 100 and 200 and stops there, short of 0.6. Averaging the other two seeds alone at
+    300-500 would claim the crossing at 350 that seed 2 has not shown."""
+    df = curves({("a", 0): [0.4, 0.5, 0.6, 0.7, 0.8], ("a", 1): [0.3, 0.4, 0.5, 0.6 - 1e-9, 0.55],
+                 ("a", 2): [0.1] * 5})  # fmt: skip
+    df = df.loc[(df["seed"] < 2) | (df["n_labelled"] <= 200)]
+    mean = stats.mean_curve_labels_to_reach(df, 1.0, share=0.6).set_index("strategy")
+    assert math.isnan(mean.loc["a", "labels"]) and mean.loc["a", "n_seeds"] == 3

@@ -257,6 +257,28 @@ def labels_to_reach(
     return SeedStat(per_seed, _reached_by_strategy(per_seed, level))
 
 
+def mean_curve_labels_to_reach(
+    df: pd.DataFrame,
+    full_value: float,
+    share: float = 0.95,
+    metric: str = "map50",
+    study: str | None = "strategies",
+) -> pd.DataFrame:
+    """Per strategy: where its mean learning curve across seeds first reaches ``share *
+    full_value`` (``labels``, NaN: never), over ``n_seeds`` seeds. Where some seeds reach
+    the target within the budget and some do not, ``labels_to_reach`` has no mean; the mean
+    curve still says where the average run gets there. Only the budgets every seed of the
+    strategy was evaluated at count, so a campaign still running does not bend the curve."""
+    curves = learning_curves(df, metric, study=study)
+    rows = []
+    for strategy, g in curves.groupby("strategy", sort=True):
+        full = g.loc[g["n_seeds"] == g["n_seeds"].max()].sort_values("n_labelled")
+        xs, ys = full["n_labelled"].to_numpy(float), full["mean"].to_numpy(float)
+        rows.append({"strategy": str(strategy), "labels": first_crossing(xs, ys,
+                     share * full_value), "n_seeds": int(g["n_seeds"].max())})  # fmt: skip
+    return pd.DataFrame(rows, columns=["strategy", "labels", "n_seeds"])
+
+
 def _reached_by_strategy(per_seed: pd.DataFrame, level: float) -> pd.DataFrame:
     """Per strategy, the labels its seeds needed to reach a target (``per_seed.labels``,
     NaN: never): the mean and t interval only when every seed reached it (a mean over the
