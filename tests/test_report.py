@@ -607,4 +607,15 @@ def test_random_subsets_say_how_many_labels_random_needs_past_the_budget():
         "median, linear between its 800- and 1,000-frame subsets; 3 trainings a size): 55% "
         "fewer labels (random needs 2.25x)." in text
     )
+    assert "rough" not in text  # 800 to 1,000 is a small step
     assert "random subsets" not in verdict(campaigns, full_map50=0.9)  # no variance runs
+    # without the 800-frame subsets the line from 500 (0.6) to 1,000 (0.9) crosses at 925,
+    # and a curve bending between them would get there sooner: the verdict says it is rough
+    coarse = variance.loc[variance["fraction"] != 0.8]
+    text = verdict(pd.concat([campaigns, coarse], ignore_index=True), full_map50=0.9)
+    assert (
+        "needed about 925 (the variance study's median, linear between its 500- and "
+        "1,000-frame subsets; 3 trainings a size; sizes this far apart make it rough (a "
+        "bending curve gets there sooner than a straight line): add `[variance] fractions` "
+        "between them to pin it down): 56% fewer labels (random needs 2.28x)." in text
+    )

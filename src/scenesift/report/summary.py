@@ -281,6 +281,11 @@ def verdict(
     return " ".join(t for t in out if t)
 
 
+#: Variance subset sizes further apart than this ratio make random's labels to a target a
+#: rough figure (the verdict says so).
+WIDE_STEP = 1.5
+
+
 def _random_subsets(
     df: pd.DataFrame,
     r: pd.Series,
@@ -317,12 +322,21 @@ def _random_subsets(
         return ""
     runs = stats.variance_summary(df, metric)["n_runs"]
     each = f"{runs.min()}" if runs.min() == runs.max() else f"{runs.min()}-{runs.max()}"
+    # a learning curve bends (each label adds less), so a straight line across a wide step
+    # reaches the target late: say so rather than give the rough figure as a measurement
+    rough = (
+        "; sizes this far apart make it rough (a bending curve gets there sooner than a "
+        "straight line): add `[variance] fractions` between them to pin it down"
+        if above > WIDE_STEP * below
+        else ""
+    )
     return (
         f"Worth knowing: on data like this, {name} reached {share:.0%} of the full-data "
         f"{metric_name(metric)} ({r['target']:.3f}) at {labels:,.0f} labelled frames ({how}); "
         f"random subsets of the pool needed about {needs:,.0f} (the variance study's median, "
         f"linear between its {below:,.0f}- and {above:,.0f}-frame subsets; {each} trainings "
-        f"a size): {1 - labels / needs:.0%} fewer labels (random needs {needs / labels:.2f}x)."
+        f"a size{rough}): {1 - labels / needs:.0%} fewer labels (random needs "
+        f"{needs / labels:.2f}x)."
     )
 
 
