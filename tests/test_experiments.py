@@ -411,7 +411,7 @@ def test_a_variance_run_trains_like_a_campaign_at_its_budget(project, monkeypatc
         assert unlabelled == pool - train
 
 
-def test_first_runs_the_named_strategys_campaigns_before_the_others(project, monkeypatch):
+def test_first_runs_the_named_strategys_campaigns_or_studys_runs_before_the_others(project, monkeypatch):
     from scenesift.errors import ConfigError
     from scenesift.experiments import runners
 
@@ -433,7 +433,16 @@ def test_first_runs_the_named_strategys_campaigns_before_the_others(project, mon
         "strategies/random/s0", "strategies/random/s1",
         "variance/f0.50/r00", "variance/f0.50/r01",
     ]  # fmt: skip
-    with pytest.raises(ConfigError, match=r"--first 'badge' names no strategy.*random"):
+    # a study: the violins before the campaigns (largest subsets first, as by default)
+    order.clear()
+    run_experiment(project, cfg, prepare_features=False, first=["variance"])
+    assert order == [
+        "variance/f1.00/r00", "variance/f1.00/r01", "variance/f0.50/r00", "variance/f0.50/r01",
+        "strategies/random/s0", "strategies/least_confidence(agg=mean)/s0",
+        "strategies/random/s1", "strategies/least_confidence(agg=mean)/s1",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"--first 'badge' names no study or strategy.*"
+                       r"studies: strategies, variance; its strategies: .*random"):  # fmt: skip
         run_experiment(project, cfg, prepare_features=False, first=["badge"])
 
 

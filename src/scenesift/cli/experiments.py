@@ -33,7 +33,8 @@ def experiment_run(
         [],
         "--first",
         help="Run this strategy's campaigns before the others' (its label as "
-        "`experiment show` lists it, or its name); repeat for several.",
+        "`experiment show` lists it, or its name), or a study's runs (variance, "
+        "strategies, tagger); repeat for several.",
     ),
 ) -> None:
     """Run every unfinished run of an experiment (an interrupted one resumes)."""

@@ -245,7 +245,8 @@ def run_experiment(
     experiment: a second would start the same runs (`experiment show` watches one).
     ``first``: strategies (a label as `experiment show` lists it, or a strategy's name)
     whose campaigns run before the others, seed by seed: to complete the seeds of the
-    strategy a decision waits on when there is not time for all."""
+    strategy a decision waits on when there is not time for all; or a study's name, whose
+    runs go first."""
     from filelock import FileLock, Timeout
 
     root = Path(project) / RESULTS_DIR
@@ -275,7 +276,7 @@ def _run_unlocked(
     planned = plan(config)
     wanted = _first(planned, first)
     todo = sorted((r for r in planned if r.run not in done),
-                  key=lambda r: (r.strategy not in wanted, *_order(r)))  # fmt: skip
+                  key=lambda r: (r.run not in wanted, *_order(r)))  # fmt: skip
     total = len(done) + len(todo)
     if on_progress is not None:
         on_progress(RunsDone(len(done), total, None, 0.0))
@@ -294,16 +295,21 @@ def _run_unlocked(
 
 
 def _first(planned: list[RunSpec], first: Sequence[str]) -> set[str]:
-    """The campaign strategies' labels ``first`` names (a label, or a strategy's name for
-    every label of it); an entry naming none of them is refused, listing them."""
+    """The runs ``first`` names: a study's (``variance``: the violins, e.g. so that short
+    runs fill the end of a session a campaign would not finish in), or a campaign
+    strategy's (its label, or a strategy's name for every label of it); an entry naming
+    none is refused, listing what it can name."""
     labels = sorted({r.strategy for r in planned if r.study != "variance"})
+    studies = sorted({r.study for r in planned})
     wanted: set[str] = set()
     for entry in first:
-        hits = {x for x in labels if x == entry or x.split("(", 1)[0] == entry}
+        hits = {r.run for r in planned if r.study == entry or (
+            r.study != "variance" and (r.strategy == entry or r.strategy.split("(", 1)[0] == entry)
+        )}  # fmt: skip
         if not hits:
             raise ConfigError(
-                f"--first {entry!r} names no strategy of this experiment; its strategies: "
-                f"{', '.join(labels) or 'none'}"
+                f"--first {entry!r} names no study or strategy of this experiment; its "
+                f"studies: {', '.join(studies)}; its strategies: {', '.join(labels) or 'none'}"
             )
         wanted |= hits
     return wanted
