@@ -619,3 +619,17 @@ def test_random_subsets_say_how_many_labels_random_needs_past_the_budget():
         "bending curve gets there sooner than a straight line): add `[variance] fractions` "
         "between them to pin it down): 56% fewer labels (random needs 2.28x)." in text
     )
+
+
+def test_a_strategy_and_random_reaching_the_target_on_as_many_seeds_are_both_named():
+    """Only seed 4 of each reaches 95% of 0.9 (0.855) within 500 labelled frames: the
+    target sentence says so of both, by name (it once dropped its subject)."""
+    from scenesift.report.summary import verdict
+    from test_experiment_stats import _family
+
+    text = verdict(_family({"a": [0.01, 0.012, 0.008, 0.011, 0.009]}), full_map50=0.9)
+    assert text.startswith("On this pool, a beat random:")
+    assert (
+        "Target, 95% of the full-data mAP@0.5 (0.855): a and random each reached it on 1 of 5 "
+        "seeds only." in text
+    )

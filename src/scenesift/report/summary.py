@@ -435,9 +435,11 @@ def _reach(r: pd.Series, base: pd.Series, share: float, top: float) -> str:
         return f"did not reach it{within}" if k == 0 else f"reached it on {k} of {n} seeds only"
 
     head = f" Target, {share:.0%} of the full-data mAP@0.5 ({target:.3f}):"
-    if not _ok(r.get("labels")) and how(r) == how(base):
-        both = f"neither {r['strategy']} nor {base['strategy']} reached"  # of several compared
-        return f"{head} {how(r).replace('did not reach', both)}."
+    if not _ok(r.get("labels")) and how(r) == how(base):  # named: several are compared
+        if how(r).startswith("did not reach"):
+            both = f"neither {r['strategy']} nor {base['strategy']} reached"
+            return f"{head} {how(r).replace('did not reach', both)}."
+        return f"{head} {r['strategy']} and {base['strategy']} each {how(r)}."
     return f"{head} {r['strategy']} {how(r)}; {base['strategy']} {how(base)}."
 
 
