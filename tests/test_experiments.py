@@ -411,9 +411,7 @@ def test_a_variance_run_trains_like_a_campaign_at_its_budget(project, monkeypatc
         assert unlabelled == pool - train
 
 
-def test_first_runs_the_named_strategys_campaigns_or_studys_runs_before_the_others(
-    project, monkeypatch
-):
+def test_first_runs_the_named_strategy_or_study_before_the_others(project, monkeypatch):
     from scenesift.errors import ConfigError
     from scenesift.experiments import runners
 
