@@ -233,11 +233,10 @@ def verdict(
             if reached and _ok(top) and _ok(base.get("n_reached")) and base["n_reached"] == 0
             else float("nan")
         )
-        subsets = _random_subsets(df, r, full_map50, share, baseline, metric)
         if _ok(saved) and saved > 0:
             out.append(f"Worth knowing: on data like this, {name} gets the same accuracy for "
                        f"about {saved:.0%} fewer labels than {baseline} picks.")  # fmt: skip
-        elif subsets:
+        elif subsets := _random_subsets(df, r, full_map50, share, baseline, metric):
             out.append(subsets)
         elif _ok(at_least) and at_least > 0:
             out.append(
