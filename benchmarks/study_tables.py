@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from scenesift.errors import StoreError
 from scenesift.experiments import stats
+from scenesift.experiments.joining import join_variance
 from scenesift.experiments.results import read_results
 from scenesift.report.summary import verdict
 
@@ -206,20 +208,6 @@ def labels_ratio(df: pd.DataFrame, full: float) -> None:
     print()
 
 
-def _with_variance(df: pd.DataFrame, other: pd.DataFrame, where: Path) -> pd.DataFrame:
-    """``df`` with ``other``'s variance runs. A subset size both ran is refused: the same
-    seed and size draw the same subset, so pooling them would count one training twice."""
-    extra = other.loc[other["study"] == "variance"]
-    ours = set(df.loc[df["study"] == "variance", "fraction"].astype(float).round(6))
-    shared = sorted(ours & set(extra["fraction"].astype(float).round(6)))
-    if shared:
-        raise SystemExit(
-            f"error: {where} has variance runs at fractions {shared}, which the first "
-            "results folder has too; give it other subset sizes"
-        )
-    return pd.concat([df, extra], ignore_index=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="the experiment's results folder")
@@ -227,8 +215,9 @@ def main() -> None:
                         help="the strategy whose per-slice table is printed (default: the "
                         "one with the largest AULC difference to the baseline)")  # fmt: skip
     parser.add_argument("--more-variance", type=Path, action="append", default=[],
-                        help="another experiment's results folder whose variance runs (random "
-                        "subsets of other sizes, same worlds and detector) join this one's; "
+                        help="another experiment's results folder (beside this one, as "
+                        "benchmarks/results keeps them) whose variance runs (random subsets "
+                        "of other sizes, same worlds and detector) join this one's; "
                         "repeatable")  # fmt: skip
     parser.add_argument("--baseline", default=stats.BASELINE)
     parser.add_argument("--seeds", type=int, nargs="*",
@@ -236,8 +225,15 @@ def main() -> None:
                         "from before more seeds ran")  # fmt: skip
     args = parser.parse_args()
     df = read_results(args.results)
-    for more in args.more_variance:
-        df = _with_variance(df, read_results(more), more)
+    if args.more_variance:
+        root = args.results.resolve().parent.parent
+        if any(m.resolve().parent.parent != root for m in args.more_variance):
+            raise SystemExit(f"error: --more-variance folders must be beside {args.results}")
+        names = [m.resolve().parent.name for m in args.more_variance]
+        try:
+            df = join_variance(root, df, names)
+        except StoreError as e:
+            raise SystemExit(f"error: {e}") from None
     if args.seeds:
         df = df.loc[(df["study"] != "strategies") | df["seed"].isin(args.seeds)]
     b = args.baseline

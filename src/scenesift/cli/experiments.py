@@ -91,15 +91,28 @@ def report_cmd(
         help="Full-data mAP@0.5 for the 95% target (default: the median of the variance "
         "study's 100% runs).",
     ),
+    more_variance: list[str] = typer.Option(
+        [],
+        "--more-variance",
+        help="Another experiment whose random subsets (other sizes, same detector and "
+        "splits) join the violins and random's labels to 95%; repeatable.",
+    ),
     out: Path | None = typer.Option(None, help="Default: PROJECT/reports/report.html."),
 ) -> None:
     """One self-contained HTML file: learning curves, variance violins, per-class and
     per-situation curves, the tagger's AUCs, the situation gap report, picked frames."""
+    from scenesift.errors import StoreError
+    from scenesift.experiments.joining import join_variance
     from scenesift.experiments.results import latest_results
+    from scenesift.experiments.runners import RESULTS_DIR
     from scenesift.report import build_report
 
     with Store.open(project) as store:
         results = latest_results(store.root, experiment)
+        if more_variance:
+            if results is None:
+                raise StoreError("no experiment has finished a run: nothing to join to")
+            results = join_variance(store.root / RESULTS_DIR, results, more_variance)
         with console.status("building the report"):
             path = build_report(
                 store, out or store.root / "reports" / "report.html", results=results,

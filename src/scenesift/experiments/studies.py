@@ -150,14 +150,17 @@ def _count_rows(
     ]  # fmt: skip
 
 
+def variance_learner(learner: dict[str, Any]) -> dict[str, Any]:
+    """The learner a variance run trains: the experiment's, as one detector evaluated on
+    the whole test split, with no pool outputs to compute (no campaign reads them)."""
+    return {**learner, "slices": False, "ensemble": 1, "situations": False, "tta": "none"}
+
+
 def _variance_run(store, cfg: ExperimentConfig, run: RunSpec) -> list[dict[str, Any]]:
     from scenesift.al.learners import DetectorLearner
 
     started = time.perf_counter()
-    # one detector, evaluated on the whole test split; no pool outputs to compute
-    learner = DetectorLearner(
-        **{**cfg.learner, "slices": False, "ensemble": 1, "situations": False, "tta": "none"}
-    )
+    learner = DetectorLearner(**variance_learner(cfg.learner))
     pool = [r for r in store.records(split=cfg.pool_split) if r.boxes is not None]
     k = max(1, round(run.fraction * len(pool)))
     # one stream per (fraction, repeat): the subsets of different sizes are independent
