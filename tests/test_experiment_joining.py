@@ -46,11 +46,11 @@ def _experiment(root, name: str, runs: list[pd.DataFrame], learner=LEARNER) -> N
 @pytest.fixture
 def project(tmp_path):
     """'main': campaigns of random and 'a' (5 seeds, to 500 labels) and random subsets of
-    500 and 1,000 frames (medians 0.6 and 0.9); 'more': subsets of 800 (median 0.8) and a
-    campaign of its own."""
+    500 and 1,000 frames (5 and 3 trainings, medians 0.6 and 0.9); 'more': subsets of 800
+    (median 0.8) and a campaign of its own."""
     campaigns = _family({"a": [0.2, 0.25, 0.3, 0.22, 0.28]}).assign(experiment="main")
     runs = [g for _, g in campaigns.groupby("run")]
-    runs += _variance("main", {500: [0.55, 0.6, 0.7], 1000: [0.9, 0.9, 0.9]})
+    runs += _variance("main", {500: [0.55, 0.6, 0.7, 0.5, 0.65], 1000: [0.9, 0.9, 0.9]})
     _experiment(tmp_path, "main", runs)
     other = _family({"b": [0.5] * 5}).assign(experiment="more")
     more = [*_variance("more", {800: [0.8, 0.75, 0.85]}), other.loc[other["strategy"] == "b"]]
@@ -65,14 +65,17 @@ def test_sizes_joined_from_another_experiment_pin_down_randoms_labels(project):
     needs 800 + 200 x 0.055 / 0.1 = 910, and the step is small."""
     main = read_results(project / "experiments" / "main" / "results")
     alone = verdict(main, full_map50=0.9)
-    assert "needed about 925" in alone and "rough" in alone
+    assert "needed about 925" in alone and "3-5 trainings a size" in alone and "rough" in alone
     joined = join_variance(project / "experiments", main, ["more"])
     text = verdict(joined, full_map50=0.9)
-    assert "needed about 910 (the variance study's median, linear between its 800- and " in text
+    assert (
+        "needed about 910 (the variance study's median, linear between its 800- and "
+        "1,000-frame subsets; 3 trainings a size)" in text  # the 500-frame runs are not read
+    )
     assert "rough" not in text
     # only the other experiment's random subsets join, not its campaigns
     assert set(joined.loc[joined["experiment"] == "more", "study"]) == {"variance"}
-    assert len(joined) == len(main) + 2 * 3
+    assert len(joined) == len(main) + 2 * 3  # 3 runs: a map50 row and a truth row each
 
 
 def test_subsets_trained_by_another_detector_are_refused(project):

@@ -319,7 +319,10 @@ def _random_subsets(
                "their own")  # fmt: skip
     if labels >= needs:
         return ""
-    runs = stats.variance_summary(df, metric)["n_runs"]
+    # the trainings behind the two sizes the crossing lies between, not every size's
+    sizes = stats.variance_summary(df, metric)
+    at = sizes["n_labelled"]
+    runs = sizes.loc[(at - below).abs().lt(0.5) | (at - above).abs().lt(0.5), "n_runs"]
     each = f"{runs.min()}" if runs.min() == runs.max() else f"{runs.min()}-{runs.max()}"
     # a learning curve bends (each label adds less), so a straight line across a wide step
     # reaches the target late: say so rather than give the rough figure as a measurement
