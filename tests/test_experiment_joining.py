@@ -25,8 +25,9 @@ def _variance(name: str, medians: dict[int, list[float]], cars: int = 58) -> lis
     runs = []
     for size, values in medians.items():
         for i, v in enumerate(values):
-            base = {"experiment": name, "study": "variance", "run": f"variance/{size}/r{i}",
-                    "strategy": "random", "seed": i, "fraction": size / 1000}  # fmt: skip
+            f = size / 1000
+            base = {"experiment": name, "study": "variance", "strategy": "random", "seed": i,
+                    "run": f"variance/f{f:.2f}/r{i:02d}", "fraction": f}  # fmt: skip
             runs.append(frame([
                 {**base, "n_labelled": size, "metric": "map50", "value": v},
                 {**base, "n_labelled": 0, "metric": "pool_objects", "class": "car", "value": cars},
@@ -34,10 +35,11 @@ def _variance(name: str, medians: dict[int, list[float]], cars: int = 58) -> lis
     return runs
 
 
-def _experiment(root, name: str, runs: list[pd.DataFrame], learner=LEARNER) -> None:
+def _experiment(root, name: str, runs: list[pd.DataFrame], learner=LEARNER, **plan) -> None:
     folder = root / "experiments" / name
     folder.mkdir(parents=True)
-    config = {"name": name, "learner": learner, "pool_split": "train", "eval_split": "test"}
+    config = {"name": name, "learner": learner, "pool_split": "train", "eval_split": "test",
+              **plan}  # fmt: skip
     (folder / "experiment.json").write_text(json.dumps(config))
     for run in runs:
         append_run(folder / "results", str(run["run"].iloc[0]), run.to_dict("records"))
@@ -51,7 +53,8 @@ def project(tmp_path):
     campaigns = _family({"a": [0.2, 0.25, 0.3, 0.22, 0.28]}).assign(experiment="main")
     runs = [g for _, g in campaigns.groupby("run")]
     runs += _variance("main", {500: [0.55, 0.6, 0.7, 0.5, 0.65], 1000: [0.9, 0.9, 0.9]})
-    _experiment(tmp_path, "main", runs)
+    plan = {"studies": ["variance"], "variance": {"fractions": [0.5, 1.0], "repeats": 5}}
+    _experiment(tmp_path, "main", runs, **plan)
     other = _family({"b": [0.5] * 5}).assign(experiment="more")
     more = [*_variance("more", {800: [0.8, 0.75, 0.85]}), other.loc[other["strategy"] == "b"]]
     # an ensemble or test-time augmentation is only for campaigns: subsets train one model
@@ -124,3 +127,15 @@ def test_the_report_command_joins_the_named_experiments(project, tmp_path):
     assert "needed about 910" in out.read_text(encoding="utf-8")
     result = CliRunner().invoke(app, [*args, "--more-variance", "nope"])
     assert result.exit_code != 0 and "no experiment 'nope'" in result.output
+
+
+def test_experiment_show_joins_them_too(project):
+    Store.init(project / "p").close()
+    (project / "experiments").rename(project / "p" / "experiments")
+    args = ["experiment", "show", "main", "-p", str(project / "p")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "needed about 925" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, [*args, "--more-variance", "more"])
+    assert result.exit_code == 0, result.output
+    assert "needed about 910" in " ".join(result.output.split())

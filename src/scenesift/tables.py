@@ -410,14 +410,16 @@ def selection_summary(result: Any, spread: Mapping[str, list[tuple[str, int, int
     return _group(*parts)
 
 
-def experiment_finished(out: Path) -> Group:
+def experiment_finished(out: Path, results: Any = None) -> Group:
     """``experiment run``: each study's headline table, what the evaluation could measure,
-    where the results are, and last the verdict, said plainly."""
+    where the results are, and last the verdict, said plainly. ``results``: the table
+    read from ``out`` (default), or that with other experiments' random subsets joined."""
     from scenesift.experiments.results import read_results
     from scenesift.experiments.stats import evaluation_power
     from scenesift.report.summary import experiment_tables
 
-    results = read_results(out)
+    if results is None:
+        results = read_results(out)
     return _group(
         *experiment_tables(results),
         evaluation_power_table(evaluation_power(results)),
@@ -433,9 +435,10 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-def experiment_progress(progress: Any) -> Group:
+def experiment_progress(progress: Any, results: Any = None) -> Group:
     """``experiment show``: runs finished of those planned, then what ``experiment run``
-    prints at its end, for the runs finished so far."""
+    prints at its end, for the runs finished so far (``results``: see
+    ``experiment_finished``)."""
     template = "Experiment {!r}: {} of {} runs finished."
     values: list[Any] = [progress.config.name, progress.done, progress.total]
     if progress.done < progress.total and progress.seconds_left is None:
@@ -446,7 +449,7 @@ def experiment_progress(progress: Any) -> Group:
     head = message(template, *values)
     if not progress.done:
         return _group(head)
-    return _group(head, experiment_finished(progress.results))
+    return _group(head, experiment_finished(progress.results, results))
 
 
 def report_built(results: Any, full_map50: float | None, path: Path) -> Group:

@@ -55,17 +55,34 @@ def experiment_run(
     console.print(tables.experiment_finished(out))
 
 
+MORE_VARIANCE = typer.Option(
+    [],
+    "--more-variance",
+    help="Another experiment whose random subsets (other sizes, same detector and splits) "
+    "join this one's: the violins, and random's labels to 95% in the verdict; repeatable.",
+)
+
+
 @experiment_app.command("show")
 def experiment_show(
-    name: str = typer.Argument(..., help="The experiment to show."), project: Path = PROJECT
+    name: str = typer.Argument(..., help="The experiment to show."),
+    project: Path = PROJECT,
+    more_variance: list[str] = MORE_VARIANCE,
 ) -> None:
     """What an experiment has finished so far: its tables, evaluation power and verdict.
     Runs nothing, so it can watch an experiment another process is running."""
-    from scenesift.experiments.runners import experiment_progress
+    from scenesift.experiments.joining import join_variance
+    from scenesift.experiments.results import read_results
+    from scenesift.experiments.runners import RESULTS_DIR, experiment_progress
 
     Store.open(project).close()
     progress = experiment_progress(project, name)
-    console.print(tables.experiment_progress(progress))
+    results = None
+    if more_variance and progress.done:
+        results = join_variance(
+            project / RESULTS_DIR, read_results(progress.results), more_variance
+        )
+    console.print(tables.experiment_progress(progress, results))
 
 
 @experiment_app.command("remove")
@@ -91,12 +108,7 @@ def report_cmd(
         help="Full-data mAP@0.5 for the 95% target (default: the median of the variance "
         "study's 100% runs).",
     ),
-    more_variance: list[str] = typer.Option(
-        [],
-        "--more-variance",
-        help="Another experiment whose random subsets (other sizes, same detector and "
-        "splits) join the violins and random's labels to 95%; repeatable.",
-    ),
+    more_variance: list[str] = MORE_VARIANCE,
     out: Path | None = typer.Option(None, help="Default: PROJECT/reports/report.html."),
 ) -> None:
     """One self-contained HTML file: learning curves, variance violins, per-class and
