@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from report_fixtures import synthetic_results
-from scenesift.experiments import plots
+from scenesift.experiments import plots, stats
 from scenesift.experiments.results import frame
 
 FIGURES = {
@@ -143,3 +143,25 @@ def test_a_fusions_long_label_is_wrapped_in_legends_and_panel_titles(table, tmp_
     assert len(shown) >= 4  # the legend or a panel title of every figure names it ...
     assert all(len(line) <= 50 for t in shown for line in t.split("\n"))  # ... on short lines
     assert all(t.replace("\n", "").startswith(fusion) for t in shown)  # ... and in full
+
+
+def test_the_violins_show_each_strategys_mean_where_a_budget_is_a_subset_size(
+    table, tmp_path, drawn
+):
+    """The fixture's campaigns run 100-400 labelled frames and its random subsets are of
+    200, 400, 800, 1,200 and 2,000 frames: both strategies' means sit beside the 200- and
+    400-frame violins (the first two, at x = 1 and 2), at the campaigns' mean, and
+    nowhere else."""
+    plots.plot_variance(table, tmp_path / "v.png")
+    (fig,) = drawn
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    diamonds = [line for line in ax.get_lines() if line.get_marker() == "D"]
+    lc = stats.learning_curves(table).set_index(["strategy", "n_labelled"])["mean"]
+    got = sorted((round(float(d.get_xdata()[0])), float(d.get_ydata()[0])) for d in diamonds)
+    want = sorted((n // 200, lc[s, n]) for s in ("random", "least_confidence")
+                  for n in (200, 400))  # fmt: skip
+    assert [x for x, _ in got] == [x for x, _ in want]
+    assert [y for _, y in got] == pytest.approx([y for _, y in want])
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert labels == ["random", "least_confidence"]
+    assert "diamonds: the campaigns' mean" in ax.get_title()

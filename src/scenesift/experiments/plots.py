@@ -12,6 +12,7 @@ other strategies take the tab10 colours in name order; classes likewise.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -228,6 +229,7 @@ def plot_variance(df: pd.DataFrame, path: Path | str, metric: str = "map50") -> 
                 color=color,
                 fontweight="bold",
             )
+    beside = _strategies_beside(ax, df, summary, pos, metric)
     ticks = [
         f"{r['fraction']:.0%}\n{r['n_labelled']:,.0f} frames\n{int(r['n_runs'])} runs"
         for _, r in summary.iterrows()
@@ -241,11 +243,45 @@ def plot_variance(df: pd.DataFrame, path: Path | str, metric: str = "map50") -> 
     ax.set_ylabel("mAP@0.5 on the test split")
     ax.set_title(
         "Same amount of data, different subsets: mAP@0.5 of random training subsets\n"
-        "(violin: distribution; bar: median; red/orange: max/min)",
+        "(violin: distribution; bar: median; red/orange: max/min"
+        + ("; diamonds: the campaigns' mean at that budget)" if beside else ")"),
         fontsize=10,
     )
     ax.grid(axis="y", alpha=0.3)
+    if beside:
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width, height + 0.22 * math.ceil(len(beside) / 2))
+        _bottom_legend(fig, beside, columns=2)
     return _save(fig, path)
+
+
+def _strategies_beside(ax, df: pd.DataFrame, summary: pd.DataFrame, pos, metric: str) -> list:
+    """Each strategy's mean over its seeds where a campaign budget equals a subset size,
+    beside that violin: whether selection beats *every* random subset of the same size,
+    not only random's mean (seed 002's picture). Returns the legend's handles."""
+    from matplotlib.lines import Line2D
+
+    lc = stats.learning_curves(df, metric)
+    lc = lc.loc[lc["mean"].notna()]
+    strategies = _ordered(lc["strategy"].unique())
+    styles = strategy_styles(strategies)
+
+    def marker(s: str) -> dict:  # the baseline hollow: its grey is close to tab10's
+        color = styles[s]["color"]
+        face = "white" if s == stats.BASELINE else color
+        return {"marker": "D", "color": color, "mfc": face, "mec": "black", "mew": 0.4,
+                "ls": "none"}  # fmt: skip
+
+    drawn: set[str] = set()
+    for p, (_, r) in zip(pos, summary.iterrows(), strict=True):
+        at = lc.loc[(lc["n_labelled"] - r["n_labelled"]).abs() < 0.5].set_index("strategy")
+        for i, s in enumerate(strategies):
+            if s in at.index:
+                x = p + 0.3 + 0.15 * i / max(1, len(strategies) - 1)
+                ax.plot(x, at.loc[s, "mean"], ms=4, zorder=5, **marker(s))
+                drawn.add(s)
+    return [Line2D([], [], ms=5, label=wrapped(s, 60), **marker(s)) for s in strategies
+            if s in drawn]  # fmt: skip
 
 
 def plot_learning_curves(

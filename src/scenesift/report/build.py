@@ -196,7 +196,9 @@ def _variance(df: pd.DataFrame | None, figs: _Figures) -> Section:
         "variance", df, figs,
         [("variance", plots.plot_variance, "mAP@0.5 per training-set size",
           "Each dot is one training on its own random subset; the violin is their "
-          "distribution, the black bar the median, red and orange the best and worst subset.")],
+          "distribution, the black bar the median, red and orange the best and worst subset; "
+          "a diamond beside a violin is a strategy's mean over its campaigns at that "
+          "budget (above the whole violin: it beat every random subset of that size).")],
         "The results table has no variance-study rows: run an experiment with the "
         "`variance` study (random subsets per training fraction, many repeats).",
     )  # fmt: skip
