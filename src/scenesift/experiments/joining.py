@@ -10,7 +10,6 @@ both, and refuses what would not be comparable.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,11 +68,9 @@ def join_variance(root: Path, results: pd.DataFrame, others: Sequence[str]) -> p
 
 def _settings(root: Path, name: str) -> dict[str, Any]:
     """What a variance run's mAP depends on besides its subset: the learner and splits."""
-    path = root / name / "experiment.json"
-    if not path.exists():
-        found = sorted(p.parent.name for p in root.glob("*/experiment.json"))
-        raise StoreError(f"no experiment {name!r} (found: {', '.join(found) or 'none'})")
-    stored = json.loads(path.read_text())
+    from scenesift.experiments.runners import stored_experiment
+
+    stored = stored_experiment(root, name)
     return {
         "learner": variance_learner(stored.get("learner", {})),
         "pool_split": stored.get("pool_split"),

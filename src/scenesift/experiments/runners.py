@@ -163,19 +163,26 @@ def _seconds_left(results, todo: list[RunSpec]) -> float | None:
     return left
 
 
+def stored_experiment(root: Path, name: str, where: Path | None = None) -> dict[str, Any]:
+    """Experiment ``name``'s stored settings (``root/name/experiment.json``); a
+    ``StoreError`` listing the experiments ``root`` has (said to be ``in where``, when
+    given) when there is none."""
+    import json
+
+    path = Path(root) / name / "experiment.json"
+    if not path.exists():
+        found = sorted(p.parent.name for p in Path(root).glob("*/experiment.json"))
+        place = f" in {where}" if where is not None else ""
+        raise StoreError(f"no experiment {name!r}{place} (found: {', '.join(found) or 'none'})")
+    return json.loads(path.read_text())
+
+
 def experiment_progress(project: Path, name: str) -> Progress:
     """An experiment's finished runs against its stored plan, read without running or
     locking anything (so it can watch one that is running)."""
-    import json
 
-    root = Path(project) / RESULTS_DIR
-    path = root / name / "experiment.json"
-    if not path.exists():
-        found = sorted(p.parent.name for p in root.glob("*/experiment.json"))
-        raise StoreError(
-            f"no experiment {name!r} in {project} (found: {', '.join(found) or 'none'})"
-        )
-    config = ExperimentConfig.from_dict(json.loads(path.read_text()))
+    stored = stored_experiment(Path(project) / RESULTS_DIR, name, where=project)
+    config = ExperimentConfig.from_dict(stored)
     out = results_dir(project, config)
     planned = plan(config)
     done = finished_runs(out)
