@@ -139,3 +139,18 @@ def test_experiment_show_joins_them_too(project):
     result = CliRunner().invoke(app, [*args, "--more-variance", "more"])
     assert result.exit_code == 0, result.output
     assert "needed about 910" in " ".join(result.output.split())
+
+
+def test_experiment_show_names_a_wrong_join_before_any_run_has_finished(project):
+    """While an experiment is still running there is nothing to join yet, but a mistyped
+    or incomparable experiment is refused then rather than once results exist."""
+    plan = {"studies": ["variance"], "variance": {"fractions": [0.5], "repeats": 2}}
+    _experiment(project, "running", [], **plan)
+    Store.init(project / "p").close()
+    (project / "experiments").rename(project / "p" / "experiments")
+    args = ["experiment", "show", "running", "-p", str(project / "p")]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    result = CliRunner().invoke(app, [*args, "--more-variance", "nope"])
+    assert result.exit_code != 0 and "no experiment 'nope'" in result.output
+    result = CliRunner().invoke(app, [*args, "--more-variance", "more"])  # ensemble of 5 alone
+    assert result.exit_code == 0, result.output

@@ -71,14 +71,16 @@ def experiment_show(
 ) -> None:
     """What an experiment has finished so far: its tables, evaluation power and verdict.
     Runs nothing, so it can watch an experiment another process is running."""
-    from scenesift.experiments.joining import join_variance
+    from scenesift.experiments.joining import check_settings, join_variance
     from scenesift.experiments.results import read_results
     from scenesift.experiments.runners import RESULTS_DIR, experiment_progress
 
     Store.open(project).close()
     progress = experiment_progress(project, name)
     results = None
-    if more_variance and progress.done:
+    if more_variance and not progress.done:
+        check_settings(project / RESULTS_DIR, name, more_variance)
+    elif more_variance:
         results = join_variance(
             project / RESULTS_DIR, read_results(progress.results), more_variance
         )

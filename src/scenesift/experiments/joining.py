@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from scenesift.errors import StoreError
-from scenesift.experiments.results import read_results
+from scenesift.experiments.results import ALL, read_results
 from scenesift.experiments.stats import EVAL_FRAMES, EVAL_OBJECTS, POOL_FRAMES, POOL_OBJECTS
 from scenesift.experiments.studies import variance_learner
 
@@ -37,22 +37,13 @@ def join_variance(root: Path, results: pd.DataFrame, others: Sequence[str]) -> p
         raise StoreError("no results to join variance runs to")
     root = Path(root)
     name = str(results["experiment"].iloc[0])
-    ours = _settings(root, name)
-    out = [results]
+    check_settings(root, name, others)
+    joined = results
     for other in others:
-        theirs = _settings(root, other)
-        for field in ours.keys() | theirs.keys():
-            if ours.get(field) != theirs.get(field):
-                raise StoreError(
-                    f"experiment {other!r} trained its random subsets with other settings than "
-                    f"{name!r} ({field}: {theirs.get(field)!r} there, {ours.get(field)!r} "
-                    "here): their mAPs do not compare"
-                )
         extra = read_results(root / other / "results")
         extra = extra.loc[extra["study"] == "variance"]
         if extra.empty:
             raise StoreError(f"experiment {other!r} has no finished variance runs to join")
-        joined = pd.concat(out, ignore_index=True)
         _same_truth(joined, extra, name, other)
         have = joined.loc[joined["study"] == "variance", "n_labelled"]
         shared = sorted(set(have[have > 0]) & set(extra.loc[extra["n_labelled"] > 0, "n_labelled"]))
@@ -62,8 +53,25 @@ def join_variance(root: Path, results: pd.DataFrame, others: Sequence[str]) -> p
                 f"frames, which {name!r} (or an experiment joined before it) has too: the same "
                 "seed and size draw the same subset, so join only other sizes"
             )
-        out.append(extra)
-    return pd.concat(out, ignore_index=True)
+        joined = pd.concat([joined, extra], ignore_index=True)
+    return joined
+
+
+def check_settings(root: Path, name: str, others: Sequence[str]) -> None:
+    """Refuse, before anything is read, an experiment in ``others`` that does not exist or
+    trained its random subsets with another detector or on other splits than ``name``.
+    ``experiment show`` calls it while ``name`` is still running, so a mistyped or
+    incomparable experiment is named then, not only once results exist."""
+    ours = _settings(root, name)
+    for other in others:
+        theirs = _settings(root, other)
+        for field in ours.keys() | theirs.keys():
+            if ours.get(field) != theirs.get(field):
+                raise StoreError(
+                    f"experiment {other!r} trained its random subsets with other settings than "
+                    f"{name!r} ({field}: {theirs.get(field)!r} there, {ours.get(field)!r} "
+                    "here): their mAPs do not compare"
+                )
 
 
 def _settings(root: Path, name: str) -> dict[str, Any]:
@@ -93,7 +101,7 @@ def _same_truth(ours: pd.DataFrame, theirs: pd.DataFrame, name: str, other: str)
     differs = a.index.symmetric_difference(b.index).tolist() or [k for k in a.index if a[k] != b[k]]
     if differs:
         metric, cls, situation = differs[0]
-        what = cls if cls != "all" else situation
+        what = cls if cls != ALL else situation
         raise StoreError(
             f"experiment {other!r} counted other truth than {name!r} ({metric} {what}: "
             f"{b.get(differs[0], 'none')} there, {a.get(differs[0], 'none')} here): its "
